@@ -1,0 +1,212 @@
+//! Credentials and password checks (`protocol.md` §8).
+//!
+//! Secrets are zeroized when dropped and compared in constant time.
+
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Length of the username and password fields of a login body.
+pub const FIELD_LEN: usize = 16;
+/// Length of a `POST /1024//0` login body: username[16] then password[16].
+pub const LOGIN_BODY_LEN: usize = 2 * FIELD_LEN;
+/// Salt of the client's password hash.
+pub const PASSWORD_HASH_SALT: &[u8] = b"n0 salt in 1oTi2e";
+/// PBKDF2 iterations of the client's password hash.
+pub const PASSWORD_HASH_ITERATIONS: u32 = 4096;
+/// Length of a SCRAM password record: `storedKey(16) | serverKey(16) | salt(4)`.
+pub const SCRAM_RECORD_LEN: usize = 36;
+
+/// A 16-byte secret (plain password field or password hash), wiped on drop.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct Secret16(pub [u8; FIELD_LEN]);
+
+impl core::fmt::Debug for Secret16 {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Secret16(..)")
+    }
+}
+
+/// What a profile's password was stored as: the form the client wrote it in
+/// (spec decision 5: the body of `POST /1025/{id}/2` follows the options in force).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum Credential {
+    /// No password: login is impossible (the anonymous profile).
+    #[default]
+    None,
+    /// An ASCII password, zero-padded to 16 bytes.
+    Plain(Secret16),
+    /// The 16-byte PBKDF2-HMAC-SHA1 hash of the password ([`hash_password`]).
+    Hashed(Secret16),
+    /// The SCRAM record `storedKey | serverKey | salt` (§8.3), for encrypted sessions.
+    Scram(ScramRecord),
+}
+
+impl core::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Credential::None => "None",
+            Credential::Plain(_) => "Plain(..)",
+            Credential::Hashed(_) => "Hashed(..)",
+            Credential::Scram(_) => "Scram(..)",
+        })
+    }
+}
+
+/// The 36-byte SCRAM password record, wiped on drop.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct ScramRecord {
+    /// `PBKDF2-HMAC-SHA256(saltedPassword, "ClientKey", 2)[0..16]`.
+    pub stored_key: [u8; 16],
+    /// `PBKDF2-HMAC-SHA256(saltedPassword, "ServerKey", 2)[0..16]`.
+    pub server_key: [u8; 16],
+    /// The salt the client picked.
+    pub salt: [u8; 4],
+}
+
+impl ScramRecord {
+    /// Decodes the 36-byte record of `POST /1025/{id}/2` under SCRAM.
+    pub fn from_bytes(bytes: &[u8]) -> Option<ScramRecord> {
+        if bytes.len() != SCRAM_RECORD_LEN {
+            return None;
+        }
+        let mut record = ScramRecord {
+            stored_key: [0; 16],
+            server_key: [0; 16],
+            salt: [0; 4],
+        };
+        record.stored_key.copy_from_slice(&bytes[..16]);
+        record.server_key.copy_from_slice(&bytes[16..32]);
+        record.salt.copy_from_slice(&bytes[32..]);
+        Some(record)
+    }
+}
+
+impl Credential {
+    /// A plain password (truncated to 16 bytes like the client's field).
+    pub fn plain(password: &[u8]) -> Credential {
+        Credential::Plain(Secret16(pad_field(password)))
+    }
+}
+
+/// Zero-pads or truncates `text` to a 16-byte field, as the client encodes login fields.
+pub fn pad_field(text: &[u8]) -> [u8; FIELD_LEN] {
+    let mut field = [0u8; FIELD_LEN];
+    let n = text.len().min(FIELD_LEN);
+    field[..n].copy_from_slice(&text[..n]);
+    field
+}
+
+/// The text of a zero-padded field: up to the first zero byte.
+pub fn field_text(field: &[u8]) -> &[u8] {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    &field[..end]
+}
+
+/// The client's password hash: `PBKDF2-HMAC-SHA1(password, "n0 salt in 1oTi2e",
+/// 4096)[0..16]` (§8.1).
+pub fn hash_password(password: &[u8]) -> Secret16 {
+    let mut out = Secret16([0; FIELD_LEN]);
+    pbkdf2::pbkdf2_hmac::<sha1::Sha1>(
+        password,
+        PASSWORD_HASH_SALT,
+        PASSWORD_HASH_ITERATIONS,
+        &mut out.0,
+    );
+    out
+}
+
+/// Constant-time equality of two byte strings of the same length.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// A decoded login body.
+pub struct LoginBody<'a> {
+    /// The username, without its zero padding.
+    pub username: &'a [u8],
+    /// The password field: ASCII zero-padded, or the 16-byte hash.
+    pub password: &'a [u8; FIELD_LEN],
+}
+
+impl<'a> LoginBody<'a> {
+    /// Splits a 32-byte login body; `None` for any other length.
+    pub fn parse(body: &'a [u8]) -> Option<LoginBody<'a>> {
+        let body: &[u8; LOGIN_BODY_LEN] = body.try_into().ok()?;
+        let (user, password) = body.split_at(FIELD_LEN);
+        Some(LoginBody {
+            username: field_text(user),
+            password: password.try_into().ok()?,
+        })
+    }
+}
+
+/// Checks a login password field against a stored credential. `field_is_hash` is true
+/// when the `hashPassword` security option is on (the client then sends the hash).
+///
+/// The comparison is constant-time over the 16-byte value; a hash is derived whenever
+/// the forms differ, so the cost does not depend on whether the password is right.
+pub fn verify(stored: &Credential, field: &[u8; FIELD_LEN], field_is_hash: bool) -> bool {
+    match (stored, field_is_hash) {
+        (Credential::Plain(stored), false) => ct_eq(&stored.0, field),
+        (Credential::Hashed(stored), true) => ct_eq(&stored.0, field),
+        (Credential::Hashed(stored), false) => {
+            ct_eq(&stored.0, &hash_password(field_text(field)).0)
+        }
+        (Credential::Plain(stored), true) => {
+            ct_eq(&hash_password(field_text(&stored.0)).0, field)
+        }
+        // A SCRAM record cannot check a plain login without the iteration count and a
+        // full SCRAM derivation; such profiles log in through SCRAM.
+        (Credential::Scram(_), _) | (Credential::None, _) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::hex;
+
+    #[test]
+    fn password_hash_matches_the_client() {
+        // vectors.txt §B.6
+        assert_eq!(&hash_password(b"admin").0[..], &hex("0155affc023aff6882f56a4e0d9c5466")[..]);
+        assert_eq!(&hash_password(b"").0[..], &hex("8dd54e7e5369257ffa3ce0b832e9b9c4")[..]);
+        assert_eq!(&hash_password(b"secret1").0[..], &hex("b9aacde3224917f85fd5f825b47eaf74")[..]);
+    }
+
+    #[test]
+    fn login_body_splits_like_the_vectors() {
+        let body = hex("61646d696e000000000000000000000061646d696e0000000000000000000000");
+        let login = LoginBody::parse(&body).unwrap();
+        assert_eq!(login.username, b"admin");
+        assert_eq!(field_text(login.password), b"admin");
+        assert!(LoginBody::parse(&body[..31]).is_none());
+    }
+
+    #[test]
+    fn verify_accepts_every_matching_form() {
+        let plain = Credential::plain(b"admin");
+        let hashed = Credential::Hashed(hash_password(b"admin"));
+        let field_plain = pad_field(b"admin");
+        let field_hash = hash_password(b"admin").0;
+        assert!(verify(&plain, &field_plain, false));
+        assert!(verify(&plain, &field_hash, true));
+        assert!(verify(&hashed, &field_plain, false));
+        assert!(verify(&hashed, &field_hash, true));
+        let wrong = pad_field(b"wrong");
+        assert!(!verify(&plain, &wrong, false));
+        assert!(!verify(&hashed, &wrong, false));
+        assert!(!verify(&hashed, &hash_password(b"wrong").0, true));
+        assert!(!verify(&Credential::None, &pad_field(b""), false));
+    }
+
+    #[test]
+    fn scram_record_splits_like_the_vector() {
+        // vectors.txt §B.7 createScramPasswordKey
+        let bytes = hex("76f1fcd0e4af69633612304ff45d2ad34cdd977c33381fc808277ca2b45e22fea1b2c3d4");
+        let record = ScramRecord::from_bytes(&bytes).unwrap();
+        assert_eq!(record.salt, [0xa1, 0xb2, 0xc3, 0xd4]);
+        assert_eq!(record.server_key[0], 0x4c);
+        assert!(ScramRecord::from_bytes(&bytes[..35]).is_none());
+    }
+}

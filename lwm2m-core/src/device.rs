@@ -1,0 +1,175 @@
+//! The sans-IO device engine: takes a request APDU and the time, returns the response
+//! APDU and the next deadline. It never blocks, allocates or panics.
+
+use crate::config::Config;
+use crate::dispatch::dispatch;
+use crate::object::{Context, Effect, FrameLimits, ObjectSet};
+use crate::session::{Channel, ChannelId, LoginGuard, Session};
+use crate::time::Instant;
+use crate::wire::{
+    is_nfc_select, Request, Response, ResultCode, APDU_HEADER_LEN, STATUS_WORD_OK,
+};
+
+/// What [`Device::handle`] produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Outcome {
+    /// Length of the response written at the start of the output buffer (0 only when
+    /// the buffer cannot hold any response).
+    pub len: usize,
+    /// When to call [`Device::poll`] at the latest, `None` if nothing is pending.
+    pub next_deadline: Option<Instant>,
+    /// Something to do once the response has been sent.
+    pub effect: Option<Effect>,
+}
+
+/// An lwM2M device: objects, configuration image and session.
+pub struct Device<O> {
+    objects: O,
+    config: Config,
+    factory: fn() -> Config,
+    session: Session,
+    guard: LoginGuard,
+    limits: FrameLimits,
+}
+
+impl<O: ObjectSet> Device<O> {
+    /// A device serving `objects` with the configuration `config` (loaded from flash, or
+    /// `factory()` on first boot). `factory` is what a factory reset restores. `limits`
+    /// must describe the buffers the port passes to [`Device::handle`].
+    pub fn new(objects: O, config: Config, factory: fn() -> Config, limits: FrameLimits) -> Self {
+        Device {
+            objects,
+            config,
+            factory,
+            session: Session::default(),
+            guard: LoginGuard::default(),
+            limits,
+        }
+    }
+
+    /// Handles one request APDU from `channel` received at `now`, writing the response
+    /// APDU into `out`.
+    pub fn handle(&mut self, channel: Channel, request: &[u8], now: Instant, out: &mut [u8]) -> Outcome {
+        self.expire(now);
+        let mut effect = None;
+        let len = self.respond(channel, request, now, out, &mut effect);
+        if effect == Some(Effect::FactoryReset) {
+            self.config = (self.factory)();
+            self.session.end();
+        }
+        Outcome {
+            len,
+            next_deadline: self.next_deadline(),
+            effect,
+        }
+    }
+
+    fn respond(
+        &mut self,
+        channel: Channel,
+        request: &[u8],
+        now: Instant,
+        out: &mut [u8],
+        effect: &mut Option<Effect>,
+    ) -> usize {
+        if is_nfc_select(request) {
+            // The only bare status word the device sends (spec decision 3).
+            return match out.get_mut(..2) {
+                Some(sw) => {
+                    sw.copy_from_slice(&STATUS_WORD_OK);
+                    2
+                }
+                None => 0,
+            };
+        }
+        let max_response = usize::from(self.limits.max_response).min(out.len());
+        let Some(mut response) = Response::new(&mut out[..max_response]) else {
+            return 0;
+        };
+        let parsed = Request::parse_apdu(request);
+        let request = match parsed {
+            Ok(_) if request.len() - APDU_HEADER_LEN > usize::from(self.limits.max_request) => {
+                return response.status(ResultCode::BadRequest)
+            }
+            Ok(request) => request,
+            Err(err) => {
+                warn!("malformed request: {}", err);
+                return response.status(err.result_code());
+            }
+        };
+        if let Err(code) = self.session.admit(channel, now) {
+            return response.status(code);
+        }
+        let mut ctx = Context {
+            now,
+            channel,
+            session: &mut self.session,
+            guard: &mut self.guard,
+            config: &mut self.config,
+            effect,
+            limits: self.limits,
+        };
+        let mut body = response.body();
+        let status = dispatch(&mut self.objects, &mut ctx, &request, &mut body, false);
+        let data_len = body.len();
+        debug!("{:?} {} -> {}", request.method, request.path, status);
+        response.finish(status, data_len)
+    }
+
+    /// Ends what timed out by `now` and returns the next deadline. Call it at the
+    /// deadline returned last, or sooner.
+    pub fn poll(&mut self, now: Instant) -> Option<Instant> {
+        self.expire(now);
+        self.next_deadline()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        if self.session.expire(&self.config, now) {
+            info!("session idle timeout");
+        }
+        // Clears an elapsed lock-out.
+        let _ = self.guard.check(now);
+    }
+
+    /// The earliest time something times out, `None` if nothing is pending.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match (self.session.deadline(&self.config), self.guard.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The link of `channel` closed: if it owned the session, the session ends.
+    pub fn channel_closed(&mut self, channel: ChannelId) {
+        if self.session.owner().is_some_and(|owner| owner.id == channel) {
+            info!("session owner disconnected");
+            self.session.end();
+        }
+    }
+
+    /// The configuration image.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The objects.
+    pub fn objects(&self) -> &O {
+        &self.objects
+    }
+
+    /// The objects, mutably (e.g. to update a value the hardware measured).
+    pub fn objects_mut(&mut self) -> &mut O {
+        &mut self.objects
+    }
+
+    /// The session.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The frame sizes of this device.
+    pub fn limits(&self) -> FrameLimits {
+        self.limits
+    }
+}

@@ -1,0 +1,103 @@
+//! Dispatch layer: routes one Tap request through the resource table and the access
+//! check to its object, and runs multi-requests (`/1024//89`, spec decision 8).
+
+use crate::acl;
+use crate::object::{find_resource, Context, InstanceRule, ObjectSet};
+use crate::wire::multi::{emit_response_item_len, MultiRequest};
+use crate::wire::{Body, Request, ResultCode};
+
+/// Object id of the interface object, which hosts the multi-request resource.
+pub const INTERFACE_OBJECT: u16 = 1024;
+/// Resource id of the multi-request.
+pub const MULTI_REQUEST_RESOURCE: u16 = 89;
+
+/// Bytes before the data of a multi-request response item: `len u16 | status u8`.
+const ITEM_HEADER_LEN: usize = 3;
+
+/// Executes `request` for the subject of `ctx`, writing response data into `body`.
+/// `nested` is true inside a multi-request, where another multi-request is refused.
+pub fn dispatch<O: ObjectSet + ?Sized>(
+    objects: &mut O,
+    ctx: &mut Context<'_>,
+    request: &Request<'_>,
+    body: &mut Body<'_>,
+    nested: bool,
+) -> ResultCode {
+    let path = request.path;
+    let def = {
+        let Some(object) = objects.find(path.object) else {
+            return ResultCode::NotFound;
+        };
+        let Some(def) = find_resource(object.resources(), path.resource, path.instance) else {
+            return ResultCode::NotFound;
+        };
+        if def.instance == InstanceRule::Existing && !object.instance_exists(ctx, path.instance)
+        {
+            return ResultCode::NotFound;
+        }
+        *def
+    };
+    let access = def.access(request.method);
+    if access == acl::Access::Never {
+        return ResultCode::MethodNotAllowed;
+    }
+    if let Err(code) = acl::check(access, ctx.subject(), path.instance) {
+        return code;
+    }
+    if !def.implemented {
+        return ResultCode::NotImplemented;
+    }
+    if path.object == INTERFACE_OBJECT && path.resource == MULTI_REQUEST_RESOURCE {
+        if nested {
+            return ResultCode::BadRequest;
+        }
+        return run_multi(objects, ctx, request.payload, body);
+    }
+    match objects.find(path.object) {
+        Some(object) => match object.handle(ctx, request, body) {
+            Ok(code) | Err(code) => code,
+        },
+        None => ResultCode::NotFound,
+    }
+}
+
+/// Runs every item of a multi-request body in order; the body is checked for framing
+/// before anything runs.
+fn run_multi<O: ObjectSet + ?Sized>(
+    objects: &mut O,
+    ctx: &mut Context<'_>,
+    payload: &[u8],
+    body: &mut Body<'_>,
+) -> ResultCode {
+    let multi = match MultiRequest::parse(payload) {
+        Ok(multi) => multi,
+        Err(err) => return err.result_code(),
+    };
+    for item in multi.items() {
+        let spare = body.spare();
+        let Some((header, data)) = spare.split_at_mut_checked(ITEM_HEADER_LEN) else {
+            return ResultCode::InternalServerError;
+        };
+        let mut item_body = Body::new(data);
+        let status = match Request::parse_frame(item.frame) {
+            Ok(inner) => dispatch(objects, ctx, &inner, &mut item_body, true),
+            Err(err) => err.result_code(),
+        };
+        let data_len = if status.is_success() {
+            item_body.len()
+        } else {
+            0
+        };
+        header[2] = status.as_u8();
+        let Ok(item_len) = emit_response_item_len(header, 1 + data_len) else {
+            return ResultCode::InternalServerError;
+        };
+        if body.advance(item_len).is_err() {
+            return ResultCode::InternalServerError;
+        }
+        if item.stops_after(status.as_u8()) {
+            break;
+        }
+    }
+    ResultCode::Ok
+}

@@ -1,0 +1,288 @@
+//! The object interface: what `lwm2m-objects` implements and the dispatcher calls.
+//!
+//! Each object declares its resources once, as a table of [`ResourceDef`]: resource id,
+//! instance rule, and the [`Access`] of each method. Dispatch, the access check and the
+//! documentation all read the same table.
+
+use crate::acl::{Access, Subject};
+use crate::config::Config;
+use crate::session::{Channel, LoginGuard, Session};
+use crate::time::{Duration, Instant};
+use crate::wire::{Body, Method, Request, ResultCode, ABSENT};
+
+/// Which instance ids a resource entry answers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum InstanceRule {
+    /// A single-instance object: no instance (0xFFFF) or instance 0.
+    Single,
+    /// Only the form without instance (`/1029//4`).
+    Absent,
+    /// An instance that must exist ([`Object::instance_exists`]); 0xFFFF is a valid id
+    /// here (the admin profile is `/1025/65535`).
+    Existing,
+    /// Any instance id, existing or not (create).
+    Any,
+}
+
+/// One entry of an object's resource table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ResourceDef {
+    /// Resource id.
+    pub id: u16,
+    /// Instance ids this entry answers to.
+    pub instance: InstanceRule,
+    /// Access of GET.
+    pub get: Access,
+    /// Access of PUT.
+    pub put: Access,
+    /// Access of POST.
+    pub post: Access,
+    /// Access of DELETE.
+    pub delete: Access,
+    /// `false` for resources the client knows that this build does not provide: they
+    /// answer `A1` once the access check passed.
+    pub implemented: bool,
+}
+
+impl ResourceDef {
+    const fn with(id: u16, instance: InstanceRule) -> ResourceDef {
+        ResourceDef {
+            id,
+            instance,
+            get: Access::Never,
+            put: Access::Never,
+            post: Access::Never,
+            delete: Access::Never,
+            implemented: true,
+        }
+    }
+
+    /// A resource of a single-instance object.
+    pub const fn single(id: u16) -> ResourceDef {
+        ResourceDef::with(id, InstanceRule::Single)
+    }
+
+    /// A resource addressed without instance only.
+    pub const fn absent(id: u16) -> ResourceDef {
+        ResourceDef::with(id, InstanceRule::Absent)
+    }
+
+    /// A resource of an existing instance.
+    pub const fn existing(id: u16) -> ResourceDef {
+        ResourceDef::with(id, InstanceRule::Existing)
+    }
+
+    /// A resource of any instance id (create).
+    pub const fn any(id: u16) -> ResourceDef {
+        ResourceDef::with(id, InstanceRule::Any)
+    }
+
+    /// Sets the access of GET.
+    pub const fn get(mut self, access: Access) -> ResourceDef {
+        self.get = access;
+        self
+    }
+
+    /// Sets the access of PUT.
+    pub const fn put(mut self, access: Access) -> ResourceDef {
+        self.put = access;
+        self
+    }
+
+    /// Sets the access of POST.
+    pub const fn post(mut self, access: Access) -> ResourceDef {
+        self.post = access;
+        self
+    }
+
+    /// Sets the access of DELETE.
+    pub const fn delete(mut self, access: Access) -> ResourceDef {
+        self.delete = access;
+        self
+    }
+
+    /// Marks the resource as known but not provided by this build (`A1`).
+    pub const fn not_implemented(mut self) -> ResourceDef {
+        self.implemented = false;
+        self
+    }
+
+    /// The access of `method`.
+    pub const fn access(&self, method: Method) -> Access {
+        match method {
+            Method::Get => self.get,
+            Method::Put => self.put,
+            Method::Post => self.post,
+            Method::Delete => self.delete,
+        }
+    }
+
+    /// Whether this entry answers to `resource` on `instance`.
+    pub const fn matches(&self, resource: u16, instance: u16) -> bool {
+        self.id == resource
+            && match self.instance {
+                InstanceRule::Single => instance == ABSENT || instance == 0,
+                InstanceRule::Absent => instance == ABSENT,
+                InstanceRule::Existing | InstanceRule::Any => true,
+            }
+    }
+}
+
+/// Finds the entry of `table` for `resource` on `instance` (first match wins).
+pub fn find_resource(table: &[ResourceDef], resource: u16, instance: u16) -> Option<&ResourceDef> {
+    table.iter().find(|def| def.matches(resource, instance))
+}
+
+/// Something the port must do after sending the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Effect {
+    /// Restart the device (`POST /3//4`).
+    Reboot,
+    /// The configuration was reset to the factory default (`POST /3//5`); the port
+    /// should persist it and restart.
+    FactoryReset,
+}
+
+/// Sizes of the frames the device accepts and produces (`/1024//88`, spec decision 10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FrameLimits {
+    /// Largest Tap request frame (method byte through payload; APDU header excluded).
+    pub max_request: u16,
+    /// Largest response (status byte through `90 00`).
+    pub max_response: u16,
+}
+
+/// What an object sees of the device while it handles one request.
+pub struct Context<'a> {
+    pub(crate) now: Instant,
+    pub(crate) channel: Channel,
+    pub(crate) session: &'a mut Session,
+    pub(crate) guard: &'a mut LoginGuard,
+    pub(crate) config: &'a mut Config,
+    pub(crate) effect: &'a mut Option<Effect>,
+    pub(crate) limits: FrameLimits,
+}
+
+impl Context<'_> {
+    /// The time of the request.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The channel the request came from.
+    pub fn channel(&self) -> Channel {
+        self.channel
+    }
+
+    /// On whose behalf the request runs (re-read after a login inside a multi-request).
+    pub fn subject(&self) -> Subject {
+        Subject::new(self.config, self.session.user())
+    }
+
+    /// The configuration image.
+    pub fn config(&self) -> &Config {
+        self.config
+    }
+
+    /// The configuration image, for writes (already authorised by the access check).
+    pub fn config_mut(&mut self) -> &mut Config {
+        self.config
+    }
+
+    /// The device's frame sizes.
+    pub fn limits(&self) -> FrameLimits {
+        self.limits
+    }
+
+    /// Logs in with a `POST /1024//0` body.
+    pub fn login(&mut self, body: &[u8]) -> Result<(), ResultCode> {
+        self.session.login(self.config, self.guard, body, self.now)
+    }
+
+    /// Logs out and ends the session.
+    pub fn logout(&mut self) {
+        self.session.logout();
+    }
+
+    /// How long the session may stay idle, `None` if forever.
+    pub fn idle_limit(&self) -> Option<Duration> {
+        self.session.idle_limit(self.config)
+    }
+
+    /// Asks the port to do something once the response is sent.
+    pub fn request_effect(&mut self, effect: Effect) {
+        *self.effect = Some(effect);
+    }
+}
+
+/// The result of a handler: a success code with data in the body, or an error code
+/// (any data written is discarded).
+pub type HandlerResult = Result<ResultCode, ResultCode>;
+
+/// An lwM2M object.
+pub trait Object {
+    /// Object id (3, 1024, ...).
+    fn id(&self) -> u16;
+
+    /// The resource table.
+    fn resources(&self) -> &'static [ResourceDef];
+
+    /// Whether `instance` exists (asked for [`InstanceRule::Existing`] entries).
+    fn instance_exists(&self, _ctx: &Context<'_>, _instance: u16) -> bool {
+        true
+    }
+
+    /// Handles a request that passed the table lookup and the access check.
+    fn handle(
+        &mut self,
+        ctx: &mut Context<'_>,
+        request: &Request<'_>,
+        body: &mut Body<'_>,
+    ) -> HandlerResult;
+}
+
+/// The set of objects of a device, searched by id. Implemented for tuples of objects
+/// (up to 12) and for slices of `&mut dyn Object`.
+pub trait ObjectSet {
+    /// The object with this id.
+    fn find(&mut self, id: u16) -> Option<&mut dyn Object>;
+}
+
+impl ObjectSet for [&mut dyn Object] {
+    fn find(&mut self, id: u16) -> Option<&mut dyn Object> {
+        self.iter_mut()
+            .find(|o| o.id() == id)
+            .map(|o| &mut **o as &mut dyn Object)
+    }
+}
+
+macro_rules! tuple_object_set {
+    ($($name:ident : $index:tt),+) => {
+        impl<$($name: Object),+> ObjectSet for ($($name,)+) {
+            fn find(&mut self, id: u16) -> Option<&mut dyn Object> {
+                $(if self.$index.id() == id {
+                    return Some(&mut self.$index);
+                })+
+                None
+            }
+        }
+    };
+}
+
+tuple_object_set!(A: 0);
+tuple_object_set!(A: 0, B: 1);
+tuple_object_set!(A: 0, B: 1, C: 2);
+tuple_object_set!(A: 0, B: 1, C: 2, D: 3);
+tuple_object_set!(A: 0, B: 1, C: 2, D: 3, E: 4);
+tuple_object_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5);
+tuple_object_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6);
+tuple_object_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6, H: 7);
+tuple_object_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6, H: 7, I: 8);
+tuple_object_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6, H: 7, I: 8, J: 9);
+tuple_object_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6, H: 7, I: 8, J: 9, K: 10);
+tuple_object_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6, H: 7, I: 8, J: 9, K: 10, L: 11);

@@ -1,0 +1,92 @@
+//! Wire layer: byte-exact codecs, no state.
+//!
+//! Checked parsing in the smoltcp manner: every parser validates all lengths once and
+//! returns a plain representation, or a [`WireError`] whose kind maps to a result code.
+
+mod apdu;
+pub mod multi;
+mod response;
+mod result_code;
+pub mod tlv;
+
+pub use apdu::{
+    is_nfc_select, Method, Path, Request, ABSENT, APDU_HEADER_LEN, CLA, FRAME_HEADER_LEN,
+    INS_GET, INS_PUT_POST, NFC_SELECT,
+};
+pub use response::{Body, Response, BodyFull, MIN_RESPONSE_LEN, STATUS_WORD_OK};
+pub use result_code::ResultCode;
+
+/// Why some bytes could not be decoded or encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct WireError {
+    kind: WireErrorKind,
+}
+
+/// The kind of a [`WireError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum WireErrorKind {
+    /// The input ends before a complete header or field.
+    Truncated,
+    /// The APDU class byte is not `A2`.
+    BadClass,
+    /// The APDU instruction is neither `CA` nor `DA`.
+    BadInstruction,
+    /// P1 or P2 is not zero.
+    BadParameters,
+    /// `Lc` does not match the length of the frame.
+    LengthMismatch,
+    /// The method byte is not GET, POST, PUT or DELETE.
+    UnknownMethod,
+    /// A length field claims more bytes than present, or bytes are left over.
+    BadLength,
+    /// The output buffer is too small.
+    BufferTooSmall,
+}
+
+impl WireError {
+    /// An error of the given kind.
+    pub const fn new(kind: WireErrorKind) -> WireError {
+        WireError { kind }
+    }
+
+    /// What went wrong.
+    pub const fn kind(&self) -> WireErrorKind {
+        self.kind
+    }
+
+    /// The result code a device answers for this error.
+    pub const fn result_code(&self) -> ResultCode {
+        match self.kind {
+            WireErrorKind::BufferTooSmall => ResultCode::InternalServerError,
+            _ => ResultCode::BadRequest,
+        }
+    }
+}
+
+impl core::fmt::Display for WireError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let what = match self.kind {
+            WireErrorKind::Truncated => "truncated input",
+            WireErrorKind::BadClass => "APDU class is not A2",
+            WireErrorKind::BadInstruction => "APDU instruction is neither CA nor DA",
+            WireErrorKind::BadParameters => "APDU P1/P2 are not zero",
+            WireErrorKind::LengthMismatch => "Lc does not match the frame length",
+            WireErrorKind::UnknownMethod => "unknown method byte",
+            WireErrorKind::BadLength => "length field inconsistent with the data",
+            WireErrorKind::BufferTooSmall => "output buffer too small",
+        };
+        f.write_str(what)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for WireError {}
+
+impl From<WireError> for ResultCode {
+    fn from(err: WireError) -> ResultCode {
+        err.result_code()
+    }
+}
