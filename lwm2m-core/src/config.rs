@@ -100,14 +100,18 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The embedded default: anonymous and admin (password `admin`), plain passwords,
-    /// 60 s inactivity period.
+    /// The embedded default: anonymous, admin (password `admin`) and supervisor
+    /// (password `supervisor`, which the client's configurator expects to exist),
+    /// plain passwords, 60 s inactivity period.
     fn default() -> Config {
         let mut profiles = Vec::new();
         let defaults = [
             Profile::new(ANONYMOUS, b"anonymous"),
             Profile::new(ADMIN, b"admin")
                 .with_credential(Credential::plain(b"admin"))
+                .with_lifetime(3600),
+            Profile::new(SUPERVISOR, b"supervisor")
+                .with_credential(Credential::plain(b"supervisor"))
                 .with_lifetime(3600),
         ];
         for profile in defaults {

@@ -1,0 +1,66 @@
+//! Body decoders shared by the objects: strict about sizes, liberal about the widths the
+//! client writes (spec decision 12).
+
+use lwm2m_core::wire::ResultCode;
+
+/// Decodes a big-endian unsigned integer whose width is one of `widths` (bytes);
+/// any other body length is `86`.
+pub fn uint(payload: &[u8], widths: &[usize]) -> Result<u32, ResultCode> {
+    if payload.len() > 4 || !widths.contains(&payload.len()) {
+        return Err(ResultCode::NotAcceptable);
+    }
+    Ok(payload
+        .iter()
+        .fold(0u32, |acc, &b| (acc << 8) | u32::from(b)))
+}
+
+/// Decodes a u16 written on 1 or 2 bytes.
+pub fn u16_liberal(payload: &[u8]) -> Result<u16, ResultCode> {
+    uint(payload, &[1, 2]).map(|v| v as u16)
+}
+
+/// Checks an ASCII text body: printable characters only, at most `max` bytes. A
+/// trailing zero terminator is tolerated and cut off.
+pub fn ascii(payload: &[u8], max: usize) -> Result<&[u8], ResultCode> {
+    let text = match payload.iter().position(|&b| b == 0) {
+        Some(end) if payload[end..].iter().all(|&b| b == 0) => &payload[..end],
+        Some(_) => return Err(ResultCode::NotAcceptable),
+        None => payload,
+    };
+    if text.len() > max || !text.iter().all(|b| (0x20..0x7F).contains(b)) {
+        return Err(ResultCode::NotAcceptable);
+    }
+    Ok(text)
+}
+
+/// Refuses a body on a resource that takes none.
+pub fn empty(payload: &[u8]) -> Result<(), ResultCode> {
+    if payload.is_empty() {
+        Ok(())
+    } else {
+        Err(ResultCode::NotAcceptable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uint_accepts_only_the_listed_widths() {
+        assert_eq!(uint(&[0x12], &[1, 2]), Ok(0x12));
+        assert_eq!(uint(&[0x01, 0x2c], &[1, 2]), Ok(300));
+        assert_eq!(uint(&[], &[1, 2]), Err(ResultCode::NotAcceptable));
+        assert_eq!(uint(&[1, 2, 3], &[1, 2]), Err(ResultCode::NotAcceptable));
+        assert_eq!(uint(&[0; 8], &[8]), Err(ResultCode::NotAcceptable));
+    }
+
+    #[test]
+    fn ascii_is_printable_and_bounded() {
+        assert_eq!(ascii(b"user1", 16), Ok(&b"user1"[..]));
+        assert_eq!(ascii(b"bob\0\0", 16), Ok(&b"bob"[..]));
+        assert_eq!(ascii(b"b\0b", 16), Err(ResultCode::NotAcceptable));
+        assert_eq!(ascii(b"\x01", 16), Err(ResultCode::NotAcceptable));
+        assert_eq!(ascii(&[b'a'; 17], 16), Err(ResultCode::NotAcceptable));
+    }
+}
