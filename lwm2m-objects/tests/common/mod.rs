@@ -1,0 +1,83 @@
+//! A device with the standard objects, driven with hex APDUs.
+#![allow(dead_code)]
+
+use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant, Outcome};
+use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
+
+pub const LIMITS: FrameLimits = FrameLimits {
+    max_request: 1024,
+    max_response: 1024,
+};
+
+pub const WS1: Channel = Channel::new(1, ChannelKind::WebSocket);
+pub const WS2: Channel = Channel::new(2, ChannelKind::WebSocket);
+
+pub fn hex(s: &str) -> Vec<u8> {
+    let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    digits
+        .chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+        .collect()
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The device of the live transcript (vectors.txt §A): serial TAPEMU000000000001,
+/// firmware 1.99.0.
+pub fn transcript_device() -> Device<StandardObjects<NoHooks>> {
+    let info = DeviceInfo {
+        manufacturer: "IoTize",
+        flavor: "test",
+        serial: heapless::String::try_from("TAPEMU000000000001").unwrap(),
+        firmware_version: "1.99.0",
+    };
+    Device::new(standard_objects(info, NoHooks), Config::default(), Config::default, LIMITS)
+}
+
+pub struct Harness {
+    pub device: Device<StandardObjects<NoHooks>>,
+    pub now: Instant,
+    pub last: Outcome,
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        Harness {
+            device: transcript_device(),
+            now: Instant::ZERO,
+            last: Outcome {
+                len: 0,
+                next_deadline: None,
+                effect: None,
+            },
+        }
+    }
+
+    /// Sends raw bytes on `channel`, returns the response bytes.
+    pub fn send_on(&mut self, channel: Channel, apdu: &[u8]) -> Vec<u8> {
+        let mut out = [0u8; 1024];
+        self.last = self.device.handle(channel, apdu, self.now, &mut out);
+        out[..self.last.len].to_vec()
+    }
+
+    /// Sends a hex APDU on channel 1, returns the response as hex.
+    pub fn tx(&mut self, apdu: &str) -> String {
+        to_hex(&self.send_on(WS1, &hex(apdu)))
+    }
+
+    pub fn advance_secs(&mut self, secs: u64) {
+        self.now = Instant::from_millis(self.now.as_millis() + secs * 1000);
+        self.device.poll(self.now);
+    }
+}
+
+pub const LOGIN_ADMIN: &str =
+    "a2da000027020400ffff000061646d696e000000000000000000000061646d696e0000000000000000000000";
+pub const LOGIN_ADMIN_WRONG: &str =
+    "a2da000027020400ffff000061646d696e000000000000000000000077726f6e670000000000000000000000";
+pub const LOGIN_ADMIN_HASHED: &str =
+    "a2da000027020400ffff000061646d696e00000000000000000000000155affc023aff6882f56a4e0d9c5466";
+pub const GET_GROUP: &str = "a2ca000007010400ffff0007";
+pub const LOGOUT: &str = "a2da000007020400ffff0001";
