@@ -84,7 +84,10 @@ mod tests {
     fn anonymous_gets_only_public_resources() {
         assert!(check(Access::Anyone, Subject::ANONYMOUS, 0).is_ok());
         for access in [Access::User, Access::Admin, Access::Never] {
-            assert_eq!(check(access, Subject::ANONYMOUS, 0), Err(ResultCode::Unauthorized));
+            assert_eq!(
+                check(access, Subject::ANONYMOUS, 0),
+                Err(ResultCode::Unauthorized)
+            );
         }
         // Anonymous may read its own entry (instance 0 of 1025), nobody else's.
         assert!(check(Access::SelfOrAdmin, Subject::ANONYMOUS, 0).is_ok());
@@ -101,7 +104,12 @@ mod tests {
 
     #[test]
     fn admin_has_every_right_but_unsupported_methods() {
-        for access in [Access::Anyone, Access::User, Access::Admin, Access::SelfOrAdmin] {
+        for access in [
+            Access::Anyone,
+            Access::User,
+            Access::Admin,
+            Access::SelfOrAdmin,
+        ] {
             assert!(check(access, ADMIN_SUBJECT, 7).is_ok());
         }
         assert!(check(Access::Never, ADMIN_SUBJECT, 7).is_err());
@@ -110,7 +118,10 @@ mod tests {
             rights: SUPERVISOR,
         };
         assert!(check(Access::Admin, supervisor, 0).is_ok());
-        let user_of_admin = Subject { user: 5, rights: ADMIN };
+        let user_of_admin = Subject {
+            user: 5,
+            rights: ADMIN,
+        };
         assert!(check(Access::Admin, user_of_admin, 0).is_ok());
     }
 }

@@ -152,9 +152,7 @@ pub fn verify(stored: &Credential, field: &[u8; FIELD_LEN], field_is_hash: bool)
         (Credential::Hashed(stored), false) => {
             ct_eq(&stored.0, &hash_password(field_text(field)).0)
         }
-        (Credential::Plain(stored), true) => {
-            ct_eq(&hash_password(field_text(&stored.0)).0, field)
-        }
+        (Credential::Plain(stored), true) => ct_eq(&hash_password(field_text(&stored.0)).0, field),
         // A SCRAM record cannot check a plain login without the iteration count and a
         // full SCRAM derivation; such profiles log in through SCRAM.
         (Credential::Scram(_), _) | (Credential::None, _) => false,
@@ -169,9 +167,18 @@ mod tests {
     #[test]
     fn password_hash_matches_the_client() {
         // vectors.txt §B.6
-        assert_eq!(&hash_password(b"admin").0[..], &hex("0155affc023aff6882f56a4e0d9c5466")[..]);
-        assert_eq!(&hash_password(b"").0[..], &hex("8dd54e7e5369257ffa3ce0b832e9b9c4")[..]);
-        assert_eq!(&hash_password(b"secret1").0[..], &hex("b9aacde3224917f85fd5f825b47eaf74")[..]);
+        assert_eq!(
+            &hash_password(b"admin").0[..],
+            &hex("0155affc023aff6882f56a4e0d9c5466")[..]
+        );
+        assert_eq!(
+            &hash_password(b"").0[..],
+            &hex("8dd54e7e5369257ffa3ce0b832e9b9c4")[..]
+        );
+        assert_eq!(
+            &hash_password(b"secret1").0[..],
+            &hex("b9aacde3224917f85fd5f825b47eaf74")[..]
+        );
     }
 
     #[test]

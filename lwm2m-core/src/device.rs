@@ -6,9 +6,7 @@ use crate::dispatch::dispatch;
 use crate::object::{Context, Effect, FrameLimits, ObjectSet};
 use crate::session::{Channel, ChannelId, LoginGuard, Session};
 use crate::time::Instant;
-use crate::wire::{
-    is_nfc_select, Request, Response, ResultCode, APDU_HEADER_LEN, STATUS_WORD_OK,
-};
+use crate::wire::{is_nfc_select, Request, Response, ResultCode, APDU_HEADER_LEN, STATUS_WORD_OK};
 
 /// What [`Device::handle`] produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +48,13 @@ impl<O: ObjectSet> Device<O> {
 
     /// Handles one request APDU from `channel` received at `now`, writing the response
     /// APDU into `out`.
-    pub fn handle(&mut self, channel: Channel, request: &[u8], now: Instant, out: &mut [u8]) -> Outcome {
+    pub fn handle(
+        &mut self,
+        channel: Channel,
+        request: &[u8],
+        now: Instant,
+        out: &mut [u8],
+    ) -> Outcome {
         self.expire(now);
         let mut effect = None;
         let len = self.respond(channel, request, now, out, &mut effect);
@@ -142,7 +146,11 @@ impl<O: ObjectSet> Device<O> {
 
     /// The link of `channel` closed: if it owned the session, the session ends.
     pub fn channel_closed(&mut self, channel: ChannelId) {
-        if self.session.owner().is_some_and(|owner| owner.id == channel) {
+        if self
+            .session
+            .owner()
+            .is_some_and(|owner| owner.id == channel)
+        {
             info!("session owner disconnected");
             self.session.end();
         }

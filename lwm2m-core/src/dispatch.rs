@@ -31,8 +31,7 @@ pub fn dispatch<O: ObjectSet + ?Sized>(
         let Some(def) = find_resource(object.resources(), path.resource, path.instance) else {
             return ResultCode::NotFound;
         };
-        if def.instance == InstanceRule::Existing && !object.instance_exists(ctx, path.instance)
-        {
+        if def.instance == InstanceRule::Existing && !object.instance_exists(ctx, path.instance) {
             return ResultCode::NotFound;
         }
         *def

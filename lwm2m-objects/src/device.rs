@@ -15,18 +15,18 @@ pub const ID: u16 = 3;
 /// Resources of object 3. Anonymous may read the identity (0–3, spec decision 4);
 /// measurements need a login; actions and the clock need the administrator.
 pub const RESOURCES: &[ResourceDef] = &[
-    ResourceDef::single(0).get(Anyone),               // manufacturer
-    ResourceDef::single(1).get(Anyone),               // firmware flavor
-    ResourceDef::single(2).get(Anyone),               // serial number
-    ResourceDef::single(3).get(Anyone),               // firmware version
-    ResourceDef::single(4).post(Admin),               // reboot
-    ResourceDef::single(5).post(Admin),               // factory reset
-    ResourceDef::single(6).get(User),                 // available power source
-    ResourceDef::single(7).get(User),                 // power source voltage
-    ResourceDef::single(10).get(User),                // free memory
-    ResourceDef::single(11).get(User).post(Admin),    // last error code
-    ResourceDef::single(12).post(Admin),              // reset last error code
-    ResourceDef::single(13).get(User).put(Admin),     // current time
+    ResourceDef::single(0).get(Anyone),            // manufacturer
+    ResourceDef::single(1).get(Anyone),            // firmware flavor
+    ResourceDef::single(2).get(Anyone),            // serial number
+    ResourceDef::single(3).get(Anyone),            // firmware version
+    ResourceDef::single(4).post(Admin),            // reboot
+    ResourceDef::single(5).post(Admin),            // factory reset
+    ResourceDef::single(6).get(User),              // available power source
+    ResourceDef::single(7).get(User),              // power source voltage
+    ResourceDef::single(10).get(User),             // free memory
+    ResourceDef::single(11).get(User).post(Admin), // last error code
+    ResourceDef::single(12).post(Admin),           // reset last error code
+    ResourceDef::single(13).get(User).put(Admin),  // current time
 ];
 
 /// Longest serial number.
@@ -125,7 +125,12 @@ impl<H: DeviceHooks> Object for DeviceObject<H> {
         RESOURCES
     }
 
-    fn handle(&mut self, ctx: &mut Context<'_>, req: &Request<'_>, body: &mut Body<'_>) -> HandlerResult {
+    fn handle(
+        &mut self,
+        ctx: &mut Context<'_>,
+        req: &Request<'_>,
+        body: &mut Body<'_>,
+    ) -> HandlerResult {
         match (req.path.resource, req.method) {
             (0, Method::Get) => body.push(self.info.manufacturer.as_bytes())?,
             (1, Method::Get) => body.push(self.info.flavor.as_bytes())?,

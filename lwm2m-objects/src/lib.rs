@@ -24,5 +24,9 @@ pub type StandardObjects<H> = (DeviceObject<H>, InterfaceObject, ProfileObject);
 
 /// The objects of this release for a device described by `info`.
 pub fn standard_objects<H: DeviceHooks>(info: DeviceInfo, hooks: H) -> StandardObjects<H> {
-    (DeviceObject::new(info, hooks), InterfaceObject::new(), ProfileObject::new())
+    (
+        DeviceObject::new(info, hooks),
+        InterfaceObject::new(),
+        ProfileObject::new(),
+    )
 }

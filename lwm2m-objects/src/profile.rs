@@ -50,7 +50,12 @@ impl Object for ProfileObject {
         ctx.config().profile(instance).is_some()
     }
 
-    fn handle(&mut self, ctx: &mut Context<'_>, req: &Request<'_>, body: &mut Body<'_>) -> HandlerResult {
+    fn handle(
+        &mut self,
+        ctx: &mut Context<'_>,
+        req: &Request<'_>,
+        body: &mut Body<'_>,
+    ) -> HandlerResult {
         let id = req.path.instance;
         match (req.path.resource, req.method) {
             (ABSENT, Method::Post) => create(ctx, id)?,
@@ -125,7 +130,12 @@ fn rename(ctx: &mut Context<'_>, id: u16, payload: &[u8]) -> Result<(), ResultCo
         return Err(ResultCode::NotAcceptable);
     }
     // Login finds profiles by name: two profiles may not share one.
-    if ctx.config().profiles.iter().any(|p| p.id != id && p.name == name) {
+    if ctx
+        .config()
+        .profiles
+        .iter()
+        .any(|p| p.id != id && p.name == name)
+    {
         return Err(ResultCode::NotAcceptable);
     }
     profile_mut(ctx, id)?.name = Name::from_slice(name).map_err(|_| ResultCode::NotAcceptable)?;

@@ -8,8 +8,18 @@ use proptest::prelude::*;
 
 fn assert_error(response: &[u8], input: &[u8]) {
     assert!(response.len() >= 3, "short response to {}", to_hex(input));
-    assert!(response[0] & 0x80 != 0, "status {:02x} for {}", response[0], to_hex(input));
-    assert_eq!(&response[response.len() - 2..], &[0x90, 0x00], "for {}", to_hex(input));
+    assert!(
+        response[0] & 0x80 != 0,
+        "status {:02x} for {}",
+        response[0],
+        to_hex(input)
+    );
+    assert_eq!(
+        &response[response.len() - 2..],
+        &[0x90, 0x00],
+        "for {}",
+        to_hex(input)
+    );
 }
 
 fn still_serves(h: &mut Harness) {
@@ -56,7 +66,11 @@ fn unknown_method_bytes() {
     let mut h = Harness::new();
     for method in [0u8, 5, 6, 0x7f, 0x80, 0xff] {
         let apdu = [CLA, INS_GET, 0, 0, 7, method, 0, 3, 0xff, 0xff, 0, 2];
-        assert_eq!(h.send_on(WS1, &apdu), vec![0x80, 0x90, 0x00], "method {method}");
+        assert_eq!(
+            h.send_on(WS1, &apdu),
+            vec![0x80, 0x90, 0x00],
+            "method {method}"
+        );
     }
     still_serves(&mut h);
 }
@@ -67,8 +81,11 @@ fn a_3000_byte_message_is_refused_whole() {
     assert_eq!(h.tx(LOGIN_ADMIN), "009000");
     // A well-formed PUT /1024//34 whose payload makes the frame exceed /1024//88.
     let payload = vec![0u8; 3000 - 12];
-    let request = Request::new(lwm2m_core::wire::Method::Put, lwm2m_core::wire::Path::single(1024, 34))
-        .with_payload(&payload);
+    let request = Request::new(
+        lwm2m_core::wire::Method::Put,
+        lwm2m_core::wire::Path::single(1024, 34),
+    )
+    .with_payload(&payload);
     let mut apdu = vec![0u8; 3000];
     let n = request.emit_apdu(&mut apdu).unwrap();
     assert_eq!(n, 3000);
@@ -81,7 +98,10 @@ fn a_3000_byte_message_is_refused_whole() {
 fn wrong_body_sizes_are_not_acceptable() {
     let mut h = Harness::new();
     // A 31-byte login body.
-    assert_eq!(h.tx(&LOGIN_ADMIN[..LOGIN_ADMIN.len() - 2].replacen("27", "26", 1)), "869000");
+    assert_eq!(
+        h.tx(&LOGIN_ADMIN[..LOGIN_ADMIN.len() - 2].replacen("27", "26", 1)),
+        "869000"
+    );
     assert_eq!(h.tx(LOGIN_ADMIN), "009000");
     // Options written on 3 bytes; inactivity on 0 bytes; reboot with a body.
     assert_eq!(h.tx("a2da00000a030400ffff0006000000"), "869000");
@@ -96,14 +116,17 @@ fn malformed_apdu() -> impl Strategy<Value = Vec<u8>> {
         // Anything at all.
         proptest::collection::vec(any::<u8>(), 0..300),
         // A plausible header with a wrong Lc.
-        (any::<bool>(), proptest::collection::vec(any::<u8>(), 7..300), 1u8..=255).prop_map(
-            |(get, frame, delta)| {
+        (
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 7..300),
+            1u8..=255
+        )
+            .prop_map(|(get, frame, delta)| {
                 let mut apdu = vec![CLA, if get { INS_GET } else { INS_PUT_POST }, 0, 0];
                 apdu.push(((frame.len() % 256) as u8).wrapping_add(delta));
                 apdu.extend(frame);
                 apdu
-            }
-        ),
+            }),
         // A correct header and Lc, an unknown method.
         (5u8..=255, proptest::collection::vec(any::<u8>(), 6..300)).prop_map(|(method, rest)| {
             let mut apdu = vec![CLA, INS_GET, 0, 0, ((rest.len() + 1) % 256) as u8, method];

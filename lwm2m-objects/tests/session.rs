@@ -52,14 +52,24 @@ fn idle_timeout_logs_out() {
     let mut h = Harness::new();
     assert_eq!(h.tx(LOGIN_ADMIN), "009000");
     // Default inactivity period 60 s; admin lifetime 3600 s: 60 s wins.
-    let deadline = h.last.next_deadline.expect("a logged-in session has a deadline");
+    let deadline = h
+        .last
+        .next_deadline
+        .expect("a logged-in session has a deadline");
     assert_eq!(deadline.as_millis(), 60_000);
     h.advance_secs(30);
-    assert_eq!(h.tx("a2ca000007010400ffff0004"), "00000000" .to_owned() + "3c9000");
+    assert_eq!(
+        h.tx("a2ca000007010400ffff0004"),
+        "00000000".to_owned() + "3c9000"
+    );
     h.advance_secs(59);
     assert_eq!(h.tx(GET_GROUP), "00ffff9000");
     h.advance_secs(60);
-    assert_eq!(h.device.session().owner(), None, "poll at the deadline ends the session");
+    assert_eq!(
+        h.device.session().owner(),
+        None,
+        "poll at the deadline ends the session"
+    );
     assert_eq!(h.tx(GET_GROUP), "0000009000");
 }
 
@@ -75,7 +85,10 @@ fn inactivity_period_is_configurable_and_zero_disables_it() {
     assert_eq!(h.tx(LOGIN_ADMIN), "009000");
     assert_eq!(h.tx("a2da000009030400ffff00220000"), "009000");
     // Admin's lifetime (3600 s) still bounds the idle time.
-    assert_eq!(h.last.next_deadline.map(|d| d.as_millis()), Some(h.now.as_millis() + 3_600_000));
+    assert_eq!(
+        h.last.next_deadline.map(|d| d.as_millis()),
+        Some(h.now.as_millis() + 3_600_000)
+    );
 }
 
 #[test]
@@ -93,7 +106,10 @@ fn a_second_channel_gets_a8_until_the_owner_leaves() {
     let mut h = Harness::new();
     assert_eq!(h.tx(GET_GROUP), "0000009000");
     let serial = hex("a2ca000007010003ffff0002");
-    assert_eq!(h.send_on(WS2, &serial), vec![ResultCode::DeviceUnavailable.as_u8(), 0x90, 0x00]);
+    assert_eq!(
+        h.send_on(WS2, &serial),
+        vec![ResultCode::DeviceUnavailable.as_u8(), 0x90, 0x00]
+    );
     h.device.channel_closed(WS1.id);
     assert_eq!(h.send_on(WS2, &serial)[0], 0x00);
     // Now channel 2 owns it; logout frees it for channel 1.
@@ -121,7 +137,11 @@ fn anonymous_rights() {
     // Measurements need a login.
     assert_eq!(h.tx("a2ca000007010003ffff000a"), "819000");
     // Public: identity, keep-alive, options, group, frame sizes.
-    for apdu in ["a2ca000007010003ffff0001", "a2ca000007010400ffff0004", "a2ca000007010400ffff0058"] {
+    for apdu in [
+        "a2ca000007010003ffff0001",
+        "a2ca000007010400ffff0004",
+        "a2ca000007010400ffff0058",
+    ] {
         assert_eq!(status(&h.tx(apdu)), 0x00, "{apdu}");
     }
     assert_eq!(h.tx("a2ca000007010400ffff0058"), "00040004009000");
@@ -178,16 +198,25 @@ fn status_codes_for_absent_things() {
 fn multi_request_stops_after_a_failing_must_succeed_item() {
     let mut h = Harness::new();
     // [GET /3//3 expect ANY, POST /3//4 expect SUCCESS (refused: anonymous), GET /3//0]
-    let response = h.tx("a2ca000025010400ffff0059 0007010003ffff0003ff 0007020003ffff00047f 0007010003ffff0000ff");
-    assert_eq!(response, "00 0007 00312e39392e30 0001 81 9000".replace(' ', ""));
+    let response = h.tx(
+        "a2ca000025010400ffff0059 0007010003ffff0003ff 0007020003ffff00047f 0007010003ffff0000ff",
+    );
+    assert_eq!(
+        response,
+        "00 0007 00312e39392e30 0001 81 9000".replace(' ', "")
+    );
 }
 
 #[test]
 fn multi_request_checks_each_item_and_refuses_nesting() {
     let mut h = Harness::new();
     // A nested multi-request item and a malformed item are answered 80; the rest runs.
-    let response = h.tx("a2ca000021010400ffff0059 0007010400ffff0059ff 0003010003ff 0007010003ffff0003ff");
-    assert_eq!(response, "00 0001 80 0001 80 0007 00312e39392e30 9000".replace(' ', ""));
+    let response =
+        h.tx("a2ca000021010400ffff0059 0007010400ffff0059ff 0003010003ff 0007010003ffff0003ff");
+    assert_eq!(
+        response,
+        "00 0001 80 0001 80 0007 00312e39392e30 9000".replace(' ', "")
+    );
     // A misframed body runs nothing.
     assert_eq!(h.tx("a2ca000009010400ffff0059 0009"), "809000");
 }

@@ -13,7 +13,10 @@ fn nfc_pairing_select_is_answered_9000() {
 #[test]
 fn device_information() {
     let mut h = Harness::new();
-    assert_eq!(h.tx("a2ca000007010003ffff0002"), "00544150454d553030303030303030303030319000");
+    assert_eq!(
+        h.tx("a2ca000007010003ffff0002"),
+        "00544150454d553030303030303030303030319000"
+    );
     assert_eq!(h.tx("a2ca000007010003ffff0003"), "00312e39392e309000");
     assert_eq!(h.tx("a2ca000007010003ffff0000"), "00496f54697a659000");
 }

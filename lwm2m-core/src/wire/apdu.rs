@@ -164,13 +164,10 @@ impl<'a> Request<'a> {
     /// an encrypted frame or a single packet.
     pub fn parse_frame(frame: &'a [u8]) -> Result<Request<'a>, WireError> {
         let (payload, (method, object, instance, resource)) =
-            (be_u8, be_u16, be_u16, be_u16)
-                .parse(frame)
-                .map_err(|_: nom::Err<nom::error::Error<&[u8]>>| {
-                    WireError::new(WireErrorKind::Truncated)
-                })?;
-        let method =
-            Method::from_u8(method).ok_or(WireError::new(WireErrorKind::UnknownMethod))?;
+            (be_u8, be_u16, be_u16, be_u16).parse(frame).map_err(
+                |_: nom::Err<nom::error::Error<&[u8]>>| WireError::new(WireErrorKind::Truncated),
+            )?;
+        let method = Method::from_u8(method).ok_or(WireError::new(WireErrorKind::UnknownMethod))?;
         Ok(Request {
             method,
             path: Path::new(object, instance, resource),
@@ -204,7 +201,13 @@ impl<'a> Request<'a> {
             .split_first_chunk_mut::<APDU_HEADER_LEN>()
             .ok_or(WireError::new(WireErrorKind::BufferTooSmall))?;
         let frame_len = self.emit_frame(rest)?;
-        *header = [CLA, self.method.instruction(), 0, 0, (frame_len % 256) as u8];
+        *header = [
+            CLA,
+            self.method.instruction(),
+            0,
+            0,
+            (frame_len % 256) as u8,
+        ];
         Ok(APDU_HEADER_LEN + frame_len)
     }
 }
@@ -248,13 +251,22 @@ mod tests {
     fn emits_the_client_vectors_byte_for_byte() {
         // vectors.txt §B.1
         let cases: &[(Request<'_>, &str)] = &[
-            (Request::new(Method::Get, Path::single(3, 2)), "a2ca000007010003ffff0002"),
-            (Request::new(Method::Get, Path::new(3, 0, 2)), "a2ca00000701000300000002"),
+            (
+                Request::new(Method::Get, Path::single(3, 2)),
+                "a2ca000007010003ffff0002",
+            ),
+            (
+                Request::new(Method::Get, Path::new(3, 0, 2)),
+                "a2ca00000701000300000002",
+            ),
             (
                 Request::new(Method::Put, Path::single(1024, 9)).with_payload(b"myapp"),
                 "a2da00000c030400ffff00096d79617070",
             ),
-            (Request::new(Method::Post, Path::single(1024, 1)), "a2da000007020400ffff0001"),
+            (
+                Request::new(Method::Post, Path::single(1024, 1)),
+                "a2da000007020400ffff0001",
+            ),
             (
                 Request::new(Method::Put, Path::new(1029, 5, 4)).with_payload(&[0, 0, 0, 0x2a]),
                 "a2da00000b030405000500040000002a",

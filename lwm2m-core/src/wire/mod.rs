@@ -10,10 +10,10 @@ mod result_code;
 pub mod tlv;
 
 pub use apdu::{
-    is_nfc_select, Method, Path, Request, ABSENT, APDU_HEADER_LEN, CLA, FRAME_HEADER_LEN,
-    INS_GET, INS_PUT_POST, NFC_SELECT,
+    is_nfc_select, Method, Path, Request, ABSENT, APDU_HEADER_LEN, CLA, FRAME_HEADER_LEN, INS_GET,
+    INS_PUT_POST, NFC_SELECT,
 };
-pub use response::{Body, Response, BodyFull, MIN_RESPONSE_LEN, STATUS_WORD_OK};
+pub use response::{Body, BodyFull, Response, MIN_RESPONSE_LEN, STATUS_WORD_OK};
 pub use result_code::ResultCode;
 
 /// Why some bytes could not be decoded or encoded.

@@ -119,7 +119,12 @@ mod tests {
 
     #[test]
     fn rejects_misframed_bodies() {
-        for body in ["00", "0007010003ffff0002", "0008010003ffff0002ff", "0007010003ffff0002ff00"] {
+        for body in [
+            "00",
+            "0007010003ffff0002",
+            "0008010003ffff0002ff",
+            "0007010003ffff0002ff00",
+        ] {
             assert!(MultiRequest::parse(&hex(body)).is_err(), "{body}");
         }
         assert!(MultiRequest::parse(&[]).unwrap().is_empty());

@@ -297,14 +297,23 @@ mod tests {
     fn acl_records_decode() {
         // objects.md §6.1: 41 01 03 = profile 1 read+write; 61 FF FF 01 = admin read.
         let rec = Tlv::parse_exact(&[0x41, 0x01, 0x03]).unwrap();
-        assert_eq!((rec.kind, rec.id, rec.value), (TlvKind::ResourceInstance, 1, &[3u8][..]));
+        assert_eq!(
+            (rec.kind, rec.id, rec.value),
+            (TlvKind::ResourceInstance, 1, &[3u8][..])
+        );
         let rec = Tlv::parse_exact(&[0x61, 0xFF, 0xFF, 0x01]).unwrap();
         assert_eq!((rec.id, rec.value), (0xFFFF, &[1u8][..]));
     }
 
     #[test]
     fn truncated_records_are_errors() {
-        for bytes in [&[][..], &[0xC4], &[0xC4, 0x01, 0x00], &[0xE4, 0x01], &[0xD0, 0x01, 0x01]] {
+        for bytes in [
+            &[][..],
+            &[0xC4],
+            &[0xC4, 0x01, 0x00],
+            &[0xE4, 0x01],
+            &[0xD0, 0x01, 0x01],
+        ] {
             assert!(Tlv::parse(bytes).is_err(), "{bytes:02x?}");
         }
         let mut iter = TlvIter::new(&[0xC1, 0x01, 0xAA, 0xC4, 0x02]);

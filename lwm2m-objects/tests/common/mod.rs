@@ -33,7 +33,12 @@ pub fn transcript_device() -> Device<StandardObjects<NoHooks>> {
         serial: heapless::String::try_from("TAPEMU000000000001").unwrap(),
         firmware_version: "1.99.0",
     };
-    Device::new(standard_objects(info, NoHooks), Config::default(), Config::default, LIMITS)
+    Device::new(
+        standard_objects(info, NoHooks),
+        Config::default(),
+        Config::default,
+        LIMITS,
+    )
 }
 
 pub struct Harness {

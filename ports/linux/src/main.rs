@@ -30,7 +30,10 @@ const BUILD_SERIAL: &str = match option_env!("LWM2M_SERIAL") {
 };
 
 #[derive(Parser, Debug)]
-#[command(version, about = "lwM2M (IoTize Tap) device serving WebSocket on the desktop")]
+#[command(
+    version,
+    about = "lwM2M (IoTize Tap) device serving WebSocket on the desktop"
+)]
 struct Args {
     /// Address to listen on (port 0 picks a free port; the real one is printed).
     #[arg(long, default_value = "127.0.0.1:2000")]
@@ -161,7 +164,12 @@ fn run_device(serial: &str, inbox: Receiver<Event>) {
                     kind: ChannelKind::WebSocket,
                 };
                 let outcome = device.handle(channel, &apdu, now(), &mut out);
-                log::debug!("ch{} rx {} tx {}", channel.id.0, Hex(&apdu), Hex(&out[..outcome.len]));
+                log::debug!(
+                    "ch{} rx {} tx {}",
+                    channel.id.0,
+                    Hex(&apdu),
+                    Hex(&out[..outcome.len])
+                );
                 deadline = outcome.next_deadline;
                 let close = match outcome.effect {
                     Some(Effect::Reboot) | Some(Effect::FactoryReset) => {
@@ -204,9 +212,14 @@ fn accept_loop(listener: TcpListener, events: Sender<Event>) {
     }
 }
 
-fn serve_connection(stream: TcpStream, channel: ChannelId, events: &Sender<Event>) -> Result<(), String> {
+fn serve_connection(
+    stream: TcpStream,
+    channel: ChannelId,
+    events: &Sender<Event>,
+) -> Result<(), String> {
     let peer = stream.peer_addr().map_err(|e| e.to_string())?;
-    let mut socket: WebSocket<TcpStream> = tungstenite::accept(stream).map_err(|e| e.to_string())?;
+    let mut socket: WebSocket<TcpStream> =
+        tungstenite::accept(stream).map_err(|e| e.to_string())?;
     log::info!("ch{}: connected from {}", channel.0, peer);
     loop {
         let apdu = match socket.read().map_err(|e| e.to_string())? {
@@ -221,7 +234,11 @@ fn serve_connection(stream: TcpStream, channel: ChannelId, events: &Sender<Event
         };
         let (reply, answer) = mpsc::channel();
         events
-            .send(Event::Request { channel, apdu, reply })
+            .send(Event::Request {
+                channel,
+                apdu,
+                reply,
+            })
             .map_err(|_| "device stopped".to_string())?;
         let Reply { response, close } = answer.recv().map_err(|_| "device stopped".to_string())?;
         socket
