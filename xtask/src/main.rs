@@ -1,1 +1,163 @@
-fn main() {}
+//! Project tasks. `cargo xtask test` installs what the tests need on a fresh machine and
+//! runs every check CI runs.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const THUMB_TARGETS: [&str; 2] = ["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
+const FUZZ_TARGETS: [&str; 2] = ["request_parser", "handle"];
+/// Seconds each fuzz target runs in the smoke run (override with FUZZ_SECONDS).
+const DEFAULT_FUZZ_SECONDS: u32 = 20;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("interop") => interop(),
+        Some("fuzz") => fuzz(fuzz_seconds()),
+        _ => {
+            eprintln!("usage: cargo xtask <test|interop|fuzz>");
+            eprintln!("  test     install what is missing, then run every check CI runs");
+            eprintln!("  interop  build the desktop device and run the real-client interop test");
+            eprintln!("  fuzz     fuzz smoke run (FUZZ_SECONDS per target, default {DEFAULT_FUZZ_SECONDS})");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn run(what: &str, cmd: &mut Command) -> Result {
+    println!("\n==> {what}");
+    println!("    $ {cmd:?}");
+    let started = Instant::now();
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{what}: cannot start {:?}: {e}", cmd.get_program()))?;
+    println!("    ({what}: {:.0?})", started.elapsed());
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn test() -> Result {
+    let started = Instant::now();
+    install_thumb_targets()?;
+    run("format check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(
+        "clippy",
+        cargo().args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]),
+    )?;
+    run("unit, vector and property tests", cargo().args(["test", "--workspace"]))?;
+    for target in THUMB_TARGETS {
+        run(
+            &format!("no_std build for {target}"),
+            cargo().args([
+                "build",
+                "-p",
+                "lwm2m-core",
+                "-p",
+                "lwm2m-objects",
+                "-p",
+                "transport-traits",
+                "-p",
+                "target-traits",
+                "--no-default-features",
+                "--target",
+                target,
+            ]),
+        )?;
+    }
+    interop()?;
+    fuzz(fuzz_seconds())?;
+    run("publish dry run", cargo().args(["package", "--workspace", "--quiet"]))?;
+    println!("\nall checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn install_thumb_targets() -> Result {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))
+        .ok_or("rustup is needed to add the thumb targets")?;
+    let missing: Vec<&str> = THUMB_TARGETS
+        .into_iter()
+        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run("install thumb targets", Command::new("rustup").arg("target").arg("add").args(&missing))
+}
+
+fn interop() -> Result {
+    run("build desktop device", cargo().args(["build", "--release", "-p", "port-linux"]))?;
+    let dir = root().join("interop");
+    let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
+    run("install the real client (npm ci)", Command::new(npm).args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))?;
+    let device = root().join("target/release/port-linux");
+    run(
+        "interop with @iotize/tap over WebSocket",
+        Command::new(npm).arg("test").current_dir(&dir).env("LWM2M_DEVICE_BIN", device),
+    )
+}
+
+fn fuzz_seconds() -> u32 {
+    env::var("FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_FUZZ_SECONDS)
+}
+
+fn fuzz(seconds: u32) -> Result {
+    if output(Command::new("rustup").args(["run", "nightly", "rustc", "--version"])).is_none() {
+        run(
+            "install nightly toolchain",
+            Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]),
+        )?;
+    }
+    if output(cargo().args(["fuzz", "--version"])).is_none() {
+        run("install cargo-fuzz", cargo().args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let dir = root().join("fuzz");
+    for target in FUZZ_TARGETS {
+        let corpus = dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        let seeds = dir.join("seeds").join(target);
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(root())
+            .args(["+nightly", "fuzz", "run", target])
+            .arg(&corpus)
+            .arg(&seeds)
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"));
+        run(&format!("fuzz {target} for {seconds} s"), &mut cmd)?;
+    }
+    Ok(())
+}
