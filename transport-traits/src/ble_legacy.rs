@@ -160,25 +160,39 @@ mod tests {
     fn reassembles_the_device_response_notifications() {
         // vectors.txt §B.5: notifications of the serial-number response.
         let mut reassembler = Reassembler::new();
-        assert_eq!(reassembler.push(&hex("0350454d5530303030303030303030303190009d")), Ok(None));
+        assert_eq!(
+            reassembler.push(&hex("0350454d5530303030303030303030303190009d")),
+            Ok(None)
+        );
         let frame = reassembler.push(&hex("00005441")).unwrap().unwrap();
-        assert_eq!(frame, &hex("00544150454d553030303030303030303030319000")[..]);
+        assert_eq!(
+            frame,
+            &hex("00544150454d553030303030303030303030319000")[..]
+        );
     }
 
     #[test]
     fn bad_checksum_and_bad_chunks_are_framing_errors() {
         let mut reassembler = Reassembler::new();
-        assert_eq!(reassembler.push(&hex("00a2ca000007010003ffff000278")), Err(ErrorKind::Framing));
+        assert_eq!(
+            reassembler.push(&hex("00a2ca000007010003ffff000278")),
+            Err(ErrorKind::Framing)
+        );
         assert_eq!(reassembler.push(&[]), Err(ErrorKind::Framing));
         assert_eq!(reassembler.push(&[0xF0; 20]), Err(ErrorKind::Framing));
         // Still usable afterwards.
-        let frame = reassembler.push(&hex("00a2ca000007010003ffff000277")).unwrap();
+        let frame = reassembler
+            .push(&hex("00a2ca000007010003ffff000277"))
+            .unwrap();
         assert_eq!(frame, Some(&hex("a2ca000007010003ffff0002")[..]));
     }
 
     #[test]
     fn frames_longer_than_255_bytes_cannot_be_split() {
-        assert_eq!(split::<ErrorKind>(&[0; 255], |_| Ok(())), Err(ErrorKind::Overflow));
+        assert_eq!(
+            split::<ErrorKind>(&[0; 255], |_| Ok(())),
+            Err(ErrorKind::Overflow)
+        );
         assert_eq!(writes(&[0; 254]).len(), 14);
     }
 }

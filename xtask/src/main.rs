@@ -37,7 +37,10 @@ fn main() -> ExitCode {
 type Result<T = ()> = std::result::Result<T, String>;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn run(what: &str, cmd: &mut Command) -> Result {
@@ -71,12 +74,26 @@ fn output(cmd: &mut Command) -> Option<String> {
 fn test() -> Result {
     let started = Instant::now();
     install_thumb_targets()?;
-    run("format check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(
+        "format check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
     run(
         "clippy",
-        cargo().args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]),
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
-    run("unit, vector and property tests", cargo().args(["test", "--workspace"]))?;
+    run(
+        "unit, vector and property tests",
+        cargo().args(["test", "--workspace"]),
+    )?;
     for target in THUMB_TARGETS {
         run(
             &format!("no_std build for {target}"),
@@ -98,7 +115,10 @@ fn test() -> Result {
     }
     interop()?;
     fuzz(fuzz_seconds())?;
-    run("publish dry run", cargo().args(["package", "--workspace", "--quiet"]))?;
+    run(
+        "publish dry run",
+        cargo().args(["package", "--workspace", "--quiet"]),
+    )?;
     println!("\nall checks passed in {:.0?}", started.elapsed());
     Ok(())
 }
@@ -113,18 +133,35 @@ fn install_thumb_targets() -> Result {
     if missing.is_empty() {
         return Ok(());
     }
-    run("install thumb targets", Command::new("rustup").arg("target").arg("add").args(&missing))
+    run(
+        "install thumb targets",
+        Command::new("rustup")
+            .arg("target")
+            .arg("add")
+            .args(&missing),
+    )
 }
 
 fn interop() -> Result {
-    run("build desktop device", cargo().args(["build", "--release", "-p", "port-linux"]))?;
+    run(
+        "build desktop device",
+        cargo().args(["build", "--release", "-p", "port-linux"]),
+    )?;
     let dir = root().join("interop");
     let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
-    run("install the real client (npm ci)", Command::new(npm).args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))?;
+    run(
+        "install the real client (npm ci)",
+        Command::new(npm)
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir),
+    )?;
     let device = root().join("target/release/port-linux");
     run(
         "interop with @iotize/tap over WebSocket",
-        Command::new(npm).arg("test").current_dir(&dir).env("LWM2M_DEVICE_BIN", device),
+        Command::new(npm)
+            .arg("test")
+            .current_dir(&dir)
+            .env("LWM2M_DEVICE_BIN", device),
     )
 }
 
@@ -139,11 +176,20 @@ fn fuzz(seconds: u32) -> Result {
     if output(Command::new("rustup").args(["run", "nightly", "rustc", "--version"])).is_none() {
         run(
             "install nightly toolchain",
-            Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]),
+            Command::new("rustup").args([
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+            ]),
         )?;
     }
     if output(cargo().args(["fuzz", "--version"])).is_none() {
-        run("install cargo-fuzz", cargo().args(["install", "cargo-fuzz", "--locked"]))?;
+        run(
+            "install cargo-fuzz",
+            cargo().args(["install", "cargo-fuzz", "--locked"]),
+        )?;
     }
     let dir = root().join("fuzz");
     for target in FUZZ_TARGETS {
