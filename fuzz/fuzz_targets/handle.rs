@@ -44,9 +44,9 @@ const NFC: Channel = Channel::new(2, ChannelKind::Nfc);
 
 /// POST /1024//0 admin/admin (vectors.txt §A).
 const LOGIN_ADMIN: [u8; 44] = [
-    0xa2, 0xda, 0x00, 0x00, 0x27, 0x02, 0x04, 0x00, 0xff, 0xff, 0x00, 0x00, b'a', b'd', b'm',
-    b'i', b'n', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'a', b'd', b'm', b'i', b'n', 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0,
+    0xa2, 0xda, 0x00, 0x00, 0x27, 0x02, 0x04, 0x00, 0xff, 0xff, 0x00, 0x00, b'a', b'd', b'm', b'i',
+    b'n', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'a', b'd', b'm', b'i', b'n', 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0,
 ];
 /// PUT /1024//6 = 0008 (hashPassword).
 const SET_HASH_OPTION: [u8; 14] = [
@@ -80,7 +80,10 @@ fn exchange(device: &mut TapDevice, channel: Channel, apdu: &[u8], now: Instant)
     } = device.handle(channel, apdu, now, &mut out);
     let resp = &out[..len];
     if let Some(deadline) = next_deadline {
-        assert!(deadline > now, "deadline {deadline:?} not after now {now:?}");
+        assert!(
+            deadline > now,
+            "deadline {deadline:?} not after now {now:?}"
+        );
     }
     if is_nfc_select(apdu) {
         assert_eq!(resp, [0x90, 0x00], "NFC select answer");
@@ -88,7 +91,11 @@ fn exchange(device: &mut TapDevice, channel: Channel, apdu: &[u8], now: Instant)
     }
     assert!(len >= 3, "response shorter than 3 bytes: {resp:02x?}");
     assert!(len <= OUT_LEN);
-    assert_eq!(&resp[len - 2..], [0x90, 0x00], "no status word: {resp:02x?}");
+    assert_eq!(
+        &resp[len - 2..],
+        [0x90, 0x00],
+        "no status word: {resp:02x?}"
+    );
     let status = resp[0];
     assert!(
         ResultCode::from_u8(status).is_some(),
@@ -109,9 +116,17 @@ fuzz_target!(|data: &[u8]| {
     let second = if flags & 0b100 != 0 { NFC } else { WS2 };
 
     if flags & 0b001 != 0 {
-        assert_eq!(exchange(&mut device, WS1, &LOGIN_ADMIN, now), 0x00, "admin login");
+        assert_eq!(
+            exchange(&mut device, WS1, &LOGIN_ADMIN, now),
+            0x00,
+            "admin login"
+        );
         if flags & 0b010 != 0 {
-            assert_eq!(exchange(&mut device, WS1, &SET_HASH_OPTION, now), 0x00, "hash option");
+            assert_eq!(
+                exchange(&mut device, WS1, &SET_HASH_OPTION, now),
+                0x00,
+                "hash option"
+            );
         }
     }
 

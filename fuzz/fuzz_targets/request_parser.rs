@@ -6,7 +6,9 @@
 use libfuzzer_sys::fuzz_target;
 use lwm2m_core::wire::multi::MultiRequest;
 use lwm2m_core::wire::tlv::{Tlv, TlvIter, TlvKind};
-use lwm2m_core::wire::{is_nfc_select, Request, WireErrorKind, APDU_HEADER_LEN, INS_GET, INS_PUT_POST};
+use lwm2m_core::wire::{
+    is_nfc_select, Request, WireErrorKind, APDU_HEADER_LEN, INS_GET, INS_PUT_POST,
+};
 
 /// Large enough for libFuzzer's default `-max_len` (4096) plus the APDU header; longer
 /// inputs exercise the `BufferTooSmall` path of the encoders instead.
@@ -78,7 +80,10 @@ fn check_tlv(data: &[u8], depth: usize) {
             Ok(tlv) => {
                 consumed += round_trip_tlv(&tlv);
                 if depth < MAX_TLV_DEPTH
-                    && matches!(tlv.kind, TlvKind::ObjectInstance | TlvKind::MultipleResource)
+                    && matches!(
+                        tlv.kind,
+                        TlvKind::ObjectInstance | TlvKind::MultipleResource
+                    )
                 {
                     check_tlv(tlv.value, depth + 1);
                 }

@@ -1,10 +1,11 @@
 //! The sans-IO device engine: takes a request APDU and the time, returns the response
 //! APDU and the next deadline. It never blocks, allocates or panics.
 
-use crate::config::Config;
+use crate::config::{Config, NfcPriority};
 use crate::dispatch::dispatch;
 use crate::object::{Context, Effect, FrameLimits, ObjectSet};
 use crate::session::{Channel, ChannelId, LoginGuard, Session};
+use crate::target::{NoTarget, TargetIo};
 use crate::time::Instant;
 use crate::wire::{is_nfc_select, Request, Response, ResultCode, APDU_HEADER_LEN, STATUS_WORD_OK};
 
@@ -21,14 +22,17 @@ pub struct Outcome {
     pub effect: Option<Effect>,
 }
 
-/// An lwM2M device: objects, configuration image and session.
-pub struct Device<O> {
+/// An lwM2M device: objects, configuration image, session, and the target that holds
+/// variable values.
+pub struct Device<O, T = NoTarget> {
     objects: O,
     config: Config,
     factory: fn() -> Config,
     session: Session,
     guard: LoginGuard,
     limits: FrameLimits,
+    target: T,
+    nfc_override: Option<NfcPriority>,
 }
 
 impl<O: ObjectSet> Device<O> {
@@ -43,6 +47,24 @@ impl<O: ObjectSet> Device<O> {
             session: Session::default(),
             guard: LoginGuard::default(),
             limits,
+            target: NoTarget,
+            nfc_override: None,
+        }
+    }
+}
+
+impl<O: ObjectSet, T: TargetIo> Device<O, T> {
+    /// The same device reaching variable values through `target`.
+    pub fn with_target<T2: TargetIo>(self, target: T2) -> Device<O, T2> {
+        Device {
+            objects: self.objects,
+            config: self.config,
+            factory: self.factory,
+            session: self.session,
+            guard: self.guard,
+            limits: self.limits,
+            target,
+            nfc_override: self.nfc_override,
         }
     }
 
@@ -57,7 +79,28 @@ impl<O: ObjectSet> Device<O> {
     ) -> Outcome {
         self.expire(now);
         let mut effect = None;
-        let len = self.respond(channel, request, now, out, &mut effect);
+        let len = self.respond(channel, None, request, now, out, &mut effect);
+        self.finish(len, effect)
+    }
+
+    /// Handles one request of a local side handler (an on-board script engine, a
+    /// Modbus-slave handler) with the rights of `profile`, without taking, extending or
+    /// ending the session. Login and logout are refused (`81`).
+    pub fn handle_side(
+        &mut self,
+        channel: Channel,
+        profile: u16,
+        request: &[u8],
+        now: Instant,
+        out: &mut [u8],
+    ) -> Outcome {
+        self.expire(now);
+        let mut effect = None;
+        let len = self.respond(channel, Some(profile), request, now, out, &mut effect);
+        self.finish(len, effect)
+    }
+
+    fn finish(&mut self, len: usize, effect: Option<Effect>) -> Outcome {
         if effect == Some(Effect::FactoryReset) {
             self.config = (self.factory)();
             self.session.end();
@@ -69,9 +112,11 @@ impl<O: ObjectSet> Device<O> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn respond(
         &mut self,
         channel: Channel,
+        side_profile: Option<u16>,
         request: &[u8],
         now: Instant,
         out: &mut [u8],
@@ -102,8 +147,11 @@ impl<O: ObjectSet> Device<O> {
                 return response.status(err.result_code());
             }
         };
-        if let Err(code) = self.session.admit(channel, now) {
-            return response.status(code);
+        if side_profile.is_none() {
+            let nfc = self.nfc_override.unwrap_or(self.config.nfc_priority);
+            if let Err(code) = self.session.admit(channel, now, nfc) {
+                return response.status(code);
+            }
         }
         let mut ctx = Context {
             now,
@@ -113,6 +161,9 @@ impl<O: ObjectSet> Device<O> {
             config: &mut self.config,
             effect,
             limits: self.limits,
+            target: &mut self.target,
+            side_profile,
+            nfc_override: &mut self.nfc_override,
         };
         let mut body = response.body();
         let status = dispatch(&mut self.objects, &mut ctx, &request, &mut body, false);
@@ -179,5 +230,15 @@ impl<O: ObjectSet> Device<O> {
     /// The frame sizes of this device.
     pub fn limits(&self) -> FrameLimits {
         self.limits
+    }
+
+    /// The target.
+    pub fn target(&self) -> &T {
+        &self.target
+    }
+
+    /// The target, mutably.
+    pub fn target_mut(&mut self) -> &mut T {
+        &mut self.target
     }
 }

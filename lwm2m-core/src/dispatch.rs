@@ -24,7 +24,7 @@ pub fn dispatch<O: ObjectSet + ?Sized>(
     nested: bool,
 ) -> ResultCode {
     let path = request.path;
-    let def = {
+    let (def, bundle) = {
         let Some(object) = objects.find(path.object) else {
             return ResultCode::NotFound;
         };
@@ -34,13 +34,21 @@ pub fn dispatch<O: ObjectSet + ?Sized>(
         if def.instance == InstanceRule::Existing && !object.instance_exists(ctx, path.instance) {
             return ResultCode::NotFound;
         }
-        *def
+        let bundle = match def.access(request.method) {
+            acl::Access::Read | acl::Access::Write => {
+                object.owning_bundle(ctx.config(), path.instance)
+            }
+            _ => None,
+        };
+        (*def, bundle)
     };
     let access = def.access(request.method);
     if access == acl::Access::Never {
         return ResultCode::MethodNotAllowed;
     }
-    if let Err(code) = acl::check(access, ctx.subject(), path.instance) {
+    if let Err(code) = acl::check(ctx.config(), access, ctx.subject(), path.instance, || {
+        bundle
+    }) {
         return code;
     }
     if !def.implemented {

@@ -4,9 +4,10 @@
 //! instance rule, and the [`Access`] of each method. Dispatch, the access check and the
 //! documentation all read the same table.
 
-use crate::acl::{Access, Subject};
-use crate::config::Config;
+use crate::acl::{self, Access, Subject};
+use crate::config::{Config, NfcPriority, Rights};
 use crate::session::{Channel, LoginGuard, Session};
+use crate::target::{self, TargetIo};
 use crate::time::{Duration, Instant};
 use crate::wire::{Body, Method, Request, ResultCode, ABSENT};
 
@@ -166,6 +167,10 @@ pub struct Context<'a> {
     pub(crate) config: &'a mut Config,
     pub(crate) effect: &'a mut Option<Effect>,
     pub(crate) limits: FrameLimits,
+    pub(crate) target: &'a mut dyn TargetIo,
+    /// The profile of a side handler's request; `None` for the session's channel.
+    pub(crate) side_profile: Option<u16>,
+    pub(crate) nfc_override: &'a mut Option<NfcPriority>,
 }
 
 impl Context<'_> {
@@ -181,7 +186,40 @@ impl Context<'_> {
 
     /// On whose behalf the request runs (re-read after a login inside a multi-request).
     pub fn subject(&self) -> Subject {
-        Subject::new(self.config, self.session.user())
+        Subject::new(
+            self.config,
+            self.side_profile.unwrap_or(self.session.user()),
+        )
+    }
+
+    /// Whether the request comes from a side handler (which cannot change the session).
+    pub fn is_side(&self) -> bool {
+        self.side_profile.is_some()
+    }
+
+    /// The rights of the subject on the data of `bundle`.
+    pub fn rights(&self, bundle: Option<u16>) -> Rights {
+        acl::rights(self.config, self.subject(), bundle)
+    }
+
+    /// Reads the value of variable `id` (target or in-device) into the start of `buf`.
+    pub fn read_value(&mut self, id: u16, buf: &mut [u8]) -> Result<usize, ResultCode> {
+        target::read_value(self.config, self.target, id, buf)
+    }
+
+    /// Writes the value of variable `id`.
+    pub fn write_value(&mut self, id: u16, data: &[u8]) -> Result<(), ResultCode> {
+        target::write_value(self.config, self.target, id, data)
+    }
+
+    /// Sets whether NFC takes the session over until the next reboot (`POST /1024//24`).
+    pub fn override_nfc_priority(&mut self, priority: NfcPriority) {
+        *self.nfc_override = Some(priority);
+    }
+
+    /// The NFC priority in force: the override, else the configuration.
+    pub fn nfc_priority(&self) -> NfcPriority {
+        self.nfc_override.unwrap_or(self.config.nfc_priority)
     }
 
     /// The configuration image.
@@ -199,19 +237,32 @@ impl Context<'_> {
         self.limits
     }
 
-    /// Logs in with a `POST /1024//0` body.
+    /// Logs in with a `POST /1024//0` body. Side handlers cannot log in (`81`).
     pub fn login(&mut self, body: &[u8]) -> Result<(), ResultCode> {
+        if self.is_side() {
+            return Err(ResultCode::Unauthorized);
+        }
         self.session.login(self.config, self.guard, body, self.now)
     }
 
-    /// Logs out and ends the session.
-    pub fn logout(&mut self) {
+    /// Logs out and ends the session. Side handlers cannot end it (`81`).
+    pub fn logout(&mut self) -> Result<(), ResultCode> {
+        if self.is_side() {
+            return Err(ResultCode::Unauthorized);
+        }
         self.session.logout();
+        Ok(())
     }
 
     /// How long the session may stay idle, `None` if forever.
     pub fn idle_limit(&self) -> Option<Duration> {
         self.session.idle_limit(self.config)
+    }
+
+    /// Saves the configuration image to flash (the configurator's save command).
+    pub fn save_config(&mut self) -> Result<(), ResultCode> {
+        // Wired to the configuration store in the next step.
+        Ok(())
     }
 
     /// Asks the port to do something once the response is sent.
@@ -235,6 +286,12 @@ pub trait Object {
     /// Whether `instance` exists (asked for [`InstanceRule::Existing`] entries).
     fn instance_exists(&self, _ctx: &Context<'_>, _instance: u16) -> bool {
         true
+    }
+
+    /// The bundle whose ACL protects `instance` (asked for [`Access::Read`] and
+    /// [`Access::Write`] entries); `None`: administrator only.
+    fn owning_bundle(&self, _config: &Config, _instance: u16) -> Option<u16> {
+        None
     }
 
     /// Handles a request that passed the table lookup and the access check.

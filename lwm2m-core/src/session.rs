@@ -2,7 +2,7 @@
 //! ends (spec decisions 4 and 5).
 
 use crate::auth::{self, LoginBody};
-use crate::config::{Config, SecurityOptions, ANONYMOUS};
+use crate::config::{Config, NfcPriority, SecurityOptions, ANONYMOUS};
 use crate::time::{Duration, Instant};
 use crate::wire::ResultCode;
 
@@ -34,6 +34,9 @@ pub enum ChannelKind {
     Mqtt,
     /// Serial / UART link.
     Serial,
+    /// A local side handler (script engine, Modbus slave): runs single requests with its
+    /// own profile, outside the session (see `Device::handle_side`).
+    Side,
 }
 
 impl ChannelKind {
@@ -46,6 +49,7 @@ impl ChannelKind {
             ChannelKind::WebSocket => 1024,
             ChannelKind::Mqtt => 512,
             ChannelKind::Serial => 256,
+            ChannelKind::Side => 0,
         }
     }
 }
@@ -90,22 +94,28 @@ impl Session {
     }
 
     /// Lets `channel` in: it becomes the owner if nobody owns the session, and its
-    /// activity is recorded. Another channel gets `A8`.
-    pub fn admit(&mut self, channel: Channel, now: Instant) -> Result<(), ResultCode> {
-        match self.owner {
-            Some(owner) if owner.id != channel.id => Err(ResultCode::DeviceUnavailable),
-            Some(_) => {
-                self.last_activity = now;
-                Ok(())
+    /// activity is recorded. Another channel gets `A8`, except NFC when it has priority:
+    /// it ends the current session and starts its own.
+    pub fn admit(
+        &mut self,
+        channel: Channel,
+        now: Instant,
+        nfc: NfcPriority,
+    ) -> Result<(), ResultCode> {
+        if let Some(owner) = self.owner.filter(|owner| owner.id != channel.id) {
+            if channel.kind != ChannelKind::Nfc || nfc != NfcPriority::Priority {
+                return Err(ResultCode::DeviceUnavailable);
             }
-            None => {
-                info!("session opened by {:?}", channel);
-                self.owner = Some(channel);
-                self.user = ANONYMOUS;
-                self.last_activity = now;
-                Ok(())
-            }
+            info!("NFC takes the session over from {:?}", owner);
+            self.end();
         }
+        if self.owner.is_none() {
+            info!("session opened by {:?}", channel);
+            self.owner = Some(channel);
+            self.user = ANONYMOUS;
+        }
+        self.last_activity = now;
+        Ok(())
     }
 
     /// Ends the session: back to anonymous, nobody owns the device.

@@ -1,21 +1,29 @@
 //! Object 1024, Interface (`objects.md` object 1024 and §6.5).
 //!
 //! This stage provides login/logout, the session resources, security options, the
-//! inactivity period, frame sizes, keep-alive and multi-request (run by the core's
-//! dispatcher). Every other resource the client knows is declared with its methods and
-//! answers `A1` (not implemented) once the access check passed.
+//! inactivity period, frame sizes, keep-alive, multi-request (run by the core's
+//! dispatcher), the configuration version and save command, NFC priority, and the plain
+//! configuration values of [`SETTINGS`]. Every other resource the client knows is
+//! declared with its methods and answers `A1` (not implemented) once the access check
+//! passed.
 
-use lwm2m_core::acl::Access::{Admin, Anyone};
-use lwm2m_core::config::SecurityOptions;
+use lwm2m_core::acl::Access::{Admin, Anyone, User};
+use lwm2m_core::config::{NfcPriority, SecurityOptions};
 use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
 use crate::codec;
+use crate::settings::{self, Kind, SettingDef};
 
 /// Object id.
 pub const ID: u16 = 1024;
 
-/// Resources of object 1024, one line each, with the client's method names.
+/// `/1024//10` value meaning "configuration in progress" (255.255.65535).
+pub const CONFIGURING: u32 = 0xFFFF_FFFF;
+
+/// Resources of object 1024, one line each, with the client's method names. Plain
+/// configuration values are readable by any logged-in profile (secrets: admin only) and
+/// written by the administrator.
 pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(0).post(Anyone), // login, loginWithHash
     ResourceDef::single(1).post(Anyone), // logout
@@ -28,98 +36,33 @@ pub const RESOURCES: &[ResourceDef] = &[
         .not_implemented(), // getUID, loginWithUID
     ResourceDef::single(6).get(Anyone).put(Admin), // getSecurityOptions, putSecurityOptions
     ResourceDef::single(7).get(Anyone),  // getCurrentGroupId
-    ResourceDef::single(8)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getConfigFormatVersion, putConfigFormatVersion
-    ResourceDef::single(9)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getAppName, putAppName
-    ResourceDef::single(10)
-        .get(Admin)
-        .put(Admin)
-        .post(Admin)
-        .not_implemented(), // getConfigVersion, putConfigVersion, reloadConfig
-    ResourceDef::single(11)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getAppPath, putAppPath
-    ResourceDef::single(13)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getNfcPairingMode, putNfcPairingMode
-    ResourceDef::single(14)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getPowerOptimisationLevel, putPowerOptimisationLevel
-    ResourceDef::single(15)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getMode, putMode
-    ResourceDef::single(16)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getKey, putKey
-    ResourceDef::single(17)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getAuthorizedHostProtocol, putAuthorizedHostProtocol
+    ResourceDef::single(8).get(User).put(Admin), // getConfigFormatVersion, putConfigFormatVersion
+    ResourceDef::single(9).get(User).put(Admin), // getAppName, putAppName
+    ResourceDef::single(10).get(Anyone).put(Admin).post(Admin), // getConfigVersion, putConfigVersion, reloadConfig
+    ResourceDef::single(11).get(User).put(Admin),               // getAppPath, putAppPath
+    ResourceDef::single(13).get(User).put(Admin), // getNfcPairingMode, putNfcPairingMode
+    ResourceDef::single(14).get(User).put(Admin), // getPowerOptimisationLevel, putPowerOptimisationLevel
+    ResourceDef::single(15).get(User).put(Admin), // getMode, putMode
+    ResourceDef::single(16).get(Admin).put(Admin), // getKey, putKey
+    ResourceDef::single(17).get(User).put(Admin), // getAuthorizedHostProtocol, putAuthorizedHostProtocol
     ResourceDef::single(18).get(Admin).not_implemented(), // getConfigFormatFirmwareVersion
-    ResourceDef::single(19)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getUniversalLink, putUniversalLink
+    ResourceDef::single(19).get(User).put(Admin), // getUniversalLink, putUniversalLink
     ResourceDef::single(21).get(Admin).not_implemented(), // getAvailableHostProtocols
     ResourceDef::single(22).get(Admin).not_implemented(), // getAddress
     ResourceDef::single(23).get(Admin).not_implemented(), // getMaxPacketCount
-    ResourceDef::single(24)
-        .get(Admin)
-        .put(Admin)
-        .post(Admin)
-        .not_implemented(), // getNfcConnectionPriority, putNfcConnectionPriority, postNfcConnectionPriority
-    ResourceDef::single(25)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getSSID, putSSID
-    ResourceDef::single(26)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getPlatform, putPlatform
-    ResourceDef::single(27)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getMqttClientId, putMqttClientId
-    ResourceDef::single(28)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getMqttUsername, putMqttUsername
-    ResourceDef::single(29)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getMqttPassword, putMqttPassword
-    ResourceDef::single(30)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getIp, putIp
-    ResourceDef::single(31)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getGatewayIp, putGatewayIp
-    ResourceDef::single(32)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getIpMask, putIpMask
-    ResourceDef::single(33)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getDataLogUploadPeriod, putDataLogUploadPeriod
+    ResourceDef::single(24).get(User).put(Admin).post(Admin), // getNfcConnectionPriority, putNfcConnectionPriority, postNfcConnectionPriority
+    ResourceDef::single(25).get(User).put(Admin),             // getSSID, putSSID
+    ResourceDef::single(26).get(User).put(Admin),             // getPlatform, putPlatform
+    ResourceDef::single(27).get(User).put(Admin),             // getMqttClientId, putMqttClientId
+    ResourceDef::single(28).get(User).put(Admin),             // getMqttUsername, putMqttUsername
+    ResourceDef::single(29).get(Admin).put(Admin),            // getMqttPassword, putMqttPassword
+    ResourceDef::single(30).get(User).put(Admin),             // getIp, putIp
+    ResourceDef::single(31).get(User).put(Admin),             // getGatewayIp, putGatewayIp
+    ResourceDef::single(32).get(User).put(Admin),             // getIpMask, putIpMask
+    ResourceDef::single(33).get(User).put(Admin), // getDataLogUploadPeriod, putDataLogUploadPeriod
     ResourceDef::single(34).get(Anyone).put(Admin), // getHostInactivityPeriod, putHostInactivityPeriod
     ResourceDef::single(35).get(Admin).not_implemented(), // getHostname
-    ResourceDef::single(36)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getApplicationData, putApplicationData
+    ResourceDef::single(36).get(User).put(Admin),   // getApplicationData, putApplicationData
     ResourceDef::single(37).put(Admin).not_implemented(), // putCertificatePublicKey
     ResourceDef::single(38).put(Admin).not_implemented(), // putCertificatePrivateKey
     ResourceDef::single(40).get(Anyone).not_implemented(), // login
@@ -128,64 +71,25 @@ pub const RESOURCES: &[ResourceDef] = &[
         .get(Admin)
         .put(Admin)
         .not_implemented(), // getHashIteration, putHashIteration
-    ResourceDef::single(43)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getNfcAutologProfileId, putNfcAutologProfileId
+    ResourceDef::single(43).get(User).put(Admin), // getNfcAutologProfileId, putNfcAutologProfileId
     ResourceDef::single(44).get(Anyone).not_implemented(), // sendWithIV
     ResourceDef::single(45).get(Anyone).not_implemented(), // setInitializationVector
     ResourceDef::single(47).get(Anyone).not_implemented(), // initialize
     ResourceDef::single(48).get(Anyone).not_implemented(), // send
-    ResourceDef::single(50)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getBrokerHostname, putBrokerHostname
-    ResourceDef::single(51)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getBrokerPort, putBrokerPort
-    ResourceDef::single(52)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getClientId, putClientId
-    ResourceDef::single(53)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getUsername, putUsername
-    ResourceDef::single(54)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getPassword, putPassword
-    ResourceDef::single(55)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getRelayNetKey, putRelayNetKey
+    ResourceDef::single(50).get(User).put(Admin), // getBrokerHostname, putBrokerHostname
+    ResourceDef::single(51).get(User).put(Admin), // getBrokerPort, putBrokerPort
+    ResourceDef::single(52).get(User).put(Admin), // getClientId, putClientId
+    ResourceDef::single(53).get(User).put(Admin), // getUsername, putUsername
+    ResourceDef::single(54).get(Admin).put(Admin), // getPassword, putPassword
+    ResourceDef::single(55).get(Admin).put(Admin), // getRelayNetKey, putRelayNetKey
     ResourceDef::single(57).put(Admin).not_implemented(), // putBrokerCertificate
-    ResourceDef::single(58)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getRequestTopic, getTopicPrefix, putRequestTopic, putTopicPrefix
-    ResourceDef::single(59)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getResponseTopic, putResponseTopic
+    ResourceDef::single(58).get(User).put(Admin), // getRequestTopic, getTopicPrefix, putRequestTopic, putTopicPrefix
+    ResourceDef::single(59).get(User).put(Admin), // getResponseTopic, putResponseTopic
     ResourceDef::single(60).get(Admin).not_implemented(), // getProductKey
-    ResourceDef::single(61)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getMqttBrokerPort, putMqttBrokerPort
-    ResourceDef::single(66)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getProfileId, putProfileId
-    ResourceDef::single(68)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getDataLogPublishTopic, putDataLogPublishTopic
-    ResourceDef::single(69)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getDataLogSubscribeTopic, putDataLogSubscribeTopic
+    ResourceDef::single(61).get(User).put(Admin), // getMqttBrokerPort, putMqttBrokerPort
+    ResourceDef::single(66).get(User).put(Admin), // getProfileId, putProfileId
+    ResourceDef::single(68).get(User).put(Admin), // getDataLogPublishTopic, putDataLogPublishTopic
+    ResourceDef::single(69).get(User).put(Admin), // getDataLogSubscribeTopic, putDataLogSubscribeTopic
     ResourceDef::single(74)
         .put(Admin)
         .post(Admin)
@@ -194,83 +98,81 @@ pub const RESOURCES: &[ResourceDef] = &[
         .get(Admin)
         .post(Admin)
         .not_implemented(), // getDisabledServices, postDisabledServices
-    ResourceDef::single(77)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getNtpServer, putNtpServer
-    ResourceDef::single(78)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getTimeZone, putTimeZone
+    ResourceDef::single(77).get(User).put(Admin), // getNtpServer, putNtpServer
+    ResourceDef::single(78).get(User).put(Admin), // getTimeZone, putTimeZone
     ResourceDef::single(79).get(Admin).not_implemented(), // getLocalTime
     ResourceDef::single(80).post(Admin).not_implemented(), // writeAndExecute, writeAndExecuteBytes
     ResourceDef::single(81).get(Admin).not_implemented(), // getInfo
     ResourceDef::single(82).post(Admin).not_implemented(), // writeChunk
     ResourceDef::single(83).post(Admin).not_implemented(), // executeSinglePacketInStore
-    ResourceDef::single(84)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getProductCode, putProductCode
-    ResourceDef::single(88).get(Anyone),            // getCurrentHostProtocolMaxFrameSize
-    ResourceDef::single(89).get(Anyone),            // executeMultiRequestFrame
-    ResourceDef::single(90)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getIds, putIds
-    ResourceDef::single(91)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getConfig, putConfig
-    ResourceDef::single(95)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getCountryCode, putCountryCode
-    ResourceDef::single(96)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getProtocol, putProtocol
-    ResourceDef::single(97)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getTxPower, putTxPower
-    ResourceDef::single(98)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getSSIDVisibility, putSSIDVisibility
-    ResourceDef::single(99)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getKeyVisibility, putKeyVisibility
-    ResourceDef::single(100)
-        .get(Admin)
-        .put(Admin)
-        .post(Admin)
-        .not_implemented(), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    ResourceDef::single(101)
-        .get(Admin)
-        .put(Admin)
-        .post(Admin)
-        .not_implemented(), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    ResourceDef::single(102)
-        .get(Admin)
-        .put(Admin)
-        .post(Admin)
-        .not_implemented(), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    ResourceDef::single(103)
-        .get(Admin)
-        .put(Admin)
-        .post(Admin)
-        .not_implemented(), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    ResourceDef::single(104)
-        .get(Admin)
-        .put(Admin)
-        .post(Admin)
-        .not_implemented(), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    ResourceDef::single(105)
-        .get(Admin)
-        .put(Admin)
-        .post(Admin)
-        .not_implemented(), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
+    ResourceDef::single(84).get(User).put(Admin), // getProductCode, putProductCode
+    ResourceDef::single(88).get(Anyone),          // getCurrentHostProtocolMaxFrameSize
+    ResourceDef::single(89).get(Anyone),          // executeMultiRequestFrame
+    ResourceDef::single(90).get(User).put(Admin), // getIds, putIds
+    ResourceDef::single(91).get(User).put(Admin), // getConfig, putConfig
+    ResourceDef::single(95).get(User).put(Admin), // getCountryCode, putCountryCode
+    ResourceDef::single(96).get(User).put(Admin), // getProtocol, putProtocol
+    ResourceDef::single(97).get(User).put(Admin), // getTxPower, putTxPower
+    ResourceDef::single(98).get(User).put(Admin), // getSSIDVisibility, putSSIDVisibility
+    ResourceDef::single(99).get(User).put(Admin), // getKeyVisibility, putKeyVisibility
+    ResourceDef::single(100).get(User).put(Admin).post(Admin), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
+    ResourceDef::single(101).get(User).put(Admin).post(Admin), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
+    ResourceDef::single(102).get(User).put(Admin).post(Admin), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
+    ResourceDef::single(103).get(User).put(Admin).post(Admin), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
+    ResourceDef::single(104).get(User).put(Admin).post(Admin), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
+    ResourceDef::single(105).get(User).put(Admin).post(Admin), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
+];
+
+/// Configuration values of object 1024 served from the table (see [`settings`]).
+pub const SETTINGS: &[SettingDef] = &[
+    SettingDef::new(8, Kind::U16), // getConfigFormatVersion, putConfigFormatVersion
+    SettingDef::new(9, Kind::Ascii(32)), // getAppName, putAppName
+    SettingDef::new(11, Kind::Ascii(64)), // getAppPath, putAppPath
+    SettingDef::new(13, Kind::U8), // getNfcPairingMode, putNfcPairingMode
+    SettingDef::new(14, Kind::U8), // getPowerOptimisationLevel, putPowerOptimisationLevel
+    SettingDef::new(15, Kind::U8), // getMode, putMode
+    SettingDef::new(16, Kind::Ascii(64)), // getKey, putKey
+    SettingDef::new(17, Kind::U16), // getAuthorizedHostProtocol, putAuthorizedHostProtocol
+    SettingDef::new(19, Kind::Ascii(64)), // getUniversalLink, putUniversalLink
+    SettingDef::new(25, Kind::Ascii(32)), // getSSID, putSSID
+    SettingDef::new(26, Kind::U8), // getPlatform, putPlatform
+    SettingDef::new(27, Kind::Ascii(64)), // getMqttClientId, putMqttClientId
+    SettingDef::new(28, Kind::Ascii(64)), // getMqttUsername, putMqttUsername
+    SettingDef::new(29, Kind::Ascii(64)), // getMqttPassword, putMqttPassword
+    SettingDef::new(30, Kind::Fixed(4)), // getIp, putIp
+    SettingDef::new(31, Kind::Fixed(4)), // getGatewayIp, putGatewayIp
+    SettingDef::new(32, Kind::Fixed(4)), // getIpMask, putIpMask
+    SettingDef::new(33, Kind::U32), // getDataLogUploadPeriod, putDataLogUploadPeriod
+    SettingDef::new(36, Kind::Bytes(64)), // getApplicationData, putApplicationData
+    SettingDef::new(43, Kind::U16), // getNfcAutologProfileId, putNfcAutologProfileId
+    SettingDef::new(50, Kind::Ascii(64)), // getBrokerHostname, putBrokerHostname
+    SettingDef::new(51, Kind::Ascii(16)), // getBrokerPort, putBrokerPort
+    SettingDef::new(52, Kind::Ascii(64)), // getClientId, putClientId
+    SettingDef::new(53, Kind::Ascii(64)), // getUsername, putUsername
+    SettingDef::new(54, Kind::Ascii(64)), // getPassword, putPassword
+    SettingDef::new(55, Kind::Ascii(64)), // getRelayNetKey, putRelayNetKey
+    SettingDef::new(58, Kind::Ascii(64)), // getRequestTopic, getTopicPrefix, putRequestTopic, putTopicPrefix
+    SettingDef::new(59, Kind::Ascii(64)), // getResponseTopic, putResponseTopic
+    SettingDef::new(61, Kind::Ascii(16)), // getMqttBrokerPort, putMqttBrokerPort
+    SettingDef::new(66, Kind::U16),       // getProfileId, putProfileId
+    SettingDef::new(68, Kind::Ascii(64)), // getDataLogPublishTopic, putDataLogPublishTopic
+    SettingDef::new(69, Kind::Ascii(64)), // getDataLogSubscribeTopic, putDataLogSubscribeTopic
+    SettingDef::new(77, Kind::Ascii(64)), // getNtpServer, putNtpServer
+    SettingDef::new(78, Kind::Ascii(64)), // getTimeZone, putTimeZone
+    SettingDef::new(84, Kind::Ascii(32)), // getProductCode, putProductCode
+    SettingDef::new(90, Kind::Bytes(64)), // getIds, putIds
+    SettingDef::new(91, Kind::U8),        // getConfig, putConfig
+    SettingDef::new(95, Kind::U16),       // getCountryCode, putCountryCode
+    SettingDef::new(96, Kind::U8),        // getProtocol, putProtocol
+    SettingDef::new(97, Kind::U8),        // getTxPower, putTxPower
+    SettingDef::new(98, Kind::U8),        // getSSIDVisibility, putSSIDVisibility
+    SettingDef::new(99, Kind::U8),        // getKeyVisibility, putKeyVisibility
+    SettingDef::new(100, Kind::U16), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
+    SettingDef::new(101, Kind::U16), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
+    SettingDef::new(102, Kind::U16), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
+    SettingDef::new(103, Kind::U16), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
+    SettingDef::new(104, Kind::U16), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
+    SettingDef::new(105, Kind::U16), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
 ];
 
 /// Object 1024.
@@ -303,7 +205,7 @@ impl Object for InterfaceObject {
             (0, Method::Post) => ctx.login(req.payload)?,
             (1, Method::Post) => {
                 codec::empty(req.payload)?;
-                ctx.logout();
+                ctx.logout()?;
             }
             // Current profile: the one whose rights apply (a user's alias).
             (2, Method::Get) => body.push_u16(ctx.subject().rights)?,
@@ -335,7 +237,35 @@ impl Object for InterfaceObject {
                 body.push_u16(limits.max_request)?;
                 body.push_u16(limits.max_response)?;
             }
-            _ => return Err(ResultCode::NotImplemented),
+            (10, Method::Get) => body.push_u32(ctx.config().version)?,
+            // 255.255.65535 marks "being configured"; the real version ends the
+            // configurator's sequence and saves the image; POST applies (saves) as is.
+            (10, Method::Put) => {
+                let version = codec::uint(req.payload, &[4])?;
+                ctx.config_mut().version = version;
+                if version != CONFIGURING {
+                    ctx.save_config()?;
+                }
+            }
+            (10, Method::Post) => {
+                codec::empty(req.payload)?;
+                ctx.save_config()?;
+            }
+            (24, Method::Get) => body.push_u8(ctx.nfc_priority() as u8)?,
+            (24, Method::Put) | (24, Method::Post) => {
+                let byte = codec::uint(req.payload, &[1])? as u8;
+                let priority = NfcPriority::from_u8(byte).ok_or(ResultCode::NotAcceptable)?;
+                if req.method == Method::Put {
+                    ctx.config_mut().nfc_priority = priority;
+                }
+                // PUT is stored in the configuration, POST applies until reboot; both
+                // take effect at once.
+                ctx.override_nfc_priority(priority);
+            }
+            (resource, _) => match settings::find(SETTINGS, resource) {
+                Some(def) => return settings::handle(ctx, ID, def, req, body),
+                None => return Err(ResultCode::NotImplemented),
+            },
         }
         Ok(ResultCode::Ok)
     }

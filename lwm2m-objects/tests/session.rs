@@ -191,7 +191,7 @@ fn status_codes_for_absent_things() {
     assert_eq!(h.tx("a2da000007030003ffff0002"), "859000");
     assert_eq!(h.tx("a2da000007040003ffff0002"), "859000");
     // Known to the client, not provided by this build.
-    assert_eq!(h.tx("a2ca000007010400ffff0009"), "a19000");
+    assert_eq!(h.tx("a2ca000007010400ffff0016"), "a19000");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! A device with the standard objects, driven with hex APDUs.
 #![allow(dead_code)]
 
+use lwm2m_core::target::{NoTarget, TargetIo};
 use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant, Outcome};
 use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
 
@@ -41,16 +42,22 @@ pub fn transcript_device() -> Device<StandardObjects<NoHooks>> {
     )
 }
 
-pub struct Harness {
-    pub device: Device<StandardObjects<NoHooks>>,
+pub struct Harness<T = NoTarget> {
+    pub device: Device<StandardObjects<NoHooks>, T>,
     pub now: Instant,
     pub last: Outcome,
 }
 
 impl Harness {
     pub fn new() -> Harness {
+        Harness::with_target(NoTarget)
+    }
+}
+
+impl<T: TargetIo> Harness<T> {
+    pub fn with_target(target: T) -> Harness<T> {
         Harness {
-            device: transcript_device(),
+            device: transcript_device().with_target(target),
             now: Instant::ZERO,
             last: Outcome {
                 len: 0,

@@ -13,8 +13,10 @@ use std::thread;
 use std::time::Instant as StdInstant;
 
 use clap::Parser;
+use lwm2m_core::target::MemoryTarget;
 use lwm2m_core::{Channel, ChannelId, ChannelKind, Config, Device, Effect, FrameLimits, Instant};
 use lwm2m_objects::{standard_objects, DeviceHooks, DeviceInfo, StandardObjects};
+use target_traits::RamTarget;
 use tungstenite::{Message, WebSocket};
 
 /// Largest Tap request frame and response this port accepts and produces.
@@ -85,7 +87,12 @@ struct Reply {
     close: bool,
 }
 
-fn new_device(serial: &str) -> Device<StandardObjects<DesktopHooks>> {
+/// The simulated target the desktop device reads variables from: 64 KiB of RAM at
+/// 0x2000_0000, like a Cortex-M SRAM.
+type DesktopTarget = MemoryTarget<RamTarget<{ 64 * 1024 }>>;
+const TARGET_RAM_BASE: u32 = 0x2000_0000;
+
+fn new_device(serial: &str) -> Device<StandardObjects<DesktopHooks>, DesktopTarget> {
     let mut serial_number = heapless::String::new();
     for c in serial.chars().take(lwm2m_objects::device::SERIAL_LEN) {
         let _ = serial_number.push(c);
@@ -102,6 +109,7 @@ fn new_device(serial: &str) -> Device<StandardObjects<DesktopHooks>> {
         Config::default,
         LIMITS,
     )
+    .with_target(MemoryTarget(RamTarget::new(TARGET_RAM_BASE)))
 }
 
 fn main() -> io::Result<()> {
@@ -123,7 +131,7 @@ fn main() -> io::Result<()> {
     println!("listening on ws://{}", listener.local_addr()?);
     thread::spawn(move || accept_loop(listener, events));
     run_device(&args.serial, inbox);
-    println!("stopped");
+    log::info!("stopped");
     Ok(())
 }
 

@@ -1,0 +1,385 @@
+//! The configuration as a versioned byte image (what flash holds).
+//!
+//! ```text
+//! "LWCF" | format u16 | version u32 | options u16 | inactivity u16 | nfc u8
+//! | n u8 × profile  { id u16 | name (u8 len, bytes) | credential (tag u8, 0/16/36 bytes)
+//!                     | lifetime u16 | alias u16 }
+//! | n u8 × bundle   { id u16 | name | period u32 | n u8 × { profile u16 | rights u8 } }
+//! | n u8 × variable { id u16 | address [4] | type u8 | quantity u16 | bundle u16 (FFFF none)
+//!                     | meta | unit | extra u8 | value (u8 len, bytes) }
+//! | n u8 × setting  { object u16 | resource u16 | value (u8 len, bytes) }
+//! ```
+//!
+//! Integrity (CRC, atomic replacement) is the storage layer's job; decoding still checks
+//! every length and count against the capacities, so a corrupt or foreign image is an
+//! error, never a panic.
+
+use heapless::Vec;
+
+use super::{
+    AclEntry, Bundle, Config, NfcPriority, Profile, Rights, SecurityOptions, Setting, Variable,
+};
+use crate::auth::{Credential, ScramRecord, Secret16};
+
+/// First bytes of every image.
+pub const MAGIC: [u8; 4] = *b"LWCF";
+/// Layout version of the image; bump when the layout changes.
+pub const FORMAT: u16 = 1;
+
+/// Why an image could not be encoded or decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ImageError {
+    /// The output buffer is too small.
+    BufferTooSmall,
+    /// Not an image (wrong magic) or an unknown format version.
+    UnknownFormat,
+    /// A field is truncated or exceeds a capacity.
+    Corrupt,
+}
+
+const NO_BUNDLE: u16 = 0xFFFF;
+const CRED_NONE: u8 = 0;
+const CRED_PLAIN: u8 = 1;
+const CRED_HASHED: u8 = 2;
+const CRED_SCRAM: u8 = 3;
+
+struct Writer<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl Writer<'_> {
+    fn bytes(&mut self, bytes: &[u8]) -> Result<(), ImageError> {
+        let end = self.len + bytes.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(ImageError::BufferTooSmall)?
+            .copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+
+    fn u8(&mut self, v: u8) -> Result<(), ImageError> {
+        self.bytes(&[v])
+    }
+
+    fn u16(&mut self, v: u16) -> Result<(), ImageError> {
+        self.bytes(&v.to_be_bytes())
+    }
+
+    fn u32(&mut self, v: u32) -> Result<(), ImageError> {
+        self.bytes(&v.to_be_bytes())
+    }
+
+    /// A short byte string: u8 length then the bytes (every capacity is below 256).
+    fn short(&mut self, bytes: &[u8]) -> Result<(), ImageError> {
+        self.u8(u8::try_from(bytes.len()).map_err(|_| ImageError::Corrupt)?)?;
+        self.bytes(bytes)
+    }
+
+    fn count(&mut self, n: usize) -> Result<(), ImageError> {
+        self.u8(u8::try_from(n).map_err(|_| ImageError::Corrupt)?)
+    }
+}
+
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], ImageError> {
+        let (head, rest) = self.rest.split_at_checked(n).ok_or(ImageError::Corrupt)?;
+        self.rest = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ImageError> {
+        self.bytes(N)?.try_into().map_err(|_| ImageError::Corrupt)
+    }
+
+    fn u8(&mut self) -> Result<u8, ImageError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, ImageError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, ImageError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    fn short<const N: usize>(&mut self) -> Result<Vec<u8, N>, ImageError> {
+        let len = usize::from(self.u8()?);
+        Vec::from_slice(self.bytes(len)?).map_err(|_| ImageError::Corrupt)
+    }
+}
+
+impl Config {
+    /// Encodes the image into `buf`, returning its length.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize, ImageError> {
+        let mut w = Writer { buf, len: 0 };
+        w.bytes(&MAGIC)?;
+        w.u16(FORMAT)?;
+        w.u32(self.version)?;
+        w.u16(self.security_options.0)?;
+        w.u16(self.inactivity_secs)?;
+        w.u8(self.nfc_priority as u8)?;
+        w.count(self.profiles.len())?;
+        for p in &self.profiles {
+            w.u16(p.id)?;
+            w.short(&p.name)?;
+            match &p.credential {
+                Credential::None => w.u8(CRED_NONE)?,
+                Credential::Plain(secret) => {
+                    w.u8(CRED_PLAIN)?;
+                    w.bytes(&secret.0)?;
+                }
+                Credential::Hashed(secret) => {
+                    w.u8(CRED_HASHED)?;
+                    w.bytes(&secret.0)?;
+                }
+                Credential::Scram(record) => {
+                    w.u8(CRED_SCRAM)?;
+                    w.bytes(&record.stored_key)?;
+                    w.bytes(&record.server_key)?;
+                    w.bytes(&record.salt)?;
+                }
+            }
+            w.u16(p.lifetime_secs)?;
+            w.u16(p.alias)?;
+        }
+        w.count(self.bundles.len())?;
+        for b in &self.bundles {
+            w.u16(b.id)?;
+            w.short(&b.name)?;
+            w.u32(b.datalog_period)?;
+            w.count(b.acl.len())?;
+            for e in &b.acl {
+                w.u16(e.profile)?;
+                w.u8(e.rights.0)?;
+            }
+        }
+        w.count(self.variables.len())?;
+        for v in &self.variables {
+            w.u16(v.id)?;
+            w.bytes(&v.address)?;
+            w.u8(v.var_type)?;
+            w.u16(v.quantity)?;
+            w.u16(v.bundle.unwrap_or(NO_BUNDLE))?;
+            w.short(&v.meta)?;
+            w.short(&v.unit)?;
+            w.u8(v.extra_size)?;
+            w.short(&v.value)?;
+        }
+        w.count(self.settings.len())?;
+        for s in &self.settings {
+            w.u16(s.object)?;
+            w.u16(s.resource)?;
+            w.short(&s.value)?;
+        }
+        Ok(w.len)
+    }
+
+    /// Decodes an image produced by [`Config::encode`]; trailing bytes are an error.
+    pub fn decode(image: &[u8]) -> Result<Config, ImageError> {
+        let mut r = Reader { rest: image };
+        if r.bytes(MAGIC.len()).ok() != Some(&MAGIC[..]) || r.u16()? != FORMAT {
+            return Err(ImageError::UnknownFormat);
+        }
+        let mut config = Config {
+            version: r.u32()?,
+            security_options: SecurityOptions(r.u16()?),
+            inactivity_secs: r.u16()?,
+            nfc_priority: NfcPriority::from_u8(r.u8()?).ok_or(ImageError::Corrupt)?,
+            profiles: Vec::new(),
+            bundles: Vec::new(),
+            variables: Vec::new(),
+            settings: Vec::new(),
+        };
+        for _ in 0..r.u8()? {
+            let id = r.u16()?;
+            let name = r.short()?;
+            let credential = match r.u8()? {
+                CRED_NONE => Credential::None,
+                CRED_PLAIN => Credential::Plain(Secret16(r.array()?)),
+                CRED_HASHED => Credential::Hashed(Secret16(r.array()?)),
+                CRED_SCRAM => Credential::Scram(
+                    ScramRecord::from_bytes(r.bytes(36)?).ok_or(ImageError::Corrupt)?,
+                ),
+                _ => return Err(ImageError::Corrupt),
+            };
+            let profile = Profile {
+                id,
+                name,
+                credential,
+                lifetime_secs: r.u16()?,
+                alias: r.u16()?,
+            };
+            config
+                .profiles
+                .push(profile)
+                .map_err(|_| ImageError::Corrupt)?;
+        }
+        for _ in 0..r.u8()? {
+            let mut bundle = Bundle::new(r.u16()?);
+            bundle.name = r.short()?;
+            bundle.datalog_period = r.u32()?;
+            for _ in 0..r.u8()? {
+                let entry = AclEntry {
+                    profile: r.u16()?,
+                    rights: Rights(r.u8()?),
+                };
+                bundle.acl.push(entry).map_err(|_| ImageError::Corrupt)?;
+            }
+            config
+                .bundles
+                .push(bundle)
+                .map_err(|_| ImageError::Corrupt)?;
+        }
+        for _ in 0..r.u8()? {
+            let mut v = Variable::new(r.u16()?);
+            v.address = r.array()?;
+            v.var_type = r.u8()?;
+            v.quantity = r.u16()?;
+            v.bundle = Some(r.u16()?).filter(|&b| b != NO_BUNDLE);
+            v.meta = r.short()?;
+            v.unit = r.short()?;
+            v.extra_size = r.u8()?;
+            v.value = r.short()?;
+            config.variables.push(v).map_err(|_| ImageError::Corrupt)?;
+        }
+        for _ in 0..r.u8()? {
+            let setting = Setting {
+                object: r.u16()?,
+                resource: r.u16()?,
+                value: r.short()?,
+            };
+            config
+                .settings
+                .push(setting)
+                .map_err(|_| ImageError::Corrupt)?;
+        }
+        if !r.rest.is_empty() {
+            return Err(ImageError::Corrupt);
+        }
+        Ok(config)
+    }
+}
+
+/// An upper bound of the encoded size of any configuration, for sizing buffers.
+pub const MAX_IMAGE_LEN: usize = {
+    use super::*;
+    let profile = 2 + 1 + NAME_LEN + 1 + 36 + 2 + 2;
+    let bundle = 2 + 1 + NAME_LEN + 4 + 1 + MAX_ACL_ENTRIES * 3;
+    let variable = 2 + 4 + 1 + 2 + 2 + 1 + META_LEN + 1 + UNIT_LEN + 1 + 1 + VALUE_LEN;
+    let setting = 2 + 2 + 1 + SETTING_LEN;
+    4 + 2
+        + 4
+        + 2
+        + 2
+        + 1
+        + 4
+        + MAX_PROFILES * profile
+        + MAX_BUNDLES * bundle
+        + MAX_VARIABLES * variable
+        + MAX_SETTINGS * setting
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Config {
+        let mut config = Config {
+            version: 0x0102_0003,
+            security_options: SecurityOptions(SecurityOptions::HASH_PASSWORD),
+            inactivity_secs: 30,
+            ..Config::default()
+        };
+        let mut user = Profile::new(1, b"user1").with_lifetime(300);
+        user.credential = Credential::Hashed(crate::auth::hash_password(b"pwd"));
+        config.profiles.push(user).unwrap();
+        let mut bob = Profile::new(2, b"bob");
+        bob.alias = 1;
+        bob.credential = Credential::Scram(ScramRecord::from_bytes(&[7; 36]).unwrap());
+        config.profiles.push(bob).unwrap();
+        let mut bundle = Bundle::new(1);
+        bundle.name = Vec::from_slice(b"sensors").unwrap();
+        bundle.datalog_period = 10;
+        bundle
+            .acl
+            .push(AclEntry {
+                profile: 0,
+                rights: Rights::READ,
+            })
+            .unwrap();
+        bundle
+            .acl
+            .push(AclEntry {
+                profile: 1,
+                rights: Rights::ALL,
+            })
+            .unwrap();
+        config.bundles.push(bundle).unwrap();
+        let mut v = Variable::new(5);
+        v.address = [0x20, 0, 0, 0x10];
+        v.var_type = 0x13;
+        v.bundle = Some(1);
+        v.meta = Vec::from_slice(b"temp:C").unwrap();
+        v.extra_size = 6;
+        config.variables.push(v).unwrap();
+        let mut v = Variable::new(6);
+        v.var_type = 0xE2;
+        v.quantity = 2;
+        v.value = Vec::from_slice(&[0, 1, 0, 2]).unwrap();
+        config.variables.push(v).unwrap();
+        config.set_setting(1024, 9, b"Demo").unwrap();
+        config
+    }
+
+    #[test]
+    fn round_trips() {
+        let config = sample();
+        let mut buf = [0u8; MAX_IMAGE_LEN];
+        let n = config.encode(&mut buf).unwrap();
+        assert_eq!(Config::decode(&buf[..n]).unwrap(), config);
+        let n = Config::default().encode(&mut buf).unwrap();
+        assert_eq!(Config::decode(&buf[..n]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let mut buf = [0u8; MAX_IMAGE_LEN];
+        let n = sample().encode(&mut buf).unwrap();
+        for len in 0..n {
+            assert!(
+                Config::decode(&buf[..len]).is_err(),
+                "prefix of {len} bytes"
+            );
+        }
+        let mut longer = buf[..n + 1].to_vec();
+        longer[n] = 0;
+        assert_eq!(Config::decode(&longer), Err(ImageError::Corrupt));
+    }
+
+    #[test]
+    fn foreign_images_are_refused() {
+        assert_eq!(
+            Config::decode(b"NOPE\x00\x01"),
+            Err(ImageError::UnknownFormat)
+        );
+        assert_eq!(
+            Config::decode(b"LWCF\x00\x02"),
+            Err(ImageError::UnknownFormat)
+        );
+        assert_eq!(Config::decode(&[0xFF; 64]), Err(ImageError::UnknownFormat));
+    }
+
+    #[test]
+    fn a_small_buffer_is_reported() {
+        let mut buf = [0u8; 16];
+        assert_eq!(sample().encode(&mut buf), Err(ImageError::BufferTooSmall));
+    }
+}

@@ -1,0 +1,435 @@
+//! The configuration image held in RAM (spec decision 11).
+//!
+//! Every authorised configuration write lands here at once; [`image`] turns it into the
+//! versioned byte image that the storage layer saves to flash and loads at boot.
+
+use heapless::Vec;
+
+use crate::auth::Credential;
+
+pub mod image;
+
+/// Largest number of profiles (anonymous, admin and supervisor included).
+pub const MAX_PROFILES: usize = 16;
+/// Longest profile or bundle name (the client's login field is 16 bytes).
+pub const NAME_LEN: usize = 16;
+/// Largest number of bundles.
+pub const MAX_BUNDLES: usize = 16;
+/// Largest number of ACL entries of one bundle.
+pub const MAX_ACL_ENTRIES: usize = 8;
+/// Largest number of variables.
+pub const MAX_VARIABLES: usize = 64;
+/// Longest variable meta data (`"name:unit"`).
+pub const META_LEN: usize = 32;
+/// Longest variable unit (`/1029/{id}/9`).
+pub const UNIT_LEN: usize = 8;
+/// Largest value of a variable stored in the device itself (in-Tap domains).
+pub const VALUE_LEN: usize = 64;
+/// Largest number of plain configuration values (app name, target protocol, ...).
+pub const MAX_SETTINGS: usize = 32;
+/// Longest plain configuration value.
+pub const SETTING_LEN: usize = 64;
+
+/// Profile id of the anonymous profile: every session starts with it.
+pub const ANONYMOUS: u16 = 0;
+/// Profile id of the administrator, who has every right.
+pub const ADMIN: u16 = 0xFFFF;
+/// Profile id of the supervisor, handled like the administrator.
+pub const SUPERVISOR: u16 = 0xFFFE;
+
+/// A profile name: ASCII bytes, at most [`NAME_LEN`].
+pub type Name = Vec<u8, NAME_LEN>;
+
+/// The security options of `/1024//6` (`protocol.md` §5.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SecurityOptions(pub u16);
+
+impl SecurityOptions {
+    /// Logins use SCRAM; passwords are written as SCRAM records.
+    pub const SCRAM: u16 = 0x0010;
+    /// The login password field carries the PBKDF2 hash.
+    pub const HASH_PASSWORD: u16 = 0x0008;
+    /// The factory-reset pin is ignored.
+    pub const DISABLE_HARDWARE_FACTORY_RESET: u16 = 0x0004;
+    /// `/1024//5` UID login is refused.
+    pub const DISABLE_LOGIN_WITH_UID: u16 = 0x0002;
+    /// `POST /3//5` factory reset is refused.
+    pub const DISABLE_RESOURCE_FACTORY_RESET: u16 = 0x0001;
+    /// Every defined bit.
+    pub const ALL: u16 = 0x001F;
+
+    /// Whether every bit of `flag` is set.
+    pub const fn contains(self, flag: u16) -> bool {
+        self.0 & flag == flag
+    }
+}
+
+/// One profile (object 1025 instance).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    /// Profile id (instance id).
+    pub id: u16,
+    /// Login name.
+    pub name: Name,
+    /// How the password is stored.
+    pub credential: Credential,
+    /// Idle lifetime of a session of this profile, in seconds (0: unlimited).
+    pub lifetime_secs: u16,
+    /// The profile whose rights this one uses (itself unless it is a user of another
+    /// profile).
+    pub alias: u16,
+}
+
+impl Profile {
+    /// A profile with a name and no password.
+    pub fn new(id: u16, name: &[u8]) -> Profile {
+        Profile {
+            id,
+            name: Name::from_slice(&name[..name.len().min(NAME_LEN)]).unwrap_or_default(),
+            credential: Credential::None,
+            lifetime_secs: 0,
+            alias: id,
+        }
+    }
+
+    /// Sets the password credential.
+    pub fn with_credential(mut self, credential: Credential) -> Profile {
+        self.credential = credential;
+        self
+    }
+
+    /// Sets the session lifetime.
+    pub fn with_lifetime(mut self, secs: u16) -> Profile {
+        self.lifetime_secs = secs;
+        self
+    }
+}
+
+/// Read and write rights of an ACL entry (`objects.md` §6.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Rights(pub u8);
+
+impl Rights {
+    /// No right.
+    pub const NONE: Rights = Rights(0);
+    /// Read (bit 0).
+    pub const READ: Rights = Rights(0x01);
+    /// Write (bit 1).
+    pub const WRITE: Rights = Rights(0x02);
+    /// Read and write.
+    pub const ALL: Rights = Rights(0x03);
+
+    /// Whether every right of `other` is included.
+    pub const fn contains(self, other: Rights) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Both sets of rights.
+    pub const fn union(self, other: Rights) -> Rights {
+        Rights(self.0 | other.0)
+    }
+}
+
+/// One entry of a bundle's access-control list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AclEntry {
+    /// The profile the rights are granted to (0: everybody).
+    pub profile: u16,
+    /// The rights.
+    pub rights: Rights,
+}
+
+/// A bundle (object 1028 instance): a named group of variables sharing one ACL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bundle {
+    /// Bundle id.
+    pub id: u16,
+    /// `/1028/{id}/4`.
+    pub name: Name,
+    /// `/1028/{id}/2`: data-log period in seconds (0: not logged).
+    pub datalog_period: u32,
+    /// `/1028/{id}/0` entries, at most one per profile.
+    pub acl: Vec<AclEntry, MAX_ACL_ENTRIES>,
+}
+
+impl Bundle {
+    /// An empty bundle.
+    pub fn new(id: u16) -> Bundle {
+        Bundle {
+            id,
+            name: Name::new(),
+            datalog_period: 0,
+            acl: Vec::new(),
+        }
+    }
+
+    /// The rights this bundle's ACL grants to `profile` itself (no anonymous fallback).
+    pub fn granted(&self, profile: u16) -> Rights {
+        self.acl
+            .iter()
+            .find(|e| e.profile == profile)
+            .map_or(Rights::NONE, |e| e.rights)
+    }
+}
+
+/// Where a variable's value lives (top two bits of its type byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Domain {
+    /// In the target: memory address or Modbus register.
+    Target,
+    /// A GPIO of the device.
+    Gpio,
+    /// In the device, saved with the configuration.
+    InTapStatic,
+    /// In the device, RAM only.
+    InTapVolatile,
+}
+
+/// A variable (object 1029 instance).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Variable {
+    /// Variable id.
+    pub id: u16,
+    /// `/1029/{id}/0`: target address (u32), or Modbus `function, slave, register`.
+    pub address: [u8; 4],
+    /// `/1029/{id}/1`: `[domain:2][data type:6]`.
+    pub var_type: u8,
+    /// `/1029/{id}/2`: number of elements.
+    pub quantity: u16,
+    /// `/1029/{id}/6`: owning bundle, `None` until assigned.
+    pub bundle: Option<u16>,
+    /// `/1029/{id}/8`: UTF-8 `"name:unit"`.
+    pub meta: Vec<u8, META_LEN>,
+    /// `/1029/{id}/9`.
+    pub unit: Vec<u8, UNIT_LEN>,
+    /// Extra size given at creation (the configurator passes the raw meta length).
+    pub extra_size: u8,
+    /// The value of in-device variables.
+    pub value: Vec<u8, VALUE_LEN>,
+}
+
+impl Variable {
+    /// A new variable: one `UINT8` element in the target at address 0.
+    pub fn new(id: u16) -> Variable {
+        Variable {
+            id,
+            address: [0; 4],
+            var_type: 0x21,
+            quantity: 1,
+            bundle: None,
+            meta: Vec::new(),
+            unit: Vec::new(),
+            extra_size: 0,
+            value: Vec::new(),
+        }
+    }
+
+    /// Where the value lives.
+    pub const fn domain(&self) -> Domain {
+        match self.var_type >> 6 {
+            0 => Domain::Target,
+            1 => Domain::Gpio,
+            2 => Domain::InTapStatic,
+            _ => Domain::InTapVolatile,
+        }
+    }
+
+    /// Size of one element: 1 for booleans, 8-bit types and ASCII; 2 for 16-bit; 4 for
+    /// 32-bit and float (`objects.md` §6.2). `None` for an unknown data type.
+    pub const fn item_size(&self) -> Option<usize> {
+        match self.var_type & 0x3F {
+            0x00 | 0x01 | 0x08 | 0x21 => Some(1),
+            0x02 | 0x22 => Some(2),
+            0x03 | 0x13 | 0x23 => Some(4),
+            _ => None,
+        }
+    }
+
+    /// Size of the whole value: quantity × element size.
+    pub fn value_len(&self) -> Option<usize> {
+        Some(self.item_size()? * usize::from(self.quantity))
+    }
+
+    /// The target address as a u32.
+    pub const fn address_u32(&self) -> u32 {
+        u32::from_be_bytes(self.address)
+    }
+}
+
+/// A plain configuration value (`/object//resource`), stored as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting {
+    /// Object id.
+    pub object: u16,
+    /// Resource id.
+    pub resource: u16,
+    /// The value as written by the client.
+    pub value: Vec<u8, SETTING_LEN>,
+}
+
+/// A table of the configuration is full, or a value exceeds its capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CapacityError;
+
+impl From<CapacityError> for crate::wire::ResultCode {
+    fn from(_: CapacityError) -> crate::wire::ResultCode {
+        crate::wire::ResultCode::NvmFull
+    }
+}
+
+/// Whether an NFC request may end the current session and take it over (`/1024//24`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum NfcPriority {
+    /// NFC takes the session over (`NFC_PRIORITY`, 0).
+    Priority = 0,
+    /// NFC waits like any other channel (`NFC_NON_PRIORITY`, 1).
+    NonPriority = 1,
+}
+
+impl NfcPriority {
+    /// The value of a `/1024//24` byte.
+    pub const fn from_u8(byte: u8) -> Option<NfcPriority> {
+        match byte {
+            0 => Some(NfcPriority::Priority),
+            1 => Some(NfcPriority::NonPriority),
+            _ => None,
+        }
+    }
+}
+
+/// The whole configuration image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `/1024//10`: configuration version (`0xFFFFFFFF` while being configured).
+    pub version: u32,
+    /// `/1024//6`.
+    pub security_options: SecurityOptions,
+    /// `/1024//34`: a session idle this long ends (seconds, 0: never).
+    pub inactivity_secs: u16,
+    /// `/1024//24`.
+    pub nfc_priority: NfcPriority,
+    /// Object 1025.
+    pub profiles: Vec<Profile, MAX_PROFILES>,
+    /// Object 1028.
+    pub bundles: Vec<Bundle, MAX_BUNDLES>,
+    /// Object 1029.
+    pub variables: Vec<Variable, MAX_VARIABLES>,
+    /// Plain values served from declarative tables (app name, target protocol, ...).
+    pub settings: Vec<Setting, MAX_SETTINGS>,
+}
+
+impl Default for Config {
+    /// The embedded default: anonymous, admin (password `admin`) and supervisor
+    /// (password `supervisor`, which the client's configurator expects to exist),
+    /// plain passwords, 60 s inactivity period.
+    fn default() -> Config {
+        let mut profiles = Vec::new();
+        let defaults = [
+            Profile::new(ANONYMOUS, b"anonymous"),
+            Profile::new(ADMIN, b"admin")
+                .with_credential(Credential::plain(b"admin"))
+                .with_lifetime(3600),
+            Profile::new(SUPERVISOR, b"supervisor")
+                .with_credential(Credential::plain(b"supervisor"))
+                .with_lifetime(3600),
+        ];
+        for profile in defaults {
+            // Capacity is far above two.
+            let _ = profiles.push(profile);
+        }
+        Config {
+            version: 0,
+            security_options: SecurityOptions::default(),
+            inactivity_secs: 60,
+            nfc_priority: NfcPriority::NonPriority,
+            profiles,
+            bundles: Vec::new(),
+            variables: Vec::new(),
+            settings: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The profile with this id.
+    pub fn profile(&self, id: u16) -> Option<&Profile> {
+        self.profiles.iter().find(|p| p.id == id)
+    }
+
+    /// The profile with this id, mutably.
+    pub fn profile_mut(&mut self, id: u16) -> Option<&mut Profile> {
+        self.profiles.iter_mut().find(|p| p.id == id)
+    }
+
+    /// The profile with this login name.
+    pub fn profile_by_name(&self, name: &[u8]) -> Option<&Profile> {
+        self.profiles.iter().find(|p| p.name == name)
+    }
+
+    /// The profile whose rights `id` uses (its alias), `id` itself if unknown.
+    pub fn rights_profile(&self, id: u16) -> u16 {
+        self.profile(id).map_or(id, |p| p.alias)
+    }
+
+    /// The bundle with this id.
+    pub fn bundle(&self, id: u16) -> Option<&Bundle> {
+        self.bundles.iter().find(|b| b.id == id)
+    }
+
+    /// The bundle with this id, mutably.
+    pub fn bundle_mut(&mut self, id: u16) -> Option<&mut Bundle> {
+        self.bundles.iter_mut().find(|b| b.id == id)
+    }
+
+    /// The variable with this id.
+    pub fn variable(&self, id: u16) -> Option<&Variable> {
+        self.variables.iter().find(|v| v.id == id)
+    }
+
+    /// The variable with this id, mutably.
+    pub fn variable_mut(&mut self, id: u16) -> Option<&mut Variable> {
+        self.variables.iter_mut().find(|v| v.id == id)
+    }
+
+    /// The stored value of `/object//resource`.
+    pub fn setting(&self, object: u16, resource: u16) -> Option<&[u8]> {
+        self.settings
+            .iter()
+            .find(|s| s.object == object && s.resource == resource)
+            .map(|s| &s.value[..])
+    }
+
+    /// Stores the value of `/object//resource`; `Err` when the value is too long or the
+    /// table is full.
+    pub fn set_setting(
+        &mut self,
+        object: u16,
+        resource: u16,
+        value: &[u8],
+    ) -> Result<(), CapacityError> {
+        let value = Vec::from_slice(value).map_err(|_| CapacityError)?;
+        match self
+            .settings
+            .iter_mut()
+            .find(|s| s.object == object && s.resource == resource)
+        {
+            Some(setting) => setting.value = value,
+            None => self
+                .settings
+                .push(Setting {
+                    object,
+                    resource,
+                    value,
+                })
+                .map_err(|_| CapacityError)?,
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! Object 1027, Target (`objects.md` object 1027 and §6.4). This release keeps the
+//! target configuration (protocol, core type, firmware version, voltages, page size,
+//! protocol configuration) from a declarative table; connection, memory, Modbus and raw
+//! access arrive with the target side and answer `A1` until then.
+
+use lwm2m_core::acl::Access::{Admin, User};
+use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
+use lwm2m_core::wire::{Body, Request, ResultCode};
+
+use crate::settings::{self, Kind, SettingDef};
+
+/// Object id.
+pub const ID: u16 = 1027;
+
+/// Resources of object 1027 with the client's method names.
+pub const RESOURCES: &[ResourceDef] = &[
+    ResourceDef::single(1).get(User).put(Admin).post(Admin), // getProtocol, putProtocol, setProtocol
+    ResourceDef::single(2).get(User).put(Admin),             // getCoreType, putCoreType
+    ResourceDef::single(3)
+        .get(Admin)
+        .post(Admin)
+        .not_implemented(), // isConnected, connect
+    ResourceDef::single(4).post(Admin).not_implemented(),    // disconnect
+    ResourceDef::single(5).post(Admin).not_implemented(),    // reset
+    ResourceDef::single(6).get(User).put(Admin), // getFirmwareVersion, putFirmwareVersion
+    ResourceDef::single(7).get(Admin).not_implemented(), // getVcc
+    ResourceDef::single(8).get(User).put(Admin), // getMinVoltage, putMinVoltage
+    ResourceDef::single(9).get(User).put(Admin), // getMaxVoltage, putMaxVoltage
+    ResourceDef::single(10).get(User).put(Admin), // getPageSize, putPageSize
+    ResourceDef::single(11)
+        .get(Admin)
+        .post(Admin)
+        .not_implemented(), // getComStats, clearComStats
+    ResourceDef::single(20).get(Admin).not_implemented(), // getAvailableProtocols
+    ResourceDef::single(21).get(User).put(Admin).post(Admin), // protocol configuration (S3P, serial/Modbus, TapNPass)
+    ResourceDef::single(30).post(Admin).not_implemented(),    // postResetKeep
+    ResourceDef::single(31)
+        .get(Admin)
+        .post(Admin)
+        .not_implemented(), // readDebug, writeDebug
+    ResourceDef::single(32)
+        .get(Admin)
+        .post(Admin)
+        .not_implemented(), // getRegisterAccess, postRegisterAccess
+    ResourceDef::single(33)
+        .get(Admin)
+        .post(Admin)
+        .not_implemented(), // readAddress, writeAddress
+    ResourceDef::single(34)
+        .get(Admin)
+        .post(Admin)
+        .not_implemented(), // sendReceive, send
+    ResourceDef::single(35).get(Admin).not_implemented(),     // readBytes
+    ResourceDef::single(36).get(Admin).not_implemented(),     // getStatus
+    ResourceDef::single(37).post(Admin).not_implemented(),    // modbusWrite
+    ResourceDef::single(38).get(Admin).not_implemented(),     // modbusRead
+    ResourceDef::single(39).post(Admin).not_implemented(),    // postAction
+    ResourceDef::single(40).get(Admin).not_implemented(),     // getSubProtocol
+    ResourceDef::single(41)
+        .get(Admin)
+        .post(Admin)
+        .not_implemented(), // getControlIn, setControlIn
+    ResourceDef::single(42)
+        .get(Admin)
+        .post(Admin)
+        .not_implemented(), // getControlOut, setAdpControlOut
+    ResourceDef::single(43).get(Admin).not_implemented(),     // getReceivedCount
+];
+
+/// Configuration values of object 1027.
+pub const SETTINGS: &[SettingDef] = &[
+    SettingDef::new(1, Kind::U8),         // protocol (TargetProtocol)
+    SettingDef::new(2, Kind::U8),         // core type
+    SettingDef::new(6, Kind::Fixed(4)),   // firmware version (u8.u8.u16)
+    SettingDef::new(8, Kind::U16),        // min voltage
+    SettingDef::new(9, Kind::U16),        // max voltage
+    SettingDef::new(10, Kind::U32),       // page size
+    SettingDef::new(21, Kind::Bytes(32)), // protocol configuration
+];
+
+/// Object 1027.
+#[derive(Debug, Default)]
+pub struct TargetObject;
+
+impl TargetObject {
+    /// Object 1027.
+    pub const fn new() -> Self {
+        TargetObject
+    }
+}
+
+impl Object for TargetObject {
+    fn id(&self) -> u16 {
+        ID
+    }
+
+    fn resources(&self) -> &'static [ResourceDef] {
+        RESOURCES
+    }
+
+    fn handle(
+        &mut self,
+        ctx: &mut Context<'_>,
+        req: &Request<'_>,
+        body: &mut Body<'_>,
+    ) -> HandlerResult {
+        match settings::find(SETTINGS, req.path.resource) {
+            Some(def) => settings::handle(ctx, ID, def, req, body),
+            None => Err(ResultCode::NotImplemented),
+        }
+    }
+}

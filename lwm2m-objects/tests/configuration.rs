@@ -1,0 +1,305 @@
+//! The client's configurator sequence (objects.md §6.8) replayed frame by frame, then
+//! bundles, variables and their rights (objects.md §6.1, §6.2).
+
+mod common;
+use common::*;
+use lwm2m_core::target::MemoryTarget;
+use lwm2m_core::{Channel, ChannelKind, Config};
+use target_traits::{MemoryAccess, RamTarget};
+
+/// objects.md §6.8: every frame the configurator sent for the example configuration.
+const CONFIGURATOR_FRAMES: &[&str] = &[
+    "03 04 00 ff ff 00 0a ff ff ff ff",
+    "03 04 00 ff ff 00 09 44 65 6d 6f",
+    "03 04 03 ff ff 00 01 03",
+    "02 04 01 ff ff 00 02 61 64 6d 69 6e",
+    "02 04 01 00 01 ff ff",
+    "03 04 01 00 01 00 00 75 73 65 72 31",
+    "02 04 01 00 01 00 02 70 77 64",
+    "03 04 01 00 01 00 04 01 2c",
+    "02 04 01 00 02 ff ff",
+    "03 04 01 00 02 00 00 62 6f 62",
+    "02 04 01 00 02 00 02 62",
+    "03 04 01 00 02 00 05 00 01",
+    "02 04 01 ff fe 00 02 73 75 70 65 72 76 69 73 6f 72",
+    "03 04 01 ff fe 00 04 00 1e",
+    "02 04 04 00 01 ff ff",
+    "03 04 04 00 01 00 04 73 65 6e 73 6f 72 73",
+    "03 04 04 00 01 00 02 00 00 00 0a",
+    "03 04 04 00 01 00 00 41 00 01",
+    "03 04 04 00 01 00 00 41 01 03",
+    "03 04 04 00 01 00 00 61 ff 03",
+    "02 04 00 ff ff 00 66 00 01",
+    "02 04 05 00 05 ff ff 06",
+    "03 04 05 00 05 00 02 01",
+    "03 04 05 00 05 00 01 13",
+    "03 04 05 00 05 00 06 00 01",
+    "03 04 05 00 05 00 00 20 00 00 10",
+    "03 04 05 00 05 00 08 74 65 6d 70 3a 43",
+    "02 04 05 00 06 ff ff",
+    "03 04 05 00 06 00 02 02",
+    "03 04 05 00 06 00 01 e2",
+    "03 04 05 00 06 00 06 00 01",
+    "02 04 05 00 06 00 05 00 01 00 02",
+    "03 04 00 ff ff 00 06 00 00",
+    "03 04 00 ff ff 00 0a 01 02 00 03",
+];
+
+/// Wraps a bare Tap frame (hex) into an APDU.
+fn apdu(frame_hex: &str) -> String {
+    let frame = hex(frame_hex);
+    let ins = if frame[0] == 1 { "ca" } else { "da" };
+    format!("a2{ins}0000{:02x}{}", frame.len() % 256, to_hex(&frame))
+}
+
+type Target = MemoryTarget<RamTarget<256>>;
+
+struct Configured {
+    h: Harness<Target>,
+}
+
+impl Configured {
+    fn new() -> Configured {
+        let mut h = Harness::with_target(MemoryTarget(RamTarget::new(0x2000_0000)));
+        assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+        for frame in CONFIGURATOR_FRAMES {
+            assert_eq!(h.tx(&apdu(frame)), "009000", "configurator frame {frame}");
+        }
+        assert_eq!(h.tx(LOGOUT), "009000");
+        // The target holds 23.5 at variable 5's address.
+        h.device
+            .target_mut()
+            .0
+            .write(0x2000_0010, &[0x41, 0xbc, 0, 0])
+            .unwrap();
+        Configured { h }
+    }
+
+    fn login(&mut self, user: &str, password: &str) {
+        let mut body = [0u8; 32];
+        body[..user.len()].copy_from_slice(user.as_bytes());
+        body[16..16 + password.len()].copy_from_slice(password.as_bytes());
+        let response = self
+            .h
+            .tx(&apdu(&format!("02 0400 ffff 0000 {}", to_hex(&body))));
+        assert_eq!(response, "009000", "login {user}");
+    }
+
+    fn tx(&mut self, frame: &str) -> String {
+        self.h.tx(&apdu(frame))
+    }
+}
+
+#[test]
+fn the_configurator_sequence_is_accepted_and_read_back() {
+    let mut c = Configured::new();
+    c.login("admin", "admin");
+    assert_eq!(c.tx("01 0400 ffff 000a"), "00010200039000");
+    assert_eq!(c.tx("01 0400 ffff 0009"), "0044656d6f9000");
+    assert_eq!(c.tx("01 0403 ffff 0001"), "00039000");
+    assert_eq!(c.tx("01 0401 0001 0000"), "0075736572319000");
+    assert_eq!(c.tx("01 0401 0001 0004"), "00012c9000");
+    assert_eq!(c.tx("01 0401 0002 0005"), "0000019000");
+    assert_eq!(c.tx("01 0404 0001 0004"), "0073656e736f72739000");
+    assert_eq!(c.tx("01 0404 0001 0002"), "000000000a9000");
+    assert_eq!(c.tx("01 0400 ffff 0066"), "0000019000");
+    assert_eq!(c.tx("01 0405 0005 0000"), "00200000109000");
+    assert_eq!(c.tx("01 0405 0005 0001"), "00139000");
+    assert_eq!(c.tx("01 0405 0005 0002"), "00019000");
+    assert_eq!(c.tx("01 0405 0005 0006"), "0000019000");
+    assert_eq!(c.tx("01 0405 0005 0008"), "0074656d703a439000");
+    assert_eq!(c.tx("01 0405 0006 0001"), "00e29000");
+    // Values: the target's float and the in-device initial value [1, 2].
+    assert_eq!(c.tx("01 0405 0005 0004"), "0041bc00009000");
+    assert_eq!(c.tx("01 0405 0006 0004"), "00000100029000");
+    // The bundle as TLV (vectors.txt §A layout).
+    assert_eq!(
+        c.tx("01 0404 0001 0001"),
+        "0088010cc40541bc0000c406000100029000"
+    );
+}
+
+#[test]
+fn anonymous_reads_the_bundle_through_its_anonymous_entry_only() {
+    let mut c = Configured::new();
+    assert_eq!(
+        c.tx("01 0404 0001 0001"),
+        "0088010cc40541bc0000c406000100029000"
+    );
+    assert_eq!(c.tx("01 0405 0005 0004"), "0041bc00009000");
+    // Read only: writing needs the write right.
+    assert_eq!(c.tx("03 0405 0005 0004 42000000"), "819000");
+    // Revoke the anonymous entry (41 00 00) as admin: anonymous is refused.
+    c.login("admin", "admin");
+    assert_eq!(c.tx("03 0404 0001 0000 41 00 00"), "009000");
+    assert_eq!(c.tx("02 0400 ffff 0001"), "009000");
+    assert_eq!(c.tx("01 0404 0001 0001"), "819000");
+    assert_eq!(c.tx("01 0405 0005 0004"), "819000");
+    // user1 keeps its own entry.
+    c.login("user1", "pwd");
+    assert_eq!(
+        c.tx("01 0404 0001 0001"),
+        "0088010cc40541bc0000c406000100029000"
+    );
+}
+
+#[test]
+fn users_write_only_where_their_acl_says() {
+    let mut c = Configured::new();
+    // bob (alias of user1) has user1's rights: read+write on bundle 1.
+    c.login("bob", "b");
+    assert_eq!(c.tx("03 0405 0006 0004 0007 0008"), "009000");
+    assert_eq!(c.tx("01 0405 0006 0004"), "00000700089000");
+    assert_eq!(c.tx("02 0405 0005 0005 42280000"), "009000");
+    let mut value = [0u8; 4];
+    c.h.device
+        .target_mut()
+        .0
+        .read(0x2000_0010, &mut value)
+        .unwrap();
+    assert_eq!(value, [0x42, 0x28, 0, 0], "the write reached the target");
+    // Wrong size for a UINT16[2]: not acceptable, nothing written.
+    assert_eq!(c.tx("03 0405 0006 0004 0001"), "869000");
+    // Configuration stays admin-only.
+    assert_eq!(c.tx("03 0405 0006 0002 03"), "819000");
+    assert_eq!(c.tx("03 0404 0001 0000 41 02 03"), "819000");
+    // Rights record of the current profile on a variable: 41 02 03 (bob, read+write).
+    assert_eq!(c.tx("01 0405 0006 0003"), "004102039000");
+}
+
+#[test]
+fn read_profile_returns_exactly_what_the_profile_may_read() {
+    let mut c = Configured::new();
+    // Admin: a variable outside any bundle is visible to admin only.
+    c.login("admin", "admin");
+    assert_eq!(c.tx("02 0405 0007 ffff"), "009000");
+    // An in-device UINT8 (0xA1), never written: reads as zero.
+    assert_eq!(c.tx("03 0405 0007 0001 a1"), "009000");
+    assert_eq!(
+        c.tx("01 0405 ffff 0004"),
+        "0088000fc40541bc0000c40600010002c107009000"
+    );
+    assert_eq!(c.tx("02 0400 ffff 0001"), "009000");
+    // Anonymous: bundle 1 through its anonymous entry, not variable 7.
+    assert_eq!(
+        c.tx("01 0405 ffff 0004"),
+        "0088000cc40541bc0000c406000100029000"
+    );
+    // bob sees the same through user1's entry; a profile without entries only what
+    // anonymous may read.
+    c.login("bob", "b");
+    assert_eq!(
+        c.tx("01 0405 ffff 0004"),
+        "0088000cc40541bc0000c406000100029000"
+    );
+    c.login("admin", "admin");
+    assert_eq!(c.tx("03 0404 0001 0000 41 00 00"), "009000");
+    c.login("bob", "b");
+    assert_eq!(
+        c.tx("01 0405 ffff 0004"),
+        "0088000cc40541bc0000c406000100029000"
+    );
+    assert_eq!(c.tx("02 0400 ffff 0001"), "009000");
+    assert_eq!(c.tx("01 0405 ffff 0004"), "008000".to_owned() + "9000");
+}
+
+#[test]
+fn acl_records_are_checked() {
+    let mut c = Configured::new();
+    c.login("admin", "admin");
+    for bad in [
+        "",
+        "41",
+        "41 01",
+        "41 01 04",
+        "c1 01 03",
+        "41 01 03 00",
+        "62 00 01 03",
+    ] {
+        assert_eq!(
+            c.tx(&format!("03 0404 0001 0000 {bad}")),
+            "869000",
+            "record {bad:?}"
+        );
+    }
+    // The correct 2-byte-id form is accepted too.
+    assert_eq!(c.tx("03 0404 0001 0000 61 01 2c 01"), "009000");
+    // Unknown bundle and variable instances.
+    assert_eq!(c.tx("01 0404 0009 0004"), "849000");
+    assert_eq!(c.tx("01 0405 0009 0004"), "849000");
+    // A variable cannot join a bundle that does not exist.
+    assert_eq!(c.tx("03 0405 0005 0006 0009"), "869000");
+}
+
+#[test]
+fn deleting_instances() {
+    let mut c = Configured::new();
+    c.login("admin", "admin");
+    assert_eq!(c.tx("04 0405 0006 ffff"), "009000");
+    assert_eq!(c.tx("01 0405 0006 0004"), "849000");
+    assert_eq!(c.tx("04 0404 0001 ffff"), "009000");
+    // Variable 5 lost its bundle.
+    assert_eq!(c.tx("01 0405 0005 0006"), "00ffff9000");
+    assert_eq!(c.tx("04 0401 0002 ffff"), "009000");
+    assert_eq!(c.tx("01 0401 0002 0000"), "849000");
+    // Built-in profiles cannot go.
+    assert_eq!(c.tx("04 0401 ffff ffff"), "869000");
+}
+
+#[test]
+fn side_handlers_use_their_own_profile_and_leave_the_session_alone() {
+    let mut c = Configured::new();
+    // The owner of the session is logged in as admin.
+    c.login("admin", "admin");
+    let side = Channel::new(9, ChannelKind::Side);
+    let mut out = [0u8; 256];
+    // Profile 1 may read bundle 1 but not log anybody out or in.
+    let read = hex(&apdu("01 0404 0001 0001"));
+    let n =
+        c.h.device
+            .handle_side(side, 1, &read, c.h.now, &mut out)
+            .len;
+    assert_eq!(to_hex(&out[..n]), "0088010cc40541bc0000c406000100029000");
+    let n =
+        c.h.device
+            .handle_side(side, 1, &hex(LOGOUT), c.h.now, &mut out)
+            .len;
+    assert_eq!(to_hex(&out[..n]), "819000");
+    let n =
+        c.h.device
+            .handle_side(
+                side,
+                0,
+                &hex(&apdu("03 0405 0006 0004 00000000")),
+                c.h.now,
+                &mut out,
+            )
+            .len;
+    assert_eq!(to_hex(&out[..n]), "819000");
+    // The session is still admin's, on its own channel.
+    assert_eq!(c.h.tx(GET_GROUP), "00ffff9000");
+    assert_eq!(c.h.device.session().owner().map(|o| o.id), Some(WS1.id));
+}
+
+#[test]
+fn nfc_takes_the_session_over_only_when_configured() {
+    let mut c = Configured::new();
+    c.login("admin", "admin");
+    let nfc = Channel::new(5, ChannelKind::Nfc);
+    let group = hex(GET_GROUP);
+    assert_eq!(c.h.send_on(nfc, &group), hex("a89000"));
+    // PUT /1024//24 = NFC_PRIORITY (0).
+    assert_eq!(c.tx("03 0400 ffff 0018 00"), "009000");
+    assert_eq!(
+        c.h.send_on(nfc, &group),
+        hex("0000009000"),
+        "NFC owns a new anonymous session"
+    );
+    assert_eq!(c.h.tx(GET_GROUP), "a89000");
+}
+
+#[test]
+fn factory_default_has_no_bundle_or_variable() {
+    let config = Config::default();
+    assert!(config.bundles.is_empty() && config.variables.is_empty());
+}
