@@ -1,0 +1,1380 @@
+//! Power-fail-safe configuration storage (spec decision 11).
+//!
+//! At boot the port calls [`ConfigStore::load`] and hands the result (or
+//! [`Config::default`] on first boot) to the device; on the save command it calls
+//! [`ConfigStore::save`] with the RAM configuration. Two implementations ship here:
+//! [`NoStore`] (RAM only: nothing survives a restart) and [`FlashStore`], an A/B store
+//! over any [`embedded_storage::nor_flash::NorFlash`].
+//!
+//! # Flash layout of [`FlashStore`]
+//!
+//! The region is split into two equal slots, A (first half) and B (second half), each a
+//! whole number of erase sectors. A slot holds
+//!
+//! ```text
+//! offset 0            magic u32 | sequence u32 | length u32 | crc u32   (little-endian)
+//!                     0xFF padding up to WRITE_SIZE
+//! offset BODY         the image (Config::encode), `length` bytes, 0xFF-padded to WRITE_SIZE
+//! ```
+//!
+//! where `BODY` is the 16-byte header rounded up to `F::WRITE_SIZE`, so the header is its
+//! own write unit. `crc` is **CRC-32/ISCSI** (Castagnoli, `crc::CRC_32_ISCSI`) over
+//! `sequence (LE) | length (LE) | image`. `sequence` grows by one (wrapping) on every save
+//! and is compared with serial-number arithmetic (RFC 1982), so wrapping past `u32::MAX`
+//! is harmless.
+//!
+//! A save encodes the configuration, erases the sectors of the slot that does **not**
+//! hold the newest valid image, writes the image, and writes the header **last**; it
+//! then reads the slot back and checks it. A load validates both slots (magic, length
+//! within the buffer and the slot, CRC, then [`Config::decode`]) and returns the valid one
+//! with the newest sequence.
+//!
+//! # Guarantees (and the tests that back them)
+//!
+//! - **Power-fail safety**: a power cut at any point of a save (including torn writes and
+//!   torn erases) leaves the store loading either exactly the old configuration or
+//!   exactly the new one: never a mix, never nothing once something was saved. The
+//!   previous image is never touched by a save. Backed by
+//!   `tests::power_cut_at_every_operation_keeps_old_or_new`,
+//!   `tests::power_cut_during_first_save_gives_nothing_or_new` and
+//!   `tests::power_cut_across_consecutive_saves_and_sequence_wrap`.
+//! - **Integrity**: every image carries a CRC; a slot whose header, length, CRC or
+//!   content is wrong is ignored and the other slot is used. Backed by
+//!   `tests::any_corrupt_byte_falls_back_to_the_previous_image` and
+//!   `tests::a_slot_that_does_not_decode_is_ignored_and_overwritten`.
+//! - **No panic on any flash content**: every length read from flash is checked
+//!   (this module denies `clippy::indexing_slicing` and `clippy::arithmetic_side_effects`).
+//!   Backed by the property tests `tests::arbitrary_flash_never_panics` and
+//!   `tests::arbitrary_headers_never_panic`.
+//! - **Honest errors**: a configuration that does not fit is refused with
+//!   [`StoreErrorKind::TooLarge`] *before* anything is erased; a flash failure is
+//!   reported as [`StoreErrorKind::Flash`]. Backed by `tests::too_large_is_refused_before_erasing`
+//!   and `tests::a_maximal_configuration_fits_the_advertised_region`.
+//!
+//! **Not guaranteed**: wear levelling beyond the A/B alternation (each slot is erased
+//! once every second save; size the region or the save frequency for the flash's
+//! endurance), protection against another writer of the same region, and detection of
+//! deliberate tampering (the CRC detects accidents, not attacks).
+//!
+//! # RAM cost
+//!
+//! A [`FlashStore`] holds the flash driver, a few words and a `[u8; BUF]` buffer for
+//! encoding and decoding (`BUF` defaults to [`MAX_IMAGE_LEN`], 11 571 bytes, enough for
+//! any configuration). A smaller `BUF` saves RAM; a configuration that does not fit is
+//! then refused with [`StoreErrorKind::TooLarge`]. Flash I/O goes through a 128-byte stack
+//! staging buffer. [`ConfigStore::load`] returns a [`Config`] by value; call it once at
+//! boot, otherwise the first [`ConfigStore::save`] runs it internally to find the newest
+//! slot, which costs one `Config` of stack.
+//!
+//! # Sizing the region
+//!
+//! [`flash_size_needed`] gives the region length for any configuration of this build;
+//! [`region_len_for`] the length for a smaller bound on the image.
+#![deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use core::ops::Range;
+
+use crc::{Crc, CRC_32_ISCSI};
+use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
+use zeroize::Zeroize;
+
+use crate::config::image::{ImageError, MAX_IMAGE_LEN};
+use crate::config::Config;
+use crate::wire::ResultCode;
+
+/// Where the configuration survives a restart.
+///
+/// Implementations must make [`save`](ConfigStore::save) atomic: whatever happens
+/// during a save (power cut included), the next [`load`](ConfigStore::load) gives either
+/// the configuration saved before or the new one.
+pub trait ConfigStore {
+    /// The newest valid configuration, `Ok(None)` when there is none (first boot, or
+    /// every stored image is corrupt). `Err` only when the storage itself fails.
+    fn load(&mut self) -> Result<Option<Config>, StoreError>;
+
+    /// Stores `config` so that the next [`load`](ConfigStore::load) returns it.
+    ///
+    /// On `Err` the previously saved configuration is still loadable (the new one may
+    /// or may not be).
+    fn save(&mut self, config: &Config) -> Result<(), StoreError>;
+}
+
+impl<T: ConfigStore + ?Sized> ConfigStore for &mut T {
+    fn load(&mut self) -> Result<Option<Config>, StoreError> {
+        T::load(self)
+    }
+
+    fn save(&mut self, config: &Config) -> Result<(), StoreError> {
+        T::save(self, config)
+    }
+}
+
+/// A store that keeps nothing: every boot starts from the default configuration and
+/// saving succeeds without effect (RAM-only devices, tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoStore;
+
+impl ConfigStore for NoStore {
+    fn load(&mut self) -> Result<Option<Config>, StoreError> {
+        Ok(None)
+    }
+
+    fn save(&mut self, _config: &Config) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Why the configuration could not be loaded or saved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StoreError {
+    kind: StoreErrorKind,
+}
+
+/// The kind of a [`StoreError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The flash driver reported an error, or what was written did not read back.
+    Flash,
+    /// The encoded configuration does not fit the buffer or a slot.
+    TooLarge,
+    /// The configuration could not be encoded.
+    Image,
+    /// The flash region given to [`FlashStore::new`] is misaligned, out of the flash,
+    /// too small for two slots, or the flash geometry is unsupported.
+    Region,
+}
+
+impl StoreError {
+    /// An error of the given kind.
+    pub const fn new(kind: StoreErrorKind) -> StoreError {
+        StoreError { kind }
+    }
+
+    /// What went wrong.
+    pub const fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// The result code a device answers for this error.
+    pub const fn result_code(&self) -> ResultCode {
+        match self.kind {
+            StoreErrorKind::TooLarge => ResultCode::NvmFull,
+            _ => ResultCode::NvmError,
+        }
+    }
+}
+
+impl core::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self.kind {
+            StoreErrorKind::Flash => "flash access failed",
+            StoreErrorKind::TooLarge => "configuration image too large for the store",
+            StoreErrorKind::Image => "configuration could not be encoded",
+            StoreErrorKind::Region => "flash region unusable for a configuration store",
+        })
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for StoreError {}
+
+impl From<StoreError> for ResultCode {
+    fn from(err: StoreError) -> ResultCode {
+        err.result_code()
+    }
+}
+
+impl From<StoreErrorKind> for StoreError {
+    fn from(kind: StoreErrorKind) -> StoreError {
+        StoreError::new(kind)
+    }
+}
+
+/// Length of a slot header: magic, sequence, length, CRC (4 × u32, little-endian).
+pub const HEADER_LEN: usize = 16;
+/// First word of every slot header (`"LWS1"` in flash byte order).
+pub const MAGIC: u32 = u32::from_le_bytes(*b"LWS1");
+/// Size of the stack buffer flash reads and writes go through; `F::READ_SIZE` and
+/// `F::WRITE_SIZE` must not exceed it.
+pub const STAGE_LEN: usize = 128;
+
+/// The CRC of every image: CRC-32/ISCSI (Castagnoli).
+const CRC: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
+
+/// `n` rounded up to a multiple of `align` (`align` 0 counts as 1), `None` on overflow.
+const fn round_up(n: usize, align: usize) -> Option<usize> {
+    let align = if align == 0 { 1 } else { align };
+    match n.checked_add(align - 1) {
+        Some(m) => Some(m / align * align),
+        None => None,
+    }
+}
+
+/// Offset of the image in a slot: the header rounded up to a write unit.
+const fn body_offset<F: NorFlash>() -> usize {
+    match round_up(HEADER_LEN, F::WRITE_SIZE) {
+        Some(n) => n,
+        None => usize::MAX,
+    }
+}
+
+/// Length of one slot able to hold an image of `image_len` bytes: header and image
+/// rounded up to whole erase sectors (`u32::MAX` if that overflows).
+pub const fn slot_len_for<F: NorFlash>(image_len: usize) -> u32 {
+    let Some(used) = body_offset::<F>().checked_add(image_len) else {
+        return u32::MAX;
+    };
+    match round_up(used, F::ERASE_SIZE) {
+        Some(len) if len <= u32::MAX as usize => len as u32,
+        _ => u32::MAX,
+    }
+}
+
+/// Length of a region (two slots) holding images of up to `image_len` bytes.
+pub const fn region_len_for<F: NorFlash>(image_len: usize) -> u32 {
+    slot_len_for::<F>(image_len).saturating_mul(2)
+}
+
+/// Length of the flash region a [`FlashStore`] over `F` needs to save any configuration
+/// of this build: two slots of [`slot_len_for`]`(`[`MAX_IMAGE_LEN`]`)`, i.e. 24 KiB with
+/// 4 KiB sectors. The region must also start on a sector boundary.
+pub const fn flash_size_needed<F: NorFlash>() -> u32 {
+    region_len_for::<F>(MAX_IMAGE_LEN)
+}
+
+/// One of the two slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    A,
+    B,
+}
+
+impl Slot {
+    const fn other(self) -> Slot {
+        match self {
+            Slot::A => Slot::B,
+            Slot::B => Slot::A,
+        }
+    }
+
+    const fn index(self) -> u8 {
+        match self {
+            Slot::A => 0,
+            Slot::B => 1,
+        }
+    }
+}
+
+/// A slot header as read from flash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Header {
+    magic: u32,
+    sequence: u32,
+    length: u32,
+    crc: u32,
+}
+
+impl Header {
+    fn to_bytes(self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        let words = [self.magic, self.sequence, self.length, self.crc];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(words) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        out
+    }
+
+    fn from_bytes(bytes: &[u8; HEADER_LEN]) -> Header {
+        let mut words = [0u32; 4];
+        for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(4)) {
+            let mut le = [0u8; 4];
+            le.copy_from_slice(chunk);
+            *word = u32::from_le_bytes(le);
+        }
+        let [magic, sequence, length, crc] = words;
+        Header {
+            magic,
+            sequence,
+            length,
+            crc,
+        }
+    }
+}
+
+/// Whether sequence `a` is newer than `b` in serial-number arithmetic (RFC 1982).
+const fn newer(a: u32, b: u32) -> bool {
+    let diff = a.wrapping_sub(b);
+    diff != 0 && diff < 0x8000_0000
+}
+
+/// The slot holding the newest valid image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Newest {
+    slot: Slot,
+    sequence: u32,
+}
+
+/// What the store knows of the flash content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    /// Nothing yet: the next save scans the flash first.
+    Unknown,
+    /// Neither slot holds a valid image.
+    Empty,
+    /// This slot holds the newest valid image.
+    Newest(Newest),
+}
+
+/// A stack buffer aligned for drivers that want word-aligned sources.
+#[repr(C, align(8))]
+struct Stage([u8; STAGE_LEN]);
+
+fn flash_error<E: core::fmt::Debug>(_err: E) -> StoreError {
+    StoreError::new(StoreErrorKind::Flash)
+}
+
+fn region_error() -> StoreError {
+    StoreError::new(StoreErrorKind::Region)
+}
+
+/// Reads `len` bytes at `offset` whatever the alignment (through the staging buffer,
+/// with reads widened to `F::READ_SIZE`), passing them in order to `sink`.
+fn read_range<F: ReadNorFlash>(
+    flash: &mut F,
+    offset: u32,
+    len: usize,
+    mut sink: impl FnMut(&[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let align = F::READ_SIZE;
+    let chunk = STAGE_LEN
+        .checked_sub(STAGE_LEN.checked_rem(align).ok_or_else(region_error)?)
+        .filter(|&c| c > 0)
+        .ok_or_else(region_error)?;
+    let start = usize::try_from(offset).map_err(|_| region_error())?;
+    let end = start.checked_add(len).ok_or_else(region_error)?;
+    let mut pos = start
+        .checked_sub(start.checked_rem(align).ok_or_else(region_error)?)
+        .ok_or_else(region_error)?;
+    let mut stage = Stage([0; STAGE_LEN]);
+    while pos < end {
+        let remaining = end.checked_sub(pos).ok_or_else(region_error)?;
+        let n = round_up(remaining, align)
+            .ok_or_else(region_error)?
+            .min(chunk);
+        let buf = stage.0.get_mut(..n).ok_or_else(region_error)?;
+        let at = u32::try_from(pos).map_err(|_| region_error())?;
+        flash.read(at, buf).map_err(flash_error)?;
+        let next = pos.checked_add(n).ok_or_else(region_error)?;
+        let lo = start.saturating_sub(pos);
+        let hi = end.min(next).checked_sub(pos).ok_or_else(region_error)?;
+        sink(buf.get(lo..hi).ok_or_else(region_error)?)?;
+        pos = next;
+    }
+    Ok(())
+}
+
+/// Writes `data` at `offset` (a multiple of `F::WRITE_SIZE`) through the staging
+/// buffer, padding the last chunk with 0xFF up to a whole write unit.
+fn write_range<F: NorFlash>(flash: &mut F, offset: u32, data: &[u8]) -> Result<(), StoreError> {
+    let align = F::WRITE_SIZE;
+    let chunk = STAGE_LEN
+        .checked_sub(STAGE_LEN.checked_rem(align).ok_or_else(region_error)?)
+        .filter(|&c| c > 0)
+        .ok_or_else(region_error)?;
+    let mut stage = Stage([0; STAGE_LEN]);
+    let mut at = offset;
+    for piece in data.chunks(chunk) {
+        let n = round_up(piece.len(), align).ok_or_else(region_error)?;
+        let buf = stage.0.get_mut(..n).ok_or_else(region_error)?;
+        let (head, pad) = buf
+            .split_at_mut_checked(piece.len())
+            .ok_or_else(region_error)?;
+        head.copy_from_slice(piece);
+        pad.fill(0xFF);
+        flash.write(at, buf).map_err(flash_error)?;
+        at = at
+            .checked_add(u32::try_from(n).map_err(|_| region_error())?)
+            .ok_or_else(region_error)?;
+    }
+    stage.0.zeroize();
+    Ok(())
+}
+
+/// The CRC of an image with its sequence number and length.
+fn image_crc(sequence: u32, length: u32, image: &[u8]) -> u32 {
+    let mut digest = CRC.digest();
+    digest.update(&sequence.to_le_bytes());
+    digest.update(&length.to_le_bytes());
+    digest.update(image);
+    digest.finalize()
+}
+
+/// A power-fail-safe A/B configuration store over a NOR flash region.
+///
+/// `BUF` is the largest image it can hold in RAM; the default, [`MAX_IMAGE_LEN`], fits
+/// any configuration. See the [module documentation](self) for the layout, the
+/// guarantees and the RAM cost.
+///
+/// ```
+/// # use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+/// # struct Ram(Vec<u8>);
+/// # impl ErrorType for Ram { type Error = NorFlashErrorKind; }
+/// # impl ReadNorFlash for Ram {
+/// #     const READ_SIZE: usize = 1;
+/// #     fn read(&mut self, at: u32, buf: &mut [u8]) -> Result<(), Self::Error> {
+/// #         let at = at as usize;
+/// #         buf.copy_from_slice(&self.0[at..at + buf.len()]);
+/// #         Ok(())
+/// #     }
+/// #     fn capacity(&self) -> usize { self.0.len() }
+/// # }
+/// # impl NorFlash for Ram {
+/// #     const WRITE_SIZE: usize = 4;
+/// #     const ERASE_SIZE: usize = 4096;
+/// #     fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+/// #         self.0[from as usize..to as usize].fill(0xFF);
+/// #         Ok(())
+/// #     }
+/// #     fn write(&mut self, at: u32, data: &[u8]) -> Result<(), Self::Error> {
+/// #         let at = at as usize;
+/// #         self.0[at..at + data.len()].iter_mut().zip(data).for_each(|(o, d)| *o &= d);
+/// #         Ok(())
+/// #     }
+/// # }
+/// use lwm2m_core::storage::{flash_size_needed, ConfigStore, FlashStore};
+/// use lwm2m_core::Config;
+///
+/// let region = 0..flash_size_needed::<Ram>();
+/// # let flash = Ram(vec![0xFF; region.end as usize]);
+/// let mut store: FlashStore<Ram> = FlashStore::new(flash, region.clone())?;
+/// let config = store.load()?.unwrap_or_default(); // first boot: the default
+/// let mut config = Config { inactivity_secs: 120, ..config };
+/// store.save(&config)?;
+///
+/// let flash = store.into_inner(); // reboot
+/// let mut store: FlashStore<Ram> = FlashStore::new(flash, region)?;
+/// assert_eq!(store.load()?, Some(config));
+/// # Ok::<(), lwm2m_core::storage::StoreError>(())
+/// ```
+pub struct FlashStore<F, const BUF: usize = MAX_IMAGE_LEN> {
+    flash: F,
+    /// Start of slot A.
+    start: u32,
+    /// Length of each slot (whole sectors).
+    slot_len: u32,
+    known: Known,
+    buf: [u8; BUF],
+}
+
+impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
+    /// A store over `region` of `flash`, split into two equal slots.
+    ///
+    /// The region must start and end on erase-sector boundaries, lie within the flash
+    /// and hold an even number (at least two) of sectors; `F::READ_SIZE` and
+    /// `F::WRITE_SIZE` must divide `F::ERASE_SIZE` and be at most [`STAGE_LEN`].
+    /// Otherwise: [`StoreErrorKind::Region`]. Nothing is read or written here.
+    pub fn new(flash: F, region: Range<u32>) -> Result<Self, StoreError> {
+        let erase = F::ERASE_SIZE;
+        let geometry_ok = erase > 0
+            && F::WRITE_SIZE > 0
+            && F::READ_SIZE > 0
+            && F::WRITE_SIZE <= STAGE_LEN
+            && F::READ_SIZE <= STAGE_LEN
+            && erase.checked_rem(F::WRITE_SIZE) == Some(0)
+            && erase.checked_rem(F::READ_SIZE) == Some(0)
+            && body_offset::<F>() < erase;
+        if !geometry_ok {
+            return Err(region_error());
+        }
+        let erase = u32::try_from(erase).map_err(|_| region_error())?;
+        let len = region.end.checked_sub(region.start).ok_or_else(region_error)?;
+        let aligned =
+            region.start.checked_rem(erase) == Some(0) && region.end.checked_rem(erase) == Some(0);
+        let within = usize::try_from(region.end).is_ok_and(|end| end <= flash.capacity());
+        let sectors = len.checked_div(erase).ok_or_else(region_error)?;
+        if !aligned || !within || sectors < 2 || sectors.checked_rem(2) != Some(0) {
+            return Err(region_error());
+        }
+        Ok(FlashStore {
+            flash,
+            start: region.start,
+            slot_len: len.checked_div(2).ok_or_else(region_error)?,
+            known: Known::Unknown,
+            buf: [0; BUF],
+        })
+    }
+
+    /// Gives the flash driver back.
+    pub fn into_inner(self) -> F {
+        self.flash
+    }
+
+    /// Length of each of the two slots, in bytes.
+    pub fn slot_len(&self) -> u32 {
+        self.slot_len
+    }
+
+    /// The largest image this store can save: the smaller of `BUF` and what a slot holds
+    /// after its header.
+    pub fn max_image_len(&self) -> usize {
+        usize::try_from(self.slot_len)
+            .ok()
+            .and_then(|slot| slot.checked_sub(body_offset::<F>()))
+            .map_or(0, |room| room.min(BUF))
+    }
+
+    fn slot_start(&self, slot: Slot) -> Result<u32, StoreError> {
+        match slot {
+            Slot::A => Ok(self.start),
+            Slot::B => self
+                .start
+                .checked_add(self.slot_len)
+                .ok_or_else(region_error),
+        }
+    }
+
+    /// The header of `slot` when it is plausible: right magic, length within the
+    /// buffer and the slot. The CRC is not checked here.
+    fn read_header(&mut self, slot: Slot) -> Result<Option<Header>, StoreError> {
+        let start = self.slot_start(slot)?;
+        let mut bytes = [0u8; HEADER_LEN];
+        let mut filled = 0usize;
+        read_range(&mut self.flash, start, HEADER_LEN, |piece| {
+            let end = filled.checked_add(piece.len()).ok_or_else(region_error)?;
+            bytes
+                .get_mut(filled..end)
+                .ok_or_else(region_error)?
+                .copy_from_slice(piece);
+            filled = end;
+            Ok(())
+        })?;
+        let header = Header::from_bytes(&bytes);
+        let fits = usize::try_from(header.length).is_ok_and(|len| len <= self.max_image_len());
+        Ok((header.magic == MAGIC && fits).then_some(header))
+    }
+
+    /// Reads the image of `slot` into the buffer, checks its CRC and decodes it.
+    fn read_image(&mut self, slot: Slot, header: &Header) -> Result<Option<Config>, StoreError> {
+        let len = usize::try_from(header.length).map_err(|_| region_error())?;
+        let at = self
+            .slot_start(slot)?
+            .checked_add(u32::try_from(body_offset::<F>()).map_err(|_| region_error())?)
+            .ok_or_else(region_error)?;
+        let mut filled = 0usize;
+        let buf = &mut self.buf;
+        read_range(&mut self.flash, at, len, |piece| {
+            let end = filled.checked_add(piece.len()).ok_or_else(region_error)?;
+            buf.get_mut(filled..end)
+                .ok_or_else(region_error)?
+                .copy_from_slice(piece);
+            filled = end;
+            Ok(())
+        })?;
+        let image = self.buf.get(..len).ok_or_else(region_error)?;
+        let config = if image_crc(header.sequence, header.length, image) != header.crc {
+            debug!("config slot {}: bad CRC", slot.index());
+            None
+        } else {
+            match Config::decode(image) {
+                Ok(config) => Some(config),
+                Err(_) => {
+                    warn!("config slot {}: CRC ok but image undecodable", slot.index());
+                    None
+                }
+            }
+        };
+        if let Some(image) = self.buf.get_mut(..len) {
+            image.zeroize();
+        }
+        Ok(config)
+    }
+
+    /// Whether `slot` holds a header and an image matching `expected` (read-back check).
+    fn verify(&mut self, slot: Slot, expected: &Header) -> Result<bool, StoreError> {
+        if self.read_header(slot)? != Some(*expected) {
+            return Ok(false);
+        }
+        let len = usize::try_from(expected.length).map_err(|_| region_error())?;
+        let at = self
+            .slot_start(slot)?
+            .checked_add(u32::try_from(body_offset::<F>()).map_err(|_| region_error())?)
+            .ok_or_else(region_error)?;
+        let mut digest = CRC.digest();
+        digest.update(&expected.sequence.to_le_bytes());
+        digest.update(&expected.length.to_le_bytes());
+        read_range(&mut self.flash, at, len, |piece| {
+            digest.update(piece);
+            Ok(())
+        })?;
+        Ok(digest.finalize() == expected.crc)
+    }
+
+    /// Writes the first `len` bytes of the buffer into `slot` with `sequence`: erase,
+    /// image, header last, read back.
+    fn commit(&mut self, slot: Slot, sequence: u32, len: usize) -> Result<(), StoreError> {
+        let image = self.buf.get(..len).ok_or_else(region_error)?;
+        let length = u32::try_from(len).map_err(|_| StoreError::new(StoreErrorKind::TooLarge))?;
+        let header = Header {
+            magic: MAGIC,
+            sequence,
+            length,
+            crc: image_crc(sequence, length, image),
+        };
+        let start = self.slot_start(slot)?;
+        let body = u32::try_from(body_offset::<F>()).map_err(|_| region_error())?;
+        let used = body_offset::<F>()
+            .checked_add(len)
+            .and_then(|n| round_up(n, F::ERASE_SIZE))
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|&n| n <= self.slot_len)
+            .ok_or_else(|| StoreError::new(StoreErrorKind::TooLarge))?;
+        let end = start.checked_add(used).ok_or_else(region_error)?;
+        let body_at = start.checked_add(body).ok_or_else(region_error)?;
+
+        self.flash.erase(start, end).map_err(flash_error)?;
+        write_range(&mut self.flash, body_at, image)?;
+        write_range(&mut self.flash, start, &header.to_bytes())?;
+        if let Some(image) = self.buf.get_mut(..len) {
+            image.zeroize();
+        }
+        if !self.verify(slot, &header)? {
+            warn!("config slot {}: read-back check failed", slot.index());
+            return Err(StoreError::new(StoreErrorKind::Flash));
+        }
+        debug!("config saved in slot {}, sequence {}", slot.index(), sequence);
+        self.known = Known::Newest(Newest { slot, sequence });
+        Ok(())
+    }
+}
+
+impl<F: NorFlash, const BUF: usize> ConfigStore for FlashStore<F, BUF> {
+    fn load(&mut self) -> Result<Option<Config>, StoreError> {
+        let a = self.read_header(Slot::A)?;
+        let b = self.read_header(Slot::B)?;
+        let candidates = match (a, b) {
+            (Some(ha), Some(hb)) if newer(hb.sequence, ha.sequence) => {
+                [Some((Slot::B, hb)), Some((Slot::A, ha))]
+            }
+            (a, b) => [a.map(|h| (Slot::A, h)), b.map(|h| (Slot::B, h))],
+        };
+        for (slot, header) in candidates.into_iter().flatten() {
+            if let Some(config) = self.read_image(slot, &header)? {
+                debug!(
+                    "config loaded from slot {}, sequence {}",
+                    slot.index(),
+                    header.sequence
+                );
+                self.known = Known::Newest(Newest {
+                    slot,
+                    sequence: header.sequence,
+                });
+                return Ok(Some(config));
+            }
+        }
+        self.known = Known::Empty;
+        Ok(None)
+    }
+
+    fn save(&mut self, config: &Config) -> Result<(), StoreError> {
+        if self.known == Known::Unknown {
+            drop(self.load()?);
+        }
+        let (slot, sequence) = match self.known {
+            Known::Newest(newest) => (newest.slot.other(), newest.sequence.wrapping_add(1)),
+            Known::Empty | Known::Unknown => (Slot::A, 1),
+        };
+        let len = config.encode(&mut self.buf).map_err(|err| match err {
+            ImageError::BufferTooSmall => StoreError::new(StoreErrorKind::TooLarge),
+            _ => StoreError::new(StoreErrorKind::Image),
+        });
+        let len = match len {
+            Ok(len) if len <= self.max_image_len() => len,
+            Ok(len) => {
+                if let Some(image) = self.buf.get_mut(..len) {
+                    image.zeroize();
+                }
+                return Err(StoreError::new(StoreErrorKind::TooLarge));
+            }
+            Err(err) => {
+                self.buf.zeroize();
+                return Err(err);
+            }
+        };
+        self.commit(slot, sequence, len)
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use crate::config::{Profile, Variable, MAX_PROFILES};
+    use embedded_storage::nor_flash::{
+        check_erase, check_read, check_write, ErrorType, NorFlashError, NorFlashErrorKind,
+    };
+    use proptest::prelude::*;
+
+    /// Errors of the mock flashes.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum MockError {
+        /// Misaligned or out-of-bounds access.
+        Access(NorFlashErrorKind),
+        /// A write unit written twice without an erase in between.
+        NotErased,
+        /// The power was cut during this operation.
+        PowerCut,
+        /// The power is off: nothing works until the reboot.
+        PoweredOff,
+    }
+
+    impl NorFlashError for MockError {
+        fn kind(&self) -> NorFlashErrorKind {
+            match self {
+                MockError::Access(kind) => *kind,
+                _ => NorFlashErrorKind::Other,
+            }
+        }
+    }
+
+    /// RAM NOR flash: erase sets whole sectors to 0xFF, a write may only clear bits
+    /// and must be aligned, and each write unit may be written once per erase (as on
+    /// flashes with ECC).
+    #[derive(Clone, Debug)]
+    struct MemFlash<const SIZE: usize, const ERASE: usize, const WRITE: usize, const READ: usize = 1>
+    {
+        data: Vec<u8>,
+        written: Vec<bool>,
+    }
+
+    impl<const SIZE: usize, const ERASE: usize, const WRITE: usize, const READ: usize>
+        MemFlash<SIZE, ERASE, WRITE, READ>
+    {
+        fn new() -> Self {
+            MemFlash {
+                data: vec![0xFF; SIZE],
+                written: vec![false; SIZE / WRITE],
+            }
+        }
+    }
+
+    impl<const SIZE: usize, const ERASE: usize, const WRITE: usize, const READ: usize> ErrorType
+        for MemFlash<SIZE, ERASE, WRITE, READ>
+    {
+        type Error = MockError;
+    }
+
+    impl<const SIZE: usize, const ERASE: usize, const WRITE: usize, const READ: usize>
+        ReadNorFlash for MemFlash<SIZE, ERASE, WRITE, READ>
+    {
+        const READ_SIZE: usize = READ;
+
+        fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), MockError> {
+            check_read(self, offset, bytes.len()).map_err(MockError::Access)?;
+            let at = offset as usize;
+            bytes.copy_from_slice(&self.data[at..at + bytes.len()]);
+            Ok(())
+        }
+
+        fn capacity(&self) -> usize {
+            SIZE
+        }
+    }
+
+    impl<const SIZE: usize, const ERASE: usize, const WRITE: usize, const READ: usize> NorFlash
+        for MemFlash<SIZE, ERASE, WRITE, READ>
+    {
+        const WRITE_SIZE: usize = WRITE;
+        const ERASE_SIZE: usize = ERASE;
+
+        fn erase(&mut self, from: u32, to: u32) -> Result<(), MockError> {
+            check_erase(self, from, to).map_err(MockError::Access)?;
+            self.tear_erase(from, to, (to - from) as usize);
+            Ok(())
+        }
+
+        fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), MockError> {
+            check_write(self, offset, bytes.len()).map_err(MockError::Access)?;
+            let units = offset as usize / WRITE..(offset as usize + bytes.len()) / WRITE;
+            if self.written[units.clone()].iter().any(|&w| w) {
+                return Err(MockError::NotErased);
+            }
+            self.tear_write(offset, bytes, bytes.len());
+            Ok(())
+        }
+    }
+
+    /// A flash whose operations can be cut short.
+    trait Tearable: NorFlash<Error = MockError> + Clone {
+        /// Applies only the first `keep` bytes of an erase.
+        fn tear_erase(&mut self, from: u32, to: u32, keep: usize);
+        /// Applies only the first `keep` bytes of a write.
+        fn tear_write(&mut self, offset: u32, bytes: &[u8], keep: usize);
+        /// The raw content.
+        fn bytes_mut(&mut self) -> &mut [u8];
+    }
+
+    impl<const SIZE: usize, const ERASE: usize, const WRITE: usize, const READ: usize> Tearable
+        for MemFlash<SIZE, ERASE, WRITE, READ>
+    {
+        fn tear_erase(&mut self, from: u32, to: u32, keep: usize) {
+            let (from, to) = (from as usize, to as usize);
+            self.data[from..from + keep.min(to - from)].fill(0xFF);
+            if keep >= to - from {
+                self.written[from / WRITE..to / WRITE].fill(false);
+            }
+        }
+
+        fn tear_write(&mut self, offset: u32, bytes: &[u8], keep: usize) {
+            let at = offset as usize;
+            for (cell, byte) in self.data[at..].iter_mut().zip(&bytes[..keep]) {
+                *cell &= byte;
+            }
+            let units = at / WRITE..(at + bytes.len()).div_ceil(WRITE);
+            self.written[units].fill(true);
+        }
+
+        fn bytes_mut(&mut self) -> &mut [u8] {
+            &mut self.data
+        }
+    }
+
+    /// How much of the operation the power cut lets through.
+    #[derive(Clone, Copy, Debug)]
+    enum Tear {
+        Nothing,
+        OneByte,
+        Half,
+        AllButOne,
+        /// Complete, but the cut comes before the driver reports success.
+        All,
+    }
+
+    const TEARS: [Tear; 5] = [
+        Tear::Nothing,
+        Tear::OneByte,
+        Tear::Half,
+        Tear::AllButOne,
+        Tear::All,
+    ];
+
+    impl Tear {
+        fn keep(self, len: usize) -> usize {
+            match self {
+                Tear::Nothing => 0,
+                Tear::OneByte => len.min(1),
+                Tear::Half => len / 2,
+                Tear::AllButOne => len.saturating_sub(1),
+                Tear::All => len,
+            }
+        }
+    }
+
+    /// Counts write and erase operations; cuts the power at operation `cut_at` (0-based):
+    /// that operation is torn and fails, and every later operation (reads included)
+    /// fails until the inner flash is taken out ("reboot").
+    struct FaultyFlash<M> {
+        inner: M,
+        ops: usize,
+        cut_at: Option<usize>,
+        tear: Tear,
+        off: bool,
+    }
+
+    impl<M: Tearable> FaultyFlash<M> {
+        fn new(inner: M, cut_at: Option<usize>, tear: Tear) -> Self {
+            FaultyFlash {
+                inner,
+                ops: 0,
+                cut_at,
+                tear,
+                off: false,
+            }
+        }
+
+        fn into_inner(self) -> M {
+            self.inner
+        }
+
+        /// Counts one operation; `true` when the power goes off during it.
+        fn cut_now(&mut self) -> Result<bool, MockError> {
+            if self.off {
+                return Err(MockError::PoweredOff);
+            }
+            let this = self.ops;
+            self.ops += 1;
+            if self.cut_at == Some(this) {
+                self.off = true;
+                return Ok(true);
+            }
+            Ok(false)
+        }
+    }
+
+    impl<M: Tearable> ErrorType for FaultyFlash<M> {
+        type Error = MockError;
+    }
+
+    impl<M: Tearable> ReadNorFlash for FaultyFlash<M> {
+        const READ_SIZE: usize = M::READ_SIZE;
+
+        fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), MockError> {
+            if self.off {
+                return Err(MockError::PoweredOff);
+            }
+            self.inner.read(offset, bytes)
+        }
+
+        fn capacity(&self) -> usize {
+            self.inner.capacity()
+        }
+    }
+
+    impl<M: Tearable> NorFlash for FaultyFlash<M> {
+        const WRITE_SIZE: usize = M::WRITE_SIZE;
+        const ERASE_SIZE: usize = M::ERASE_SIZE;
+
+        fn erase(&mut self, from: u32, to: u32) -> Result<(), MockError> {
+            if self.cut_now()? {
+                check_erase(&self.inner, from, to).map_err(MockError::Access)?;
+                let keep = self.tear.keep((to - from) as usize);
+                self.inner.tear_erase(from, to, keep);
+                return Err(MockError::PowerCut);
+            }
+            self.inner.erase(from, to)
+        }
+
+        fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), MockError> {
+            if self.cut_now()? {
+                check_write(&self.inner, offset, bytes.len()).map_err(MockError::Access)?;
+                let keep = self.tear.keep(bytes.len());
+                self.inner.tear_write(offset, bytes, keep);
+                return Err(MockError::PowerCut);
+            }
+            self.inner.write(offset, bytes)
+        }
+    }
+
+    /// 8 KiB, 1 KiB sectors, 4-byte writes (nRF-like).
+    type Small = MemFlash<{ 8 * 1024 }, 1024, 4>;
+    /// 16 KiB, 4 KiB sectors, 16-byte writes, 8-byte reads (STM32-like).
+    type Wide = MemFlash<{ 16 * 1024 }, 4096, 16, 8>;
+    /// 4 KiB, 512-byte sectors, byte writes.
+    type Bytes = MemFlash<{ 4 * 1024 }, 512, 1>;
+
+    fn region<M: Tearable>(flash: &M) -> Range<u32> {
+        0..flash.capacity() as u32
+    }
+
+    /// A configuration that differs from the default in every table; `n` varies it and
+    /// `variables` makes it larger (more write operations per save).
+    fn config(n: u8, variables: u16) -> Config {
+        let mut config = Config::default();
+        config.version = u32::from(n);
+        config.inactivity_secs = 100 + u16::from(n);
+        config.profiles.push(Profile::new(1, b"user1")).unwrap();
+        config.profiles.push(Profile::new(2 + u16::from(n), b"other")).unwrap();
+        config.set_setting(1024, 9, b"Demo").unwrap();
+        config.set_setting(1024, 2, &[n; 20]).unwrap();
+        for id in 0..variables {
+            let mut v = Variable::new(id);
+            v.meta = heapless::Vec::from_slice(b"temperature:C").unwrap();
+            v.var_type = 0x80 | 0x21;
+            v.quantity = 16;
+            v.value = heapless::Vec::from_slice(&[n ^ id as u8; 16]).unwrap();
+            config.variables.push(v).unwrap();
+        }
+        config
+    }
+
+    /// Saves `configs` in order on `flash` (no faults) and gives the flash back.
+    fn with_saved<M: Tearable>(flash: M, configs: &[Config]) -> M {
+        let region = region(&flash);
+        let mut store: FlashStore<M> = FlashStore::new(flash, region).unwrap();
+        for c in configs {
+            store.save(c).unwrap();
+        }
+        store.into_inner()
+    }
+
+    /// Boots a fresh store on `flash` and loads.
+    fn boot<M: Tearable>(flash: M) -> (FlashStore<M>, Option<Config>) {
+        let region = region(&flash);
+        let mut store: FlashStore<M> = FlashStore::new(flash, region).unwrap();
+        let loaded = store.load().expect("load never fails on a working flash");
+        (store, loaded)
+    }
+
+    /// Number of write and erase operations the save of `new` takes on `flash`.
+    fn ops_of_save<M: Tearable>(flash: M, new: &Config) -> usize {
+        let region = region(&flash);
+        let faulty = FaultyFlash::new(flash, None, Tear::All);
+        let mut store: FlashStore<FaultyFlash<M>> = FlashStore::new(faulty, region).unwrap();
+        store.save(new).unwrap();
+        store.into_inner().ops
+    }
+
+    /// Cuts the power at every operation (and with every tear) of the save of `new` on
+    /// `flash` (which holds `old`, if any), reboots, and checks the load gives exactly
+    /// `old` or exactly `new`. Returns the number of operations of the full save.
+    fn sweep<M: Tearable>(flash: &M, old: Option<&Config>, new: &Config) -> usize {
+        let ops = ops_of_save(flash.clone(), new);
+        assert!(ops >= 3, "erase, image, header");
+        for cut in 0..=ops {
+            for tear in TEARS {
+                for load_first in [false, true] {
+                    let region = region(flash);
+                    let faulty = FaultyFlash::new(flash.clone(), Some(cut), tear);
+                    let mut store: FlashStore<FaultyFlash<M>> =
+                        FlashStore::new(faulty, region).unwrap();
+                    if load_first {
+                        assert_eq!(store.load().unwrap().as_ref(), old);
+                    }
+                    let saved = store.save(new);
+                    if cut < ops {
+                        let err = saved.expect_err("a cut save reports an error");
+                        assert_eq!(err.kind(), StoreErrorKind::Flash);
+                    } else {
+                        saved.unwrap();
+                    }
+                    // Reboot.
+                    let (mut store, loaded) = boot(store.into_inner().into_inner());
+                    let ctx = format!("cut at {cut}/{ops}, {tear:?}, load first {load_first}");
+                    match loaded {
+                        Some(c) if &c == new => {}
+                        Some(c) if Some(&c) == old => {}
+                        None if old.is_none() => {}
+                        Some(_) => panic!("{ctx}: loaded a configuration neither old nor new"),
+                        None => panic!("{ctx}: lost the old configuration"),
+                    }
+                    if cut == ops {
+                        assert_eq!(loaded.as_ref(), Some(new), "{ctx}");
+                    }
+                    // The device keeps working after the cut.
+                    let next = config(99, 1);
+                    store.save(&next).unwrap();
+                    let (_, reloaded) = boot(store.into_inner());
+                    assert_eq!(reloaded, Some(next), "{ctx}: save after reboot");
+                }
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn saves_and_loads_back() {
+        let (mut store, loaded) = boot(Small::new());
+        assert_eq!(loaded, None);
+        let c = config(1, 2);
+        store.save(&c).unwrap();
+        assert_eq!(store.load().unwrap(), Some(c.clone()));
+        let (_, loaded) = boot(store.into_inner());
+        assert_eq!(loaded, Some(c));
+    }
+
+    #[test]
+    fn power_cut_at_every_operation_keeps_old_or_new() {
+        let old = config(1, 4);
+        let new = config(2, 12);
+        let ops = sweep(&with_saved(Small::new(), &[old.clone()]), Some(&old), &new);
+        // 1 erase + image in 128-byte chunks + 1 header.
+        let mut buf = [0u8; MAX_IMAGE_LEN];
+        let len = new.encode(&mut buf).unwrap();
+        assert_eq!(ops, 1 + len.div_ceil(STAGE_LEN) + 1);
+        assert!(ops > 10, "{ops}");
+        // Old larger than new, other geometries.
+        sweep(&with_saved(Wide::new(), &[new.clone()]), Some(&new), &old);
+        sweep(&with_saved(Bytes::new(), &[old.clone()]), Some(&old), &config(3, 2));
+    }
+
+    #[test]
+    fn power_cut_during_first_save_gives_nothing_or_new() {
+        sweep(&Small::new(), None, &config(1, 10));
+        sweep(&Wide::new(), None, &config(1, 3));
+        sweep(&Bytes::new(), None, &config(1, 3));
+    }
+
+    #[test]
+    fn power_cut_across_consecutive_saves_and_sequence_wrap() {
+        // Seed slot A with a sequence just below the wrap.
+        let region = 0..8 * 1024;
+        let mut store: FlashStore<Small> = FlashStore::new(Small::new(), region).unwrap();
+        let first = config(0, 3);
+        let len = first.encode(&mut store.buf).unwrap();
+        store.commit(Slot::A, u32::MAX - 2, len).unwrap();
+        let mut flash = store.into_inner();
+        let mut old = first;
+        let mut sequences = Vec::new();
+        for n in 1..=6u8 {
+            let new = config(n, u16::from(n) * 2);
+            sweep(&flash, Some(&old), &new);
+            flash = with_saved(flash, &[new.clone()]);
+            let (mut store, loaded) = boot(flash);
+            assert_eq!(loaded.as_ref(), Some(&new));
+            let Known::Newest(newest) = store.known else {
+                panic!("nothing known after a load")
+            };
+            sequences.push((newest.slot, newest.sequence));
+            assert!(store.read_header(newest.slot.other()).unwrap().is_some());
+            flash = store.into_inner();
+            old = new;
+        }
+        assert_eq!(
+            sequences,
+            [
+                (Slot::B, u32::MAX - 1),
+                (Slot::A, u32::MAX),
+                (Slot::B, 0),
+                (Slot::A, 1),
+                (Slot::B, 2),
+                (Slot::A, 3),
+            ]
+        );
+    }
+
+    #[test]
+    fn serial_number_comparison() {
+        assert!(newer(1, 0));
+        assert!(newer(0, u32::MAX));
+        assert!(newer(5, u32::MAX - 5));
+        assert!(!newer(u32::MAX, 0));
+        assert!(!newer(7, 7));
+    }
+
+    #[test]
+    fn any_corrupt_byte_falls_back_to_the_previous_image() {
+        let old = config(1, 2);
+        let new = config(2, 3);
+        let flash = with_saved(Small::new(), &[config(0, 0), old.clone(), new.clone()]);
+        let (store, loaded) = boot(flash.clone());
+        assert_eq!(loaded.as_ref(), Some(&new));
+        let Known::Newest(newest) = store.known else {
+            panic!("nothing known after a load")
+        };
+        let start = store.slot_start(newest.slot).unwrap() as usize;
+        let mut buf = [0u8; MAX_IMAGE_LEN];
+        let len = new.encode(&mut buf).unwrap();
+        let body = body_offset::<Small>();
+        let bytes = (start..start + HEADER_LEN).chain(start + body..start + body + len);
+        let mut checked = 0;
+        for at in bytes {
+            for flip in [0x01, 0x80, 0xFF] {
+                let mut corrupt = flash.clone();
+                corrupt.bytes_mut()[at] ^= flip;
+                let (_, loaded) = boot(corrupt);
+                assert_eq!(loaded.as_ref(), Some(&old), "byte {at} ^ {flip:#x}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 3 * (HEADER_LEN + len));
+    }
+
+    #[test]
+    fn a_slot_that_does_not_decode_is_ignored_and_overwritten() {
+        let good = config(1, 1);
+        let flash = with_saved(Small::new(), &[good.clone()]);
+        // A newer slot whose CRC is right but whose image is not a configuration.
+        let mut store: FlashStore<Small> = FlashStore::new(flash, 0..8 * 1024).unwrap();
+        store.buf[..100].fill(0x5A);
+        store.commit(Slot::B, 2, 100).unwrap();
+        let (mut store, loaded) = boot(store.into_inner());
+        assert_eq!(loaded.as_ref(), Some(&good));
+        assert_eq!(store.known, Known::Newest(Newest { slot: Slot::A, sequence: 1 }));
+        // The next save goes to the undecodable slot, never over the good one; a power
+        // cut during it keeps the good one.
+        let new = config(2, 1);
+        sweep(&store.into_inner(), Some(&good), &new);
+        // Same when the save runs without a prior load.
+        let flash = with_saved(Small::new(), &[good.clone()]);
+        let mut store: FlashStore<Small> = FlashStore::new(flash, 0..8 * 1024).unwrap();
+        store.buf[..100].fill(0x5A);
+        store.commit(Slot::B, 2, 100).unwrap();
+        let mut store: FlashStore<Small> = FlashStore::new(store.into_inner(), 0..8 * 1024).unwrap();
+        store.save(&new).unwrap();
+        assert_eq!(store.known, Known::Newest(Newest { slot: Slot::B, sequence: 2 }));
+    }
+
+    #[test]
+    fn a_maximal_configuration_fits_the_advertised_region() {
+        use crate::auth::{Credential, ScramRecord};
+        use crate::config::{AclEntry, Bundle, Rights, Setting, MAX_BUNDLES, MAX_VARIABLES};
+        use crate::config::{MAX_ACL_ENTRIES, MAX_SETTINGS, META_LEN, NAME_LEN, SETTING_LEN};
+        use crate::config::{UNIT_LEN, VALUE_LEN};
+        let mut max = Config::default();
+        max.profiles.clear();
+        for id in 0..MAX_PROFILES as u16 {
+            let profile = Profile::new(id, &[b'p'; NAME_LEN])
+                .with_credential(Credential::Scram(ScramRecord::from_bytes(&[7; 36]).unwrap()));
+            max.profiles.push(profile).unwrap();
+        }
+        for id in 0..MAX_BUNDLES as u16 {
+            let mut bundle = Bundle::new(id);
+            bundle.name = heapless::Vec::from_slice(&[b'b'; NAME_LEN]).unwrap();
+            for p in 0..MAX_ACL_ENTRIES as u16 {
+                bundle.acl.push(AclEntry { profile: p, rights: Rights::ALL }).unwrap();
+            }
+            max.bundles.push(bundle).unwrap();
+        }
+        for id in 0..MAX_VARIABLES as u16 {
+            let mut v = Variable::new(id);
+            v.meta = heapless::Vec::from_slice(&[b'm'; META_LEN]).unwrap();
+            v.unit = heapless::Vec::from_slice(&[b'u'; UNIT_LEN]).unwrap();
+            v.value = heapless::Vec::from_slice(&[0xA5; VALUE_LEN]).unwrap();
+            max.variables.push(v).unwrap();
+        }
+        for r in 0..MAX_SETTINGS as u16 {
+            let value = heapless::Vec::from_slice(&[b's'; SETTING_LEN]).unwrap();
+            max.settings.push(Setting { object: 1024, resource: r, value }).unwrap();
+        }
+        let mut buf = [0u8; MAX_IMAGE_LEN];
+        assert_eq!(max.encode(&mut buf).unwrap(), MAX_IMAGE_LEN);
+
+        type Flash = MemFlash<{ 6 * 4096 }, 4096, 4>;
+        assert_eq!(flash_size_needed::<Flash>(), 6 * 4096);
+        let flash = Flash::new();
+        let mut store: FlashStore<Flash> =
+            FlashStore::new(flash, 0..flash_size_needed::<Flash>()).unwrap();
+        assert_eq!(store.max_image_len(), MAX_IMAGE_LEN);
+        store.save(&max).unwrap();
+        store.save(&Config::default()).unwrap();
+        store.save(&max).unwrap();
+        let (_, loaded) = boot(store.into_inner());
+        assert_eq!(loaded, Some(max));
+    }
+
+    #[test]
+    fn too_large_is_refused_before_erasing() {
+        let old = config(1, 1);
+        let flash = with_saved(Bytes::new(), &[old.clone()]);
+        for load_first in [false, true] {
+            let faulty = FaultyFlash::new(flash.clone(), None, Tear::All);
+            let mut store: FlashStore<FaultyFlash<Bytes>> =
+                FlashStore::new(faulty, 0..4096).unwrap();
+            if load_first {
+                store.load().unwrap();
+            }
+            let big = config(2, 40);
+            let err = store.save(&big).unwrap_err();
+            assert_eq!(err.kind(), StoreErrorKind::TooLarge);
+            assert_eq!(ResultCode::from(err), ResultCode::NvmFull);
+            let flash = store.into_inner();
+            assert_eq!(flash.ops, 0, "nothing erased or written");
+            assert_eq!(boot(flash.into_inner()).1, Some(old.clone()));
+        }
+        // A small BUF refuses at encoding time.
+        let mut store: FlashStore<Small, 64> = FlashStore::new(Small::new(), 0..8192).unwrap();
+        assert_eq!(store.max_image_len(), 64);
+        let err = store.save(&Config::default()).unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::TooLarge);
+    }
+
+    #[test]
+    fn regions_are_checked() {
+        let new = |r: Range<u32>| FlashStore::<Small>::new(Small::new(), r).map(|_| ());
+        let region = Err(StoreError::new(StoreErrorKind::Region));
+        assert_eq!(new(0..8192), Ok(()));
+        assert_eq!(new(1024..3072), Ok(()));
+        assert_eq!(new(0..1024), region, "one sector: no room for two slots");
+        assert_eq!(new(0..3072), region, "odd number of sectors");
+        assert_eq!(new(512..2560), region, "misaligned start");
+        assert_eq!(new(0..2000), region, "misaligned end");
+        assert_eq!(new(0..0), region);
+        assert_eq!(new(4096..2048), region);
+        assert_eq!(new(0..16384), region, "beyond the flash");
+        // Write units larger than the staging buffer are refused.
+        type Huge = MemFlash<{ 4 * 1024 }, 1024, 256>;
+        assert_eq!(
+            FlashStore::<Huge>::new(Huge::new(), 0..4096).err(),
+            Some(StoreError::new(StoreErrorKind::Region))
+        );
+    }
+
+    #[test]
+    fn flash_errors_are_reported() {
+        let faulty = FaultyFlash::new(Small::new(), Some(0), Tear::Nothing);
+        let mut store: FlashStore<FaultyFlash<Small>> = FlashStore::new(faulty, 0..8192).unwrap();
+        let err = store.save(&Config::default()).unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::Flash);
+        assert_eq!(ResultCode::from(err), ResultCode::NvmError);
+        // Reads fail too once the flash is dead: load reports it.
+        assert_eq!(store.load().unwrap_err().kind(), StoreErrorKind::Flash);
+    }
+
+    #[test]
+    fn no_store_keeps_nothing() {
+        let mut store = NoStore;
+        assert_eq!(store.load(), Ok(None));
+        assert_eq!(store.save(&config(1, 1)), Ok(()));
+        assert_eq!(store.load(), Ok(None));
+        let mut by_ref = &mut store;
+        assert_eq!(ConfigStore::load(&mut by_ref), Ok(None));
+    }
+
+    #[test]
+    fn errors_display_and_map() {
+        let kinds = [
+            (StoreErrorKind::Flash, ResultCode::NvmError),
+            (StoreErrorKind::TooLarge, ResultCode::NvmFull),
+            (StoreErrorKind::Image, ResultCode::NvmError),
+            (StoreErrorKind::Region, ResultCode::NvmError),
+        ];
+        for (kind, code) in kinds {
+            let err = StoreError::from(kind);
+            assert_eq!(err.kind(), kind);
+            assert_eq!(ResultCode::from(err), code);
+            assert!(!format!("{err}").is_empty());
+        }
+        assert_eq!(ResultCode::NvmError as u8, 0xA4);
+        assert_eq!(ResultCode::NvmFull as u8, 0xA7);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_flash_never_panics(content in proptest::collection::vec(any::<u8>(), 4096)) {
+            let mut flash = Bytes::new();
+            flash.data.copy_from_slice(&content);
+            let (_, loaded) = boot(flash);
+            prop_assert!(loaded.is_none() || loaded.is_some());
+        }
+
+        #[test]
+        fn arbitrary_headers_never_panic(
+            sequences in any::<[u32; 2]>(),
+            lengths in any::<[u32; 2]>(),
+            bodies in any::<[[u8; 32]; 2]>(),
+            right_crc in any::<[bool; 2]>(),
+        ) {
+            let mut flash = Bytes::new();
+            for (i, start) in [0usize, 2048].into_iter().enumerate() {
+                let length = lengths[i] % 4096;
+                let body = &bodies[i];
+                let covered = &body[..(length as usize).min(32)];
+                let crc = if right_crc[i] && length as usize <= 32 {
+                    image_crc(sequences[i], length, covered)
+                } else {
+                    sequences[i]
+                };
+                let header = Header { magic: MAGIC, sequence: sequences[i], length, crc };
+                flash.data[start..start + HEADER_LEN].copy_from_slice(&header.to_bytes());
+                flash.data[start + HEADER_LEN..start + HEADER_LEN + 32].copy_from_slice(body);
+            }
+            let (mut store, loaded) = boot(flash);
+            prop_assert_eq!(loaded, None);
+            // And a save still works over whatever was there.
+            store.save(&Config::default()).unwrap();
+            let (_, loaded) = boot(store.into_inner());
+            prop_assert_eq!(loaded, Some(Config::default()));
+        }
+    }
+}
