@@ -5,6 +5,7 @@ use crate::config::{Config, NfcPriority};
 use crate::dispatch::dispatch;
 use crate::object::{Context, Effect, FrameLimits, ObjectSet};
 use crate::session::{Channel, ChannelId, LoginGuard, Session};
+use crate::storage::{ConfigStore, NoStore};
 use crate::target::{NoTarget, TargetIo};
 use crate::time::Instant;
 use crate::wire::{is_nfc_select, Request, Response, ResultCode, APDU_HEADER_LEN, STATUS_WORD_OK};
@@ -22,9 +23,9 @@ pub struct Outcome {
     pub effect: Option<Effect>,
 }
 
-/// An lwM2M device: objects, configuration image, session, and the target that holds
-/// variable values.
-pub struct Device<O, T = NoTarget> {
+/// An lwM2M device: objects, configuration image, session, the target that holds
+/// variable values, and the store that keeps the configuration across restarts.
+pub struct Device<O, T = NoTarget, S = NoStore> {
     objects: O,
     config: Config,
     factory: fn() -> Config,
@@ -32,6 +33,7 @@ pub struct Device<O, T = NoTarget> {
     guard: LoginGuard,
     limits: FrameLimits,
     target: T,
+    store: S,
     nfc_override: Option<NfcPriority>,
 }
 
@@ -48,14 +50,15 @@ impl<O: ObjectSet> Device<O> {
             guard: LoginGuard::default(),
             limits,
             target: NoTarget,
+            store: NoStore,
             nfc_override: None,
         }
     }
 }
 
-impl<O: ObjectSet, T: TargetIo> Device<O, T> {
+impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// The same device reaching variable values through `target`.
-    pub fn with_target<T2: TargetIo>(self, target: T2) -> Device<O, T2> {
+    pub fn with_target<T2: TargetIo>(self, target: T2) -> Device<O, T2, S> {
         Device {
             objects: self.objects,
             config: self.config,
@@ -64,6 +67,24 @@ impl<O: ObjectSet, T: TargetIo> Device<O, T> {
             guard: self.guard,
             limits: self.limits,
             target,
+            store: self.store,
+            nfc_override: self.nfc_override,
+        }
+    }
+
+    /// The same device saving its configuration to `store` on the save command and on
+    /// factory reset. Load the configuration from the same store at boot
+    /// ([`ConfigStore::load`]) and pass it to [`Device::new`].
+    pub fn with_store<S2: ConfigStore>(self, store: S2) -> Device<O, T, S2> {
+        Device {
+            objects: self.objects,
+            config: self.config,
+            factory: self.factory,
+            session: self.session,
+            guard: self.guard,
+            limits: self.limits,
+            target: self.target,
+            store,
             nfc_override: self.nfc_override,
         }
     }
@@ -102,7 +123,7 @@ impl<O: ObjectSet, T: TargetIo> Device<O, T> {
 
     fn finish(&mut self, len: usize, effect: Option<Effect>) -> Outcome {
         if effect == Some(Effect::FactoryReset) {
-            self.config = (self.factory)();
+            // The configuration was reset (and saved) by the request itself.
             self.session.end();
         }
         Outcome {
@@ -162,6 +183,8 @@ impl<O: ObjectSet, T: TargetIo> Device<O, T> {
             effect,
             limits: self.limits,
             target: &mut self.target,
+            store: &mut self.store,
+            factory: self.factory,
             side_profile,
             nfc_override: &mut self.nfc_override,
         };
@@ -240,5 +263,16 @@ impl<O: ObjectSet, T: TargetIo> Device<O, T> {
     /// The target, mutably.
     pub fn target_mut(&mut self) -> &mut T {
         &mut self.target
+    }
+
+    /// The configuration store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Takes the device apart into its target and store (e.g. to reboot a simulated
+    /// device on the same flash and target).
+    pub fn into_parts(self) -> (T, S) {
+        (self.target, self.store)
     }
 }

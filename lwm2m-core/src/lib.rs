@@ -53,6 +53,7 @@ mod device;
 pub mod dispatch;
 pub mod object;
 pub mod session;
+pub mod storage;
 pub mod target;
 pub mod time;
 pub mod wire;

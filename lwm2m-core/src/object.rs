@@ -7,6 +7,7 @@
 use crate::acl::{self, Access, Subject};
 use crate::config::{Config, NfcPriority, Rights};
 use crate::session::{Channel, LoginGuard, Session};
+use crate::storage::ConfigStore;
 use crate::target::{self, TargetIo};
 use crate::time::{Duration, Instant};
 use crate::wire::{Body, Method, Request, ResultCode, ABSENT};
@@ -168,6 +169,8 @@ pub struct Context<'a> {
     pub(crate) effect: &'a mut Option<Effect>,
     pub(crate) limits: FrameLimits,
     pub(crate) target: &'a mut dyn TargetIo,
+    pub(crate) store: &'a mut dyn ConfigStore,
+    pub(crate) factory: fn() -> Config,
     /// The profile of a side handler's request; `None` for the session's channel.
     pub(crate) side_profile: Option<u16>,
     pub(crate) nfc_override: &'a mut Option<NfcPriority>,
@@ -259,9 +262,20 @@ impl Context<'_> {
         self.session.idle_limit(self.config)
     }
 
-    /// Saves the configuration image to flash (the configurator's save command).
+    /// Saves the configuration image (the configurator's save command); `A4` if the
+    /// flash write failed, `A7` if the image does not fit.
     pub fn save_config(&mut self) -> Result<(), ResultCode> {
-        // Wired to the configuration store in the next step.
+        self.store.save(self.config).map_err(|err| {
+            warn!("configuration save failed: {}", err);
+            ResultCode::from(err)
+        })
+    }
+
+    /// Restores the factory configuration, saves it, and asks the port to restart.
+    pub fn factory_reset(&mut self) -> Result<(), ResultCode> {
+        *self.config = (self.factory)();
+        self.save_config()?;
+        self.request_effect(Effect::FactoryReset);
         Ok(())
     }
 

@@ -37,7 +37,9 @@
 //!   previous image is never touched by a save. Backed by
 //!   `tests::power_cut_at_every_operation_keeps_old_or_new`,
 //!   `tests::power_cut_during_first_save_gives_nothing_or_new` and
-//!   `tests::power_cut_across_consecutive_saves_and_sequence_wrap`.
+//!   `tests::power_cut_across_consecutive_saves_and_sequence_wrap`; the write order
+//!   (erase, image, header last, all aligned) by
+//!   `tests::a_save_erases_then_writes_the_image_then_the_header_last`.
 //! - **Integrity**: every image carries a CRC; a slot whose header, length, CRC or
 //!   content is wrong is ignored and the other slot is used. Backed by
 //!   `tests::any_corrupt_byte_falls_back_to_the_previous_image` and
@@ -208,8 +210,11 @@ const CRC: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
 /// `n` rounded up to a multiple of `align` (`align` 0 counts as 1), `None` on overflow.
 const fn round_up(n: usize, align: usize) -> Option<usize> {
     let align = if align == 0 { 1 } else { align };
-    match n.checked_add(align - 1) {
-        Some(m) => Some(m / align * align),
+    let Some(m) = n.checked_add(align.saturating_sub(1)) else {
+        return None;
+    };
+    match m.checked_div(align) {
+        Some(units) => units.checked_mul(align),
         None => None,
     }
 }
@@ -374,6 +379,7 @@ fn read_range<F: ReadNorFlash>(
         sink(buf.get(lo..hi).ok_or_else(region_error)?)?;
         pos = next;
     }
+    stage.0.zeroize();
     Ok(())
 }
 
@@ -452,7 +458,7 @@ fn image_crc(sequence: u32, length: u32, image: &[u8]) -> u32 {
 /// # let flash = Ram(vec![0xFF; region.end as usize]);
 /// let mut store: FlashStore<Ram> = FlashStore::new(flash, region.clone())?;
 /// let config = store.load()?.unwrap_or_default(); // first boot: the default
-/// let mut config = Config { inactivity_secs: 120, ..config };
+/// let config = Config { inactivity_secs: 120, ..config };
 /// store.save(&config)?;
 ///
 /// let flash = store.into_inner(); // reboot
@@ -888,6 +894,8 @@ mod tests {
         cut_at: Option<usize>,
         tear: Tear,
         off: bool,
+        /// Every write and erase attempted: `(is_erase, offset, length)`.
+        log: Vec<(bool, u32, usize)>,
     }
 
     impl<M: Tearable> FaultyFlash<M> {
@@ -898,6 +906,7 @@ mod tests {
                 cut_at,
                 tear,
                 off: false,
+                log: Vec::new(),
             }
         }
 
@@ -944,6 +953,7 @@ mod tests {
         const ERASE_SIZE: usize = M::ERASE_SIZE;
 
         fn erase(&mut self, from: u32, to: u32) -> Result<(), MockError> {
+            self.log.push((true, from, (to - from) as usize));
             if self.cut_now()? {
                 check_erase(&self.inner, from, to).map_err(MockError::Access)?;
                 let keep = self.tear.keep((to - from) as usize);
@@ -954,6 +964,7 @@ mod tests {
         }
 
         fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), MockError> {
+            self.log.push((false, offset, bytes.len()));
             if self.cut_now()? {
                 check_write(&self.inner, offset, bytes.len()).map_err(MockError::Access)?;
                 let keep = self.tear.keep(bytes.len());
@@ -966,8 +977,8 @@ mod tests {
 
     /// 8 KiB, 1 KiB sectors, 4-byte writes (nRF-like).
     type Small = MemFlash<{ 8 * 1024 }, 1024, 4>;
-    /// 16 KiB, 4 KiB sectors, 16-byte writes, 8-byte reads (STM32-like).
-    type Wide = MemFlash<{ 16 * 1024 }, 4096, 16, 8>;
+    /// 16 KiB, 4 KiB sectors, 32-byte writes, 8-byte reads (STM32H7-like).
+    type Wide = MemFlash<{ 16 * 1024 }, 4096, 32, 8>;
     /// 4 KiB, 512-byte sectors, byte writes.
     type Bytes = MemFlash<{ 4 * 1024 }, 512, 1>;
 
@@ -1049,9 +1060,9 @@ mod tests {
                     // Reboot.
                     let (mut store, loaded) = boot(store.into_inner().into_inner());
                     let ctx = format!("cut at {cut}/{ops}, {tear:?}, load first {load_first}");
-                    match loaded {
-                        Some(c) if &c == new => {}
-                        Some(c) if Some(&c) == old => {}
+                    match &loaded {
+                        Some(c) if c == new => {}
+                        Some(c) if Some(c) == old => {}
                         None if old.is_none() => {}
                         Some(_) => panic!("{ctx}: loaded a configuration neither old nor new"),
                         None => panic!("{ctx}: lost the old configuration"),
@@ -1084,7 +1095,7 @@ mod tests {
     #[test]
     fn power_cut_at_every_operation_keeps_old_or_new() {
         let old = config(1, 4);
-        let new = config(2, 12);
+        let new = config(2, 24);
         let ops = sweep(&with_saved(Small::new(), &[old.clone()]), Some(&old), &new);
         // 1 erase + image in 128-byte chunks + 1 header.
         let mut buf = [0u8; MAX_IMAGE_LEN];
@@ -1142,6 +1153,38 @@ mod tests {
     }
 
     #[test]
+    fn a_save_erases_then_writes_the_image_then_the_header_last() {
+        let old = config(1, 1);
+        let new = config(2, 24);
+        let mut buf = [0u8; MAX_IMAGE_LEN];
+        let len = new.encode(&mut buf).unwrap();
+        let flash = with_saved(Small::new(), &[old]);
+        let faulty = FaultyFlash::new(flash, None, Tear::All);
+        let mut store: FlashStore<FaultyFlash<Small>> = FlashStore::new(faulty, 0..8192).unwrap();
+        store.save(&new).unwrap();
+        // Slot A holds the old image: the new one goes to slot B (4096..8192).
+        let log = store.into_inner().log;
+        let mut expected = vec![(true, 4096, (16 + len).div_ceil(1024) * 1024)];
+        let mut at = 0;
+        while at < len {
+            let chunk = (len - at).min(STAGE_LEN);
+            expected.push((false, 4096 + 16 + at as u32, chunk.div_ceil(4) * 4));
+            at += chunk;
+        }
+        expected.push((false, 4096, HEADER_LEN));
+        assert_eq!(log, expected);
+        // With 32-byte write units the header is its own padded unit and the image
+        // starts at 32.
+        let faulty = FaultyFlash::new(Wide::new(), None, Tear::All);
+        let mut store: FlashStore<FaultyFlash<Wide>> = FlashStore::new(faulty, 0..16384).unwrap();
+        store.save(&config(3, 0)).unwrap();
+        let log = store.into_inner().log;
+        assert_eq!(log[1].1, 32);
+        assert_eq!(log.last(), Some(&(false, 0, 32)));
+        assert!(log.iter().all(|&(_, at, n)| at % 32 == 0 && n % 32 == 0));
+    }
+
+    #[test]
     fn serial_number_comparison() {
         assert!(newer(1, 0));
         assert!(newer(0, u32::MAX));
@@ -1186,7 +1229,7 @@ mod tests {
         let mut store: FlashStore<Small> = FlashStore::new(flash, 0..8 * 1024).unwrap();
         store.buf[..100].fill(0x5A);
         store.commit(Slot::B, 2, 100).unwrap();
-        let (mut store, loaded) = boot(store.into_inner());
+        let (store, loaded) = boot(store.into_inner());
         assert_eq!(loaded.as_ref(), Some(&good));
         assert_eq!(store.known, Known::Newest(Newest { slot: Slot::A, sequence: 1 }));
         // The next save goes to the undecodable slot, never over the good one; a power
@@ -1262,7 +1305,7 @@ mod tests {
             if load_first {
                 store.load().unwrap();
             }
-            let big = config(2, 40);
+            let big = config(2, 60);
             let err = store.save(&big).unwrap_err();
             assert_eq!(err.kind(), StoreErrorKind::TooLarge);
             assert_eq!(ResultCode::from(err), ResultCode::NvmFull);
@@ -1344,8 +1387,11 @@ mod tests {
         fn arbitrary_flash_never_panics(content in proptest::collection::vec(any::<u8>(), 4096)) {
             let mut flash = Bytes::new();
             flash.data.copy_from_slice(&content);
-            let (_, loaded) = boot(flash);
-            prop_assert!(loaded.is_none() || loaded.is_some());
+            let (mut store, loaded) = boot(flash);
+            prop_assert_eq!(loaded, None);
+            store.save(&Config::default()).unwrap();
+            let (_, loaded) = boot(store.into_inner());
+            prop_assert_eq!(loaded, Some(Config::default()));
         }
 
         #[test]

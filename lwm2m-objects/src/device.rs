@@ -146,7 +146,7 @@ impl<H: DeviceHooks> Object for DeviceObject<H> {
                 if options.contains(SecurityOptions::DISABLE_RESOURCE_FACTORY_RESET) {
                     return Err(ResultCode::ResourceLocked);
                 }
-                ctx.request_effect(Effect::FactoryReset);
+                ctx.factory_reset()?;
             }
             (6, Method::Get) => body.push_u8(self.hooks.available_power_source())?,
             (7, Method::Get) => body.push_u32(self.hooks.power_voltage_mv())?,

@@ -103,8 +103,7 @@ pub fn handle(
                 Kind::Ascii(_) => &req.payload[..len],
                 Kind::Bytes(_) | Kind::Fixed(_) => req.payload,
             };
-            ctx.config_mut()
-                .set_setting(object, def.resource, value)?;
+            ctx.config_mut().set_setting(object, def.resource, value)?;
         }
         Method::Delete => return Err(ResultCode::MethodNotAllowed),
     }

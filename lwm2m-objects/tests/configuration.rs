@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use lwm2m_core::target::MemoryTarget;
+use lwm2m_core::target::{MemoryTarget, NoTarget};
 use lwm2m_core::{Channel, ChannelKind, Config};
 use target_traits::{MemoryAccess, RamTarget};
 
@@ -302,4 +302,101 @@ fn nfc_takes_the_session_over_only_when_configured() {
 fn factory_default_has_no_bundle_or_variable() {
     let config = Config::default();
     assert!(config.bundles.is_empty() && config.variables.is_empty());
+}
+
+/// A store keeping the last saved configuration in memory, or failing on demand.
+#[derive(Default)]
+struct MemStore {
+    saved: Option<Config>,
+    saves: usize,
+    fail: bool,
+}
+
+impl lwm2m_core::storage::ConfigStore for MemStore {
+    fn load(&mut self) -> Result<Option<Config>, lwm2m_core::storage::StoreError> {
+        Ok(self.saved.clone())
+    }
+
+    fn save(&mut self, config: &Config) -> Result<(), lwm2m_core::storage::StoreError> {
+        if self.fail {
+            return Err(lwm2m_core::storage::StoreErrorKind::Flash.into());
+        }
+        self.saves += 1;
+        self.saved = Some(config.clone());
+        Ok(())
+    }
+}
+
+fn device_with_store(config: Config, store: MemStore) -> Harness<NoTarget, MemStore> {
+    Harness::from_device(
+        lwm2m_core::Device::new(
+            lwm2m_objects::standard_objects(device_info(), lwm2m_objects::NoHooks),
+            config,
+            Config::default,
+            LIMITS,
+        )
+        .with_store(store),
+    )
+}
+
+#[test]
+fn the_final_config_version_saves_and_a_restart_loads_it() {
+    let mut h = device_with_store(Config::default(), MemStore::default());
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+    // Configuration in progress: nothing saved yet.
+    assert_eq!(h.tx(&apdu(CONFIGURATOR_FRAMES[0])), "009000");
+    for frame in &CONFIGURATOR_FRAMES[1..CONFIGURATOR_FRAMES.len() - 1] {
+        assert_eq!(h.tx(&apdu(frame)), "009000", "{frame}");
+    }
+    assert_eq!(h.device.store().saves, 0);
+    assert_eq!(
+        h.tx(&apdu(CONFIGURATOR_FRAMES[CONFIGURATOR_FRAMES.len() - 1])),
+        "009000"
+    );
+    assert_eq!(h.device.store().saves, 1);
+    let saved = h.device.store().saved.clone().unwrap();
+    assert_eq!(&saved, h.device.config());
+    // "Reboot": a new device booting from what the store holds.
+    let (_, mut store) = h.device.into_parts();
+    let loaded = lwm2m_core::storage::ConfigStore::load(&mut store)
+        .unwrap()
+        .unwrap();
+    let mut h = device_with_store(loaded, store);
+    // The passwords written by the configurator are in force.
+    assert_eq!(
+        h.tx(&apdu(&format!(
+            "02 0400 ffff 0000 {}",
+            to_hex(b"user1\0\0\0\0\0\0\0\0\0\0\0pwd\0\0\0\0\0\0\0\0\0\0\0\0\0")
+        ))),
+        "009000"
+    );
+    assert_eq!(h.tx(&apdu("01 0400 ffff 0009")), "0044656d6f9000");
+    assert_eq!(h.tx(LOGOUT), "009000");
+    // The in-device value and the rights survived: anonymous reads variable 6.
+    assert_eq!(h.tx(&apdu("01 0405 0006 0004")), "00000100029000");
+    assert_eq!(h.tx(&apdu("03 0405 0006 0004 00000000")), "819000");
+}
+
+#[test]
+fn a_failed_save_answers_nvm_error() {
+    let store = MemStore {
+        fail: true,
+        ..MemStore::default()
+    };
+    let mut h = device_with_store(Config::default(), store);
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+    assert_eq!(h.tx(&apdu("02 0400 ffff 000a")), "a49000");
+    assert_eq!(h.tx(&apdu("03 0400 ffff 000a 01020003")), "a49000");
+    // Factory reset needs the save too.
+    assert_eq!(h.tx("a2da000007020003ffff0005"), "a49000");
+}
+
+#[test]
+fn factory_reset_saves_the_default() {
+    let mut h = device_with_store(Config::default(), MemStore::default());
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+    assert_eq!(h.tx(&apdu("03 0400 ffff 0009 41 42")), "009000");
+    assert_eq!(h.tx("a2da000007020003ffff0005"), "009000");
+    assert_eq!(h.device.store().saved.as_ref(), Some(&Config::default()));
+    assert_eq!(h.device.config(), &Config::default());
 }

@@ -136,17 +136,30 @@ mod tests {
         mux.deliver(0, b"a0").unwrap();
         mux.deliver(2, b"c0").unwrap();
         mux.close(1);
-        assert_eq!(mux.deliver(0, b"a1"), Err(ErrorKind::Other), "one frame per channel");
+        assert_eq!(
+            mux.deliver(0, b"a1"),
+            Err(ErrorKind::Other),
+            "one frame per channel"
+        );
         assert_eq!(mux.deliver(7, b"x"), Err(ErrorKind::Other));
         assert_eq!(mux.deliver(0, &[0; 17]), Err(ErrorKind::Overflow));
         let mut buf = [0u8; 16];
-        assert_eq!(mux.next(&mut buf), Some(MuxEvent::Frame { channel: 0, len: 2 }));
+        assert_eq!(
+            mux.next(&mut buf),
+            Some(MuxEvent::Frame { channel: 0, len: 2 })
+        );
         assert_eq!(&buf[..2], b"a0");
         mux.deliver(0, b"a1").unwrap();
         // Channel 0 has a new frame, but 1 and 2 come first.
         assert_eq!(mux.next(&mut buf), Some(MuxEvent::Closed { channel: 1 }));
-        assert_eq!(mux.next(&mut buf), Some(MuxEvent::Frame { channel: 2, len: 2 }));
-        assert_eq!(mux.next(&mut buf), Some(MuxEvent::Frame { channel: 0, len: 2 }));
+        assert_eq!(
+            mux.next(&mut buf),
+            Some(MuxEvent::Frame { channel: 2, len: 2 })
+        );
+        assert_eq!(
+            mux.next(&mut buf),
+            Some(MuxEvent::Frame { channel: 0, len: 2 })
+        );
         assert_eq!(&buf[..2], b"a1");
         assert_eq!(mux.next(&mut buf), None);
     }
@@ -175,7 +188,10 @@ mod tests {
             match MUX.next(&mut buf) {
                 Some(MuxEvent::Frame { channel, len: 2 }) => {
                     assert_eq!(buf[0] as usize, channel);
-                    assert_eq!(buf[1], next_expected[channel], "frames of a channel stay in order");
+                    assert_eq!(
+                        buf[1], next_expected[channel],
+                        "frames of a channel stay in order"
+                    );
                     next_expected[channel] += 1;
                 }
                 Some(other) => panic!("unexpected {other:?}"),

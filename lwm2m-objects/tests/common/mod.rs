@@ -1,6 +1,7 @@
 //! A device with the standard objects, driven with hex APDUs.
 #![allow(dead_code)]
 
+use lwm2m_core::storage::{ConfigStore, NoStore};
 use lwm2m_core::target::{NoTarget, TargetIo};
 use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant, Outcome};
 use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
@@ -28,22 +29,25 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// The device of the live transcript (vectors.txt §A): serial TAPEMU000000000001,
 /// firmware 1.99.0.
 pub fn transcript_device() -> Device<StandardObjects<NoHooks>> {
-    let info = DeviceInfo {
-        manufacturer: "IoTize",
-        flavor: "test",
-        serial: heapless::String::try_from("TAPEMU000000000001").unwrap(),
-        firmware_version: "1.99.0",
-    };
     Device::new(
-        standard_objects(info, NoHooks),
+        standard_objects(device_info(), NoHooks),
         Config::default(),
         Config::default,
         LIMITS,
     )
 }
 
-pub struct Harness<T = NoTarget> {
-    pub device: Device<StandardObjects<NoHooks>, T>,
+pub fn device_info() -> DeviceInfo {
+    DeviceInfo {
+        manufacturer: "IoTize",
+        flavor: "test",
+        serial: heapless::String::try_from("TAPEMU000000000001").unwrap(),
+        firmware_version: "1.99.0",
+    }
+}
+
+pub struct Harness<T = NoTarget, S = NoStore> {
+    pub device: Device<StandardObjects<NoHooks>, T, S>,
     pub now: Instant,
     pub last: Outcome,
 }
@@ -56,8 +60,14 @@ impl Harness {
 
 impl<T: TargetIo> Harness<T> {
     pub fn with_target(target: T) -> Harness<T> {
+        Harness::from_device(transcript_device().with_target(target))
+    }
+}
+
+impl<T: TargetIo, S: ConfigStore> Harness<T, S> {
+    pub fn from_device(device: Device<StandardObjects<NoHooks>, T, S>) -> Harness<T, S> {
         Harness {
-            device: transcript_device().with_target(target),
+            device,
             now: Instant::ZERO,
             last: Outcome {
                 len: 0,
