@@ -56,7 +56,8 @@
 //! **Not guaranteed**: wear levelling beyond the A/B alternation (each slot is erased
 //! once every second save; size the region or the save frequency for the flash's
 //! endurance), protection against another writer of the same region, and detection of
-//! deliberate tampering (the CRC detects accidents, not attacks).
+//! deliberate tampering (the CRC detects accidents, not attacks). A store built with a
+//! smaller `BUF` than the one that saved an image treats that image as invalid.
 //!
 //! # RAM cost
 //!
@@ -66,7 +67,7 @@
 //! then refused with [`StoreErrorKind::TooLarge`]. Flash I/O goes through a 128-byte stack
 //! staging buffer. [`ConfigStore::load`] returns a [`Config`] by value; call it once at
 //! boot, otherwise the first [`ConfigStore::save`] runs it internally to find the newest
-//! slot, which costs one `Config` of stack.
+//! slot, which costs one `Config` of stack (about 14 KiB on a 64-bit host).
 //!
 //! # Sizing the region
 //!
@@ -497,7 +498,10 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
             return Err(region_error());
         }
         let erase = u32::try_from(erase).map_err(|_| region_error())?;
-        let len = region.end.checked_sub(region.start).ok_or_else(region_error)?;
+        let len = region
+            .end
+            .checked_sub(region.start)
+            .ok_or_else(region_error)?;
         let aligned =
             region.start.checked_rem(erase) == Some(0) && region.end.checked_rem(erase) == Some(0);
         let within = usize::try_from(region.end).is_ok_and(|end| end <= flash.capacity());
@@ -651,7 +655,11 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
             warn!("config slot {}: read-back check failed", slot.index());
             return Err(StoreError::new(StoreErrorKind::Flash));
         }
-        debug!("config saved in slot {}, sequence {}", slot.index(), sequence);
+        debug!(
+            "config saved in slot {}, sequence {}",
+            slot.index(),
+            sequence
+        );
         self.known = Known::Newest(Newest { slot, sequence });
         Ok(())
     }
@@ -756,8 +764,12 @@ mod tests {
     /// and must be aligned, and each write unit may be written once per erase (as on
     /// flashes with ECC).
     #[derive(Clone, Debug)]
-    struct MemFlash<const SIZE: usize, const ERASE: usize, const WRITE: usize, const READ: usize = 1>
-    {
+    struct MemFlash<
+        const SIZE: usize,
+        const ERASE: usize,
+        const WRITE: usize,
+        const READ: usize = 1,
+    > {
         data: Vec<u8>,
         written: Vec<bool>,
     }
@@ -779,8 +791,8 @@ mod tests {
         type Error = MockError;
     }
 
-    impl<const SIZE: usize, const ERASE: usize, const WRITE: usize, const READ: usize>
-        ReadNorFlash for MemFlash<SIZE, ERASE, WRITE, READ>
+    impl<const SIZE: usize, const ERASE: usize, const WRITE: usize, const READ: usize> ReadNorFlash
+        for MemFlash<SIZE, ERASE, WRITE, READ>
     {
         const READ_SIZE: usize = READ;
 
@@ -989,11 +1001,16 @@ mod tests {
     /// A configuration that differs from the default in every table; `n` varies it and
     /// `variables` makes it larger (more write operations per save).
     fn config(n: u8, variables: u16) -> Config {
-        let mut config = Config::default();
-        config.version = u32::from(n);
-        config.inactivity_secs = 100 + u16::from(n);
+        let mut config = Config {
+            version: u32::from(n),
+            inactivity_secs: 100 + u16::from(n),
+            ..Config::default()
+        };
         config.profiles.push(Profile::new(1, b"user1")).unwrap();
-        config.profiles.push(Profile::new(2 + u16::from(n), b"other")).unwrap();
+        config
+            .profiles
+            .push(Profile::new(2 + u16::from(n), b"other"))
+            .unwrap();
         config.set_setting(1024, 9, b"Demo").unwrap();
         config.set_setting(1024, 2, &[n; 20]).unwrap();
         for id in 0..variables {
@@ -1008,7 +1025,7 @@ mod tests {
     }
 
     /// Saves `configs` in order on `flash` (no faults) and gives the flash back.
-    fn with_saved<M: Tearable>(flash: M, configs: &[Config]) -> M {
+    fn with_saved<M: Tearable>(flash: M, configs: &[&Config]) -> M {
         let region = region(&flash);
         let mut store: FlashStore<M> = FlashStore::new(flash, region).unwrap();
         for c in configs {
@@ -1096,15 +1113,19 @@ mod tests {
     fn power_cut_at_every_operation_keeps_old_or_new() {
         let old = config(1, 4);
         let new = config(2, 24);
-        let ops = sweep(&with_saved(Small::new(), &[old.clone()]), Some(&old), &new);
+        let ops = sweep(&with_saved(Small::new(), &[&old]), Some(&old), &new);
         // 1 erase + image in 128-byte chunks + 1 header.
         let mut buf = [0u8; MAX_IMAGE_LEN];
         let len = new.encode(&mut buf).unwrap();
         assert_eq!(ops, 1 + len.div_ceil(STAGE_LEN) + 1);
         assert!(ops > 10, "{ops}");
         // Old larger than new, other geometries.
-        sweep(&with_saved(Wide::new(), &[new.clone()]), Some(&new), &old);
-        sweep(&with_saved(Bytes::new(), &[old.clone()]), Some(&old), &config(3, 2));
+        sweep(&with_saved(Wide::new(), &[&new]), Some(&new), &old);
+        sweep(
+            &with_saved(Bytes::new(), &[&old]),
+            Some(&old),
+            &config(3, 2),
+        );
     }
 
     #[test]
@@ -1128,7 +1149,7 @@ mod tests {
         for n in 1..=6u8 {
             let new = config(n, u16::from(n) * 2);
             sweep(&flash, Some(&old), &new);
-            flash = with_saved(flash, &[new.clone()]);
+            flash = with_saved(flash, &[&new]);
             let (mut store, loaded) = boot(flash);
             assert_eq!(loaded.as_ref(), Some(&new));
             let Known::Newest(newest) = store.known else {
@@ -1158,7 +1179,7 @@ mod tests {
         let new = config(2, 24);
         let mut buf = [0u8; MAX_IMAGE_LEN];
         let len = new.encode(&mut buf).unwrap();
-        let flash = with_saved(Small::new(), &[old]);
+        let flash = with_saved(Small::new(), &[&old]);
         let faulty = FaultyFlash::new(flash, None, Tear::All);
         let mut store: FlashStore<FaultyFlash<Small>> = FlashStore::new(faulty, 0..8192).unwrap();
         store.save(&new).unwrap();
@@ -1197,7 +1218,7 @@ mod tests {
     fn any_corrupt_byte_falls_back_to_the_previous_image() {
         let old = config(1, 2);
         let new = config(2, 3);
-        let flash = with_saved(Small::new(), &[config(0, 0), old.clone(), new.clone()]);
+        let flash = with_saved(Small::new(), &[&config(0, 0), &old, &new]);
         let (store, loaded) = boot(flash.clone());
         assert_eq!(loaded.as_ref(), Some(&new));
         let Known::Newest(newest) = store.known else {
@@ -1224,26 +1245,39 @@ mod tests {
     #[test]
     fn a_slot_that_does_not_decode_is_ignored_and_overwritten() {
         let good = config(1, 1);
-        let flash = with_saved(Small::new(), &[good.clone()]);
+        let flash = with_saved(Small::new(), &[&good]);
         // A newer slot whose CRC is right but whose image is not a configuration.
         let mut store: FlashStore<Small> = FlashStore::new(flash, 0..8 * 1024).unwrap();
         store.buf[..100].fill(0x5A);
         store.commit(Slot::B, 2, 100).unwrap();
         let (store, loaded) = boot(store.into_inner());
         assert_eq!(loaded.as_ref(), Some(&good));
-        assert_eq!(store.known, Known::Newest(Newest { slot: Slot::A, sequence: 1 }));
+        assert_eq!(
+            store.known,
+            Known::Newest(Newest {
+                slot: Slot::A,
+                sequence: 1
+            })
+        );
         // The next save goes to the undecodable slot, never over the good one; a power
         // cut during it keeps the good one.
         let new = config(2, 1);
         sweep(&store.into_inner(), Some(&good), &new);
         // Same when the save runs without a prior load.
-        let flash = with_saved(Small::new(), &[good.clone()]);
+        let flash = with_saved(Small::new(), &[&good]);
         let mut store: FlashStore<Small> = FlashStore::new(flash, 0..8 * 1024).unwrap();
         store.buf[..100].fill(0x5A);
         store.commit(Slot::B, 2, 100).unwrap();
-        let mut store: FlashStore<Small> = FlashStore::new(store.into_inner(), 0..8 * 1024).unwrap();
+        let mut store: FlashStore<Small> =
+            FlashStore::new(store.into_inner(), 0..8 * 1024).unwrap();
         store.save(&new).unwrap();
-        assert_eq!(store.known, Known::Newest(Newest { slot: Slot::B, sequence: 2 }));
+        assert_eq!(
+            store.known,
+            Known::Newest(Newest {
+                slot: Slot::B,
+                sequence: 2
+            })
+        );
     }
 
     #[test]
@@ -1255,15 +1289,22 @@ mod tests {
         let mut max = Config::default();
         max.profiles.clear();
         for id in 0..MAX_PROFILES as u16 {
-            let profile = Profile::new(id, &[b'p'; NAME_LEN])
-                .with_credential(Credential::Scram(ScramRecord::from_bytes(&[7; 36]).unwrap()));
+            let profile = Profile::new(id, &[b'p'; NAME_LEN]).with_credential(Credential::Scram(
+                ScramRecord::from_bytes(&[7; 36]).unwrap(),
+            ));
             max.profiles.push(profile).unwrap();
         }
         for id in 0..MAX_BUNDLES as u16 {
             let mut bundle = Bundle::new(id);
             bundle.name = heapless::Vec::from_slice(&[b'b'; NAME_LEN]).unwrap();
             for p in 0..MAX_ACL_ENTRIES as u16 {
-                bundle.acl.push(AclEntry { profile: p, rights: Rights::ALL }).unwrap();
+                bundle
+                    .acl
+                    .push(AclEntry {
+                        profile: p,
+                        rights: Rights::ALL,
+                    })
+                    .unwrap();
             }
             max.bundles.push(bundle).unwrap();
         }
@@ -1276,7 +1317,13 @@ mod tests {
         }
         for r in 0..MAX_SETTINGS as u16 {
             let value = heapless::Vec::from_slice(&[b's'; SETTING_LEN]).unwrap();
-            max.settings.push(Setting { object: 1024, resource: r, value }).unwrap();
+            max.settings
+                .push(Setting {
+                    object: 1024,
+                    resource: r,
+                    value,
+                })
+                .unwrap();
         }
         let mut buf = [0u8; MAX_IMAGE_LEN];
         assert_eq!(max.encode(&mut buf).unwrap(), MAX_IMAGE_LEN);
@@ -1297,7 +1344,7 @@ mod tests {
     #[test]
     fn too_large_is_refused_before_erasing() {
         let old = config(1, 1);
-        let flash = with_saved(Bytes::new(), &[old.clone()]);
+        let flash = with_saved(Bytes::new(), &[&old]);
         for load_first in [false, true] {
             let faulty = FaultyFlash::new(flash.clone(), None, Tear::All);
             let mut store: FlashStore<FaultyFlash<Bytes>> =
@@ -1331,7 +1378,13 @@ mod tests {
         assert_eq!(new(512..2560), region, "misaligned start");
         assert_eq!(new(0..2000), region, "misaligned end");
         assert_eq!(new(0..0), region);
-        assert_eq!(new(4096..2048), region);
+        assert_eq!(
+            new(Range {
+                start: 4096,
+                end: 2048
+            }),
+            region
+        );
         assert_eq!(new(0..16384), region, "beyond the flash");
         // Write units larger than the staging buffer are refused.
         type Huge = MemFlash<{ 4 * 1024 }, 1024, 256>;

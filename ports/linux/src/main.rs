@@ -5,6 +5,8 @@
 //! sleeps until the next request or the engine's next deadline; each connection has a
 //! thread that only moves bytes.
 
+mod flash;
+
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use std::thread;
 use std::time::Instant as StdInstant;
 
 use clap::Parser;
+use lwm2m_core::storage::ConfigStore;
 use lwm2m_core::target::MemoryTarget;
 use lwm2m_core::{Channel, ChannelId, ChannelKind, Config, Device, Effect, FrameLimits, Instant};
 use lwm2m_objects::{standard_objects, DeviceHooks, DeviceInfo, StandardObjects};
@@ -40,7 +43,8 @@ struct Args {
     /// Address to listen on (port 0 picks a free port; the real one is printed).
     #[arg(long, default_value = "127.0.0.1:2000")]
     ws: SocketAddr,
-    /// Directory holding the device's flash image (default: in memory, fresh each start).
+    /// Directory holding the device's flash image, `config.flash` (default: in memory,
+    /// fresh each start).
     #[arg(long)]
     state: Option<PathBuf>,
     /// Serial number reported by /3//2.
@@ -88,11 +92,20 @@ struct Reply {
 }
 
 /// The simulated target the desktop device reads variables from: 64 KiB of RAM at
-/// 0x2000_0000, like a Cortex-M SRAM.
+/// 0x2000_0000, like a Cortex-M SRAM. It is the monitored system, so it survives a reboot
+/// of the device.
 type DesktopTarget = MemoryTarget<RamTarget<{ 64 * 1024 }>>;
 const TARGET_RAM_BASE: u32 = 0x2000_0000;
 
-fn new_device(serial: &str) -> Device<StandardObjects<DesktopHooks>, DesktopTarget> {
+type DesktopDevice = Device<StandardObjects<DesktopHooks>, DesktopTarget, flash::DesktopStore>;
+
+/// Boots a device: the configuration comes from `store` (the factory default when it holds
+/// none).
+fn boot(
+    serial: &str,
+    target: DesktopTarget,
+    mut store: flash::DesktopStore,
+) -> io::Result<DesktopDevice> {
     let mut serial_number = heapless::String::new();
     for c in serial.chars().take(lwm2m_objects::device::SERIAL_LEN) {
         let _ = serial_number.push(c);
@@ -103,21 +116,32 @@ fn new_device(serial: &str) -> Device<StandardObjects<DesktopHooks>, DesktopTarg
         serial: serial_number,
         firmware_version: env!("CARGO_PKG_VERSION"),
     };
-    Device::new(
+    let config = match store.load().map_err(io::Error::other)? {
+        Some(config) => {
+            log::info!("configuration loaded (version {:08x})", config.version);
+            config
+        }
+        None => Config::default(),
+    };
+    Ok(Device::new(
         standard_objects(info, DesktopHooks),
-        Config::default(),
+        config,
         Config::default,
         LIMITS,
     )
-    .with_target(MemoryTarget(RamTarget::new(TARGET_RAM_BASE)))
+    .with_target(target)
+    .with_store(store))
 }
 
 fn main() -> io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
-    if let Some(dir) = &args.state {
-        std::fs::create_dir_all(dir)?;
-    }
+    let store = flash::DesktopStore::open(args.state.as_deref())?;
+    let device = boot(
+        &args.serial,
+        MemoryTarget(RamTarget::new(TARGET_RAM_BASE)),
+        store,
+    )?;
 
     let listener = TcpListener::bind(args.ws)?;
     let (events, inbox) = mpsc::channel();
@@ -130,17 +154,16 @@ fn main() -> io::Result<()> {
     }
     println!("listening on ws://{}", listener.local_addr()?);
     thread::spawn(move || accept_loop(listener, events));
-    run_device(&args.serial, inbox);
+    run_device(device, &args.serial, inbox);
     log::info!("stopped");
     Ok(())
 }
 
 /// The device loop: handles requests one at a time and polls the engine at its
 /// deadlines.
-fn run_device(serial: &str, inbox: Receiver<Event>) {
+fn run_device(mut device: DesktopDevice, serial: &str, inbox: Receiver<Event>) {
     let start = StdInstant::now();
     let now = || Instant::from_millis(start.elapsed().as_millis() as u64);
-    let mut device = new_device(serial);
     let mut deadline = device.next_deadline();
     let mut out = vec![0u8; usize::from(LIMITS.max_response)];
     loop {
@@ -191,7 +214,14 @@ fn run_device(serial: &str, inbox: Receiver<Event>) {
                     close,
                 });
                 if close {
-                    device = new_device(serial);
+                    let (target, store) = device.into_parts();
+                    device = match boot(serial, target, store) {
+                        Ok(device) => device,
+                        Err(err) => {
+                            log::error!("reboot failed: {err}");
+                            return;
+                        }
+                    };
                     deadline = device.next_deadline();
                 }
             }
