@@ -325,11 +325,12 @@ test('the configurator applies the configuration; the device answers every reque
 
 test('the configurator skips no configuration key for the firmware version the device reports (/3//3)', async () => {
   const version = expectOkBody('GET /3//3', await call('GET /3//3', () => main.tap.service.device.getFirmwareVersion()));
-  assert.deepEqual(
-    skippedKeys,
-    [],
-    `with /3//3 = ${JSON.stringify(version)} the configurator dropped ${skippedKeys.length} key(s) without sending them:\n    ` +
-      skippedKeys.join('\n    '),
+  const distinct = [...new Set(skippedKeys)].map((m) => `${skippedKeys.filter((x) => x === m).length} x ${m}`);
+  assert.equal(
+    skippedKeys.length,
+    0,
+    `with /3//3 = ${JSON.stringify(version)} the configurator dropped ${skippedKeys.length} request(s) without sending them:\n    ` +
+      distinct.join('\n    '),
   );
 });
 

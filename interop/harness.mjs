@@ -63,13 +63,16 @@ export const statusName = (s) => {
 
 const METHODS = { 1: 'GET', 2: 'POST', 3: 'PUT', 4: 'DELETE' };
 
-/** "PUT /1028/1/0 body 410101" for a Tap request frame (method | object | instance | resource | body). */
+/** Objects without instances: instance 0xFFFF is written as `/1024//10`; elsewhere it is an id (admin 65535). */
+const SINGLE_INSTANCE_OBJECTS = new Set([3, 5, 1024, 1027, 1031]);
+
+/** "PUT /1028/1/0 body 410101" for a Tap request frame (method | object u16 | instance u16 | resource u16 | body). */
 export function describeRequestFrame(frame) {
   const f = Buffer.from(frame);
   if (f.length < 7) return `frame ${hex(f)}`;
+  const obj = f.readUInt16BE(1);
   const inst = f.readUInt16BE(3);
-  const res = f.readUInt16BE(5);
-  const p = `/${f.readUInt16BE(1)}/${inst === 0xffff ? '' : inst}/${res === 0xffff ? '65535' : res}`;
+  const p = `/${obj}/${inst === 0xffff && SINGLE_INSTANCE_OBJECTS.has(obj) ? '' : inst}/${f.readUInt16BE(5)}`;
   const body = f.subarray(7);
   return `${METHODS[f[0]] ?? `method ${f[0]}`} ${p}${body.length ? ` body ${hex(body)}` : ''}`;
 }

@@ -122,10 +122,6 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     }
 
     fn finish(&mut self, len: usize, effect: Option<Effect>) -> Outcome {
-        if effect == Some(Effect::FactoryReset) {
-            // The configuration was reset (and saved) by the request itself.
-            self.session.end();
-        }
         Outcome {
             len,
             next_deadline: self.next_deadline(),

@@ -144,8 +144,9 @@ pub fn find_resource(table: &[ResourceDef], resource: u16, instance: u16) -> Opt
 pub enum Effect {
     /// Restart the device (`POST /3//4`).
     Reboot,
-    /// The configuration was reset to the factory default (`POST /3//5`); the port
-    /// should persist it and restart.
+    /// The configuration was reset to the factory default and saved (`POST /3//5`). The
+    /// link and the session stay up: the client's configurator goes on configuring on
+    /// them. A port may reset its own peripherals.
     FactoryReset,
 }
 

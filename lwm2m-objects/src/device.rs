@@ -29,6 +29,12 @@ pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(13).get(User).put(Admin),  // current time
 ];
 
+/// The Tap firmware level whose resources this release serves, for `/3//3`. The client's
+/// configurator compares `/3//3` as dotted integers to decide which keys it may write
+/// (variable meta needs 1.73, special features 1.23...), so a port should report this
+/// rather than its own crate version (which belongs in the flavor, `/3//1`).
+pub const TAP_FIRMWARE_LEVEL: &str = "1.107.0";
+
 /// Longest serial number.
 pub const SERIAL_LEN: usize = 32;
 

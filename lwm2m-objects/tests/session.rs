@@ -163,7 +163,10 @@ fn factory_reset_restores_the_default_configuration() {
     assert_eq!(h.tx("a2da000008020401ffff000278"), "009000");
     assert_eq!(h.tx("a2da000007020003ffff0005"), "009000");
     assert_eq!(h.last.effect, Some(Effect::FactoryReset));
-    assert_eq!(h.tx(GET_GROUP), "0000009000");
+    // The configurator goes on as admin on the same session.
+    assert_eq!(h.tx(GET_GROUP), "00ffff9000");
+    assert_eq!(h.tx(LOGOUT), "009000");
+    // The default password is back.
     assert_eq!(h.tx(LOGIN_ADMIN), "009000");
 }
 

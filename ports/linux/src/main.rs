@@ -112,9 +112,9 @@ fn boot(
     }
     let info = DeviceInfo {
         manufacturer: "IoTize",
-        flavor: "lwm2m-device-linux",
+        flavor: concat!("lwm2m-device-linux ", env!("CARGO_PKG_VERSION")),
         serial: serial_number,
-        firmware_version: env!("CARGO_PKG_VERSION"),
+        firmware_version: lwm2m_objects::device::TAP_FIRMWARE_LEVEL,
     };
     let config = match store.load().map_err(io::Error::other)? {
         Some(config) => {
@@ -203,9 +203,13 @@ fn run_device(mut device: DesktopDevice, serial: &str, inbox: Receiver<Event>) {
                 );
                 deadline = outcome.next_deadline;
                 let close = match outcome.effect {
-                    Some(Effect::Reboot) | Some(Effect::FactoryReset) => {
-                        log::info!("reboot ({:?})", outcome.effect);
+                    Some(Effect::Reboot) => {
+                        log::info!("reboot");
                         true
+                    }
+                    Some(Effect::FactoryReset) => {
+                        log::info!("factory reset: default configuration saved");
+                        false
                     }
                     _ => false,
                 };
