@@ -24,32 +24,40 @@ pub fn dispatch<O: ObjectSet + ?Sized>(
     nested: bool,
 ) -> ResultCode {
     let path = request.path;
-    let (def, bundle) = {
+    // Rights are decided before existence is revealed, except for data protected by its
+    // bundle's ACL, whose bundle is only known once the instance is found.
+    let (def, exists, bundle) = {
         let Some(object) = objects.find(path.object) else {
             return ResultCode::NotFound;
         };
         let Some(def) = find_resource(object.resources(), path.resource, path.instance) else {
             return ResultCode::NotFound;
         };
-        if def.instance == InstanceRule::Existing && !object.instance_exists(ctx, path.instance) {
-            return ResultCode::NotFound;
-        }
+        let exists =
+            def.instance != InstanceRule::Existing || object.instance_exists(ctx, path.instance);
         let bundle = match def.access(request.method) {
-            acl::Access::Read | acl::Access::Write => {
+            acl::Access::Read | acl::Access::Write if exists => {
                 object.owning_bundle(ctx.config(), path.instance)
             }
             _ => None,
         };
-        (*def, bundle)
+        (*def, exists, bundle)
     };
     let access = def.access(request.method);
     if access == acl::Access::Never {
         return ResultCode::MethodNotAllowed;
     }
+    let by_bundle = matches!(access, acl::Access::Read | acl::Access::Write);
+    if by_bundle && !exists {
+        return ResultCode::NotFound;
+    }
     if let Err(code) = acl::check(ctx.config(), access, ctx.subject(), path.instance, || {
         bundle
     }) {
         return code;
+    }
+    if !exists {
+        return ResultCode::NotFound;
     }
     if !def.implemented {
         return ResultCode::NotImplemented;

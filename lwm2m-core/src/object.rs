@@ -246,6 +246,12 @@ impl Context<'_> {
         if self.is_side() {
             return Err(ResultCode::Unauthorized);
         }
+        // A logout earlier in the same multi-request freed the session: this channel
+        // takes it again before logging in.
+        if self.session.owner().is_none() {
+            let nfc = self.nfc_priority();
+            self.session.admit(self.channel, self.now, nfc)?;
+        }
         self.session.login(self.config, self.guard, body, self.now)
     }
 

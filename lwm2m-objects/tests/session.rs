@@ -231,3 +231,28 @@ fn login_inside_a_multi_request_applies_to_the_next_items() {
     let apdu = format!("a2ca00003b010400ffff0059 0027{login}7f 0007010400ffff0007ff");
     assert_eq!(h.tx(&apdu), "00 0001 00 0003 00ffff 9000".replace(' ', ""));
 }
+
+#[test]
+fn logout_then_login_in_one_multi_request_keeps_the_channel_as_owner() {
+    let mut h = Harness::new();
+    let login = &LOGIN_ADMIN[10..];
+    let apdu =
+        format!("a2ca000045010400ffff0059 0007020400ffff0001ff 0027{login}ff 0007010400ffff0007ff");
+    assert_eq!(
+        h.tx(&apdu),
+        "00 0001 00 0001 00 0003 00ffff 9000".replace(' ', "")
+    );
+    assert_eq!(h.device.session().owner(), Some(WS1));
+    assert_eq!(h.send_on(WS2, &hex(GET_GROUP)), hex("a89000"));
+}
+
+#[test]
+fn anonymous_cannot_probe_which_profiles_exist() {
+    let mut h = Harness::new();
+    // Profile 1 does not exist, admin does: both refused the same way.
+    assert_eq!(h.tx("a2ca00000701040100010000"), "819000");
+    assert_eq!(h.tx("a2ca0000070104010007 0000"), "819000");
+    assert_eq!(h.tx("a2ca000007010401ffff0000"), "819000");
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+    assert_eq!(h.tx("a2ca00000701040100070000"), "849000");
+}

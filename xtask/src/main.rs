@@ -7,7 +7,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 const THUMB_TARGETS: [&str; 2] = ["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
-const FUZZ_TARGETS: [&str; 2] = ["request_parser", "handle"];
+const FUZZ_TARGETS: [&str; 3] = ["request_parser", "handle", "session"];
 /// Seconds each fuzz target runs in the smoke run (override with FUZZ_SECONDS).
 const DEFAULT_FUZZ_SECONDS: u32 = 20;
 
