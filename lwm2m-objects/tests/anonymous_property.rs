@@ -29,6 +29,9 @@
 //! (successful anonymous writes to bundle 2, refused writes elsewhere, lock-outs, idle
 //! timeouts, multi-requests).
 
+#[path = "common/configurator.rs"]
+mod configurator;
+use configurator::CONFIGURATOR_FRAMES;
 use std::cell::Cell;
 use std::fmt;
 
@@ -59,45 +62,6 @@ const GET: u8 = 1;
 const POST: u8 = 2;
 const PUT: u8 = 3;
 const DELETE: u8 = 4;
-
-/// objects.md §6.8: every frame the configurator sent for the example configuration
-/// (copied from `tests/configuration.rs`).
-const CONFIGURATOR_FRAMES: &[&str] = &[
-    "03 04 00 ff ff 00 0a ff ff ff ff",
-    "03 04 00 ff ff 00 09 44 65 6d 6f",
-    "03 04 03 ff ff 00 01 03",
-    "02 04 01 ff ff 00 02 61 64 6d 69 6e",
-    "02 04 01 00 01 ff ff",
-    "03 04 01 00 01 00 00 75 73 65 72 31",
-    "02 04 01 00 01 00 02 70 77 64",
-    "03 04 01 00 01 00 04 01 2c",
-    "02 04 01 00 02 ff ff",
-    "03 04 01 00 02 00 00 62 6f 62",
-    "02 04 01 00 02 00 02 62",
-    "03 04 01 00 02 00 05 00 01",
-    "02 04 01 ff fe 00 02 73 75 70 65 72 76 69 73 6f 72",
-    "03 04 01 ff fe 00 04 00 1e",
-    "02 04 04 00 01 ff ff",
-    "03 04 04 00 01 00 04 73 65 6e 73 6f 72 73",
-    "03 04 04 00 01 00 02 00 00 00 0a",
-    "03 04 04 00 01 00 00 41 00 01",
-    "03 04 04 00 01 00 00 41 01 03",
-    "03 04 04 00 01 00 00 61 ff 03",
-    "02 04 00 ff ff 00 66 00 01",
-    "02 04 05 00 05 ff ff 06",
-    "03 04 05 00 05 00 02 01",
-    "03 04 05 00 05 00 01 13",
-    "03 04 05 00 05 00 06 00 01",
-    "03 04 05 00 05 00 00 20 00 00 10",
-    "03 04 05 00 05 00 08 74 65 6d 70 3a 43",
-    "02 04 05 00 06 ff ff",
-    "03 04 05 00 06 00 02 02",
-    "03 04 05 00 06 00 01 e2",
-    "03 04 05 00 06 00 06 00 01",
-    "02 04 05 00 06 00 05 00 01 00 02",
-    "03 04 00 ff ff 00 06 00 00",
-    "03 04 00 ff ff 00 0a 01 02 00 03",
-];
 
 /// Admin frames after the configurator: bundle 2 (anonymous read+write), bundle 3
 /// (user1 only), their variables, and variable 7 in no bundle.

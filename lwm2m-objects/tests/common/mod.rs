@@ -1,6 +1,8 @@
 //! A device with the standard objects, driven with hex APDUs.
 #![allow(dead_code)]
 
+pub mod configurator;
+
 use lwm2m_core::storage::{ConfigStore, NoStore};
 use lwm2m_core::target::{NoTarget, TargetIo};
 use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant, Outcome};
