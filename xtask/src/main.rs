@@ -4,7 +4,11 @@
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// Checks run so far that passed (printed as the closing summary line).
+static PASSED: AtomicUsize = AtomicUsize::new(0);
 
 const THUMB_TARGETS: [&str; 2] = ["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
 const FUZZ_TARGETS: [&str; 3] = ["request_parser", "handle", "session"];
@@ -25,10 +29,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let passed = PASSED.load(Ordering::Relaxed);
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            println!("checks: {passed} passed, 0 failed");
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("xtask: {err}");
+            println!("checks: {passed} passed, 1 failed");
             ExitCode::FAILURE
         }
     }
@@ -52,6 +61,7 @@ fn run(what: &str, cmd: &mut Command) -> Result {
         .map_err(|e| format!("{what}: cannot start {:?}: {e}", cmd.get_program()))?;
     println!("    ({what}: {:.0?})", started.elapsed());
     if status.success() {
+        PASSED.fetch_add(1, Ordering::Relaxed);
         Ok(())
     } else {
         Err(format!("{what} failed ({status})"))
