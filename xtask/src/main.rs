@@ -10,6 +10,14 @@ use std::time::Instant;
 /// Checks run so far that passed (printed as the closing summary line).
 static PASSED: AtomicUsize = AtomicUsize::new(0);
 
+/// The declared `rust-version` of the library crates (workspace Cargo.toml).
+const MSRV: &str = "1.88";
+const LIBRARY_CRATES: [&str; 4] = [
+    "lwm2m-core",
+    "lwm2m-objects",
+    "transport-traits",
+    "target-traits",
+];
 const THUMB_TARGETS: [&str; 2] = ["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
 const FUZZ_TARGETS: [&str; 3] = ["request_parser", "handle", "session"];
 /// Seconds each fuzz target runs in the smoke run (override with FUZZ_SECONDS).
@@ -105,24 +113,15 @@ fn test() -> Result {
         cargo().args(["test", "--workspace"]),
     )?;
     for target in THUMB_TARGETS {
-        run(
-            &format!("no_std build for {target}"),
-            cargo().args([
-                "build",
-                "-p",
-                "lwm2m-core",
-                "-p",
-                "lwm2m-objects",
-                "-p",
-                "transport-traits",
-                "-p",
-                "target-traits",
-                "--no-default-features",
-                "--target",
-                target,
-            ]),
-        )?;
+        let mut cmd = cargo();
+        cmd.arg("build");
+        for krate in LIBRARY_CRATES {
+            cmd.args(["-p", krate]);
+        }
+        cmd.args(["--no-default-features", "--target", target]);
+        run(&format!("no_std build for {target}"), &mut cmd)?;
     }
+    msrv()?;
     interop()?;
     fuzz(fuzz_seconds())?;
     run(
@@ -131,6 +130,27 @@ fn test() -> Result {
     )?;
     println!("\nall checks passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// Checks that the library crates build with their declared minimum Rust version.
+fn msrv() -> Result {
+    let toolchain = format!("{MSRV}-x86_64-unknown-linux-gnu");
+    let installed = output(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();
+    if !installed.lines().any(|l| l.starts_with(&toolchain)) {
+        run(
+            &format!("install Rust {MSRV} (MSRV)"),
+            Command::new("rustup").args(["toolchain", "install", MSRV, "--profile", "minimal"]),
+        )?;
+    }
+    // Through the rustup proxy, which understands `+toolchain`.
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root()).arg(format!("+{MSRV}")).arg("check");
+    for krate in LIBRARY_CRATES {
+        cmd.args(["-p", krate]);
+    }
+    // A separate target directory: the stable build's artifacts are not reusable.
+    cmd.args(["--target-dir", "target/msrv"]);
+    run(&format!("library crates build with Rust {MSRV}"), &mut cmd)
 }
 
 fn install_thumb_targets() -> Result {
