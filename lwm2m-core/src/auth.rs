@@ -7,7 +7,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Length of the username and password fields of a login body.
 pub const FIELD_LEN: usize = 16;
-/// Length of a `POST /1024//0` login body: username[16] then password[16].
+/// Length of a `POST /1024//0` login body: `username[16]` then `password[16]`.
 pub const LOGIN_BODY_LEN: usize = 2 * FIELD_LEN;
 /// Salt of the client's password hash.
 pub const PASSWORD_HASH_SALT: &[u8] = b"n0 salt in 1oTi2e";

@@ -2,7 +2,7 @@
 //!
 //! A host link (NFC, BLE, Wi-Fi/WebSocket, MQTT relay, serial) moves whole request APDUs
 //! in and whole response APDUs out. Links that already carry frames implement
-//! [`FrameLink`] (or [`asynch::FrameLink`]); byte streams and chunked characteristics go
+//! [`FrameLink`] (or `asynch::FrameLink` with the `async` feature); byte streams and chunked characteristics go
 //! through a framing adapter first ([`ble_legacy`]).
 //!
 //! Errors follow embedded-hal 1.0: every trait has an [`ErrorType`], whose error has a

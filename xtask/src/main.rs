@@ -122,6 +122,13 @@ fn test() -> Result {
         run(&format!("no_std build for {target}"), &mut cmd)?;
     }
     msrv()?;
+    let mut doc = cargo();
+    doc.args(["doc", "--no-deps", "--all-features"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    for krate in LIBRARY_CRATES {
+        doc.args(["-p", krate]);
+    }
+    run("API documentation builds without warnings", &mut doc)?;
     interop()?;
     fuzz(fuzz_seconds())?;
     run(
