@@ -88,44 +88,8 @@ const MAX_FAILED_LOGINS: u8 = 3;
 
 #[path = "../../lwm2m-objects/tests/common/configurator.rs"]
 mod configurator;
-use configurator::CONFIGURATOR_FRAMES;
+use configurator::{CONFIGURATOR_FRAMES, EXTRA_FRAMES};
 
-/// Bundle 2 (anonymous read+write: 10, 11 in the device, 12 in the target), bundle 3
-/// (user1 only: 20 in the device, 21 in the target), variable 7 in no bundle.
-const EXTRA_FRAMES: &[&str] = &[
-    "02 0404 0002 ffff",
-    "03 0404 0002 0004 7075626c6963",
-    "03 0404 0002 0000 41 00 03",
-    "03 0404 0002 0000 61 ff 03",
-    "02 0404 0003 ffff",
-    "03 0404 0003 0004 70726976617465",
-    "03 0404 0003 0000 41 01 03",
-    "03 0404 0003 0000 61 ff 03",
-    "02 0405 000a ffff",
-    "03 0405 000a 0001 83",
-    "03 0405 000a 0006 0002",
-    "03 0405 000a 0004 11223344",
-    "02 0405 000b ffff",
-    "03 0405 000b 0001 e1",
-    "03 0405 000b 0002 04",
-    "03 0405 000b 0006 0002",
-    "03 0405 000b 0004 01020304",
-    "02 0405 000c ffff",
-    "03 0405 000c 0001 02",
-    "03 0405 000c 0006 0002",
-    "03 0405 000c 0000 20000020",
-    "02 0405 0014 ffff",
-    "03 0405 0014 0001 82",
-    "03 0405 0014 0006 0003",
-    "03 0405 0014 0004 abcd",
-    "02 0405 0015 ffff",
-    "03 0405 0015 0001 03",
-    "03 0405 0015 0006 0003",
-    "03 0405 0015 0000 20000030",
-    "02 0405 0007 ffff",
-    "03 0405 0007 0001 a1",
-    "03 0405 0007 0004 5a",
-];
 
 /// Variables the operations address (30 is created and deleted, 99 never exists).
 const VARIABLES: [u16; 10] = [5, 6, 7, 10, 11, 12, 20, 21, 30, 99];

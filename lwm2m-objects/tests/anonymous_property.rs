@@ -31,7 +31,7 @@
 
 #[path = "common/configurator.rs"]
 mod configurator;
-use configurator::CONFIGURATOR_FRAMES;
+use configurator::{CONFIGURATOR_FRAMES, EXTRA_FRAMES};
 use std::cell::Cell;
 use std::fmt;
 
@@ -63,50 +63,6 @@ const POST: u8 = 2;
 const PUT: u8 = 3;
 const DELETE: u8 = 4;
 
-/// Admin frames after the configurator: bundle 2 (anonymous read+write), bundle 3
-/// (user1 only), their variables, and variable 7 in no bundle.
-const EXTRA_FRAMES: &[&str] = &[
-    // Bundle 2 "public": anonymous read+write.
-    "02 0404 0002 ffff",
-    "03 0404 0002 0004 7075626c6963",
-    "03 0404 0002 0000 41 00 03",
-    "03 0404 0002 0000 61 ff 03",
-    // Bundle 3 "private": user1 only.
-    "02 0404 0003 ffff",
-    "03 0404 0003 0004 70726976617465",
-    "03 0404 0003 0000 41 01 03",
-    "03 0404 0003 0000 61 ff 03",
-    // 10: in-device (static) UINT32 of bundle 2.
-    "02 0405 000a ffff",
-    "03 0405 000a 0001 83",
-    "03 0405 000a 0006 0002",
-    "03 0405 000a 0004 11223344",
-    // 11: in-device (volatile) UINT8[4] of bundle 2.
-    "02 0405 000b ffff",
-    "03 0405 000b 0001 e1",
-    "03 0405 000b 0002 04",
-    "03 0405 000b 0006 0002",
-    "03 0405 000b 0004 01020304",
-    // 12: target UINT16 of bundle 2 at 0x20000020.
-    "02 0405 000c ffff",
-    "03 0405 000c 0001 02",
-    "03 0405 000c 0006 0002",
-    "03 0405 000c 0000 20000020",
-    // 20: in-device (static) UINT16 of bundle 3.
-    "02 0405 0014 ffff",
-    "03 0405 0014 0001 82",
-    "03 0405 0014 0006 0003",
-    "03 0405 0014 0004 abcd",
-    // 21: target UINT32 of bundle 3 at 0x20000030.
-    "02 0405 0015 ffff",
-    "03 0405 0015 0001 03",
-    "03 0405 0015 0006 0003",
-    "03 0405 0015 0000 20000030",
-    // 7: in-device UINT8 in no bundle.
-    "02 0405 0007 ffff",
-    "03 0405 0007 0001 a1",
-    "03 0405 0007 0004 5a",
-];
 
 /// In-device variables of bundle 2, whose values anonymous may change.
 const WRITABLE_IN_DEVICE: [u16; 2] = [10, 11];
