@@ -63,7 +63,6 @@ const POST: u8 = 2;
 const PUT: u8 = 3;
 const DELETE: u8 = 4;
 
-
 /// In-device variables of bundle 2, whose values anonymous may change.
 const WRITABLE_IN_DEVICE: [u16; 2] = [10, 11];
 /// Variables of bundle 2.
