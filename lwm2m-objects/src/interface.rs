@@ -262,10 +262,7 @@ impl Object for InterfaceObject {
                 // take effect at once.
                 ctx.override_nfc_priority(priority);
             }
-            (resource, _) => match settings::find(SETTINGS, resource) {
-                Some(def) => return settings::handle(ctx, ID, def, req, body),
-                None => return Err(ResultCode::NotImplemented),
-            },
+            _ => return settings::handle_in(SETTINGS, ctx, ID, req, body),
         }
         Ok(ResultCode::Ok)
     }

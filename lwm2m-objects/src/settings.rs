@@ -58,6 +58,21 @@ pub fn find(table: &[SettingDef], resource: u16) -> Option<&SettingDef> {
     table.iter().find(|def| def.resource == resource)
 }
 
+/// Handles a request on a resource of `table` (object `object`); a resource that is not
+/// in the table is not provided by this build (`A1`).
+pub fn handle_in(
+    table: &[SettingDef],
+    ctx: &mut Context<'_>,
+    object: u16,
+    req: &Request<'_>,
+    body: &mut Body<'_>,
+) -> HandlerResult {
+    match find(table, req.path.resource) {
+        Some(def) => handle(ctx, object, def, req, body),
+        None => Err(ResultCode::NotImplemented),
+    }
+}
+
 /// Checks a written value against its kind and returns it in canonical form.
 fn canonical(kind: Kind, payload: &[u8], scratch: &mut [u8; 4]) -> Result<usize, ResultCode> {
     let (value, width) = match kind {

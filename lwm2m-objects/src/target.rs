@@ -5,7 +5,7 @@
 
 use lwm2m_core::acl::Access::{Admin, User};
 use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
-use lwm2m_core::wire::{Body, Request, ResultCode};
+use lwm2m_core::wire::{Body, Request};
 
 use crate::settings::{self, Kind, SettingDef};
 
@@ -104,9 +104,6 @@ impl Object for TargetObject {
         req: &Request<'_>,
         body: &mut Body<'_>,
     ) -> HandlerResult {
-        match settings::find(SETTINGS, req.path.resource) {
-            Some(def) => settings::handle(ctx, ID, def, req, body),
-            None => Err(ResultCode::NotImplemented),
-        }
+        settings::handle_in(SETTINGS, ctx, ID, req, body)
     }
 }
