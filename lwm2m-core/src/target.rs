@@ -54,8 +54,8 @@ impl<M: MemoryAccess> TargetIo for MemoryTarget<M> {
     }
 }
 
-/// The length of `var`'s value, `86` if its type is unknown and `A0` if it exceeds
-/// what a response can carry.
+/// The length of `var`'s value, `86` if its type is unknown (a value longer than the
+/// caller's buffer is refused with `A0` by [`read_value`]).
 fn value_len(var: &Variable) -> Result<usize, ResultCode> {
     var.value_len().ok_or(ResultCode::NotAcceptable)
 }
