@@ -329,6 +329,7 @@ struct Model {
     user: u16,
     last_activity: Instant,
     failures: u8,
+    last_failure: Instant,
     locked_until: Option<Instant>,
     nfc_override: Option<NfcPriority>,
 }
@@ -367,9 +368,14 @@ impl Model {
         if self.session_deadline(config).is_some_and(|d| now >= d) {
             self.end();
         }
-        if self.locked_until.is_some_and(|until| now >= until) {
-            self.locked_until = None;
-            self.failures = 0;
+        match self.locked_until {
+            Some(until) if now >= until => {
+                self.locked_until = None;
+                self.failures = 0;
+            }
+            // Failures are forgotten after a quiet lock-out period.
+            None if now >= self.last_failure + LOGIN_LOCKOUT => self.failures = 0,
+            _ => {}
         }
     }
 
@@ -405,6 +411,7 @@ impl Model {
 
     fn login_failed(&mut self, now: Instant) {
         self.failures = self.failures.saturating_add(1);
+        self.last_failure = now;
         if self.failures >= MAX_FAILED_LOGINS {
             self.locked_until = Some(now + LOGIN_LOCKOUT);
         }
@@ -428,7 +435,8 @@ fn is_right(config: &Config, name: &[u8], password: &[u8]) -> bool {
     }
     match config.profile_by_name(name) {
         Some(p) if p.id != ANONYMOUS => {
-            matches!(&p.credential, Credential::Plain(s) if s.0 == field(password))
+            // Stored as the hash of the password (never in clear).
+            p.credential == Credential::from_password(password)
         }
         _ => false,
     }
@@ -695,7 +703,7 @@ impl Harness {
                         .unwrap_or_else(|| {
                             self.fail(format!("unknown user logged in: {}", what()))
                         });
-                    self.model.failures = 0;
+                    // Another account's success does not forgive failed guesses.
                     self.model.user = id;
                     subjects.push(id);
                 } else {

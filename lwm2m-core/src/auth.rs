@@ -26,15 +26,16 @@ impl core::fmt::Debug for Secret16 {
     }
 }
 
-/// What a profile's password was stored as: the form the client wrote it in
-/// (spec decision 5: the body of `POST /1025/{id}/2` follows the options in force).
+/// How a profile's password is stored.
+///
+/// A password the client writes in plain ASCII (no `hashPassword` option) is stored as
+/// its hash too, so the device never keeps a password in clear and every login costs the
+/// same, whatever the name (see [`verify`]).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub enum Credential {
-    /// No password: login is impossible (the anonymous profile).
+    /// No password: login is impossible (the anonymous profile, a profile just created).
     #[default]
     None,
-    /// An ASCII password, zero-padded to 16 bytes.
-    Plain(Secret16),
     /// The 16-byte PBKDF2-HMAC-SHA1 hash of the password ([`hash_password`]).
     Hashed(Secret16),
     /// The SCRAM record `storedKey | serverKey | salt` (§8.3), for encrypted sessions.
@@ -45,7 +46,6 @@ impl core::fmt::Debug for Credential {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             Credential::None => "None",
-            Credential::Plain(_) => "Plain(..)",
             Credential::Hashed(_) => "Hashed(..)",
             Credential::Scram(_) => "Scram(..)",
         })
@@ -82,9 +82,10 @@ impl ScramRecord {
 }
 
 impl Credential {
-    /// A plain password (truncated to 16 bytes like the client's field).
-    pub fn plain(password: &[u8]) -> Credential {
-        Credential::Plain(Secret16(pad_field(password)))
+    /// The credential of a password written in clear: its hash. The password is cut at
+    /// 16 bytes and at its first zero byte, like the client's login field.
+    pub fn from_password(password: &[u8]) -> Credential {
+        Credential::Hashed(hash_password(field_text(&pad_field(password))))
     }
 }
 
@@ -105,6 +106,8 @@ pub fn field_text(field: &[u8]) -> &[u8] {
 /// The client's password hash: `PBKDF2-HMAC-SHA1(password, "n0 salt in 1oTi2e",
 /// 4096)[0..16]` (§8.1).
 pub fn hash_password(password: &[u8]) -> Secret16 {
+    #[cfg(test)]
+    tests::HASHES.with(|n| n.set(n.get() + 1));
     let mut out = Secret16([0; FIELD_LEN]);
     pbkdf2::pbkdf2_hmac::<sha1::Sha1>(
         password,
@@ -140,23 +143,31 @@ impl<'a> LoginBody<'a> {
     }
 }
 
-/// Checks a login password field against a stored credential. `field_is_hash` is true
-/// when the `hashPassword` security option is on (the client then sends the hash).
+/// A hash no password has in practice: what an absent profile, or one that cannot log in
+/// with a password, is compared with, so that its check costs what a real one does.
+const NO_CREDENTIAL: [u8; FIELD_LEN] = [0; FIELD_LEN];
+
+/// Checks a login password field against the stored credential of the profile named in
+/// the login (`None`: no such profile). `field_is_hash` is true when the `hashPassword`
+/// security option is on (the client then sends the hash).
 ///
-/// The comparison is constant-time over the 16-byte value; a hash is derived whenever
-/// the forms differ, so the cost does not depend on whether the password is right.
-pub fn verify(stored: &Credential, field: &[u8; FIELD_LEN], field_is_hash: bool) -> bool {
-    match (stored, field_is_hash) {
-        (Credential::Plain(stored), false) => ct_eq(&stored.0, field),
-        (Credential::Hashed(stored), true) => ct_eq(&stored.0, field),
-        (Credential::Hashed(stored), false) => {
-            ct_eq(&stored.0, &hash_password(field_text(field)).0)
-        }
-        (Credential::Plain(stored), true) => ct_eq(&hash_password(field_text(&stored.0)).0, field),
-        // A SCRAM record cannot check a plain login without the iteration count and a
-        // full SCRAM derivation; such profiles log in through SCRAM.
-        (Credential::Scram(_), _) | (Credential::None, _) => false,
-    }
+/// The cost is the same whatever the name and the password: one PBKDF2 derivation when
+/// the field is the password in clear, none when it is the hash, then one constant-time
+/// comparison. An unknown name, a profile without password or one with a SCRAM record
+/// (which logs in through SCRAM) is compared with a dummy hash and refused.
+pub fn verify(stored: Option<&Credential>, field: &[u8; FIELD_LEN], field_is_hash: bool) -> bool {
+    // A password in clear is zero-padded: bytes after its end make it another one.
+    let (candidate, well_formed) = if field_is_hash {
+        (Secret16(*field), true)
+    } else {
+        let text = field_text(field);
+        (hash_password(text), ct_eq(&pad_field(text), field))
+    };
+    let (expected, usable) = match stored {
+        Some(Credential::Hashed(hash)) => (&hash.0, true),
+        _ => (&NO_CREDENTIAL, false),
+    };
+    ct_eq(expected, &candidate.0) & usable & well_formed
 }
 
 #[cfg(test)]
@@ -191,20 +202,62 @@ mod tests {
     }
 
     #[test]
-    fn verify_accepts_every_matching_form() {
-        let plain = Credential::plain(b"admin");
-        let hashed = Credential::Hashed(hash_password(b"admin"));
+    fn verify_accepts_the_password_in_either_form() {
+        let stored = Credential::from_password(b"admin");
+        assert_eq!(stored, Credential::Hashed(hash_password(b"admin")));
         let field_plain = pad_field(b"admin");
         let field_hash = hash_password(b"admin").0;
-        assert!(verify(&plain, &field_plain, false));
-        assert!(verify(&plain, &field_hash, true));
-        assert!(verify(&hashed, &field_plain, false));
-        assert!(verify(&hashed, &field_hash, true));
+        assert!(verify(Some(&stored), &field_plain, false));
+        assert!(verify(Some(&stored), &field_hash, true));
         let wrong = pad_field(b"wrong");
-        assert!(!verify(&plain, &wrong, false));
-        assert!(!verify(&hashed, &wrong, false));
-        assert!(!verify(&hashed, &hash_password(b"wrong").0, true));
-        assert!(!verify(&Credential::None, &pad_field(b""), false));
+        assert!(!verify(Some(&stored), &wrong, false));
+        assert!(!verify(Some(&stored), &hash_password(b"wrong").0, true));
+        // The hash sent in clear is not the password, nor is the password followed by
+        // anything but its zero padding.
+        assert!(!verify(Some(&stored), &field_hash, false));
+        let mut trailing = pad_field(b"admin");
+        trailing[15] = 1;
+        assert!(!verify(Some(&stored), &trailing, false));
+        assert!(!verify(Some(&Credential::None), &pad_field(b""), false));
+        assert!(!verify(Some(&Credential::None), &NO_CREDENTIAL, true));
+        assert!(!verify(None, &NO_CREDENTIAL, true));
+        assert!(!verify(None, &pad_field(b""), false));
+    }
+
+    thread_local! {
+        /// PBKDF2 derivations made by this thread.
+        pub(super) static HASHES: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    }
+
+    fn hashes_of(f: impl FnOnce() -> bool) -> usize {
+        let before = HASHES.with(|n| n.get());
+        f();
+        HASHES.with(|n| n.get()) - before
+    }
+
+    #[test]
+    fn every_login_check_costs_the_same_whatever_the_name() {
+        let hashed = Credential::from_password(b"admin");
+        let scram = Credential::Scram(ScramRecord {
+            stored_key: [1; 16],
+            server_key: [2; 16],
+            salt: [3; 4],
+        });
+        let stored: [Option<&Credential>; 4] =
+            [Some(&hashed), Some(&scram), Some(&Credential::None), None];
+        for field_is_hash in [false, true] {
+            let field = if field_is_hash {
+                hash_password(b"admin").0
+            } else {
+                pad_field(b"admin")
+            };
+            let costs: std::vec::Vec<usize> = stored
+                .iter()
+                .map(|s| hashes_of(|| verify(*s, &field, field_is_hash)))
+                .collect();
+            let expected = usize::from(!field_is_hash);
+            assert_eq!(costs, [expected; 4], "hash field: {field_is_hash}");
+        }
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         self.expire(now);
         let mut effect = None;
         let len = self.respond(channel, None, request, now, out, &mut effect);
-        self.finish(len, effect)
+        self.finish(len, effect, now)
     }
 
     /// Handles one request of a local side handler (an on-board script engine, a
@@ -118,10 +118,14 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         self.expire(now);
         let mut effect = None;
         let len = self.respond(channel, Some(profile), request, now, out, &mut effect);
-        self.finish(len, effect)
+        self.finish(len, effect, now)
     }
 
-    fn finish(&mut self, len: usize, effect: Option<Effect>) -> Outcome {
+    /// Runs the timers once more after a request, which may have shortened them (a
+    /// side handler's `PUT /1024//34` does not extend the idle session it shortens): the
+    /// deadline returned is never in the past.
+    fn finish(&mut self, len: usize, effect: Option<Effect>, now: Instant) -> Outcome {
+        self.expire(now);
         Outcome {
             len,
             next_deadline: self.next_deadline(),
@@ -212,6 +216,15 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Whether the engine still knows `channel`: it owns the session. A port must not
+    /// give the id of such a channel to a new link, which would inherit the session (and
+    /// its login) of the old one.
+    pub fn channel_in_use(&self, channel: ChannelId) -> bool {
+        self.session
+            .owner()
+            .is_some_and(|owner| owner.id == channel)
     }
 
     /// The link of `channel` closed: if it owned the session, the session ends.

@@ -2,7 +2,7 @@
 //! ends (spec decisions 4 and 5).
 
 use crate::auth::{self, LoginBody};
-use crate::config::{Config, NfcPriority, SecurityOptions, ANONYMOUS};
+use crate::config::{Config, NfcPriority, Profile, SecurityOptions, ANONYMOUS};
 use crate::time::{Duration, Instant};
 use crate::wire::ResultCode;
 
@@ -155,6 +155,10 @@ impl Session {
     }
 
     /// Checks a login body against the configuration and logs the profile in.
+    ///
+    /// Every attempt costs the same whatever the name (no user enumeration by timing):
+    /// every profile's name is compared, and the password check runs against a dummy
+    /// credential when no profile has that name ([`auth::verify`]).
     pub fn login(
         &mut self,
         config: &Config,
@@ -167,24 +171,19 @@ impl Session {
         let field_is_hash = config
             .security_options
             .contains(SecurityOptions::HASH_PASSWORD);
-        let profile = config
-            .profile_by_name(login.username)
-            .filter(|p| p.id != ANONYMOUS);
-        let accepted = match profile {
-            Some(p) => auth::verify(&p.credential, login.password, field_is_hash),
-            None => false,
-        };
-        match profile {
-            Some(p) if accepted => {
-                guard.succeeded();
-                self.user = p.id;
-                Ok(())
-            }
-            _ => {
-                guard.failed(now);
-                Err(ResultCode::Unauthorized)
+        let profile = login_profile(config, login.username);
+        if auth::verify(
+            profile.map(|p| &p.credential),
+            login.password,
+            field_is_hash,
+        ) {
+            if let Some(profile) = profile {
+                self.user = profile.id;
+                return Ok(());
             }
         }
+        guard.failed(now);
+        Err(ResultCode::Unauthorized)
     }
 
     /// Logs out: back to anonymous and frees the session for other channels.
@@ -193,11 +192,33 @@ impl Session {
     }
 }
 
-/// Counts failed logins across sessions and channels and locks login out after
-/// [`MAX_FAILED_LOGINS`] (spec decision 5).
+/// The profile a login names, found by comparing every profile's name in constant time
+/// (names are unique). The anonymous profile cannot log in.
+fn login_profile<'c>(config: &'c Config, username: &[u8]) -> Option<&'c Profile> {
+    let wanted = auth::pad_field(username);
+    let mut found = None;
+    for profile in config.profiles.iter() {
+        let same = auth::ct_eq(&auth::pad_field(&profile.name), &wanted)
+            & (profile.name.len() == username.len());
+        if same && profile.id != ANONYMOUS {
+            found = Some(profile);
+        }
+    }
+    found
+}
+
+/// Counts failed logins across sessions, channels and names, and locks login out for
+/// [`LOGIN_LOCKOUT`] after [`MAX_FAILED_LOGINS`] (spec decision 5).
+///
+/// The count is global and a successful login does **not** reset it: otherwise anyone
+/// with an account of their own could interleave its logins with guesses of another
+/// account's password and never be locked out. Failures are forgotten when the lock-out
+/// they caused ends, or once [`LOGIN_LOCKOUT`] passed without a failure. A
+/// multi-request gets no more guesses than separate requests: each login in it counts.
 #[derive(Debug, Default)]
 pub struct LoginGuard {
     failures: u8,
+    last_failure: Instant,
     locked_until: Option<Instant>,
 }
 
@@ -205,25 +226,28 @@ impl LoginGuard {
     /// `A3` while locked out; clears an expired lock-out.
     pub fn check(&mut self, now: Instant) -> Result<(), ResultCode> {
         match self.locked_until {
-            Some(until) if now < until => Err(ResultCode::ServiceUnavailable),
+            Some(until) if now < until => return Err(ResultCode::ServiceUnavailable),
             Some(_) => {
                 self.locked_until = None;
                 self.failures = 0;
-                Ok(())
             }
-            None => Ok(()),
+            None if now >= self.last_failure + LOGIN_LOCKOUT => self.failures = 0,
+            None => {}
         }
+        Ok(())
     }
 
     fn failed(&mut self, now: Instant) {
         self.failures = self.failures.saturating_add(1);
+        self.last_failure = now;
         if self.failures >= MAX_FAILED_LOGINS {
             self.locked_until = Some(now + LOGIN_LOCKOUT);
         }
     }
 
-    fn succeeded(&mut self) {
-        self.failures = 0;
+    /// Failed logins counted towards the next lock-out.
+    pub fn failures(&self) -> u8 {
+        self.failures
     }
 
     /// When the lock-out ends, if login is locked out.

@@ -62,7 +62,7 @@
 //! # RAM cost
 //!
 //! A [`FlashStore`] holds the flash driver, a few words and a `[u8; BUF]` buffer for
-//! encoding and decoding (`BUF` defaults to [`MAX_IMAGE_LEN`], 11 571 bytes, enough for
+//! encoding and decoding (`BUF` defaults to [`MAX_IMAGE_LEN`], 13 583 bytes, enough for
 //! any configuration). A smaller `BUF` saves RAM; a configuration that does not fit is
 //! then refused with [`StoreErrorKind::TooLarge`]. Flash I/O goes through a 128-byte stack
 //! staging buffer. [`ConfigStore::load`] returns a [`Config`] by value; call it once at
@@ -92,9 +92,10 @@ use crate::wire::ResultCode;
 /// during a save (power cut included), the next [`load`](ConfigStore::load) gives either
 /// the configuration saved before or the new one.
 pub trait ConfigStore {
-    /// The newest valid configuration, `Ok(None)` when there is none (first boot, or
-    /// every stored image is corrupt). `Err` only when the storage itself fails.
-    fn load(&mut self) -> Result<Option<Config>, StoreError>;
+    /// The newest valid configuration, or why there is none: [`Loaded::Blank`] when
+    /// nothing was ever saved, [`Loaded::Damaged`] when something is stored but no valid
+    /// configuration. `Err` only when the storage itself fails.
+    fn load(&mut self) -> Result<Loaded, StoreError>;
 
     /// Stores `config` so that the next [`load`](ConfigStore::load) returns it.
     ///
@@ -103,8 +104,39 @@ pub trait ConfigStore {
     fn save(&mut self, config: &Config) -> Result<(), StoreError>;
 }
 
+/// What [`ConfigStore::load`] found.
+///
+/// Only [`Loaded::Blank`] means "first boot". On [`Loaded::Damaged`] the device had a
+/// configuration, which may have changed the factory credentials: booting the factory
+/// configuration silently would open the device to `admin`/`admin`. A port must say so
+/// loudly — refuse to start until an operator decides, or start and report it (the
+/// desktop port refuses unless `--factory-reset` is given; a board can record it in
+/// `/3//11` for the client to read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+// Returned by value once at boot, as `Option<Config>` would be; boxing needs a heap.
+#[allow(clippy::large_enum_variant)]
+pub enum Loaded {
+    /// The newest valid configuration.
+    Config(Config),
+    /// Nothing was ever saved (erased storage): start from the factory configuration.
+    Blank,
+    /// Something is stored, but no valid configuration: corrupt, truncated, written by
+    /// an incompatible release, or crafted ([`Config::validate`]).
+    Damaged,
+}
+
+impl Loaded {
+    /// The configuration, if one was found.
+    pub fn config(self) -> Option<Config> {
+        match self {
+            Loaded::Config(config) => Some(config),
+            Loaded::Blank | Loaded::Damaged => None,
+        }
+    }
+}
+
 impl<T: ConfigStore + ?Sized> ConfigStore for &mut T {
-    fn load(&mut self) -> Result<Option<Config>, StoreError> {
+    fn load(&mut self) -> Result<Loaded, StoreError> {
         T::load(self)
     }
 
@@ -119,8 +151,8 @@ impl<T: ConfigStore + ?Sized> ConfigStore for &mut T {
 pub struct NoStore;
 
 impl ConfigStore for NoStore {
-    fn load(&mut self) -> Result<Option<Config>, StoreError> {
-        Ok(None)
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        Ok(Loaded::Blank)
     }
 
     fn save(&mut self, _config: &Config) -> Result<(), StoreError> {
@@ -452,19 +484,19 @@ fn image_crc(sequence: u32, length: u32, image: &[u8]) -> u32 {
 /// #         Ok(())
 /// #     }
 /// # }
-/// use lwm2m_core::storage::{flash_size_needed, ConfigStore, FlashStore};
+/// use lwm2m_core::storage::{flash_size_needed, ConfigStore, FlashStore, Loaded};
 /// use lwm2m_core::Config;
 ///
 /// let region = 0..flash_size_needed::<Ram>();
 /// # let flash = Ram(vec![0xFF; region.end as usize]);
 /// let mut store: FlashStore<Ram> = FlashStore::new(flash, region.clone())?;
-/// let config = store.load()?.unwrap_or_default(); // first boot: the default
+/// let config = store.load()?.config().unwrap_or_default(); // first boot: the default
 /// let config = Config { inactivity_secs: 120, ..config };
 /// store.save(&config)?;
 ///
 /// let flash = store.into_inner(); // reboot
 /// let mut store: FlashStore<Ram> = FlashStore::new(flash, region)?;
-/// assert_eq!(store.load()?, Some(config));
+/// assert_eq!(store.load()?, Loaded::Config(config));
 /// # Ok::<(), lwm2m_core::storage::StoreError>(())
 /// ```
 pub struct FlashStore<F, const BUF: usize = MAX_IMAGE_LEN> {
@@ -567,6 +599,18 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
         Ok((header.magic == MAGIC && fits).then_some(header))
     }
 
+    /// Whether the header of `slot` is still erased: the slot was never written (a save
+    /// writes the header last, so a first save cut short leaves it erased too).
+    fn header_erased(&mut self, slot: Slot) -> Result<bool, StoreError> {
+        let start = self.slot_start(slot)?;
+        let mut erased = true;
+        read_range(&mut self.flash, start, HEADER_LEN, |piece| {
+            erased &= piece.iter().all(|&b| b == 0xFF);
+            Ok(())
+        })?;
+        Ok(erased)
+    }
+
     /// Reads the image of `slot` into the buffer, checks its CRC and decodes it.
     fn read_image(&mut self, slot: Slot, header: &Header) -> Result<Option<Config>, StoreError> {
         let len = usize::try_from(header.length).map_err(|_| region_error())?;
@@ -666,7 +710,7 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
 }
 
 impl<F: NorFlash, const BUF: usize> ConfigStore for FlashStore<F, BUF> {
-    fn load(&mut self) -> Result<Option<Config>, StoreError> {
+    fn load(&mut self) -> Result<Loaded, StoreError> {
         let a = self.read_header(Slot::A)?;
         let b = self.read_header(Slot::B)?;
         let candidates = match (a, b) {
@@ -686,11 +730,16 @@ impl<F: NorFlash, const BUF: usize> ConfigStore for FlashStore<F, BUF> {
                     slot,
                     sequence: header.sequence,
                 });
-                return Ok(Some(config));
+                return Ok(Loaded::Config(config));
             }
         }
         self.known = Known::Empty;
-        Ok(None)
+        if self.header_erased(Slot::A)? && self.header_erased(Slot::B)? {
+            Ok(Loaded::Blank)
+        } else {
+            warn!("no valid configuration in a store that holds one");
+            Ok(Loaded::Damaged)
+        }
     }
 
     fn save(&mut self, config: &Config) -> Result<(), StoreError> {
@@ -1039,7 +1088,7 @@ mod tests {
         let region = region(&flash);
         let mut store: FlashStore<M> = FlashStore::new(flash, region).unwrap();
         let loaded = store.load().expect("load never fails on a working flash");
-        (store, loaded)
+        (store, loaded.config())
     }
 
     /// Number of write and erase operations the save of `new` takes on `flash`.
@@ -1065,7 +1114,7 @@ mod tests {
                     let mut store: FlashStore<FaultyFlash<M>> =
                         FlashStore::new(faulty, region).unwrap();
                     if load_first {
-                        assert_eq!(store.load().unwrap().as_ref(), old);
+                        assert_eq!(store.load().unwrap().config().as_ref(), old);
                     }
                     let saved = store.save(new);
                     if cut < ops {
@@ -1104,7 +1153,7 @@ mod tests {
         assert_eq!(loaded, None);
         let c = config(1, 2);
         store.save(&c).unwrap();
-        assert_eq!(store.load().unwrap(), Some(c.clone()));
+        assert_eq!(store.load().unwrap(), Loaded::Config(c.clone()));
         let (_, loaded) = boot(store.into_inner());
         assert_eq!(loaded, Some(c));
     }
@@ -1288,8 +1337,15 @@ mod tests {
         use crate::config::{UNIT_LEN, VALUE_LEN};
         let mut max = Config::default();
         max.profiles.clear();
-        for id in 0..MAX_PROFILES as u16 {
-            let profile = Profile::new(id, &[b'p'; NAME_LEN]).with_credential(Credential::Scram(
+        // Valid (Config::validate): anonymous without password, admin, unique names.
+        max.profiles
+            .push(Profile::new(0, &[b'a'; NAME_LEN]))
+            .unwrap();
+        for n in 1..MAX_PROFILES as u16 {
+            let id = if n == 1 { crate::config::ADMIN } else { n };
+            let mut name = [b'p'; NAME_LEN];
+            name[0] = b'a' + n as u8;
+            let profile = Profile::new(id, &name).with_credential(Credential::Scram(
                 ScramRecord::from_bytes(&[7; 36]).unwrap(),
             ));
             max.profiles.push(profile).unwrap();
@@ -1312,6 +1368,8 @@ mod tests {
             let mut v = Variable::new(id);
             v.meta = heapless::Vec::from_slice(&[b'm'; META_LEN]).unwrap();
             v.unit = heapless::Vec::from_slice(&[b'u'; UNIT_LEN]).unwrap();
+            v.var_type = 0xA1; // in the device, UINT8
+            v.quantity = VALUE_LEN as u16;
             v.value = heapless::Vec::from_slice(&[0xA5; VALUE_LEN]).unwrap();
             max.variables.push(v).unwrap();
         }
@@ -1328,8 +1386,8 @@ mod tests {
         let mut buf = [0u8; MAX_IMAGE_LEN];
         assert_eq!(max.encode(&mut buf).unwrap(), MAX_IMAGE_LEN);
 
-        type Flash = MemFlash<{ 6 * 4096 }, 4096, 4>;
-        assert_eq!(flash_size_needed::<Flash>(), 6 * 4096);
+        type Flash = MemFlash<{ 8 * 4096 }, 4096, 4>;
+        assert_eq!(flash_size_needed::<Flash>(), 8 * 4096);
         let flash = Flash::new();
         let mut store: FlashStore<Flash> =
             FlashStore::new(flash, 0..flash_size_needed::<Flash>()).unwrap();
@@ -1408,11 +1466,30 @@ mod tests {
     #[test]
     fn no_store_keeps_nothing() {
         let mut store = NoStore;
-        assert_eq!(store.load(), Ok(None));
+        assert_eq!(store.load(), Ok(Loaded::Blank));
         assert_eq!(store.save(&config(1, 1)), Ok(()));
-        assert_eq!(store.load(), Ok(None));
+        assert_eq!(store.load(), Ok(Loaded::Blank));
         let mut by_ref = &mut store;
-        assert_eq!(ConfigStore::load(&mut by_ref), Ok(None));
+        assert_eq!(ConfigStore::load(&mut by_ref), Ok(Loaded::Blank));
+    }
+
+    #[test]
+    fn a_damaged_store_is_not_mistaken_for_a_blank_one() {
+        let mut store: FlashStore<Small> = FlashStore::new(Small::new(), 0..8192).unwrap();
+        assert_eq!(store.load(), Ok(Loaded::Blank), "erased flash: first boot");
+        store.save(&config(1, 1)).unwrap();
+        // Flip one byte of the image: the CRC no longer matches, nothing is loadable.
+        let mut flash = store.into_inner();
+        let at = u32::try_from(body_offset::<Small>()).unwrap() + 3;
+        flash.data[at as usize] ^= 0x5A;
+        let mut store: FlashStore<Small> = FlashStore::new(flash, 0..8192).unwrap();
+        assert_eq!(store.load(), Ok(Loaded::Damaged));
+        // A torn header (anything but erased) is damage too, not a first boot.
+        let mut flash = store.into_inner();
+        flash.data[..HEADER_LEN].fill(0xFF);
+        flash.data[5] = 0x7F;
+        let mut store: FlashStore<Small> = FlashStore::new(flash, 0..8192).unwrap();
+        assert_eq!(store.load(), Ok(Loaded::Damaged));
     }
 
     #[test]

@@ -82,7 +82,7 @@ fn bundle_config(in_device: bool) -> Config {
     let mut config = Config::default();
     config
         .profiles
-        .push(Profile::new(1, b"user1").with_credential(Credential::plain(b"pwd")))
+        .push(Profile::new(1, b"user1").with_credential(Credential::from_password(b"pwd")))
         .unwrap();
     let mut bundle = Bundle::new(BUNDLE);
     for (profile, rights) in [(1, Rights::READ), (ADMIN, Rights::ALL)] {

@@ -9,7 +9,8 @@ use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::tlv::{self, Tlv, TlvKind};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode, ABSENT};
 
-use crate::codec;
+use crate::variable::servable_len;
+use crate::{codec, interface};
 
 /// Object id.
 pub const ID: u16 = 1028;
@@ -70,6 +71,7 @@ impl Object for BundleObject {
                 }
             }
             (ABSENT, Method::Delete) => {
+                codec::empty(req.payload)?;
                 let config = ctx.config_mut();
                 let index = config
                     .bundles
@@ -81,6 +83,7 @@ impl Object for BundleObject {
                 for var in config.variables.iter_mut().filter(|v| v.bundle == Some(id)) {
                     var.bundle = None;
                 }
+                interface::bundle_deleted(config, id);
             }
             (0, Method::Put) => {
                 let entry = parse_acl_record(req.payload)?;
@@ -181,9 +184,12 @@ pub fn write_value_records(
     body: &mut Body<'_>,
     select: impl Fn(&Context<'_>, &Variable) -> bool,
 ) -> Result<(), ResultCode> {
+    let limits = ctx.limits();
     let mut ids: heapless::Vec<u16, MAX_VARIABLES> = heapless::Vec::new();
     for var in &ctx.config().variables {
-        if select(ctx, var) {
+        // A value no frame can carry (an image written before sizes were checked) is
+        // left out rather than failing the answer for everybody.
+        if select(ctx, var) && servable_len(var, limits).is_some() {
             // Capacity equals the number of variables.
             let _ = ids.push(var.id);
         }

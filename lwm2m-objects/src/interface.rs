@@ -8,7 +8,7 @@
 //! passed.
 
 use lwm2m_core::acl::Access::{Admin, Anyone, User};
-use lwm2m_core::config::{NfcPriority, SecurityOptions};
+use lwm2m_core::config::{Config, NfcPriority, SecurityOptions};
 use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
@@ -22,8 +22,11 @@ pub const ID: u16 = 1024;
 pub const CONFIGURING: u32 = 0xFFFF_FFFF;
 
 /// Resources of object 1024, one line each, with the client's method names. Plain
-/// configuration values are readable by any logged-in profile (secrets: admin only) and
-/// written by the administrator.
+/// configuration values are readable by any logged-in profile and written by the
+/// administrator. Only the administrator reads a credential: the Wi-Fi key (16), the
+/// cloud MQTT client id, user name and password (27-29), the relay's client id, user
+/// name, password and net key (52-55), the relay topics, which carry the key derived from
+/// the net key (58, 59; `mqtt.md` §2), and the LoRa ids (90).
 pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(0).post(Anyone), // login, loginWithHash
     ResourceDef::single(1).post(Anyone), // logout
@@ -53,8 +56,8 @@ pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(24).get(User).put(Admin).post(Admin), // getNfcConnectionPriority, putNfcConnectionPriority, postNfcConnectionPriority
     ResourceDef::single(25).get(User).put(Admin),             // getSSID, putSSID
     ResourceDef::single(26).get(User).put(Admin),             // getPlatform, putPlatform
-    ResourceDef::single(27).get(User).put(Admin),             // getMqttClientId, putMqttClientId
-    ResourceDef::single(28).get(User).put(Admin),             // getMqttUsername, putMqttUsername
+    ResourceDef::single(27).get(Admin).put(Admin),            // getMqttClientId, putMqttClientId
+    ResourceDef::single(28).get(Admin).put(Admin),            // getMqttUsername, putMqttUsername
     ResourceDef::single(29).get(Admin).put(Admin),            // getMqttPassword, putMqttPassword
     ResourceDef::single(30).get(User).put(Admin),             // getIp, putIp
     ResourceDef::single(31).get(User).put(Admin),             // getGatewayIp, putGatewayIp
@@ -78,17 +81,17 @@ pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(48).get(Anyone).not_implemented(), // send
     ResourceDef::single(50).get(User).put(Admin), // getBrokerHostname, putBrokerHostname
     ResourceDef::single(51).get(User).put(Admin), // getBrokerPort, putBrokerPort
-    ResourceDef::single(52).get(User).put(Admin), // getClientId, putClientId
-    ResourceDef::single(53).get(User).put(Admin), // getUsername, putUsername
+    ResourceDef::single(52).get(Admin).put(Admin), // getClientId, putClientId
+    ResourceDef::single(53).get(Admin).put(Admin), // getUsername, putUsername
     ResourceDef::single(54).get(Admin).put(Admin), // getPassword, putPassword
     ResourceDef::single(55).get(Admin).put(Admin), // getRelayNetKey, putRelayNetKey
     ResourceDef::single(57).put(Admin).not_implemented(), // putBrokerCertificate
-    ResourceDef::single(58).get(User).put(Admin), // getRequestTopic, getTopicPrefix, putRequestTopic, putTopicPrefix
-    ResourceDef::single(59).get(User).put(Admin), // getResponseTopic, putResponseTopic
+    ResourceDef::single(58).get(Admin).put(Admin), // getRequestTopic, getTopicPrefix, putRequestTopic, putTopicPrefix
+    ResourceDef::single(59).get(Admin).put(Admin), // getResponseTopic, putResponseTopic
     ResourceDef::single(60).get(Admin).not_implemented(), // getProductKey
-    ResourceDef::single(61).get(User).put(Admin), // getMqttBrokerPort, putMqttBrokerPort
-    ResourceDef::single(66).get(User).put(Admin), // getProfileId, putProfileId
-    ResourceDef::single(68).get(User).put(Admin), // getDataLogPublishTopic, putDataLogPublishTopic
+    ResourceDef::single(61).get(User).put(Admin),  // getMqttBrokerPort, putMqttBrokerPort
+    ResourceDef::single(66).get(User).put(Admin),  // getProfileId, putProfileId
+    ResourceDef::single(68).get(User).put(Admin),  // getDataLogPublishTopic, putDataLogPublishTopic
     ResourceDef::single(69).get(User).put(Admin), // getDataLogSubscribeTopic, putDataLogSubscribeTopic
     ResourceDef::single(74)
         .put(Admin)
@@ -108,7 +111,7 @@ pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(84).get(User).put(Admin), // getProductCode, putProductCode
     ResourceDef::single(88).get(Anyone),          // getCurrentHostProtocolMaxFrameSize
     ResourceDef::single(89).get(Anyone),          // executeMultiRequestFrame
-    ResourceDef::single(90).get(User).put(Admin), // getIds, putIds
+    ResourceDef::single(90).get(Admin).put(Admin), // getIds, putIds
     ResourceDef::single(91).get(User).put(Admin), // getConfig, putConfig
     ResourceDef::single(95).get(User).put(Admin), // getCountryCode, putCountryCode
     ResourceDef::single(96).get(User).put(Admin), // getProtocol, putProtocol
@@ -123,28 +126,30 @@ pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(105).get(User).put(Admin).post(Admin), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
 ];
 
-/// Configuration values of object 1024 served from the table (see [`settings`]).
+/// Configuration values of object 1024 served from the table (see [`settings`]): the
+/// encoding of `objects.md` object 1024, the enums of `enums.json`, and the schema's
+/// maximum lengths where the client declares one.
 pub const SETTINGS: &[SettingDef] = &[
     SettingDef::new(8, Kind::U16), // getConfigFormatVersion, putConfigFormatVersion
     SettingDef::new(9, Kind::Ascii(32)), // getAppName, putAppName
-    SettingDef::new(11, Kind::Ascii(64)), // getAppPath, putAppPath
-    SettingDef::new(13, Kind::U8), // getNfcPairingMode, putNfcPairingMode
-    SettingDef::new(14, Kind::U8), // getPowerOptimisationLevel, putPowerOptimisationLevel
-    SettingDef::new(15, Kind::U8), // getMode, putMode
-    SettingDef::new(16, Kind::Ascii(64)), // getKey, putKey
-    SettingDef::new(17, Kind::U16), // getAuthorizedHostProtocol, putAuthorizedHostProtocol
-    SettingDef::new(19, Kind::Ascii(64)), // getUniversalLink, putUniversalLink
-    SettingDef::new(25, Kind::Ascii(32)), // getSSID, putSSID
-    SettingDef::new(26, Kind::U8), // getPlatform, putPlatform
-    SettingDef::new(27, Kind::Ascii(64)), // getMqttClientId, putMqttClientId
-    SettingDef::new(28, Kind::Ascii(64)), // getMqttUsername, putMqttUsername
-    SettingDef::new(29, Kind::Ascii(64)), // getMqttPassword, putMqttPassword
-    SettingDef::new(30, Kind::Fixed(4)), // getIp, putIp
-    SettingDef::new(31, Kind::Fixed(4)), // getGatewayIp, putGatewayIp
-    SettingDef::new(32, Kind::Fixed(4)), // getIpMask, putIpMask
+    SettingDef::new(11, Kind::Ascii(128)), // getAppPath, putAppPath (schema: URL of 128)
+    SettingDef::new(13, Kind::Enum(&[0, 1, 2])), // NfcPairingMode: NO, MANDATORY, MANDATORY_FOR_LOGIN
+    SettingDef::new(14, Kind::Enum(&[0, 2, 3])), // LowPowerOptimizationLevel: NO, STANDBY, SHUTDOWN
+    SettingDef::new(15, Kind::Enum(&[0, 1])),    // WifiMode: PEER_TO_PEER, NETWORK
+    SettingDef::new(16, Kind::Ascii(64)),        // getKey, putKey
+    SettingDef::new(17, Kind::Flags16(HOST_PROTOCOLS)), // getAuthorizedHostProtocol, putAuthorizedHostProtocol
+    SettingDef::new(19, Kind::Ascii(128)), // getUniversalLink, putUniversalLink (schema max 128)
+    SettingDef::new(25, Kind::Ascii(32)),  // getSSID, putSSID
+    SettingDef::new(26, Kind::Enum(&[0, 1, 2, 3, 4])), // CloudPlatform: NO_PLATFORM, IOTIZE, IBM_BLUEMIX, AMAZON_AWS, CUSTOM
+    SettingDef::new(27, Kind::Ascii(64)),              // getMqttClientId, putMqttClientId
+    SettingDef::new(28, Kind::Ascii(64)),              // getMqttUsername, putMqttUsername
+    SettingDef::new(29, Kind::Ascii(64)),              // getMqttPassword, putMqttPassword
+    SettingDef::new(30, Kind::Fixed(4)),               // getIp, putIp
+    SettingDef::new(31, Kind::Fixed(4)),               // getGatewayIp, putGatewayIp
+    SettingDef::new(32, Kind::Fixed(4)),               // getIpMask, putIpMask
     SettingDef::new(33, Kind::U32), // getDataLogUploadPeriod, putDataLogUploadPeriod
     SettingDef::new(36, Kind::Bytes(64)), // getApplicationData, putApplicationData
-    SettingDef::new(43, Kind::U16), // getNfcAutologProfileId, putNfcAutologProfileId
+    SettingDef::new(43, Kind::ProfileId), // getNfcAutologProfileId, putNfcAutologProfileId
     SettingDef::new(50, Kind::Ascii(64)), // getBrokerHostname, putBrokerHostname
     SettingDef::new(51, Kind::Ascii(16)), // getBrokerPort, putBrokerPort
     SettingDef::new(52, Kind::Ascii(64)), // getClientId, putClientId
@@ -154,26 +159,47 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef::new(58, Kind::Ascii(64)), // getRequestTopic, getTopicPrefix, putRequestTopic, putTopicPrefix
     SettingDef::new(59, Kind::Ascii(64)), // getResponseTopic, putResponseTopic
     SettingDef::new(61, Kind::Ascii(16)), // getMqttBrokerPort, putMqttBrokerPort
-    SettingDef::new(66, Kind::U16),       // getProfileId, putProfileId
+    SettingDef::new(66, Kind::ProfileId), // getProfileId, putProfileId (JVM)
     SettingDef::new(68, Kind::Ascii(64)), // getDataLogPublishTopic, putDataLogPublishTopic
     SettingDef::new(69, Kind::Ascii(64)), // getDataLogSubscribeTopic, putDataLogSubscribeTopic
-    SettingDef::new(77, Kind::Ascii(64)), // getNtpServer, putNtpServer
-    SettingDef::new(78, Kind::Ascii(64)), // getTimeZone, putTimeZone
-    SettingDef::new(84, Kind::Ascii(32)), // getProductCode, putProductCode
+    SettingDef::new(77, Kind::Ascii(100)), // getNtpServer, putNtpServer (schema max 100)
+    SettingDef::new(78, Kind::Ascii(64)), // getTimeZone, putTimeZone (schema max 64)
+    SettingDef::new(84, Kind::Ascii(32)), // getProductCode, putProductCode (schema max 32)
     SettingDef::new(90, Kind::Bytes(64)), // getIds, putIds
-    SettingDef::new(91, Kind::U8),        // getConfig, putConfig
-    SettingDef::new(95, Kind::U16),       // getCountryCode, putCountryCode
-    SettingDef::new(96, Kind::U8),        // getProtocol, putProtocol
-    SettingDef::new(97, Kind::U8),        // getTxPower, putTxPower
-    SettingDef::new(98, Kind::U8),        // getSSIDVisibility, putSSIDVisibility
-    SettingDef::new(99, Kind::U8),        // getKeyVisibility, putKeyVisibility
-    SettingDef::new(100, Kind::U16), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    SettingDef::new(101, Kind::U16), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    SettingDef::new(102, Kind::U16), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    SettingDef::new(103, Kind::U16), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    SettingDef::new(104, Kind::U16), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    SettingDef::new(105, Kind::U16), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
+    SettingDef::new(91, Kind::Flags8(LORA_CONFIG)), // getConfig, putConfig (LoraConfig)
+    SettingDef::new(95, Kind::U16Max(999)), // getCountryCode, putCountryCode (ISO 3166 numeric)
+    SettingDef::new(96, Kind::MaskReadAsOne(WIFI_PROTOCOLS)), // putProtocol writes a mask, getProtocol decodes one value
+    SettingDef::new(97, Kind::U8),                            // getTxPower, putTxPower (int8)
+    SettingDef::new(98, Kind::Enum(&[0, 1, 2])), // WifiSSIDVisibility: VISIBLE, HIDDEN_FROM_SCAN, HIDDEN
+    SettingDef::new(99, Kind::Enum(&[0, 1])),    // WifiKeyVisibility: VISIBLE, HIDDEN
+    SettingDef::new(100, Kind::BundleId),        // SWD_DIRECT_ACCESS: owning bundle, 0 none
+    SettingDef::new(101, Kind::BundleId),        // SERIAL_ACCESS
+    SettingDef::new(102, Kind::BundleId),        // MODBUS_DIRECT_ACCESS
+    SettingDef::new(103, Kind::BundleId),        // TAPNPASS_CONTROL_ACCESS
+    SettingDef::new(104, Kind::BundleId),        // SP_CODEEXEC_ACCESS
+    SettingDef::new(105, Kind::BundleId),        // MQTT_IDS_ACCESS
 ];
+
+/// `HostProtocol` bits (`enums.json`): NFC, BLUETOOTH, GSM, USB_RLINK, USB_CMISIS_DAP,
+/// WIFI, BLE, UART, MQTT, WEBSOCKET.
+const HOST_PROTOCOLS: u16 =
+    0x0001 | 0x0002 | 0x0004 | 0x0008 | 0x0010 | 0x0020 | 0x0040 | 0x0100 | 0x0200 | 0x0400;
+/// `LoraConfig` bits (`objects.md` §3): classA, classB, classC, dataLoggingEnabled,
+/// singlePacketEnabled.
+const LORA_CONFIG: u8 = 0x80 | 0x40 | 0x20 | 0x10 | 0x08;
+/// `WifiProtocol` bits (`enums.json`): B, G, N.
+const WIFI_PROTOCOLS: u8 = 0x01 | 0x02 | 0x04;
+
+/// A deleted profile is no longer the NFC auto-login nor the JVM profile: both fall back
+/// to anonymous.
+pub fn profile_deleted(config: &mut Config, id: u16) {
+    settings::drop_references(config, ID, SETTINGS, Kind::ProfileId, id);
+}
+
+/// A deleted bundle no longer owns a special feature: the feature belongs to no bundle.
+pub fn bundle_deleted(config: &mut Config, id: u16) {
+    settings::drop_references(config, ID, SETTINGS, Kind::BundleId, id);
+}
 
 /// Object 1024.
 #[derive(Debug, Default)]

@@ -6,7 +6,7 @@ use lwm2m_core::config::{Name, Profile, SecurityOptions, ADMIN, ANONYMOUS, NAME_
 use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode, ABSENT};
 
-use crate::codec;
+use crate::{codec, interface};
 
 /// Object id.
 pub const ID: u16 = 1025;
@@ -58,8 +58,15 @@ impl Object for ProfileObject {
     ) -> HandlerResult {
         let id = req.path.instance;
         match (req.path.resource, req.method) {
-            (ABSENT, Method::Post) => create(ctx, id)?,
-            (ABSENT, Method::Delete) => delete(ctx, id)?,
+            // Neither takes a body (objects.md object 1025, decision 2).
+            (ABSENT, Method::Post) => {
+                codec::empty(req.payload)?;
+                create(ctx, id)?
+            }
+            (ABSENT, Method::Delete) => {
+                codec::empty(req.payload)?;
+                delete(ctx, id)?
+            }
             (resource, Method::Get) => {
                 let profile = ctx.config().profile(id).ok_or(ResultCode::NotFound)?;
                 match resource {
@@ -121,6 +128,7 @@ fn delete(ctx: &mut Context<'_>, id: u16) -> Result<(), ResultCode> {
     for profile in profiles.iter_mut().filter(|p| p.alias == id) {
         profile.alias = profile.id;
     }
+    interface::profile_deleted(ctx.config_mut(), id);
     Ok(())
 }
 
@@ -155,7 +163,7 @@ fn change_password(ctx: &mut Context<'_>, id: u16, payload: &[u8]) -> Result<(),
         let hash: [u8; FIELD_LEN] = payload.try_into().map_err(|_| ResultCode::NotAcceptable)?;
         Credential::Hashed(Secret16(hash))
     } else {
-        Credential::plain(codec::ascii(payload, FIELD_LEN)?)
+        Credential::from_password(codec::ascii(payload, FIELD_LEN)?)
     };
     profile_mut(ctx, id)?.credential = credential;
     Ok(())

@@ -1,13 +1,22 @@
 //! Plain configuration values served from declarative tables: one line per resource,
-//! giving its encoding. Values are kept in the configuration image as written (ints at
-//! their canonical width) and read back in the form the client's decoder expects.
+//! giving its encoding and the values it may take. Values are kept in the configuration
+//! image as written (ints at their canonical width) and read back in the form the
+//! client's decoder expects.
+//!
+//! Every write is checked against what `objects.md` declares for the resource (spec
+//! decision 3: a body of the wrong size or a value out of range is `86`): enums take the
+//! values of `enums.json` only, bit fields their defined bits only, ids must name an
+//! existing profile or bundle, records one of their declared layouts. A value that is
+//! legal but longer than the configuration image can hold ([`SETTING_LEN`](lwm2m_core::config::SETTING_LEN)) is
+//! `A7`.
 
+use lwm2m_core::config::Config;
 use lwm2m_core::object::{Context, HandlerResult};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
 use crate::codec;
 
-/// How a value is encoded.
+/// How a value is encoded, and which values are legal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// ASCII text of at most this many bytes.
@@ -20,18 +29,42 @@ pub enum Kind {
     U8,
     /// A u16, also accepted on one byte (the client writes some on one byte).
     U16,
+    /// A u16 of at most this value, also accepted on one byte.
+    U16Max(u16),
     /// A u32, also accepted on fewer bytes.
     U32,
+    /// One byte holding a value of one of the client's enums (`enums.json`); the first
+    /// value listed is the default.
+    Enum(&'static [u8]),
+    /// A one-byte bit field: only these bits may be set.
+    Flags8(u8),
+    /// A u16 bit field, also accepted on one byte: only these bits may be set.
+    Flags16(u16),
+    /// A non-empty one-byte mask of these bits, read back as the single highest bit it
+    /// has: the client writes a mask but decodes one enum value (`/1024//96`,
+    /// `objects.md` §7.4, decision 12). Nothing written reads as the highest bit.
+    MaskReadAsOne(u8),
+    /// A u16 (also accepted on one byte) naming an existing profile; the default, 0, is
+    /// anonymous, which always exists.
+    ProfileId,
+    /// A u16 (also accepted on one byte) naming an existing bundle, or 0: no bundle (the
+    /// default).
+    BundleId,
+    /// The target protocol configuration of `/1027//21` (`objects.md` §6.4): the 2-byte
+    /// S3P record, or the 8-byte serial/Modbus bit field followed by zero or more 5-byte
+    /// TapNPass USB aliases.
+    ProtocolConfiguration,
 }
 
 impl Kind {
-    /// The value a resource has before anything was written.
+    /// The length of the value a resource has before anything was written.
     fn default_len(self) -> usize {
         match self {
-            Kind::Ascii(_) | Kind::Bytes(_) => 0,
+            Kind::Ascii(_) | Kind::Bytes(_) | Kind::ProtocolConfiguration => 0,
             Kind::Fixed(n) => usize::from(n),
-            Kind::U8 => 1,
-            Kind::U16 => 2,
+            Kind::U8 | Kind::Enum(_) | Kind::Flags8(_) | Kind::MaskReadAsOne(_) => 1,
+            Kind::U16 | Kind::U16Max(_) | Kind::Flags16(_) => 2,
+            Kind::ProfileId | Kind::BundleId => 2,
             Kind::U32 => 4,
         }
     }
@@ -73,23 +106,153 @@ pub fn handle_in(
     }
 }
 
-/// Checks a written value against its kind and returns it in canonical form.
-fn canonical(kind: Kind, payload: &[u8], scratch: &mut [u8; 4]) -> Result<usize, ResultCode> {
+/// Forgets the values of `table` (object `object`) of reference kind `kind` that name
+/// `id` ([`Kind::ProfileId`] or [`Kind::BundleId`]), which then read as their default: a
+/// deleted profile or bundle is referred to by nothing, and one created later with the
+/// same id inherits nothing.
+pub fn drop_references(
+    config: &mut Config,
+    object: u16,
+    table: &[SettingDef],
+    kind: Kind,
+    id: u16,
+) {
+    let id = id.to_be_bytes();
+    config.settings.retain(|s| {
+        let refers = s.object == object
+            && s.value[..] == id[..]
+            && find(table, s.resource).is_some_and(|def| def.kind == kind);
+        !refers
+    });
+}
+
+/// Checks a written value against its kind and returns it in canonical form: integers
+/// at their canonical width (in `scratch`), the rest as written (text without its
+/// terminator).
+fn canonical<'a>(
+    kind: Kind,
+    config: &Config,
+    payload: &'a [u8],
+    scratch: &'a mut [u8; 4],
+) -> Result<&'a [u8], ResultCode> {
+    let refuse = Err(ResultCode::NotAcceptable);
     let (value, width) = match kind {
-        Kind::Ascii(max) => {
-            let text = codec::ascii(payload, usize::from(max))?;
-            return Ok(text.len());
+        Kind::Ascii(max) => return codec::ascii(payload, usize::from(max)),
+        Kind::Bytes(max) if payload.len() <= usize::from(max) => return Ok(payload),
+        Kind::Fixed(n) if payload.len() == usize::from(n) => return Ok(payload),
+        Kind::Bytes(_) | Kind::Fixed(_) => return refuse,
+        Kind::ProtocolConfiguration => {
+            return match protocol_configuration_is_valid(payload) {
+                true => Ok(payload),
+                false => refuse,
+            }
         }
-        Kind::Bytes(max) if payload.len() <= usize::from(max) => return Ok(payload.len()),
-        Kind::Fixed(n) if payload.len() == usize::from(n) => return Ok(payload.len()),
-        Kind::Bytes(_) | Kind::Fixed(_) => return Err(ResultCode::NotAcceptable),
         Kind::U8 => (codec::uint(payload, &[1])?, 1),
         Kind::U16 => (codec::uint(payload, &[1, 2])?, 2),
         Kind::U32 => (codec::uint(payload, &[1, 2, 4])?, 4),
+        Kind::U16Max(max) => match codec::uint(payload, &[1, 2])? {
+            value if value <= u32::from(max) => (value, 2),
+            _ => return refuse,
+        },
+        Kind::Enum(values) => match codec::uint(payload, &[1])? {
+            value if values.contains(&(value as u8)) => (value, 1),
+            _ => return refuse,
+        },
+        Kind::Flags8(bits) => match codec::uint(payload, &[1])? {
+            value if value & !u32::from(bits) == 0 => (value, 1),
+            _ => return refuse,
+        },
+        Kind::Flags16(bits) => match codec::uint(payload, &[1, 2])? {
+            value if value & !u32::from(bits) == 0 => (value, 2),
+            _ => return refuse,
+        },
+        Kind::MaskReadAsOne(bits) => match codec::uint(payload, &[1])? {
+            value if value != 0 && value & !u32::from(bits) == 0 => (value, 1),
+            _ => return refuse,
+        },
+        Kind::ProfileId => match codec::u16_liberal(payload)? {
+            id if config.profile(id).is_some() => (u32::from(id), 2),
+            _ => return refuse,
+        },
+        Kind::BundleId => match codec::u16_liberal(payload)? {
+            id if id == 0 || config.bundle(id).is_some() => (u32::from(id), 2),
+            _ => return refuse,
+        },
     };
     scratch.copy_from_slice(&value.to_be_bytes());
-    scratch.copy_within(4 - width.., 0);
-    Ok(width)
+    let scratch: &'a [u8; 4] = scratch;
+    Ok(&scratch[4 - width..])
+}
+
+/// Writes the value of a resource of `kind` whose stored value is `stored` (`None`:
+/// never written) in the form the client decodes.
+fn emit(kind: Kind, stored: Option<&[u8]>, body: &mut Body<'_>) -> Result<(), ResultCode> {
+    match (kind, stored) {
+        (Kind::MaskReadAsOne(bits), _) => {
+            // Written masks are never empty; nothing written means every bit.
+            let mask = stored.and_then(|v| v.first().copied()).unwrap_or(bits) & bits;
+            body.push_u8(highest_bit(mask))?;
+        }
+        (_, Some(value)) => body.push(value)?,
+        (Kind::Enum(values), None) => body.push_u8(values.first().copied().unwrap_or(0))?,
+        (_, None) => {
+            for _ in 0..kind.default_len() {
+                body.push_u8(0)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The highest bit set in `mask` (0 for none).
+const fn highest_bit(mask: u8) -> u8 {
+    match mask {
+        0 => 0,
+        _ => 0x80 >> mask.leading_zeros(),
+    }
+}
+
+/// Length of the S3P record of `/1027//21`: delay u8, mode u8.
+const S3P_RECORD_LEN: usize = 2;
+/// Length of the serial/Modbus record of `/1027//21` (also the start of TapNPass's).
+const SERIAL_RECORD_LEN: usize = 8;
+/// Length of one TapNPass USB alias: pid u16, vid u16, equ u8.
+const USB_ALIAS_LEN: usize = 5;
+
+/// Whether `record` is one of the layouts of `/1027//21` (`objects.md` §6.4), with the
+/// enum fields the client encodes holding values of their enums (`enums.json`).
+fn protocol_configuration_is_valid(record: &[u8]) -> bool {
+    match record.len() {
+        // S3P mode: EMULATION 0, INDEXED 1.
+        S3P_RECORD_LEN => record[1] <= 1,
+        len if len >= SERIAL_RECORD_LEN
+            && (len - SERIAL_RECORD_LEN).is_multiple_of(USB_ALIAS_LEN) =>
+        {
+            let mut bits = [0u8; SERIAL_RECORD_LEN];
+            bits.copy_from_slice(&record[..SERIAL_RECORD_LEN]);
+            serial_record_is_valid(u64::from_le_bytes(bits))
+        }
+        _ => false,
+    }
+}
+
+/// The enum fields of the little-endian serial/Modbus bit field (`objects.md` §6.4,
+/// `SerialSettings` of `enums.json`); slave, baud rate, timeout and the flags take any
+/// value.
+fn serial_record_is_valid(bits: u64) -> bool {
+    let field = |shift: u32, width: u32| (bits >> shift) & ((1 << width) - 1);
+    // PhysicalPort: NONE 0, RS232 1, USB 3, AUTO 6, RS485 10.
+    matches!(field(24, 4), 0 | 1 | 3 | 6 | 10)
+        // StopBits: ONE, ONE_AND_HALF, TWO.
+        && field(22, 2) <= 2
+        // BitParity: NONE, ODD, EVEN.
+        && field(18, 4) <= 2
+        // DataBits: 7, 8, 9.
+        && field(16, 2) <= 2
+        // HandshakeDelimiter: NONE, CR, LF, CR_LF.
+        && field(12, 4) <= 3
+        // HardwareFlowControl: NONE, RTS, CTS, RTS_CTS.
+        && field(8, 4) <= 3
 }
 
 /// GET, PUT and POST (POST writes like PUT: the client's "set") of a table value of
@@ -102,22 +265,11 @@ pub fn handle(
     body: &mut Body<'_>,
 ) -> HandlerResult {
     match req.method {
-        Method::Get => match ctx.config().setting(object, def.resource) {
-            Some(value) => body.push(value)?,
-            None => {
-                for _ in 0..def.kind.default_len() {
-                    body.push_u8(0)?;
-                }
-            }
-        },
+        Method::Get => emit(def.kind, ctx.config().setting(object, def.resource), body)?,
         Method::Put | Method::Post => {
             let mut scratch = [0u8; 4];
-            let len = canonical(def.kind, req.payload, &mut scratch)?;
-            let value = match def.kind {
-                Kind::U8 | Kind::U16 | Kind::U32 => &scratch[..len],
-                Kind::Ascii(_) => &req.payload[..len],
-                Kind::Bytes(_) | Kind::Fixed(_) => req.payload,
-            };
+            let value = canonical(def.kind, ctx.config(), req.payload, &mut scratch)?;
+            // Legal but longer than the image holds: A7.
             ctx.config_mut().set_setting(object, def.resource, value)?;
         }
         Method::Delete => return Err(ResultCode::MethodNotAllowed),
@@ -127,33 +279,194 @@ pub fn handle(
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use lwm2m_core::config::Bundle;
+    use std::{vec, vec::Vec};
+
+    fn check(kind: Kind, payload: &[u8]) -> Result<Vec<u8>, ResultCode> {
+        check_in(&Config::default(), kind, payload)
+    }
+
+    fn check_in(config: &Config, kind: Kind, payload: &[u8]) -> Result<Vec<u8>, ResultCode> {
+        let mut scratch = [0u8; 4];
+        canonical(kind, config, payload, &mut scratch).map(|v| v.to_vec())
+    }
+
+    fn read(kind: Kind, stored: Option<&[u8]>) -> Vec<u8> {
+        let mut buf = [0u8; 16];
+        let mut body = Body::new(&mut buf);
+        emit(kind, stored, &mut body).unwrap();
+        body.as_slice().to_vec()
+    }
+
+    const REFUSED: Result<Vec<u8>, ResultCode> = Err(ResultCode::NotAcceptable);
 
     #[test]
     fn integers_are_stored_at_their_canonical_width() {
-        let mut scratch = [0u8; 4];
-        assert_eq!(canonical(Kind::U16, &[0x0a], &mut scratch), Ok(2));
-        assert_eq!(&scratch[..2], &[0, 0x0a]);
-        assert_eq!(canonical(Kind::U32, &[0x13, 0x88], &mut scratch), Ok(4));
-        assert_eq!(scratch, [0, 0, 0x13, 0x88]);
-        assert_eq!(
-            canonical(Kind::U8, &[1, 2], &mut scratch),
-            Err(ResultCode::NotAcceptable)
-        );
+        assert_eq!(check(Kind::U16, &[0x0a]), Ok(vec![0, 0x0a]));
+        assert_eq!(check(Kind::U32, &[0x13, 0x88]), Ok(vec![0, 0, 0x13, 0x88]));
+        assert_eq!(check(Kind::U8, &[1, 2]), REFUSED);
     }
 
     #[test]
     fn text_and_bytes_are_bounded() {
-        let mut scratch = [0u8; 4];
-        assert_eq!(canonical(Kind::Ascii(4), b"Demo", &mut scratch), Ok(4));
+        assert_eq!(check(Kind::Ascii(4), b"Demo"), Ok(b"Demo".to_vec()));
+        assert_eq!(check(Kind::Ascii(4), b"Demo\0"), Ok(b"Demo".to_vec()));
+        assert_eq!(check(Kind::Ascii(3), b"Demo"), REFUSED);
+        assert_eq!(check(Kind::Fixed(4), &[192, 168, 1]), REFUSED);
+        assert_eq!(check(Kind::Bytes(2), &[1, 2]), Ok(vec![1, 2]));
+        assert_eq!(check(Kind::Bytes(2), &[1, 2, 3]), REFUSED);
+    }
+
+    #[test]
+    fn enums_take_their_values_only_and_default_to_the_first() {
+        // LowPowerOptimizationLevel: NO 0, STANDBY 2, SHUTDOWN 3.
+        let kind = Kind::Enum(&[0, 2, 3]);
+        assert_eq!(check(kind, &[2]), Ok(vec![2]));
+        assert_eq!(check(kind, &[1]), REFUSED);
+        assert_eq!(check(kind, &[0, 2]), REFUSED);
+        assert_eq!(check(kind, &[]), REFUSED);
+        assert_eq!(read(Kind::Enum(&[7, 1]), None), vec![7]);
+        assert_eq!(read(kind, Some(&[3])), vec![3]);
+    }
+
+    #[test]
+    fn bit_fields_take_their_bits_only() {
+        assert_eq!(check(Kind::Flags8(0xf8), &[0x88]), Ok(vec![0x88]));
+        assert_eq!(check(Kind::Flags8(0xf8), &[0x04]), REFUSED);
         assert_eq!(
-            canonical(Kind::Ascii(3), b"Demo", &mut scratch),
-            Err(ResultCode::NotAcceptable)
+            check(Kind::Flags16(0x077f), &[0x04, 0x61]),
+            Ok(vec![0x04, 0x61])
         );
+        assert_eq!(check(Kind::Flags16(0x077f), &[0x21]), Ok(vec![0, 0x21]));
+        assert_eq!(check(Kind::Flags16(0x077f), &[0x08, 0x00]), REFUSED);
+        assert_eq!(read(Kind::Flags16(0x077f), None), vec![0, 0]);
+    }
+
+    #[test]
+    fn bounded_u16_takes_up_to_its_maximum() {
         assert_eq!(
-            canonical(Kind::Fixed(4), &[192, 168, 1], &mut scratch),
-            Err(ResultCode::NotAcceptable)
+            check(Kind::U16Max(999), &[0x03, 0xe7]),
+            Ok(vec![0x03, 0xe7])
         );
-        assert_eq!(canonical(Kind::Bytes(2), &[1, 2], &mut scratch), Ok(2));
+        assert_eq!(check(Kind::U16Max(999), &[0x03, 0xe8]), REFUSED);
+        assert_eq!(check(Kind::U16Max(999), &[0x7c]), Ok(vec![0, 0x7c]));
+    }
+
+    #[test]
+    fn a_mask_read_as_one_value_reads_its_highest_bit() {
+        let kind = Kind::MaskReadAsOne(0x07);
+        assert_eq!(check(kind, &[0x07]), Ok(vec![0x07]));
+        assert_eq!(check(kind, &[0x00]), REFUSED);
+        assert_eq!(check(kind, &[0x08]), REFUSED);
+        assert_eq!(read(kind, Some(&[0x07])), vec![0x04]);
+        assert_eq!(read(kind, Some(&[0x03])), vec![0x02]);
+        assert_eq!(read(kind, Some(&[0x01])), vec![0x01]);
+        assert_eq!(read(kind, None), vec![0x04]);
+        assert_eq!(highest_bit(0x80), 0x80);
+        assert_eq!(highest_bit(0), 0);
+    }
+
+    #[test]
+    fn profile_ids_name_an_existing_profile() {
+        let config = Config::default();
+        for id in [[0, 0], [0xff, 0xff], [0xff, 0xfe]] {
+            assert_eq!(check_in(&config, Kind::ProfileId, &id), Ok(id.to_vec()));
+        }
+        assert_eq!(check_in(&config, Kind::ProfileId, &[0, 1]), REFUSED);
+        assert_eq!(check_in(&config, Kind::ProfileId, &[0]), Ok(vec![0, 0]));
+        assert_eq!(read(Kind::ProfileId, None), vec![0, 0]);
+    }
+
+    #[test]
+    fn bundle_ids_name_an_existing_bundle_or_none() {
+        let mut config = Config::default();
+        assert_eq!(check_in(&config, Kind::BundleId, &[0, 0]), Ok(vec![0, 0]));
+        assert_eq!(check_in(&config, Kind::BundleId, &[0, 3]), REFUSED);
+        config.bundles.push(Bundle::new(3)).unwrap();
+        assert_eq!(check_in(&config, Kind::BundleId, &[0, 3]), Ok(vec![0, 3]));
+        assert_eq!(check_in(&config, Kind::BundleId, &[3]), Ok(vec![0, 3]));
+        assert_eq!(check_in(&config, Kind::BundleId, &[0, 0, 3]), REFUSED);
+    }
+
+    #[test]
+    fn references_to_a_deleted_id_are_dropped() {
+        const TABLE: &[SettingDef] = &[
+            SettingDef::new(43, Kind::ProfileId),
+            SettingDef::new(66, Kind::ProfileId),
+            SettingDef::new(95, Kind::U16),
+            SettingDef::new(102, Kind::BundleId),
+        ];
+        let mut config = Config::default();
+        for resource in [43, 95, 102] {
+            config.set_setting(1024, resource, &[0, 1]).unwrap();
+        }
+        config.set_setting(1024, 66, &[0, 2]).unwrap();
+        config.set_setting(1027, 43, &[0, 1]).unwrap();
+        drop_references(&mut config, 1024, TABLE, Kind::ProfileId, 1);
+        assert_eq!(config.setting(1024, 43), None);
+        assert_eq!(config.setting(1024, 66), Some(&[0, 2][..]));
+        assert_eq!(
+            config.setting(1024, 95),
+            Some(&[0, 1][..]),
+            "not a reference"
+        );
+        assert_eq!(config.setting(1024, 102), Some(&[0, 1][..]), "a bundle id");
+        assert_eq!(
+            config.setting(1027, 43),
+            Some(&[0, 1][..]),
+            "another object"
+        );
+        drop_references(&mut config, 1024, TABLE, Kind::BundleId, 1);
+        assert_eq!(config.setting(1024, 102), None);
+    }
+
+    #[test]
+    fn protocol_configuration_has_the_declared_layouts() {
+        let kind = Kind::ProtocolConfiguration;
+        // objects.md §6.4 examples: serial/Modbus, TapNPass with one USB alias; S3P.
+        let serial = [0x0a, 0x30, 0x09, 0x01, 0x00, 0xc2, 0x11, 0x01];
+        let tapnpass = [
+            0x05, 0x00, 0x01, 0xa3, 0x80, 0x25, 0x00, 0x01, 0x12, 0x34, 0x56, 0x78, 0x01,
+        ];
+        assert_eq!(check(kind, &serial), Ok(serial.to_vec()));
+        assert_eq!(check(kind, &tapnpass), Ok(tapnpass.to_vec()));
+        assert_eq!(check(kind, &tapnpass[..8]), Ok(tapnpass[..8].to_vec()));
+        assert_eq!(check(kind, &[5, 1]), Ok(vec![5, 1]));
+        assert_eq!(check(kind, &[5, 2]), REFUSED);
+        for len in [0, 1, 3, 7, 9, 12, 14] {
+            let record = [0u8; 14];
+            assert_eq!(check(kind, &record[..len]), REFUSED, "{len} bytes");
+        }
+        assert_eq!(read(kind, None), vec![]);
+    }
+
+    #[test]
+    fn serial_record_fields_hold_values_of_their_enums() {
+        let valid = u64::from_le_bytes([0x0a, 0x30, 0x09, 0x01, 0x00, 0xc2, 0x11, 0x01]);
+        assert!(serial_record_is_valid(valid));
+        // Every physical port, then a value outside each field's enum.
+        for port in [0u64, 1, 3, 6, 10] {
+            assert!(serial_record_is_valid(valid & !(0xf << 24) | port << 24));
+        }
+        for (shift, width, bad) in [
+            (24, 4, 2u64),
+            (22, 2, 3),
+            (18, 4, 3),
+            (16, 2, 3),
+            (12, 4, 4),
+            (8, 4, 4),
+        ] {
+            let mask = ((1u64 << width) - 1) << shift;
+            assert!(
+                !serial_record_is_valid(valid & !mask | bad << shift),
+                "bits {shift}"
+            );
+        }
+        // Slave, offsetFirstRegister, baud rate, TapNPass flags and timeout are free.
+        assert!(serial_record_is_valid(
+            valid | 0xff00_0000_0000_00ff | 1 << 52 | 0xa << 28
+        ));
     }
 }

@@ -67,15 +67,16 @@ pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(43).get(Admin).not_implemented(),     // getReceivedCount
 ];
 
-/// Configuration values of object 1027.
+/// Configuration values of object 1027 (`objects.md` object 1027 and §6.4, the enums of
+/// `enums.json`).
 pub const SETTINGS: &[SettingDef] = &[
-    SettingDef::new(1, Kind::U8),         // protocol (TargetProtocol)
-    SettingDef::new(2, Kind::U8),         // core type
-    SettingDef::new(6, Kind::Fixed(4)),   // firmware version (u8.u8.u16)
-    SettingDef::new(8, Kind::U16),        // min voltage
-    SettingDef::new(9, Kind::U16),        // max voltage
-    SettingDef::new(10, Kind::U32),       // page size
-    SettingDef::new(21, Kind::Bytes(32)), // protocol configuration
+    SettingDef::new(1, Kind::Enum(&[0, 1, 2, 3, 4, 6, 7, 255])), // TargetProtocol: SWD, S3P, JTAG, MODBUS, DIRECT_IO, SERIAL, CUSTOM, NONE
+    SettingDef::new(2, Kind::Enum(&[0, 1])), // TargetCoreType: M0_CORTEX, M1_CORTEX
+    SettingDef::new(6, Kind::Fixed(4)),      // firmware version (u8.u8.u16)
+    SettingDef::new(8, Kind::U16),           // min voltage
+    SettingDef::new(9, Kind::U16),           // max voltage
+    SettingDef::new(10, Kind::U32),          // page size
+    SettingDef::new(21, Kind::ProtocolConfiguration), // S3P (2 bytes), serial/Modbus (8), TapNPass (8 + 5 per USB alias)
 ];
 
 /// Object 1027.

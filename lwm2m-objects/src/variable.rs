@@ -1,10 +1,30 @@
 //! Object 1029, Variable (`objects.md` object 1029 and §6.2): typed values in the target
 //! or in the device, each belonging to one bundle whose ACL protects it.
+//!
+//! # Sizes
+//!
+//! A variable's value (quantity × item size) must always be readable and writable, so
+//! a type or quantity that breaks one of these rules is refused with `86`, and a create
+//! that would with `A7`:
+//!
+//! 1. an in-device value fits the device's value store ([`VALUE_LEN`]);
+//! 2. a `PUT /1029/{id}/4` of the whole value fits one request frame
+//!    ([`FrameLimits::max_request`]);
+//! 3. the TLV of the values of *all* variables fits one response
+//!    ([`FrameLimits::max_response`]), counting the widest container header. That is
+//!    what `GET /1029//4` answers the administrator, and a superset of what it answers
+//!    any other profile and of every bundle's `GET /1028/{id}/1` and `/1029/{id}/7`: no
+//!    plain read of values can overflow, whoever asks. (Inside a multi-request the item
+//!    envelopes take room of their own.)
+//!
+//! A variable that breaks the rules on its own can only come from an image written
+//! before they were checked; multi-value answers leave it out instead of failing for
+//! everybody.
 
 use lwm2m_core::acl::Access::{Admin, Anyone, Read, Write};
-use lwm2m_core::config::{Config, Rights, Variable, META_LEN, UNIT_LEN};
-use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
-use lwm2m_core::wire::{Body, Method, Request, ResultCode, ABSENT};
+use lwm2m_core::config::{Config, Domain, Rights, Variable, META_LEN, UNIT_LEN, VALUE_LEN};
+use lwm2m_core::object::{Context, FrameLimits, HandlerResult, Object, ResourceDef};
+use lwm2m_core::wire::{tlv, Body, Method, Request, ResultCode, ABSENT};
 
 use crate::bundle::{emit_acl_record, write_value_records, write_values};
 use crate::codec;
@@ -76,6 +96,7 @@ impl Object for VariableObject {
         match (req.path.resource, req.method) {
             (ABSENT, Method::Post) => create(ctx, id, req.payload)?,
             (ABSENT, Method::Delete) => {
+                codec::empty(req.payload)?;
                 let config = ctx.config_mut();
                 let index = config
                     .variables
@@ -122,6 +143,51 @@ fn variable<'c>(ctx: &'c Context<'_>, id: u16) -> Result<&'c Variable, ResultCod
     ctx.config().variable(id).ok_or(ResultCode::NotFound)
 }
 
+/// Bytes of a Tap request frame before its payload: method, object, instance, resource.
+const REQUEST_HEADER_LEN: usize = 7;
+/// Bytes of a response besides its data: the status byte and `90 00`.
+const RESPONSE_OVERHEAD: usize = 3;
+
+/// The length of `var`'s value if frames of `limits` can carry it on its own (size
+/// rules 1 to 3 of the [module](self) for the variable alone); `None` if they cannot.
+pub fn servable_len(var: &Variable, limits: FrameLimits) -> Option<usize> {
+    let len = var.value_len()?;
+    let in_device = matches!(var.domain(), Domain::InTapStatic | Domain::InTapVolatile);
+    let fits = (!in_device || len <= VALUE_LEN)
+        && REQUEST_HEADER_LEN + len <= usize::from(limits.max_request)
+        && values_response_len(record_len(var.id, len)) <= usize::from(limits.max_response);
+    fits.then_some(len)
+}
+
+/// Length of the TLV record of a value of `len` bytes of variable `id`.
+const fn record_len(id: u16, len: usize) -> usize {
+    tlv::header_len(id, len) + len
+}
+
+/// Length of a response carrying a container of `children` bytes of records. The
+/// container is built with room for the widest header ([`tlv::MAX_HEADER_LEN`]).
+const fn values_response_len(children: usize) -> usize {
+    RESPONSE_OVERHEAD + tlv::MAX_HEADER_LEN + children
+}
+
+/// Checks the size rules of the [module](self) for the variables of `config` with
+/// `changed` in place of the variable of its id (or added to them): `86` if they break.
+fn check_sizes(config: &Config, limits: FrameLimits, changed: &Variable) -> Result<(), ResultCode> {
+    let len = servable_len(changed, limits).ok_or(ResultCode::NotAcceptable)?;
+    let others: usize = config
+        .variables
+        .iter()
+        .filter(|v| v.id != changed.id)
+        .filter_map(|v| Some(record_len(v.id, servable_len(v, limits)?)))
+        .sum();
+    if values_response_len(record_len(changed.id, len) + others) <= usize::from(limits.max_response)
+    {
+        Ok(())
+    } else {
+        Err(ResultCode::NotAcceptable)
+    }
+}
+
 /// `POST /1029/{id}/65535` with an optional u8 extra size (the raw meta length).
 fn create(ctx: &mut Context<'_>, id: u16, payload: &[u8]) -> Result<(), ResultCode> {
     let extra_size = match payload {
@@ -129,6 +195,7 @@ fn create(ctx: &mut Context<'_>, id: u16, payload: &[u8]) -> Result<(), ResultCo
         [size] => *size,
         _ => return Err(ResultCode::NotAcceptable),
     };
+    let limits = ctx.limits();
     let config = ctx.config_mut();
     match config.variable_mut(id) {
         // Re-running the configurator: keep the variable, take the new extra size.
@@ -136,6 +203,8 @@ fn create(ctx: &mut Context<'_>, id: u16, payload: &[u8]) -> Result<(), ResultCo
         None => {
             let mut var = Variable::new(id);
             var.extra_size = extra_size;
+            // No room left in the answer of GET /1029//4 for one more value.
+            check_sizes(config, limits, &var).map_err(|_| ResultCode::NvmFull)?;
             config
                 .variables
                 .push(var)
@@ -162,6 +231,26 @@ fn configure(
             .bundle = Some(bundle);
         return Ok(());
     }
+    if resource == 1 || resource == 2 {
+        let mut probe = variable(ctx, id)?.clone();
+        if resource == 1 {
+            probe.var_type = codec::uint(payload, &[1])? as u8;
+            probe.item_size().ok_or(ResultCode::NotAcceptable)?;
+        } else {
+            let quantity = codec::u16_liberal(payload)?;
+            if !(1..=255).contains(&quantity) {
+                return Err(ResultCode::NotAcceptable);
+            }
+            probe.quantity = quantity;
+        }
+        check_sizes(ctx.config(), ctx.limits(), &probe)?;
+        // A value kept in the device no longer matches the new layout.
+        probe.value.clear();
+        *ctx.config_mut()
+            .variable_mut(id)
+            .ok_or(ResultCode::NotFound)? = probe;
+        return Ok(());
+    }
     let var = ctx
         .config_mut()
         .variable_mut(id)
@@ -169,23 +258,6 @@ fn configure(
     match resource {
         // A u32 memory address, or the 4-byte Modbus address; same width.
         0 => var.address = payload.try_into().map_err(|_| ResultCode::NotAcceptable)?,
-        1 => {
-            let var_type = codec::uint(payload, &[1])? as u8;
-            let mut probe = var.clone();
-            probe.var_type = var_type;
-            probe.item_size().ok_or(ResultCode::NotAcceptable)?;
-            var.var_type = var_type;
-            // A value kept in the device no longer matches the new layout.
-            var.value.clear();
-        }
-        2 => {
-            let quantity = codec::u16_liberal(payload)?;
-            if !(1..=255).contains(&quantity) {
-                return Err(ResultCode::NotAcceptable);
-            }
-            var.quantity = quantity;
-            var.value.clear();
-        }
         8 => {
             var.meta = heapless::Vec::from_slice(bounded(payload, META_LEN)?)
                 .map_err(|_| ResultCode::NotAcceptable)?

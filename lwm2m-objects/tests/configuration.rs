@@ -276,8 +276,11 @@ struct MemStore {
 }
 
 impl lwm2m_core::storage::ConfigStore for MemStore {
-    fn load(&mut self) -> Result<Option<Config>, lwm2m_core::storage::StoreError> {
-        Ok(self.saved.clone())
+    fn load(&mut self) -> Result<lwm2m_core::storage::Loaded, lwm2m_core::storage::StoreError> {
+        Ok(self.saved.clone().map_or(
+            lwm2m_core::storage::Loaded::Blank,
+            lwm2m_core::storage::Loaded::Config,
+        ))
     }
 
     fn save(&mut self, config: &Config) -> Result<(), lwm2m_core::storage::StoreError> {
@@ -323,6 +326,7 @@ fn the_final_config_version_saves_and_a_restart_loads_it() {
     let (_, mut store) = h.device.into_parts();
     let loaded = lwm2m_core::storage::ConfigStore::load(&mut store)
         .unwrap()
+        .config()
         .unwrap();
     let mut h = device_with_store(loaded, store);
     // The passwords written by the configurator are in force.

@@ -3,7 +3,10 @@
 
 mod common;
 use common::*;
-use lwm2m_core::{Effect, ResultCode};
+use lwm2m_core::auth::Credential;
+use lwm2m_core::config::{Profile, ADMIN};
+use lwm2m_core::{Channel, ChannelKind, Config, Device, Effect, ResultCode};
+use lwm2m_objects::{standard_objects, NoHooks};
 
 fn status(response: &str) -> u8 {
     u8::from_str_radix(&response[..2], 16).unwrap()
@@ -35,16 +38,128 @@ fn lock_out_survives_reconnecting_and_switching_channel() {
     assert_eq!(to_hex(&response), "a39000");
 }
 
+/// A device whose configuration has a user `user1` / `pwd1` besides the defaults.
+fn device_with_user() -> Harness {
+    let mut config = Config::default();
+    let user = Profile::new(1, b"user1").with_credential(Credential::from_password(b"pwd1"));
+    config.profiles.push(user).unwrap();
+    Harness::from_device(Device::new(
+        standard_objects(device_info(), NoHooks),
+        config,
+        Config::default,
+        LIMITS,
+    ))
+}
+
+/// The Tap frame of `POST /1024//0` (login) with `name` and `password`.
+fn login_frame(name: &[u8], password: &[u8]) -> Vec<u8> {
+    let mut frame = hex("020400ffff0000");
+    for field in [name, password] {
+        let mut padded = [0u8; 16];
+        padded[..field.len()].copy_from_slice(field);
+        frame.extend_from_slice(&padded);
+    }
+    frame
+}
+
+fn apdu(frame: &[u8]) -> String {
+    let mut apdu = vec![0xA2, if frame[0] == 1 { 0xCA } else { 0xDA }, 0, 0];
+    apdu.push(frame.len() as u8);
+    apdu.extend_from_slice(frame);
+    to_hex(&apdu)
+}
+
 #[test]
-fn a_successful_login_resets_the_failure_count() {
+fn another_accounts_login_does_not_forgive_failed_guesses() {
+    let mut h = device_with_user();
+    let guess = apdu(&login_frame(b"admin", b"guess"));
+    let own_login = apdu(&login_frame(b"user1", b"pwd1"));
+    // Two wrong admin passwords, then the attacker's own good login, and again.
+    assert_eq!(h.tx(&guess), "819000");
+    assert_eq!(h.tx(&guess), "819000");
+    assert_eq!(h.tx(&own_login), "009000");
+    assert_eq!(h.tx(LOGOUT), "009000");
+    // The third wrong guess locks login out, for the attacker's account too.
+    assert_eq!(h.tx(&guess), "819000");
+    for _ in 0..100 {
+        assert_eq!(h.tx(&guess), "a39000");
+        assert_eq!(h.tx(&own_login), "a39000");
+    }
+}
+
+#[test]
+fn a_multi_request_gets_no_more_guesses_than_separate_requests() {
+    let mut h = device_with_user();
+    let login = login_frame(b"admin", b"guess");
+    let mut body = Vec::new();
+    for _ in 0..16 {
+        body.extend_from_slice(&(login.len() as u16).to_be_bytes());
+        body.extend_from_slice(&login);
+        body.push(0xFF);
+    }
+    let mut multi = hex("010400ffff0059");
+    multi.extend_from_slice(&body);
+    let response = hex(&h.tx(&apdu(&multi)));
+    assert_eq!(response[0], 0x00);
+    // Items: len u16 | status | data; the first three fail, the rest are locked out.
+    let statuses: Vec<u8> = response[1..response.len() - 2]
+        .chunks(3)
+        .map(|item| item[2])
+        .collect();
+    let mut expected = vec![0x81; 3];
+    expected.resize(16, 0xA3);
+    assert_eq!(statuses, expected);
+}
+
+#[test]
+fn failed_guesses_are_forgotten_after_a_quiet_lock_out_period() {
     let mut h = Harness::new();
     assert_eq!(h.tx(LOGIN_ADMIN_WRONG), "819000");
     assert_eq!(h.tx(LOGIN_ADMIN_WRONG), "819000");
-    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
-    assert_eq!(h.tx(LOGOUT), "009000");
+    h.advance_secs(59);
+    assert_eq!(h.tx(LOGIN_ADMIN_WRONG), "819000");
+    assert_eq!(h.tx(LOGIN_ADMIN), "a39000", "three failures within 60 s");
+    h.advance_secs(60);
     assert_eq!(h.tx(LOGIN_ADMIN_WRONG), "819000");
     assert_eq!(h.tx(LOGIN_ADMIN_WRONG), "819000");
-    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+    h.advance_secs(60);
+    assert_eq!(h.tx(LOGIN_ADMIN_WRONG), "819000");
+    assert_eq!(
+        h.tx(LOGIN_ADMIN),
+        "009000",
+        "a quiet minute forgets failures"
+    );
+}
+
+#[test]
+fn a_side_handler_shortening_the_idle_limit_never_leaves_a_deadline_in_the_past() {
+    // Fuzz finding (session target): unlimited inactivity, the clock at 61 s, then a
+    // side handler writes an inactivity period of 60 s.
+    let config = Config {
+        inactivity_secs: 0,
+        ..Config::default()
+    };
+    let mut h = Harness::from_device(Device::new(
+        standard_objects(device_info(), NoHooks),
+        config,
+        Config::default,
+        LIMITS,
+    ));
+    assert_eq!(h.tx("a2ca000007010003ffff0000"), "00496f54697a659000"); // GET /3//0
+    assert_eq!(h.device.session().owner(), Some(WS1));
+    h.advance_secs(61);
+    let mut out = [0u8; 64];
+    let side = Channel::new(9, ChannelKind::Side);
+    let put = hex("a2da000008030400ffff00223c");
+    let outcome = h.device.handle_side(side, ADMIN, &put, h.now, &mut out);
+    assert_eq!(&out[..outcome.len], [0, 0x90, 0]);
+    assert!(
+        outcome.next_deadline.is_none_or(|d| d > h.now),
+        "deadline {:?} at {:?}",
+        outcome.next_deadline,
+        h.now
+    );
+    assert_eq!(h.device.session().owner(), None, "idle past the new limit");
 }
 
 #[test]

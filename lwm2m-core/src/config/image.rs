@@ -12,14 +12,21 @@
 //!
 //! Integrity (CRC, atomic replacement) is the storage layer's job; decoding still checks
 //! every length and count against the capacities, so a corrupt or foreign image is an
-//! error, never a panic.
+//! error, never a panic, and then checks the meaning of what it decoded
+//! ([`Config::validate`]): a crafted image that passes the CRC is refused like a corrupt
+//! one.
+//!
+//! Passwords are stored as their hash (credential tag 2); tag 1, a password in clear
+//! written by earlier releases, is read and hashed on load.
 
 use heapless::Vec;
 
 use super::{
     AclEntry, Bundle, Config, NfcPriority, Profile, Rights, SecurityOptions, Setting, Variable,
 };
-use crate::auth::{Credential, ScramRecord, Secret16};
+use zeroize::Zeroize;
+
+use crate::auth::{field_text, Credential, ScramRecord, Secret16, FIELD_LEN};
 
 /// First bytes of every image.
 pub const MAGIC: [u8; 4] = *b"LWCF";
@@ -36,6 +43,10 @@ pub enum ImageError {
     UnknownFormat,
     /// A field is truncated or exceeds a capacity.
     Corrupt,
+    /// Well formed, but not a configuration the device could have written
+    /// ([`Config::validate`]): a duplicate id or name, a built-in profile missing, a
+    /// reference to nothing, a value out of range.
+    Invalid,
 }
 
 const NO_BUNDLE: u16 = 0xFFFF;
@@ -132,10 +143,6 @@ impl Config {
             w.short(&p.name)?;
             match &p.credential {
                 Credential::None => w.u8(CRED_NONE)?,
-                Credential::Plain(secret) => {
-                    w.u8(CRED_PLAIN)?;
-                    w.bytes(&secret.0)?;
-                }
                 Credential::Hashed(secret) => {
                     w.u8(CRED_HASHED)?;
                     w.bytes(&secret.0)?;
@@ -203,7 +210,13 @@ impl Config {
             let name = r.short()?;
             let credential = match r.u8()? {
                 CRED_NONE => Credential::None,
-                CRED_PLAIN => Credential::Plain(Secret16(r.array()?)),
+                // Written by earlier releases, which kept plain passwords in clear.
+                CRED_PLAIN => {
+                    let mut field: [u8; FIELD_LEN] = r.array()?;
+                    let credential = Credential::from_password(field_text(&field));
+                    field.zeroize();
+                    credential
+                }
                 CRED_HASHED => Credential::Hashed(Secret16(r.array()?)),
                 CRED_SCRAM => Credential::Scram(
                     ScramRecord::from_bytes(r.bytes(36)?).ok_or(ImageError::Corrupt)?,
@@ -264,6 +277,7 @@ impl Config {
         if !r.rest.is_empty() {
             return Err(ImageError::Corrupt);
         }
+        config.validate().map_err(|_| ImageError::Invalid)?;
         Ok(config)
     }
 }
@@ -282,6 +296,7 @@ pub const MAX_IMAGE_LEN: usize = {
         + 1
         + 4
         + MAX_PROFILES * profile
+        - 36 // the anonymous profile has no credential (Config::validate)
         + MAX_BUNDLES * bundle
         + MAX_VARIABLES * variable
         + MAX_SETTINGS * setting
@@ -375,6 +390,93 @@ mod tests {
             Err(ImageError::UnknownFormat)
         );
         assert_eq!(Config::decode(&[0xFF; 64]), Err(ImageError::UnknownFormat));
+    }
+
+    fn image_of(config: &Config) -> std::vec::Vec<u8> {
+        // Encoding does not validate: this is how a crafted image is made.
+        let mut buf = [0u8; MAX_IMAGE_LEN];
+        let n = config.encode(&mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn a_crafted_image_is_refused_even_with_a_valid_layout() {
+        use crate::config::{InvalidConfig, ADMIN, ANONYMOUS};
+        let valid = sample();
+        assert_eq!(valid.validate(), Ok(()));
+        let refused = |config: Config, why: InvalidConfig| {
+            assert_eq!(config.validate(), Err(why));
+            assert_eq!(Config::decode(&image_of(&config)), Err(ImageError::Invalid));
+        };
+
+        // A second "admin", listed first, with a password of the attacker's choice.
+        let mut c = valid.clone();
+        let impostor = Profile::new(7, b"admin").with_credential(Credential::from_password(b"x"));
+        c.profiles.insert(0, impostor).unwrap();
+        refused(c, InvalidConfig::Duplicate);
+        // Built-in profiles missing, or anonymous with a password.
+        let mut c = valid.clone();
+        c.profiles.retain(|p| p.id != ADMIN);
+        refused(c, InvalidConfig::BuiltinProfile);
+        let mut c = valid.clone();
+        c.profiles.retain(|p| p.id != ANONYMOUS);
+        refused(c, InvalidConfig::BuiltinProfile);
+        let mut c = valid.clone();
+        c.profile_mut(ANONYMOUS).unwrap().credential = Credential::from_password(b"");
+        refused(c, InvalidConfig::BuiltinProfile);
+        // Two profiles with one id.
+        let mut c = valid.clone();
+        c.profiles.push(Profile::new(1, b"other")).unwrap();
+        refused(c, InvalidConfig::Duplicate);
+        // An alias naming no profile.
+        let mut c = valid.clone();
+        c.profile_mut(1).unwrap().alias = 42;
+        refused(c, InvalidConfig::DanglingReference);
+        // Rights above read|write, two entries for one profile.
+        let mut c = valid.clone();
+        c.bundle_mut(1).unwrap().acl[0].rights = Rights(0x07);
+        refused(c, InvalidConfig::OutOfRange);
+        let mut c = valid.clone();
+        let entry = c.bundle(1).unwrap().acl[0];
+        c.bundle_mut(1).unwrap().acl.push(entry).unwrap();
+        refused(c, InvalidConfig::Duplicate);
+        // Quantities the protocol cannot carry, unknown types, values longer than the
+        // variable, a bundle that does not exist.
+        for quantity in [0, 256, 65535] {
+            let mut c = valid.clone();
+            c.variable_mut(5).unwrap().quantity = quantity;
+            refused(c, InvalidConfig::OutOfRange);
+        }
+        let mut c = valid.clone();
+        c.variable_mut(5).unwrap().var_type = 0x3F;
+        refused(c, InvalidConfig::OutOfRange);
+        let mut c = valid.clone();
+        c.variable_mut(6).unwrap().value = Vec::from_slice(&[0; 5]).unwrap();
+        refused(c, InvalidConfig::OutOfRange);
+        let mut c = valid.clone();
+        c.variable_mut(5).unwrap().bundle = Some(9);
+        refused(c, InvalidConfig::DanglingReference);
+        // Security options nobody defined; a setting stored twice.
+        let mut c = valid.clone();
+        c.security_options = SecurityOptions(0x8000);
+        refused(c, InvalidConfig::OutOfRange);
+        let mut c = valid.clone();
+        let again = c.settings[0].clone();
+        c.settings.push(again).unwrap();
+        refused(c, InvalidConfig::Duplicate);
+    }
+
+    #[test]
+    fn a_plain_password_of_an_earlier_release_is_hashed_on_load() {
+        let mut image = image_of(&Config::default());
+        // Rewrite admin's credential as tag 1 (plain "admin", zero-padded).
+        let at = image
+            .windows(17)
+            .position(|w| w[0] == CRED_HASHED && w[1..] == crate::auth::hash_password(b"admin").0)
+            .unwrap();
+        image[at] = CRED_PLAIN;
+        image[at + 1..at + 17].copy_from_slice(&crate::auth::pad_field(b"admin"));
+        assert_eq!(Config::decode(&image), Ok(Config::default()));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! versioned byte image that the storage layer saves to flash and loads at boot.
 
 use heapless::Vec;
+use zeroize::Zeroize;
 
-use crate::auth::Credential;
+use crate::auth::{Credential, Secret16};
 
 pub mod image;
 
@@ -21,6 +22,8 @@ pub const MAX_ACL_ENTRIES: usize = 8;
 pub const MAX_VARIABLES: usize = 64;
 /// Longest variable meta data (`"name:unit"`).
 pub const META_LEN: usize = 32;
+/// Largest number of elements of a variable (`/1029/{id}/2` is one byte on the wire).
+pub const MAX_QUANTITY: u16 = 255;
 /// Longest variable unit (`/1029/{id}/9`).
 pub const UNIT_LEN: usize = 8;
 /// Largest value of a variable stored in the device itself (in-Tap domains).
@@ -28,7 +31,7 @@ pub const VALUE_LEN: usize = 64;
 /// Largest number of plain configuration values (app name, target protocol, ...).
 pub const MAX_SETTINGS: usize = 32;
 /// Longest plain configuration value.
-pub const SETTING_LEN: usize = 64;
+pub const SETTING_LEN: usize = 128;
 
 /// Profile id of the anonymous profile: every session starts with it.
 pub const ANONYMOUS: u16 = 0;
@@ -261,7 +264,10 @@ impl Variable {
 }
 
 /// A plain configuration value (`/object//resource`), stored as written.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Some values are secrets (the Wi-Fi key, the MQTT passwords, the relay net key): every
+/// value is wiped when it is replaced or dropped, and `Debug` shows its length only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Setting {
     /// Object id.
     pub object: u16,
@@ -269,6 +275,22 @@ pub struct Setting {
     pub resource: u16,
     /// The value as written by the client.
     pub value: Vec<u8, SETTING_LEN>,
+}
+
+impl Drop for Setting {
+    fn drop(&mut self) {
+        self.value.as_mut_slice().zeroize();
+    }
+}
+
+impl core::fmt::Debug for Setting {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Setting")
+            .field("object", &self.object)
+            .field("resource", &self.resource)
+            .field("len", &self.value.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A table of the configuration is full, or a value exceeds its capacity.
@@ -304,6 +326,16 @@ impl NfcPriority {
     }
 }
 
+/// `hash_password(b"admin")`: the factory password of the administrator (vectors.txt
+/// §B.6), precomputed so that building the default costs no PBKDF2.
+const ADMIN_PASSWORD_HASH: [u8; 16] = [
+    0x01, 0x55, 0xaf, 0xfc, 0x02, 0x3a, 0xff, 0x68, 0x82, 0xf5, 0x6a, 0x4e, 0x0d, 0x9c, 0x54, 0x66,
+];
+/// `hash_password(b"supervisor")`, likewise.
+const SUPERVISOR_PASSWORD_HASH: [u8; 16] = [
+    0x99, 0xc2, 0x43, 0xd5, 0xf8, 0x2e, 0xb7, 0x12, 0xc2, 0x81, 0xd5, 0xff, 0xe7, 0xd1, 0x20, 0x97,
+];
+
 /// The whole configuration image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -334,10 +366,10 @@ impl Default for Config {
         let defaults = [
             Profile::new(ANONYMOUS, b"anonymous"),
             Profile::new(ADMIN, b"admin")
-                .with_credential(Credential::plain(b"admin"))
+                .with_credential(Credential::Hashed(Secret16(ADMIN_PASSWORD_HASH)))
                 .with_lifetime(3600),
             Profile::new(SUPERVISOR, b"supervisor")
-                .with_credential(Credential::plain(b"supervisor"))
+                .with_credential(Credential::Hashed(Secret16(SUPERVISOR_PASSWORD_HASH)))
                 .with_lifetime(3600),
         ];
         for profile in defaults {
@@ -357,7 +389,86 @@ impl Default for Config {
     }
 }
 
+/// Why [`Config::validate`] refused a configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum InvalidConfig {
+    /// The anonymous or the administrator profile is missing, or anonymous has a
+    /// password.
+    BuiltinProfile,
+    /// Two profiles, bundles, variables or settings share an id, two profiles a name.
+    Duplicate,
+    /// A profile's alias, or a variable's bundle, names nothing.
+    DanglingReference,
+    /// A value outside what the device accepts when it is written (security options,
+    /// ACL rights, variable type or quantity, an in-device value longer than its
+    /// variable).
+    OutOfRange,
+}
+
 impl Config {
+    /// Checks the meaning of a configuration, as [`image`] decoding does before a
+    /// loaded image is used: everything the objects refuse to write is refused here too,
+    /// so a crafted image cannot give the device a state no request could have.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        use InvalidConfig::*;
+        let anonymous = self.profile(ANONYMOUS).ok_or(BuiltinProfile)?;
+        if anonymous.credential != Credential::None || self.profile(ADMIN).is_none() {
+            return Err(BuiltinProfile);
+        }
+        if self.security_options.0 & !SecurityOptions::ALL != 0 {
+            return Err(OutOfRange);
+        }
+        for (i, p) in self.profiles.iter().enumerate() {
+            let later = self.profiles.iter().skip(i + 1);
+            if later
+                .clone()
+                .any(|q| q.id == p.id || (!p.name.is_empty() && q.name == p.name))
+            {
+                return Err(Duplicate);
+            }
+            if self.profile(p.alias).is_none() {
+                return Err(DanglingReference);
+            }
+        }
+        for (i, b) in self.bundles.iter().enumerate() {
+            if self.bundles.iter().skip(i + 1).any(|c| c.id == b.id) {
+                return Err(Duplicate);
+            }
+            for (j, e) in b.acl.iter().enumerate() {
+                if !Rights::ALL.contains(e.rights) {
+                    return Err(OutOfRange);
+                }
+                if b.acl.iter().skip(j + 1).any(|f| f.profile == e.profile) {
+                    return Err(Duplicate);
+                }
+            }
+        }
+        for (i, v) in self.variables.iter().enumerate() {
+            if self.variables.iter().skip(i + 1).any(|w| w.id == v.id) {
+                return Err(Duplicate);
+            }
+            if v.bundle.is_some_and(|b| self.bundle(b).is_none()) {
+                return Err(DanglingReference);
+            }
+            let len = v.value_len().ok_or(OutOfRange)?;
+            if !(1..=MAX_QUANTITY).contains(&v.quantity) || v.value.len() > len {
+                return Err(OutOfRange);
+            }
+        }
+        for (i, s) in self.settings.iter().enumerate() {
+            let later = self.settings.iter().skip(i + 1);
+            if later
+                .clone()
+                .any(|t| (t.object, t.resource) == (s.object, s.resource))
+            {
+                return Err(Duplicate);
+            }
+        }
+        Ok(())
+    }
+
     /// The profile with this id.
     pub fn profile(&self, id: u16) -> Option<&Profile> {
         self.profiles.iter().find(|p| p.id == id)
@@ -420,7 +531,10 @@ impl Config {
             .iter_mut()
             .find(|s| s.object == object && s.resource == resource)
         {
-            Some(setting) => setting.value = value,
+            Some(setting) => {
+                setting.value.as_mut_slice().zeroize();
+                setting.value = value;
+            }
             None => self
                 .settings
                 .push(Setting {
@@ -431,5 +545,37 @@ impl Config {
                 .map_err(|_| CapacityError)?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::hash_password;
+    use std::format;
+
+    #[test]
+    fn the_factory_passwords_are_the_documented_ones() {
+        let config = Config::default();
+        let hash_of = |id| match &config.profile(id).unwrap().credential {
+            Credential::Hashed(h) => h.0,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(hash_of(ADMIN), hash_password(b"admin").0);
+        assert_eq!(hash_of(SUPERVISOR), hash_password(b"supervisor").0);
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let mut config = Config::default();
+        config.set_setting(1024, 16, b"WIFI-KEY-1234").unwrap(); // Wi-Fi key
+        config.set_setting(1024, 54, b"mqtt-pass").unwrap(); // MQTT password
+        let shown = format!("{config:?} {:?}", config.profile(ADMIN).unwrap());
+        for secret in ["WIFI-KEY-1234", "mqtt-pass"] {
+            let bytes = format!("{:?}", secret.as_bytes());
+            assert!(!shown.contains(secret) && !shown.contains(&bytes[1..bytes.len() - 1]));
+        }
+        let hash = format!("{:?}", hash_password(b"admin").0);
+        assert!(!shown.contains(&hash[1..hash.len() - 1]), "{shown}");
     }
 }
