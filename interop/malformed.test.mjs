@@ -1,9 +1,10 @@
 // Interop test: malformed input over a real loopback WebSocket (spec README decision 3).
 //
 // Raw `ws` connections send what a broken or hostile peer would: truncated APDUs, a wrong CLA/INS, an Lc
-// larger than the data, unknown method bytes, a 3000-byte message, a text frame. Each must get an error status
-// (bit 7 set) ending `90 00`, or a clean close of that connection; afterwards a fresh connection of the real
-// client is served normally.
+// larger than the data, unknown method bytes, a request of the largest advertised size with a bad body. Each
+// must get an error status (bit 7 set) ending `90 00`. A message over the advertised request size and a text
+// frame close that connection (the device never buffers more than one request of the advertised size);
+// afterwards a fresh connection of the real client is served normally.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,8 +40,10 @@ async function rawConnection() {
       resolve(item);
     } else inbox.push(item);
   });
-  ws.on('close', () => {
+  let closeCode = null;
+  ws.on('close', (code) => {
     closed = true;
+    closeCode = code;
     if (waiting) {
       const resolve = waiting;
       waiting = null;
@@ -64,6 +67,7 @@ async function rawConnection() {
     close() {
       ws.close();
     },
+    closeCode: () => closeCode,
   };
 }
 
@@ -78,8 +82,13 @@ const MALFORMED = [
   ['Lc larger than the data', h('a2ca000020 010003ffff0002')],
   ['unknown method 05', h('a2ca000007 050003ffff0002')],
   ['unknown method ff', h('a2da000007 ff0003ffff0002')],
-  ['3000-byte message', Buffer.concat([h('a2da0000' + ((3000 - 5) % 256).toString(16).padStart(2, '0') + '030400ffff0024'), Buffer.alloc(3000 - 12)])],
+  // 1024 bytes, the largest request frame /1024//88 advertises: PUT /1024//36 with a body too long for it.
+  ['largest request, bad body', Buffer.concat([h('a2da000000 030400ffff0024'), Buffer.alloc(1024 - 7)])],
 ];
+
+/** An APDU of `len` bytes: PUT /1024//36 padded with zeros. */
+const apduOf = (len) =>
+  Buffer.concat([h('a2da0000' + ((len - 5) % 256).toString(16).padStart(2, '0') + '030400ffff0024'), Buffer.alloc(len - 12)]);
 
 test('every malformed APDU gets an error status ending 90 00 on the same connection', async () => {
   const conn = await rawConnection();
@@ -98,6 +107,15 @@ test('every malformed APDU gets an error status ending 90 00 on the same connect
     assert.equal(ok.data[0], 0x00, `GET /3//3 after the malformed ones: ${hex(ok.data)}`);
   } finally {
     conn.close();
+  }
+});
+
+test('a message over the advertised request size closes that connection with 1009, unbuffered', async () => {
+  for (const len of [5 + 1024 + 1, 3000, 1 << 20]) {
+    const conn = await rawConnection();
+    const answer = await conn.exchange(apduOf(len));
+    assert.equal(answer, 'closed', `${len} bytes: expected a close, got ${answer.data && hex(answer.data)}`);
+    assert.equal(conn.closeCode(), 1009, `${len} bytes: close code`);
   }
 });
 

@@ -12,6 +12,7 @@
 #![deny(unsafe_code)]
 
 pub mod ble_legacy;
+pub mod channels;
 pub mod mux;
 
 /// What went wrong on a link, in terms generic code can act on.

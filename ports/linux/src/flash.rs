@@ -17,14 +17,23 @@ use embedded_storage::nor_flash::{
     check_erase, check_read, check_write, ErrorType, NorFlash, NorFlashError, NorFlashErrorKind,
     ReadNorFlash,
 };
-use lwm2m_core::storage::{ConfigStore, FlashStore, StoreError};
+use lwm2m_core::storage::{ConfigStore, FlashStore, Loaded, StoreError};
 use lwm2m_core::Config;
 
 /// Name of the flash file inside the state directory.
 pub const FILE_NAME: &str = "config.flash";
-/// Size of the flash file: two 16 KiB slots (a configuration image needs at most 12 KiB
+/// Size of the flash file: two 16 KiB slots (a configuration image needs at most 16 KiB
 /// per slot with 4 KiB sectors, see [`lwm2m_core::storage::flash_size_needed`]).
 pub const CAPACITY: u32 = 2 * 16 * 1024;
+
+/// `err` with the path it is about, unless it names it already.
+pub fn naming(path: &Path, err: io::Error) -> io::Error {
+    let shown = path.display().to_string();
+    if err.to_string().contains(&shown) {
+        return err;
+    }
+    io::Error::new(err.kind(), format!("{shown}: {err}"))
+}
 
 /// A NOR flash emulated by a file of [`CAPACITY`] bytes (erased: `0xFF`).
 #[derive(Debug)]
@@ -74,12 +83,16 @@ impl FileFlash {
     /// bytes; a longer one is refused rather than silently reinterpreted.
     pub fn open(dir: &Path) -> io::Result<FileFlash> {
         let path = dir.join(FILE_NAME);
+        Self::open_file(dir, &path).map_err(|err| naming(&path, err))
+    }
+
+    fn open_file(dir: &Path, path: &Path) -> io::Result<FileFlash> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)?;
+            .open(path)?;
         let len = file.metadata()?.len();
         let capacity = u64::from(CAPACITY);
         if len > capacity {
@@ -163,7 +176,7 @@ impl DesktopStore {
         let Some(dir) = state else {
             return Ok(DesktopStore::Ram(None));
         };
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|err| naming(dir, err))?;
         let store =
             FlashStore::new(FileFlash::open(dir)?, 0..CAPACITY).map_err(io::Error::other)?;
         Ok(DesktopStore::File(Box::new(store)))
@@ -171,9 +184,12 @@ impl DesktopStore {
 }
 
 impl ConfigStore for DesktopStore {
-    fn load(&mut self) -> Result<Option<Config>, StoreError> {
+    fn load(&mut self) -> Result<Loaded, StoreError> {
         match self {
-            DesktopStore::Ram(saved) => Ok(saved.as_deref().cloned()),
+            DesktopStore::Ram(saved) => Ok(saved
+                .as_deref()
+                .cloned()
+                .map_or(Loaded::Blank, Loaded::Config)),
             DesktopStore::File(store) => store.load(),
         }
     }
@@ -239,7 +255,7 @@ mod tests {
         let dir = TempDir::new("reopen");
         let mut store: FlashStore<FileFlash> =
             FlashStore::new(FileFlash::open(&dir.0).unwrap(), 0..CAPACITY).unwrap();
-        assert_eq!(store.load().unwrap(), None, "a new file is erased");
+        assert_eq!(store.load().unwrap(), Loaded::Blank, "a new file is erased");
         store.save(&config(1)).unwrap();
         drop(store);
         assert_eq!(
@@ -249,17 +265,17 @@ mod tests {
 
         let mut store: FlashStore<FileFlash> =
             FlashStore::new(FileFlash::open(&dir.0).unwrap(), 0..CAPACITY).unwrap();
-        assert_eq!(store.load().unwrap(), Some(config(1)));
+        assert_eq!(store.load().unwrap(), Loaded::Config(config(1)));
         store.save(&config(2)).unwrap();
         store.save(&config(3)).unwrap();
         drop(store);
 
         let mut store = DesktopStore::open(Some(&dir.0)).unwrap();
-        assert_eq!(store.load().unwrap(), Some(config(3)));
+        assert_eq!(store.load().unwrap(), Loaded::Config(config(3)));
         store.save(&config(4)).unwrap();
         drop(store);
         let mut store = DesktopStore::open(Some(&dir.0)).unwrap();
-        assert_eq!(store.load().unwrap(), Some(config(4)));
+        assert_eq!(store.load().unwrap(), Loaded::Config(config(4)));
     }
 
     #[test]
@@ -319,12 +335,36 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_the_path() {
+        let dir = TempDir::new("paths");
+        let not_a_dir = dir.0.join("file");
+        std::fs::write(&not_a_dir, b"x").unwrap();
+        let state = not_a_dir.join("state");
+        let err = DesktopStore::open(Some(&state)).err().unwrap();
+        assert!(
+            err.to_string().contains(&state.display().to_string()),
+            "{err}"
+        );
+        // config.flash itself unusable: a directory in its place.
+        std::fs::create_dir_all(dir.0.join("s").join(FILE_NAME)).unwrap();
+        let err = FileFlash::open(&dir.0.join("s")).unwrap_err();
+        let file = dir.0.join("s").join(FILE_NAME);
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn without_a_state_directory_only_the_process_keeps_it() {
         let mut store = DesktopStore::open(None).unwrap();
-        assert_eq!(store.load().unwrap(), None);
+        assert_eq!(store.load().unwrap(), Loaded::Blank);
         store.save(&config(1)).unwrap();
-        assert_eq!(store.load().unwrap(), Some(config(1)));
+        assert_eq!(store.load().unwrap(), Loaded::Config(config(1)));
         // A new process starts from nothing.
-        assert_eq!(DesktopStore::open(None).unwrap().load().unwrap(), None);
+        assert_eq!(
+            DesktopStore::open(None).unwrap().load().unwrap(),
+            Loaded::Blank
+        );
     }
 }

@@ -4,22 +4,37 @@
 //! message (spec README, decision 1). The device engine runs on the main thread, which
 //! sleeps until the next request or the engine's next deadline; each connection has a
 //! thread that only moves bytes.
+//!
+//! Resources are bounded: at most `--max-connections` connections (more are refused at
+//! once, the others go on), a WebSocket handshake must complete within
+//! `--handshake-timeout` seconds, and a message larger than the largest request APDU is
+//! refused before it is buffered (the connection is closed with code 1009). Connection
+//! ids are handed out by the device loop, which never gives a new connection the id of
+//! one still open or of the session's owner.
 
 mod flash;
 
+use std::collections::HashSet;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
-use std::time::Instant as StdInstant;
+use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use clap::Parser;
-use lwm2m_core::storage::ConfigStore;
+use lwm2m_core::storage::{ConfigStore, Loaded};
 use lwm2m_core::target::MemoryTarget;
-use lwm2m_core::{Channel, ChannelId, ChannelKind, Config, Device, Effect, FrameLimits, Instant};
+use lwm2m_core::wire::APDU_HEADER_LEN;
+use lwm2m_core::{
+    Channel, ChannelId, ChannelKind, Config, Device, Effect, FrameLimits, Instant, ResultCode,
+};
 use lwm2m_objects::{standard_objects, DeviceHooks, DeviceInfo, StandardObjects};
 use target_traits::RamTarget;
+use transport_traits::channels::ChannelIds;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
 /// Largest Tap request frame and response this port accepts and produces.
@@ -50,7 +65,29 @@ struct Args {
     /// Serial number reported by /3//2.
     #[arg(long, default_value = BUILD_SERIAL)]
     serial: String,
+    /// Most WebSocket connections open at a time; more are refused at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    max_connections: u16,
+    /// Seconds a new connection has to complete its WebSocket handshake.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    handshake_timeout: u64,
+    /// Start from the factory configuration (admin/admin) when `--state` holds a damaged
+    /// one, and save it. Without it the device refuses to start on a damaged
+    /// configuration rather than silently accept the factory credentials.
+    #[arg(long)]
+    factory_reset: bool,
+    /// Size of the connection id space (tests only: the production space is 65535).
+    #[arg(long, default_value_t = u16::MAX, hide = true,
+          value_parser = clap::value_parser!(u16).range(2..))]
+    channel_ids: u16,
 }
+
+/// Exit status when `--state` holds a damaged configuration (sysexits' EX_CONFIG).
+const EXIT_DAMAGED_CONFIG: u8 = 78;
+
+/// `/3//11` after a start that replaced a damaged configuration by the factory one:
+/// the NVM_ERROR result code (the client gives the value no meaning of its own).
+const LAST_ERROR_CONFIG_LOST: u32 = ResultCode::NvmError.as_u8() as u32;
 
 /// Board measurements of a desktop: free memory from the OS, clock from the system.
 struct DesktopHooks;
@@ -76,6 +113,8 @@ impl DeviceHooks for DesktopHooks {
 }
 
 enum Event {
+    /// A TCP connection was accepted.
+    Connected(TcpStream),
     Request {
         channel: ChannelId,
         apdu: Vec<u8>,
@@ -99,13 +138,28 @@ const TARGET_RAM_BASE: u32 = 0x2000_0000;
 
 type DesktopDevice = Device<StandardObjects<DesktopHooks>, DesktopTarget, flash::DesktopStore>;
 
-/// Boots a device: the configuration comes from `store` (the factory default when it holds
-/// none).
+/// Why the device could not boot.
+enum BootError {
+    Io(io::Error),
+    /// The store holds a configuration, but not a valid one.
+    Damaged,
+}
+
+impl From<io::Error> for BootError {
+    fn from(err: io::Error) -> Self {
+        BootError::Io(err)
+    }
+}
+
+/// Boots a device: the configuration comes from `store`, the factory default when it
+/// holds none. A damaged store is an error unless `factory_reset`, which replaces it by
+/// the factory configuration and records it in `/3//11`.
 fn boot(
     serial: &str,
     target: DesktopTarget,
     mut store: flash::DesktopStore,
-) -> io::Result<DesktopDevice> {
+    factory_reset: bool,
+) -> Result<DesktopDevice, BootError> {
     let mut serial_number = heapless::String::new();
     for c in serial.chars().take(lwm2m_objects::device::SERIAL_LEN) {
         let _ = serial_number.push(c);
@@ -116,52 +170,151 @@ fn boot(
         serial: serial_number,
         firmware_version: lwm2m_objects::device::TAP_FIRMWARE_LEVEL,
     };
+    let mut lost = false;
     let config = match store.load().map_err(io::Error::other)? {
-        Some(config) => {
+        Loaded::Config(config) => {
             log::info!("configuration loaded (version {:08x})", config.version);
             config
         }
-        None => Config::default(),
+        Loaded::Blank => {
+            log::info!("no configuration saved yet: factory configuration");
+            Config::default()
+        }
+        Loaded::Damaged if factory_reset => {
+            log::warn!(
+                "the saved configuration is damaged: replaced by the factory configuration \
+                 (admin/admin), as --factory-reset asks"
+            );
+            let config = Config::default();
+            store.save(&config).map_err(io::Error::other)?;
+            lost = true;
+            config
+        }
+        Loaded::Damaged => return Err(BootError::Damaged),
     };
-    Ok(Device::new(
-        standard_objects(info, DesktopHooks),
-        config,
-        Config::default,
-        LIMITS,
-    )
-    .with_target(target)
-    .with_store(store))
+    let mut objects = standard_objects(info, DesktopHooks);
+    if lost {
+        objects.0.set_last_error(LAST_ERROR_CONFIG_LOST);
+    }
+    Ok(Device::new(objects, config, Config::default, LIMITS)
+        .with_target(target)
+        .with_store(store))
 }
 
-fn main() -> io::Result<()> {
+fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
+    match start(&args) {
+        Ok(()) => {
+            log::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(BootError::Damaged) => {
+            let file = args.state.as_deref().map(|dir| dir.join(flash::FILE_NAME));
+            log::error!(
+                "{}: holds a configuration, but it is damaged (corrupt, truncated, or not \
+                 written by this device). Refusing to start with the factory \
+                 configuration and its default credentials. Restore the file, or start \
+                 with --factory-reset to replace it by the factory configuration.",
+                file.as_deref()
+                    .unwrap_or(std::path::Path::new("store"))
+                    .display()
+            );
+            ExitCode::from(EXIT_DAMAGED_CONFIG)
+        }
+        Err(BootError::Io(err)) => {
+            log::error!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(args: &Args) -> Result<(), BootError> {
     let store = flash::DesktopStore::open(args.state.as_deref())?;
     let device = boot(
         &args.serial,
         MemoryTarget(RamTarget::new(TARGET_RAM_BASE)),
         store,
+        args.factory_reset,
     )?;
 
-    let listener = TcpListener::bind(args.ws)?;
+    let listener = TcpListener::bind(args.ws)
+        .map_err(|err| io::Error::new(err.kind(), format!("listen on {}: {err}", args.ws)))?;
     let (events, inbox) = mpsc::channel();
     {
         let events = events.clone();
+        // Ctrl-C, SIGTERM and SIGHUP (ctrlc's "termination" feature).
         ctrlc::set_handler(move || {
             let _ = events.send(Event::Shutdown);
         })
         .map_err(io::Error::other)?;
     }
     println!("listening on ws://{}", listener.local_addr()?);
-    thread::spawn(move || accept_loop(listener, events));
-    run_device(device, &args.serial, inbox);
-    log::info!("stopped");
+    {
+        let events = events.clone();
+        thread::spawn(move || accept_loop(listener, events));
+    }
+    let links = Links {
+        events,
+        ids: ChannelIds::new(1, args.channel_ids),
+        open: HashSet::new(),
+        max: usize::from(args.max_connections),
+        handshake_timeout: StdDuration::from_secs(args.handshake_timeout),
+    };
+    run_device(device, args, links, inbox);
     Ok(())
+}
+
+/// The connections the device loop knows, and how new ones are let in.
+struct Links {
+    events: Sender<Event>,
+    ids: ChannelIds,
+    /// Ids of the connections whose thread has not ended yet.
+    open: HashSet<ChannelId>,
+    max: usize,
+    handshake_timeout: StdDuration,
+}
+
+impl Links {
+    /// Gives `stream` an id and a thread, or refuses it (closing it) when the limit is
+    /// reached or no id is free.
+    fn admit(&mut self, stream: TcpStream, device: &DesktopDevice) {
+        let peer = stream
+            .peer_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
+        if self.open.len() >= self.max {
+            log::warn!("{peer}: refused, {} connections open", self.open.len());
+            return;
+        }
+        let open = &self.open;
+        let Some(channel) = self
+            .ids
+            .allocate(|id| open.contains(&id) || device.channel_in_use(id))
+        else {
+            log::warn!("{peer}: refused, no connection id free");
+            return;
+        };
+        self.open.insert(channel);
+        let events = self.events.clone();
+        let timeout = self.handshake_timeout;
+        let spawned = thread::Builder::new()
+            .name(format!("ch{}", channel.0))
+            .spawn(move || {
+                if let Err(err) = serve_connection(stream, channel, &events, timeout) {
+                    log::debug!("ch{}: {}", channel.0, err);
+                }
+                let _ = events.send(Event::Closed(channel));
+            });
+        if let Err(err) = spawned {
+            log::warn!("{peer}: refused, no thread: {err}");
+            self.open.remove(&channel);
+        }
+    }
 }
 
 /// The device loop: handles requests one at a time and polls the engine at its
 /// deadlines.
-fn run_device(mut device: DesktopDevice, serial: &str, inbox: Receiver<Event>) {
+fn run_device(mut device: DesktopDevice, args: &Args, mut links: Links, inbox: Receiver<Event>) {
     let start = StdInstant::now();
     let now = || Instant::from_millis(start.elapsed().as_millis() as u64);
     let mut deadline = device.next_deadline();
@@ -195,11 +348,13 @@ fn run_device(mut device: DesktopDevice, serial: &str, inbox: Receiver<Event>) {
                     kind: ChannelKind::WebSocket,
                 };
                 let outcome = device.handle(channel, &apdu, now(), &mut out);
+                // Lengths and status only: bodies carry passwords and keys.
                 log::debug!(
-                    "ch{} rx {} tx {}",
+                    "ch{}: request of {} bytes, response status {:02x}, {} bytes",
                     channel.id.0,
-                    Hex(&apdu),
-                    Hex(&out[..outcome.len])
+                    apdu.len(),
+                    out.first().copied().unwrap_or(0),
+                    outcome.len
                 );
                 deadline = outcome.next_deadline;
                 let close = match outcome.effect {
@@ -219,18 +374,24 @@ fn run_device(mut device: DesktopDevice, serial: &str, inbox: Receiver<Event>) {
                 });
                 if close {
                     let (target, store) = device.into_parts();
-                    device = match boot(serial, target, store) {
+                    device = match boot(&args.serial, target, store, args.factory_reset) {
                         Ok(device) => device,
-                        Err(err) => {
+                        Err(BootError::Io(err)) => {
                             log::error!("reboot failed: {err}");
+                            return;
+                        }
+                        Err(BootError::Damaged) => {
+                            log::error!("reboot failed: the saved configuration is damaged");
                             return;
                         }
                     };
                     deadline = device.next_deadline();
                 }
             }
+            Event::Connected(stream) => links.admit(stream, &device),
             Event::Closed(channel) => {
                 device.channel_closed(channel);
+                links.open.remove(&channel);
                 deadline = device.next_deadline();
             }
             Event::Shutdown => return,
@@ -239,40 +400,66 @@ fn run_device(mut device: DesktopDevice, serial: &str, inbox: Receiver<Event>) {
 }
 
 fn accept_loop(listener: TcpListener, events: Sender<Event>) {
-    let mut next_id: u16 = 0;
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        next_id = next_id.wrapping_add(1);
-        let channel = ChannelId(next_id);
-        let events = events.clone();
-        thread::spawn(move || {
-            if let Err(err) = serve_connection(stream, channel, &events) {
-                log::debug!("ch{}: {}", channel.0, err);
+        match stream {
+            Ok(stream) => {
+                if events.send(Event::Connected(stream)).is_err() {
+                    return;
+                }
             }
-            let _ = events.send(Event::Closed(channel));
-        });
+            // Out of file descriptors and the like: wait rather than spin.
+            Err(err) => {
+                log::warn!("accept: {err}");
+                thread::sleep(StdDuration::from_millis(50));
+            }
+        }
     }
 }
+
+/// Largest WebSocket message (and frame) accepted: one request APDU of the advertised
+/// size. A larger one is refused from its header, before its payload is buffered.
+const MAX_MESSAGE: usize = APDU_HEADER_LEN + LIMITS.max_request as usize;
 
 fn serve_connection(
     stream: TcpStream,
     channel: ChannelId,
     events: &Sender<Event>,
+    handshake_timeout: StdDuration,
 ) -> Result<(), String> {
     let peer = stream.peer_addr().map_err(|e| e.to_string())?;
-    let mut socket: WebSocket<TcpStream> =
-        tungstenite::accept(stream).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(handshake_timeout))
+        .map_err(|e| e.to_string())?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let mut socket: WebSocket<TcpStream> = tungstenite::accept_with_config(stream, Some(config))
+        .map_err(|e| format!("{peer}: handshake: {e}"))?;
+    socket
+        .get_mut()
+        .set_read_timeout(None)
+        .map_err(|e| e.to_string())?;
     log::info!("ch{}: connected from {}", channel.0, peer);
     loop {
-        let apdu = match socket.read().map_err(|e| e.to_string())? {
-            Message::Binary(bytes) => bytes.to_vec(),
+        let apdu = match socket.read() {
+            Ok(Message::Binary(bytes)) => bytes.to_vec(),
             // One binary message is one APDU; anything else is not this protocol.
-            Message::Text(_) => {
+            Ok(Message::Text(_)) => {
                 let _ = socket.close(None);
+                let _ = socket.flush();
                 return Err("text message refused".into());
             }
-            Message::Close(_) => return Ok(()),
-            _ => continue,
+            Ok(Message::Close(_)) => return Ok(()),
+            Ok(_) => continue,
+            Err(tungstenite::Error::Capacity(err)) => {
+                let _ = socket.close(Some(CloseFrame {
+                    code: CloseCode::Size,
+                    reason: "larger than the largest request".into(),
+                }));
+                let _ = socket.flush();
+                return Err(format!("message refused: {err}"));
+            }
+            Err(err) => return Err(err.to_string()),
         };
         let (reply, answer) = mpsc::channel();
         events
@@ -291,13 +478,5 @@ fn serve_connection(
             let _ = socket.flush();
             return Ok(());
         }
-    }
-}
-
-struct Hex<'a>(&'a [u8]);
-
-impl std::fmt::Display for Hex<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
