@@ -884,6 +884,10 @@ impl Harness {
             },
         );
         self.check_changes(&config, &ram, &subjects, &what);
+        // The device runs its timers again after the request (a side handler may have
+        // shortened the idle limit of a session it does not extend).
+        let after = self.device.config().clone();
+        self.model.expire(&after, self.now);
         self.check_session(outcome.next_deadline, true);
     }
 

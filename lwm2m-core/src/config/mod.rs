@@ -6,7 +6,7 @@
 use heapless::Vec;
 use zeroize::Zeroize;
 
-use crate::auth::{Credential, Secret16};
+use crate::auth::Credential;
 
 pub mod image;
 
@@ -336,6 +336,18 @@ const SUPERVISOR_PASSWORD_HASH: [u8; 16] = [
     0x99, 0xc2, 0x43, 0xd5, 0xf8, 0x2e, 0xb7, 0x12, 0xc2, 0x81, 0xd5, 0xff, 0xe7, 0xd1, 0x20, 0x97,
 ];
 
+/// The credential of a factory password, from its precomputed hash.
+#[cfg(not(fuzzing))]
+fn factory_credential(_password: &[u8], hash: [u8; 16]) -> Credential {
+    Credential::Hashed(crate::auth::Secret16(hash))
+}
+
+/// Fuzzing builds hash with another iteration count (`auth::PASSWORD_HASH_ITERATIONS`).
+#[cfg(fuzzing)]
+fn factory_credential(password: &[u8], _hash: [u8; 16]) -> Credential {
+    Credential::from_password(password)
+}
+
 /// The whole configuration image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -366,10 +378,10 @@ impl Default for Config {
         let defaults = [
             Profile::new(ANONYMOUS, b"anonymous"),
             Profile::new(ADMIN, b"admin")
-                .with_credential(Credential::Hashed(Secret16(ADMIN_PASSWORD_HASH)))
+                .with_credential(factory_credential(b"admin", ADMIN_PASSWORD_HASH))
                 .with_lifetime(3600),
             Profile::new(SUPERVISOR, b"supervisor")
-                .with_credential(Credential::Hashed(Secret16(SUPERVISOR_PASSWORD_HASH)))
+                .with_credential(factory_credential(b"supervisor", SUPERVISOR_PASSWORD_HASH))
                 .with_lifetime(3600),
         ];
         for profile in defaults {
