@@ -36,6 +36,7 @@ use transport_traits::channels::ChannelIds;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
+use zeroize::Zeroize;
 
 /// Largest Tap request frame and response this port accepts and produces.
 const LIMITS: FrameLimits = FrameLimits {
@@ -340,7 +341,7 @@ fn run_device(mut device: DesktopDevice, args: &Args, mut links: Links, inbox: R
         match event {
             Event::Request {
                 channel,
-                apdu,
+                mut apdu,
                 reply,
             } => {
                 let channel = Channel {
@@ -372,6 +373,9 @@ fn run_device(mut device: DesktopDevice, args: &Args, mut links: Links, inbox: R
                     response: out[..outcome.len].to_vec(),
                     close,
                 });
+                // A login body carries a password, an answer may carry a key.
+                apdu.zeroize();
+                out[..outcome.len].zeroize();
                 if close {
                     let (target, store) = device.into_parts();
                     device = match boot(&args.serial, target, store, args.factory_reset) {
