@@ -7,9 +7,12 @@
 //! - `handle GET /3//2`: an anonymous read, the device reused across iterations.
 //! - `handle login admin/admin (plain)`: a plain-password login on a fresh device (built
 //!   outside the timing).
-//! - `handle login admin (hashed-password option)`: the same with the `hashPassword`
-//!   security option on; the device derives the PBKDF2-HMAC-SHA1 hash (4096 iterations)
-//!   of the stored plain password to compare it with the field.
+//!   Passwords are stored as their hash, so the device derives the PBKDF2-HMAC-SHA1 hash
+//!   (4096 iterations) of the field to compare it.
+//! - `handle login unknown name (plain)`, `handle login admin, wrong password (plain)`:
+//!   the same cost whatever the name (no user enumeration by timing).
+//! - `handle login admin (hashed-password option)`: the `hashPassword` security option
+//!   on: the field is the hash, compared as it is.
 
 use std::hint::black_box;
 
@@ -29,12 +32,19 @@ const GET_SERIAL: [u8; 12] = [
     0xa2, 0xca, 0x00, 0x00, 0x07, 0x01, 0x00, 0x03, 0xff, 0xff, 0x00, 0x02,
 ];
 const LOGIN_ADMIN: [u8; 44] = login(*b"admin\0\0\0\0\0\0\0\0\0\0\0");
+const LOGIN_ADMIN_WRONG: [u8; 44] = login(*b"wrong\0\0\0\0\0\0\0\0\0\0\0");
+const LOGIN_UNKNOWN: [u8; 44] = login_as(*b"nobody", *b"admin\0\0\0\0\0\0\0\0\0\0\0");
 const LOGIN_ADMIN_HASHED: [u8; 44] = login([
     0x01, 0x55, 0xaf, 0xfc, 0x02, 0x3a, 0xff, 0x68, 0x82, 0xf5, 0x6a, 0x4e, 0x0d, 0x9c, 0x54, 0x66,
 ]);
 
 /// POST /1024//0 with user name `admin` and the given password field.
 const fn login(password: [u8; 16]) -> [u8; 44] {
+    login_as(*b"admin", password)
+}
+
+/// POST /1024//0 with the given user name and password field.
+const fn login_as<const N: usize>(name: [u8; N], password: [u8; 16]) -> [u8; 44] {
     let mut apdu = [0u8; 44];
     let header = [
         0xa2, 0xda, 0x00, 0x00, 0x27, 0x02, 0x04, 0x00, 0xff, 0xff, 0x00, 0x00,
@@ -44,7 +54,6 @@ const fn login(password: [u8; 16]) -> [u8; 44] {
         apdu[i] = header[i];
         i += 1;
     }
-    let name = *b"admin";
     let mut i = 0;
     while i < name.len() {
         apdu[12 + i] = name[i];
@@ -136,6 +145,35 @@ fn benches(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+
+    for (name, apdu) in [
+        ("handle login unknown name (plain)", LOGIN_UNKNOWN),
+        (
+            "handle login admin, wrong password (plain)",
+            LOGIN_ADMIN_WRONG,
+        ),
+    ] {
+        assert_eq!(
+            send(&mut device(Config::default()), &apdu),
+            [0x81, 0x90, 0x00]
+        );
+        c.bench_function(name, |b| {
+            b.iter_batched(
+                || device(Config::default()),
+                |mut dev| {
+                    let outcome = dev.handle(
+                        black_box(WS),
+                        black_box(&apdu[..]),
+                        black_box(Instant::ZERO),
+                        &mut out,
+                    );
+                    black_box((outcome, &out));
+                    dev
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
 
     c.bench_function("handle login admin (hashed-password option)", |b| {
         b.iter_batched(

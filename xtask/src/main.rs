@@ -29,16 +29,21 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("interop") => interop(),
         Some("fuzz") => fuzz(fuzz_seconds()),
+        Some("instructions") => instructions(),
         _ => {
-            eprintln!("usage: cargo xtask <test|interop|fuzz>");
+            eprintln!("usage: cargo xtask <test|interop|fuzz|instructions>");
             eprintln!("  test     install what is missing, then run every check CI runs");
             eprintln!("  interop  build the desktop device and run the real-client interop test");
             eprintln!("  fuzz     fuzz smoke run (FUZZ_SECONDS per target, default {DEFAULT_FUZZ_SECONDS})");
+            eprintln!("  instructions  instructions of Device::handle per request (callgrind)");
             return ExitCode::from(2);
         }
     };
     let passed = PASSED.load(Ordering::Relaxed);
+    // Reports end with their own figures line.
+    let report = matches!(args.first().map(String::as_str), Some("instructions"));
     match result {
+        Ok(()) if report => ExitCode::SUCCESS,
         Ok(()) => {
             println!("checks: {passed} passed, 0 failed");
             ExitCode::SUCCESS
@@ -242,5 +247,84 @@ fn fuzz(seconds: u32) -> Result {
             .arg(format!("-max_total_time={seconds}"));
         run(&format!("fuzz {target} for {seconds} s"), &mut cmd)?;
     }
+    Ok(())
+}
+
+/// Counts the instructions of `Device::handle` per request with callgrind (x86-64 host):
+/// `lwm2m-objects/examples/instructions.rs` runs each case many times and callgrind counts
+/// only inside its `measured` function. Installs valgrind from Debian when missing.
+fn instructions() -> Result {
+    if output(Command::new("valgrind").arg("--version")).is_none() {
+        run(
+            "install valgrind",
+            Command::new("sh").args([
+                "-c",
+                "apt-get update -qq && apt-get install -y -qq valgrind",
+            ]),
+        )?;
+    }
+    run(
+        "build the measured requests",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "lwm2m-objects",
+            "--example",
+            "instructions",
+        ]),
+    )?;
+    let binary = root().join("target/release/examples/instructions");
+    // (case, iterations, what it is)
+    let cases = [
+        ("get", 1000, "GET /3//2, anonymous"),
+        ("login", 20, "POST /1024//0 admin/admin, password in clear"),
+        ("multi", 1000, "multi-request of three GETs"),
+        (
+            "copy",
+            1000,
+            "copying the GET request and its answer (floor)",
+        ),
+    ];
+    let mut counts = Vec::new();
+    println!();
+    println!("| request | instructions |");
+    println!("|---|---|");
+    for (case, iterations, what) in cases {
+        let out_file = std::env::temp_dir().join(format!("lwm2m-callgrind-{case}.out"));
+        let out = Command::new("valgrind")
+            .args([
+                "--tool=callgrind",
+                "--toggle-collect=instructions::measured",
+            ])
+            .arg(format!("--callgrind-out-file={}", out_file.display()))
+            .arg(&binary)
+            .args([case, &iterations.to_string()])
+            .output()
+            .map_err(|e| format!("valgrind: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "callgrind of {case} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let log = String::from_utf8_lossy(&out.stderr);
+        let collected: u64 = log
+            .lines()
+            .find_map(|l| l.split("Collected :").nth(1))
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| format!("no instruction count in callgrind's output:\n{log}"))?;
+        let per_request = collected / iterations;
+        println!("| {what} | {per_request} |");
+        counts.push((case, per_request));
+        let _ = std::fs::remove_file(out_file);
+    }
+    let count = |name: &str| counts.iter().find(|(c, _)| *c == name).map_or(0, |c| c.1);
+    println!(
+        "instructions: get={} login={} multi={}",
+        count("get"),
+        count("login"),
+        count("multi")
+    );
     Ok(())
 }
