@@ -88,6 +88,12 @@ fn run_multi<O: ObjectSet + ?Sized>(
         Ok(multi) => multi,
         Err(err) => return err.result_code(),
     };
+    // No item runs unless every answer is sure to fit: a multi-request is never half
+    // executed (its writes done, its answer lost). Too large: A0, like an answer that
+    // does not fit, but before anything ran.
+    if answers_bound(objects, ctx.config(), &multi) > body.spare().len() {
+        return ResultCode::InternalServerError;
+    }
     for item in multi.items() {
         let spare = body.spare();
         let Some((header, data)) = spare.split_at_mut_checked(ITEM_HEADER_LEN) else {
@@ -115,4 +121,31 @@ fn run_multi<O: ObjectSet + ?Sized>(
         }
     }
     ResultCode::Ok
+}
+
+/// The most bytes the answers of the items of `multi` can take (item envelopes included).
+fn answers_bound<O: ObjectSet + ?Sized>(
+    objects: &mut O,
+    config: &crate::config::Config,
+    multi: &MultiRequest<'_>,
+) -> usize {
+    multi
+        .items()
+        .map(|item| {
+            let data = match Request::parse_frame(item.frame) {
+                // A nested multi-request is refused without data.
+                Ok(inner)
+                    if inner.path.object == INTERFACE_OBJECT
+                        && inner.path.resource == MULTI_REQUEST_RESOURCE =>
+                {
+                    0
+                }
+                Ok(inner) => objects
+                    .find(inner.path.object)
+                    .map_or(0, |object| object.answer_bound(config, &inner)),
+                Err(_) => 0,
+            };
+            ITEM_HEADER_LEN.saturating_add(data)
+        })
+        .fold(0usize, usize::saturating_add)
 }

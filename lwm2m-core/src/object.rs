@@ -46,7 +46,14 @@ pub struct ResourceDef {
     /// `false` for resources the client knows that this build does not provide: they
     /// answer `A1` once the access check passed.
     pub implemented: bool,
+    /// The most data a successful GET answers, in bytes ([`Object::answer_bound`]);
+    /// [`UNBOUNDED`] until declared.
+    pub answer: u16,
 }
+
+/// [`ResourceDef::answer`] of a resource whose GET answer size is not declared: a
+/// multi-request holding it is refused unless the object bounds it itself.
+pub const UNBOUNDED: u16 = u16::MAX;
 
 impl ResourceDef {
     const fn with(id: u16, instance: InstanceRule) -> ResourceDef {
@@ -58,6 +65,7 @@ impl ResourceDef {
             post: Access::Never,
             delete: Access::Never,
             implemented: true,
+            answer: UNBOUNDED,
         }
     }
 
@@ -105,9 +113,16 @@ impl ResourceDef {
         self
     }
 
-    /// Marks the resource as known but not provided by this build (`A1`).
+    /// Marks the resource as known but not provided by this build (`A1`, no data).
     pub const fn not_implemented(mut self) -> ResourceDef {
         self.implemented = false;
+        self.answer = 0;
+        self
+    }
+
+    /// Declares the most data a successful GET answers.
+    pub const fn answers(mut self, bytes: u16) -> ResourceDef {
+        self.answer = bytes;
         self
     }
 
@@ -135,6 +150,18 @@ impl ResourceDef {
 /// Finds the entry of `table` for `resource` on `instance` (first match wins).
 pub fn find_resource(table: &[ResourceDef], resource: u16, instance: u16) -> Option<&ResourceDef> {
     table.iter().find(|def| def.matches(resource, instance))
+}
+
+/// What [`Object::answer_bound`] answers by default: the declared [`ResourceDef::answer`]
+/// of a GET the resource serves, nothing otherwise.
+pub fn default_bound(table: &[ResourceDef], request: &Request<'_>) -> usize {
+    if request.method != Method::Get {
+        return 0;
+    }
+    let path = request.path;
+    find_resource(table, path.resource, path.instance)
+        .filter(|def| def.get != Access::Never)
+        .map_or(0, |def| usize::from(def.answer))
 }
 
 /// Something the port must do after sending the response.
@@ -313,6 +340,19 @@ pub trait Object {
     /// [`Access::Write`] entries); `None`: administrator only.
     fn owning_bundle(&self, _config: &Config, _instance: u16) -> Option<u16> {
         None
+    }
+
+    /// The most data a success of `request` can answer, in bytes. The executor adds up
+    /// the bounds of the items of a multi-request and refuses the whole request, before
+    /// any item runs, when the answers might not fit the response: a request is never
+    /// half executed.
+    ///
+    /// The default reads the table: [`ResourceDef::answer`] for GET, nothing for the
+    /// other methods (writes, executes and deletes answer a status only). An object whose
+    /// answers depend on the configuration (values, TLV lists) overrides it; an error
+    /// carries no data.
+    fn answer_bound(&self, _config: &Config, request: &Request<'_>) -> usize {
+        default_bound(self.resources(), request)
     }
 
     /// Handles a request that passed the table lookup and the access check.

@@ -5,7 +5,7 @@ use lwm2m_core::acl::Access::{Admin, Read};
 use lwm2m_core::config::{
     AclEntry, Bundle, Config, Name, Rights, Variable, ADMIN, MAX_VARIABLES, NAME_LEN,
 };
-use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
+use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::tlv::{self, Tlv, TlvKind};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode, ABSENT};
 
@@ -19,9 +19,12 @@ pub const ID: u16 = 1028;
 /// changing it needs the administrator.
 pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::existing(0).put(Admin), // ACL entry (one per PUT)
-    ResourceDef::existing(1).get(Read),  // values, OMA-TLV
-    ResourceDef::existing(2).get(Read).put(Admin), // data-log period (s)
-    ResourceDef::existing(4).get(Read).put(Admin), // name
+    ResourceDef::existing(1).get(Read),  // values, OMA-TLV (bound: values_bound)
+    ResourceDef::existing(2).get(Read).put(Admin).answers(4), // data-log period (s)
+    ResourceDef::existing(4)
+        .get(Read)
+        .put(Admin)
+        .answers(NAME_LEN as u16), // name
     ResourceDef::any(ABSENT).post(Admin).delete(Admin), // create / delete
 ];
 
@@ -47,6 +50,13 @@ impl Object for BundleObject {
 
     fn instance_exists(&self, ctx: &Context<'_>, instance: u16) -> bool {
         ctx.config().bundle(instance).is_some()
+    }
+
+    fn answer_bound(&self, config: &Config, req: &Request<'_>) -> usize {
+        match (req.path.resource, req.method) {
+            (1, Method::Get) => values_bound(config),
+            _ => default_bound(RESOURCES, req),
+        }
     }
 
     fn owning_bundle(&self, _config: &Config, instance: u16) -> Option<u16> {
@@ -172,6 +182,17 @@ fn set_acl_entry(bundle: &mut Bundle, entry: AclEntry) -> Result<(), ResultCode>
 
 /// Writes the TLV of bundle `id`'s values: one multiple-resource record (id = bundle id)
 /// holding one resource-value record per variable (id = variable id).
+/// The most data a TLV list of values answers: the container (widest header) and the
+/// record of every variable of the configuration, a superset of any selection.
+pub fn values_bound(config: &Config) -> usize {
+    config
+        .variables
+        .iter()
+        .filter_map(|v| Some(tlv::header_len(v.id, v.value_len()?) + v.value_len()?))
+        .fold(tlv::MAX_HEADER_LEN, usize::saturating_add)
+}
+
+/// Writes the values of the variables of bundle `id` as a TLV container (`GET /1028/{id}/1`).
 pub fn write_values(ctx: &mut Context<'_>, id: u16, body: &mut Body<'_>) -> Result<(), ResultCode> {
     write_value_records(ctx, id, body, |_, var| var.bundle == Some(id))
 }

@@ -2,8 +2,8 @@
 
 use heapless::String;
 use lwm2m_core::acl::Access::{Admin, Anyone, User};
-use lwm2m_core::config::SecurityOptions;
-use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
+use lwm2m_core::config::{Config, SecurityOptions};
+use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 use lwm2m_core::{Effect, Instant};
 
@@ -15,18 +15,18 @@ pub const ID: u16 = 3;
 /// Resources of object 3. Anonymous may read the identity (0–3, spec decision 4);
 /// measurements need a login; actions and the clock need the administrator.
 pub const RESOURCES: &[ResourceDef] = &[
-    ResourceDef::single(0).get(Anyone),            // manufacturer
-    ResourceDef::single(1).get(Anyone),            // firmware flavor
-    ResourceDef::single(2).get(Anyone),            // serial number
-    ResourceDef::single(3).get(Anyone),            // firmware version
-    ResourceDef::single(4).post(Admin),            // reboot
-    ResourceDef::single(5).post(Admin),            // factory reset
-    ResourceDef::single(6).get(User),              // available power source
-    ResourceDef::single(7).get(User),              // power source voltage
-    ResourceDef::single(10).get(User),             // free memory
-    ResourceDef::single(11).get(User).post(Admin), // last error code
-    ResourceDef::single(12).post(Admin),           // reset last error code
-    ResourceDef::single(13).get(User).put(Admin),  // current time
+    ResourceDef::single(0).get(Anyone),           // manufacturer
+    ResourceDef::single(1).get(Anyone),           // firmware flavor
+    ResourceDef::single(2).get(Anyone),           // serial number
+    ResourceDef::single(3).get(Anyone),           // firmware version
+    ResourceDef::single(4).post(Admin),           // reboot
+    ResourceDef::single(5).post(Admin),           // factory reset
+    ResourceDef::single(6).get(User).answers(1),  // available power source
+    ResourceDef::single(7).get(User).answers(4),  // power source voltage
+    ResourceDef::single(10).get(User).answers(4), // free memory
+    ResourceDef::single(11).get(User).answers(4).post(Admin), // last error code
+    ResourceDef::single(12).post(Admin),          // reset last error code
+    ResourceDef::single(13).get(User).answers(10).put(Admin), // current time
 ];
 
 /// The Tap firmware level whose resources this release serves, for `/3//3`. The client's
@@ -129,6 +129,21 @@ impl<H: DeviceHooks> Object for DeviceObject<H> {
 
     fn resources(&self) -> &'static [ResourceDef] {
         RESOURCES
+    }
+
+    fn answer_bound(&self, _config: &Config, req: &Request<'_>) -> usize {
+        let identity = match req.path.resource {
+            0 => self.info.manufacturer.len(),
+            1 => self.info.flavor.len(),
+            2 => self.info.serial.len(),
+            3 => self.info.firmware_version.len(),
+            _ => return default_bound(RESOURCES, req),
+        };
+        if req.method == Method::Get {
+            identity
+        } else {
+            0
+        }
     }
 
     fn handle(

@@ -9,7 +9,7 @@
 
 use lwm2m_core::acl::Access::{Admin, Anyone, User};
 use lwm2m_core::config::{Config, NfcPriority, SecurityOptions};
-use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
+use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
 use crate::codec;
@@ -30,19 +30,23 @@ pub const CONFIGURING: u32 = 0xFFFF_FFFF;
 pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(0).post(Anyone), // login, loginWithHash
     ResourceDef::single(1).post(Anyone), // logout
-    ResourceDef::single(2).get(Anyone),  // getCurrentProfileId
-    ResourceDef::single(3).get(Anyone).put(Admin), // getCurrentHostProtocol, putCurrentHostProtocol
-    ResourceDef::single(4).get(Anyone),  // keepAlive
+    ResourceDef::single(2).get(Anyone).answers(2), // getCurrentProfileId
+    ResourceDef::single(3).get(Anyone).answers(2).put(Admin), // getCurrentHostProtocol, putCurrentHostProtocol
+    ResourceDef::single(4).get(Anyone).answers(4),            // keepAlive
     ResourceDef::single(5)
         .get(Admin)
         .post(Admin)
         .not_implemented(), // getUID, loginWithUID
-    ResourceDef::single(6).get(Anyone).put(Admin), // getSecurityOptions, putSecurityOptions
-    ResourceDef::single(7).get(Anyone),  // getCurrentGroupId
+    ResourceDef::single(6).get(Anyone).answers(2).put(Admin), // getSecurityOptions, putSecurityOptions
+    ResourceDef::single(7).get(Anyone).answers(2),            // getCurrentGroupId
     ResourceDef::single(8).get(User).put(Admin), // getConfigFormatVersion, putConfigFormatVersion
     ResourceDef::single(9).get(User).put(Admin), // getAppName, putAppName
-    ResourceDef::single(10).get(Anyone).put(Admin).post(Admin), // getConfigVersion, putConfigVersion, reloadConfig
-    ResourceDef::single(11).get(User).put(Admin),               // getAppPath, putAppPath
+    ResourceDef::single(10)
+        .get(Anyone)
+        .answers(4)
+        .put(Admin)
+        .post(Admin), // getConfigVersion, putConfigVersion, reloadConfig
+    ResourceDef::single(11).get(User).put(Admin), // getAppPath, putAppPath
     ResourceDef::single(13).get(User).put(Admin), // getNfcPairingMode, putNfcPairingMode
     ResourceDef::single(14).get(User).put(Admin), // getPowerOptimisationLevel, putPowerOptimisationLevel
     ResourceDef::single(15).get(User).put(Admin), // getMode, putMode
@@ -53,19 +57,23 @@ pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(21).get(Admin).not_implemented(), // getAvailableHostProtocols
     ResourceDef::single(22).get(Admin).not_implemented(), // getAddress
     ResourceDef::single(23).get(Admin).not_implemented(), // getMaxPacketCount
-    ResourceDef::single(24).get(User).put(Admin).post(Admin), // getNfcConnectionPriority, putNfcConnectionPriority, postNfcConnectionPriority
-    ResourceDef::single(25).get(User).put(Admin),             // getSSID, putSSID
-    ResourceDef::single(26).get(User).put(Admin),             // getPlatform, putPlatform
-    ResourceDef::single(27).get(Admin).put(Admin),            // getMqttClientId, putMqttClientId
-    ResourceDef::single(28).get(Admin).put(Admin),            // getMqttUsername, putMqttUsername
-    ResourceDef::single(29).get(Admin).put(Admin),            // getMqttPassword, putMqttPassword
-    ResourceDef::single(30).get(User).put(Admin),             // getIp, putIp
-    ResourceDef::single(31).get(User).put(Admin),             // getGatewayIp, putGatewayIp
-    ResourceDef::single(32).get(User).put(Admin),             // getIpMask, putIpMask
+    ResourceDef::single(24)
+        .get(User)
+        .answers(1)
+        .put(Admin)
+        .post(Admin), // getNfcConnectionPriority, putNfcConnectionPriority, postNfcConnectionPriority
+    ResourceDef::single(25).get(User).put(Admin), // getSSID, putSSID
+    ResourceDef::single(26).get(User).put(Admin), // getPlatform, putPlatform
+    ResourceDef::single(27).get(Admin).put(Admin), // getMqttClientId, putMqttClientId
+    ResourceDef::single(28).get(Admin).put(Admin), // getMqttUsername, putMqttUsername
+    ResourceDef::single(29).get(Admin).put(Admin), // getMqttPassword, putMqttPassword
+    ResourceDef::single(30).get(User).put(Admin), // getIp, putIp
+    ResourceDef::single(31).get(User).put(Admin), // getGatewayIp, putGatewayIp
+    ResourceDef::single(32).get(User).put(Admin), // getIpMask, putIpMask
     ResourceDef::single(33).get(User).put(Admin), // getDataLogUploadPeriod, putDataLogUploadPeriod
-    ResourceDef::single(34).get(Anyone).put(Admin), // getHostInactivityPeriod, putHostInactivityPeriod
-    ResourceDef::single(35).get(Admin).not_implemented(), // getHostname
-    ResourceDef::single(36).get(User).put(Admin),   // getApplicationData, putApplicationData
+    ResourceDef::single(34).get(Anyone).answers(2).put(Admin), // getHostInactivityPeriod, putHostInactivityPeriod
+    ResourceDef::single(35).get(Admin).not_implemented(),      // getHostname
+    ResourceDef::single(36).get(User).put(Admin), // getApplicationData, putApplicationData
     ResourceDef::single(37).put(Admin).not_implemented(), // putCertificatePublicKey
     ResourceDef::single(38).put(Admin).not_implemented(), // putCertificatePrivateKey
     ResourceDef::single(40).get(Anyone).not_implemented(), // login
@@ -109,7 +117,7 @@ pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(82).post(Admin).not_implemented(), // writeChunk
     ResourceDef::single(83).post(Admin).not_implemented(), // executeSinglePacketInStore
     ResourceDef::single(84).get(User).put(Admin), // getProductCode, putProductCode
-    ResourceDef::single(88).get(Anyone),          // getCurrentHostProtocolMaxFrameSize
+    ResourceDef::single(88).get(Anyone).answers(4), // getCurrentHostProtocolMaxFrameSize
     ResourceDef::single(89).get(Anyone),          // executeMultiRequestFrame
     ResourceDef::single(90).get(Admin).put(Admin), // getIds, putIds
     ResourceDef::single(91).get(User).put(Admin), // getConfig, putConfig
@@ -219,6 +227,10 @@ impl Object for InterfaceObject {
 
     fn resources(&self) -> &'static [ResourceDef] {
         RESOURCES
+    }
+
+    fn answer_bound(&self, _config: &Config, req: &Request<'_>) -> usize {
+        settings::answer_bound(SETTINGS, req).unwrap_or_else(|| default_bound(RESOURCES, req))
     }
 
     fn handle(

@@ -14,11 +14,20 @@ pub const ID: u16 = 1025;
 /// Resources of object 1025: a profile reads its own entry, the administrator
 /// everything; every change needs the administrator.
 pub const RESOURCES: &[ResourceDef] = &[
-    ResourceDef::existing(0).get(SelfOrAdmin).put(Admin), // name
-    ResourceDef::existing(2).post(Admin),                 // change password
-    ResourceDef::existing(4).get(SelfOrAdmin).put(Admin), // session lifetime (s)
-    ResourceDef::existing(5).get(SelfOrAdmin).put(Admin), // alias
-    ResourceDef::any(ABSENT).post(Admin).delete(Admin),   // create / delete
+    ResourceDef::existing(0)
+        .get(SelfOrAdmin)
+        .put(Admin)
+        .answers(NAME_LEN as u16), // name
+    ResourceDef::existing(2).post(Admin), // change password
+    ResourceDef::existing(4)
+        .get(SelfOrAdmin)
+        .put(Admin)
+        .answers(2), // session lifetime (s)
+    ResourceDef::existing(5)
+        .get(SelfOrAdmin)
+        .put(Admin)
+        .answers(2), // alias
+    ResourceDef::any(ABSENT).post(Admin).delete(Admin), // create / delete
 ];
 
 /// Object 1025.

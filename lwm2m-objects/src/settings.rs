@@ -57,6 +57,18 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The longest value GET answers.
+    pub const fn max_len(self) -> usize {
+        match self {
+            Kind::Ascii(n) | Kind::Bytes(n) | Kind::Fixed(n) => n as usize,
+            Kind::U8 | Kind::Enum(_) | Kind::Flags8(_) | Kind::MaskReadAsOne(_) => 1,
+            Kind::U16 | Kind::U16Max(_) | Kind::Flags16(_) => 2,
+            Kind::ProfileId | Kind::BundleId => 2,
+            Kind::U32 => 4,
+            Kind::ProtocolConfiguration => lwm2m_core::config::SETTING_LEN,
+        }
+    }
+
     /// The length of the value a resource has before anything was written.
     fn default_len(self) -> usize {
         match self {
@@ -83,6 +95,14 @@ impl SettingDef {
     /// A table line.
     pub const fn new(resource: u16, kind: Kind) -> SettingDef {
         SettingDef { resource, kind }
+    }
+}
+
+/// The most data a GET of `resource` answers, if `table` serves it.
+pub fn answer_bound(table: &[SettingDef], req: &Request<'_>) -> Option<usize> {
+    match req.method {
+        Method::Get => find(table, req.path.resource).map(|def| def.kind.max_len()),
+        _ => None,
     }
 }
 

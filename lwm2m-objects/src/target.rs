@@ -4,7 +4,8 @@
 //! access arrive with the target side and answer `A1` until then.
 
 use lwm2m_core::acl::Access::{Admin, User};
-use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
+use lwm2m_core::config::Config;
+use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Request};
 
 use crate::settings::{self, Kind, SettingDef};
@@ -97,6 +98,10 @@ impl Object for TargetObject {
 
     fn resources(&self) -> &'static [ResourceDef] {
         RESOURCES
+    }
+
+    fn answer_bound(&self, _config: &Config, req: &Request<'_>) -> usize {
+        settings::answer_bound(SETTINGS, req).unwrap_or_else(|| default_bound(RESOURCES, req))
     }
 
     fn handle(

@@ -23,10 +23,10 @@
 
 use lwm2m_core::acl::Access::{Admin, Anyone, Read, Write};
 use lwm2m_core::config::{Config, Domain, Rights, Variable, META_LEN, UNIT_LEN, VALUE_LEN};
-use lwm2m_core::object::{Context, FrameLimits, HandlerResult, Object, ResourceDef};
+use lwm2m_core::object::{default_bound, Context, FrameLimits, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{tlv, Body, Method, Request, ResultCode, ABSENT};
 
-use crate::bundle::{emit_acl_record, write_value_records, write_values};
+use crate::bundle::{emit_acl_record, values_bound, write_value_records, write_values};
 use crate::codec;
 
 /// Object id.
@@ -39,16 +39,22 @@ pub const READ_PROFILE_CONTAINER: u16 = 0;
 /// variable is readable with the read right and written by the administrator.
 pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::absent(4).get(Anyone), // every value the profile may read
-    ResourceDef::existing(0).get(Read).put(Admin), // address
-    ResourceDef::existing(1).get(Read).put(Admin), // type
-    ResourceDef::existing(2).get(Read).put(Admin), // number of elements
-    ResourceDef::existing(3).get(Anyone), // current profile's rights
+    ResourceDef::existing(0).get(Read).put(Admin).answers(4), // address
+    ResourceDef::existing(1).get(Read).put(Admin).answers(1), // type
+    ResourceDef::existing(2).get(Read).put(Admin).answers(1), // number of elements
+    ResourceDef::existing(3).get(Anyone).answers(4), // current profile's rights (ACL record)
     ResourceDef::existing(4).get(Read).put(Write), // value
     ResourceDef::existing(5).post(Write), // set value
-    ResourceDef::existing(6).get(Read).put(Admin), // bundle id
+    ResourceDef::existing(6).get(Read).put(Admin).answers(2), // bundle id
     ResourceDef::existing(7).get(Read), // values of its bundle
-    ResourceDef::existing(8).get(Read).put(Admin), // meta "name:unit"
-    ResourceDef::existing(9).get(Read).put(Admin), // unit
+    ResourceDef::existing(8)
+        .get(Read)
+        .put(Admin)
+        .answers(META_LEN as u16), // meta "name:unit"
+    ResourceDef::existing(9)
+        .get(Read)
+        .put(Admin)
+        .answers(UNIT_LEN as u16), // unit
     ResourceDef::any(ABSENT).post(Admin).delete(Admin), // create / delete
 ];
 
@@ -74,6 +80,20 @@ impl Object for VariableObject {
 
     fn instance_exists(&self, ctx: &Context<'_>, instance: u16) -> bool {
         ctx.config().variable(instance).is_some()
+    }
+
+    /// Values: the variable's own length; lists of values: [`values_bound`].
+    fn answer_bound(&self, config: &Config, req: &Request<'_>) -> usize {
+        let id = req.path.instance;
+        match (req.path.resource, req.method) {
+            (4, Method::Get) if id == ABSENT => values_bound(config),
+            (7, Method::Get) => values_bound(config),
+            (4, Method::Get) => config
+                .variable(id)
+                .and_then(Variable::value_len)
+                .unwrap_or(0),
+            _ => default_bound(RESOURCES, req),
+        }
     }
 
     fn owning_bundle(&self, config: &Config, instance: u16) -> Option<u16> {

@@ -1,0 +1,68 @@
+//! Every resource the real client knows (`shared/spec/objects.json`, one entry per path
+//! with the client's methods) is declared in the table of the object that serves it,
+//! with each of the client's methods.
+
+use lwm2m_core::object::{find_resource, Object};
+use lwm2m_core::wire::{Method, ABSENT};
+use lwm2m_objects::{standard_objects, NoHooks};
+
+mod common;
+
+fn spec() -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/spec/objects.json"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|err| panic!("{path}: {err} (the spec travels beside the repository)"));
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn every_resource_of_the_client_is_declared_with_its_methods() {
+    let (device, interface, profile, target, bundle, variable) =
+        standard_objects(common::device_info(), NoHooks);
+    let objects: [&dyn Object; 6] = [&device, &interface, &profile, &target, &bundle, &variable];
+    let mut missing = Vec::new();
+    let mut not_served = std::collections::BTreeSet::new();
+    let mut checked = 0;
+    for entry in spec().as_array().unwrap() {
+        let object_id = entry["object"].as_u64().unwrap() as u16;
+        let resource = entry["resource"].as_u64().unwrap() as u16;
+        let path = entry["path"].as_str().unwrap();
+        let Some(object) = objects.iter().find(|o| o.id() == object_id) else {
+            not_served.insert(object_id);
+            continue;
+        };
+        let instance = if entry["instance"].as_bool().unwrap() {
+            1
+        } else {
+            ABSENT
+        };
+        let Some(def) = find_resource(object.resources(), resource, instance) else {
+            missing.push(format!("{path}: not declared"));
+            continue;
+        };
+        for method in entry["methods"].as_array().unwrap() {
+            let method = match method.as_str().unwrap() {
+                "GET" => Method::Get,
+                "PUT" => Method::Put,
+                "POST" => Method::Post,
+                other => panic!("{path}: method {other}"),
+            };
+            checked += 1;
+            if def.access(method) == lwm2m_core::acl::Access::Never {
+                missing.push(format!("{path}: {method:?} not declared"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} gaps:\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
+    assert!(checked > 140, "only {checked} methods checked");
+    // Objects of the client this release does not serve at all.
+    assert_eq!(not_served.into_iter().collect::<Vec<_>>(), [5, 1031]);
+}
