@@ -568,6 +568,8 @@ struct Harness {
     scratch: Vec<u8>,
     out: Vec<u8>,
     log: Vec<Entry>,
+    /// Logins attempted by the request being checked (one is allowed per request).
+    logins: u8,
 }
 
 /// What happened, kept raw and formatted only when an invariant fails.
@@ -619,6 +621,7 @@ impl Harness {
             scratch,
             out: vec![0u8; OUT_LEN],
             log: Vec::new(),
+            logins: 0,
         }
     }
 
@@ -675,6 +678,12 @@ impl Harness {
                     self.expect(status == 0x81, || format!("side login: {}", what()));
                     return;
                 }
+                // One login per request; the others are refused before any check.
+                if self.logins > 0 {
+                    self.expect(status == 0xA3, || format!("second login: {}", what()));
+                    return;
+                }
+                self.logins += 1;
                 // A logout earlier in the same multi-request freed the session: the
                 // login takes it again for its channel.
                 if let (Sender::Channel(channel), None) = (from, self.model.owner) {
@@ -775,6 +784,7 @@ impl Harness {
     /// Sends `items` (one request, or a multi-request if more than one or `multi`) and
     /// checks everything about it.
     fn send(&mut self, from: Sender, items: &[(Item, u8)], multi: bool) {
+        self.logins = 0;
         let config = self.device.config().clone();
         let ram = self.device.target().0.clone();
         self.model.expire(&config, self.now);

@@ -164,7 +164,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             }
             Ok(request) => request,
             Err(err) => {
-                warn!("malformed request: {}", err);
+                debug!("malformed request: {}", err);
                 return response.status(err.result_code());
             }
         };
@@ -186,6 +186,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             store: &mut self.store,
             factory: self.factory,
             side_profile,
+            logins: 0,
             nfc_override: &mut self.nfc_override,
         };
         let mut body = response.body();

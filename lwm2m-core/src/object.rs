@@ -201,6 +201,8 @@ pub struct Context<'a> {
     pub(crate) factory: fn() -> Config,
     /// The profile of a side handler's request; `None` for the session's channel.
     pub(crate) side_profile: Option<u16>,
+    /// Logins attempted by this request so far (a multi-request may hold several).
+    pub(crate) logins: u8,
     pub(crate) nfc_override: &'a mut Option<NfcPriority>,
 }
 
@@ -268,11 +270,18 @@ impl Context<'_> {
         self.limits
     }
 
-    /// Logs in with a `POST /1024//0` body. Side handlers cannot log in (`81`).
+    /// Logs in with a `POST /1024//0` body. Side handlers cannot log in (`81`). One
+    /// request attempts one login at most: a second one in the same multi-request is
+    /// refused with `A3` before any check, so a request can neither carry several guesses
+    /// nor make the device derive several password hashes.
     pub fn login(&mut self, body: &[u8]) -> Result<(), ResultCode> {
         if self.is_side() {
             return Err(ResultCode::Unauthorized);
         }
+        if self.logins > 0 {
+            return Err(ResultCode::ServiceUnavailable);
+        }
+        self.logins = 1;
         // A logout earlier in the same multi-request freed the session: this channel
         // takes it again before logging in.
         if self.session.owner().is_none() {

@@ -200,7 +200,8 @@ fn login_profile<'c>(config: &'c Config, username: &[u8]) -> Option<&'c Profile>
     for profile in config.profiles.iter() {
         let same = auth::ct_eq(&auth::pad_field(&profile.name), &wanted)
             & (profile.name.len() == username.len());
-        if same && profile.id != ANONYMOUS {
+        // A profile without a name (created, not yet named) cannot log in.
+        if same && profile.id != ANONYMOUS && !profile.name.is_empty() {
             found = Some(profile);
         }
     }
@@ -214,7 +215,8 @@ fn login_profile<'c>(config: &'c Config, username: &[u8]) -> Option<&'c Profile>
 /// with an account of their own could interleave its logins with guesses of another
 /// account's password and never be locked out. Failures are forgotten when the lock-out
 /// they caused ends, or once [`LOGIN_LOCKOUT`] passed without a failure. A
-/// multi-request gets no more guesses than separate requests: each login in it counts.
+/// multi-request gets no more guesses than a single request: it may attempt one login
+/// (`object::Context::login`).
 #[derive(Debug, Default)]
 pub struct LoginGuard {
     failures: u8,

@@ -118,6 +118,12 @@ pub trait ConfigStore {
 pub enum Loaded {
     /// The newest valid configuration.
     Config(Config),
+    /// The newest slot holds a complete image that is damaged (its header was written,
+    /// so it is no interrupted save): this is the configuration saved before it. It may
+    /// be much older than what the device last ran (the factory configuration the
+    /// configurator saves first, for instance), so treat it like [`Loaded::Damaged`]
+    /// unless an operator accepts it.
+    Previous(Config),
     /// Nothing was ever saved (erased storage): start from the factory configuration.
     Blank,
     /// Something is stored, but no valid configuration: corrupt, truncated, written by
@@ -126,10 +132,10 @@ pub enum Loaded {
 }
 
 impl Loaded {
-    /// The configuration, if one was found.
+    /// The configuration, if one was found (the newest or, after damage, the previous).
     pub fn config(self) -> Option<Config> {
         match self {
-            Loaded::Config(config) => Some(config),
+            Loaded::Config(config) | Loaded::Previous(config) => Some(config),
             Loaded::Blank | Loaded::Damaged => None,
         }
     }
@@ -719,6 +725,7 @@ impl<F: NorFlash, const BUF: usize> ConfigStore for FlashStore<F, BUF> {
             }
             (a, b) => [a.map(|h| (Slot::A, h)), b.map(|h| (Slot::B, h))],
         };
+        let mut newest_damaged = false;
         for (slot, header) in candidates.into_iter().flatten() {
             if let Some(config) = self.read_image(slot, &header)? {
                 debug!(
@@ -730,8 +737,13 @@ impl<F: NorFlash, const BUF: usize> ConfigStore for FlashStore<F, BUF> {
                     slot,
                     sequence: header.sequence,
                 });
+                if newest_damaged {
+                    warn!("the newest configuration is damaged: the previous one is loaded");
+                    return Ok(Loaded::Previous(config));
+                }
                 return Ok(Loaded::Config(config));
             }
+            newest_damaged = true;
         }
         self.known = Known::Empty;
         if self.header_erased(Slot::A)? && self.header_erased(Slot::B)? {
@@ -1289,6 +1301,31 @@ mod tests {
             }
         }
         assert_eq!(checked, 3 * (HEADER_LEN + len));
+    }
+
+    #[test]
+    fn a_damaged_newest_image_is_reported_not_silently_rolled_back() {
+        let old = config(1, 2);
+        let new = config(2, 3);
+        let flash = with_saved(Small::new(), &[&old, &new]);
+        let region = region(&flash);
+        let mut store: FlashStore<Small> = FlashStore::new(flash.clone(), region.clone()).unwrap();
+        assert_eq!(store.load(), Ok(Loaded::Config(new.clone())));
+        let Known::Newest(newest) = store.known else {
+            panic!("nothing known after a load")
+        };
+        let start = store.slot_start(newest.slot).unwrap() as usize;
+        // A byte of the image of the newest slot: its header is complete, so this is
+        // damage, not an interrupted save.
+        let mut corrupt = flash.clone();
+        corrupt.bytes_mut()[start + body_offset::<Small>() + 5] ^= 0x10;
+        let mut store: FlashStore<Small> = FlashStore::new(corrupt, region.clone()).unwrap();
+        assert_eq!(store.load(), Ok(Loaded::Previous(old.clone())));
+        // An erased header is what a save cut short leaves: the previous image, quietly.
+        let mut cut = flash.clone();
+        cut.bytes_mut()[start..start + HEADER_LEN].fill(0xFF);
+        let mut store: FlashStore<Small> = FlashStore::new(cut, region).unwrap();
+        assert_eq!(store.load(), Ok(Loaded::Config(old)));
     }
 
     #[test]

@@ -93,7 +93,9 @@ impl Object for ProfileObject {
             }
             (5, Method::Put) => {
                 let alias = codec::u16_liberal(req.payload)?;
-                if ctx.config().profile(alias).is_none() {
+                // The built-in profiles keep their own rights: anonymous aliased to the
+                // administrator would give every connection admin rights.
+                if ctx.config().profile(alias).is_none() || (is_builtin(id) && alias != id) {
                     return Err(ResultCode::NotAcceptable);
                 }
                 profile_mut(ctx, id)?.alias = alias;
@@ -137,6 +139,11 @@ fn delete(ctx: &mut Context<'_>, id: u16) -> Result<(), ResultCode> {
     for profile in profiles.iter_mut().filter(|p| p.alias == id) {
         profile.alias = profile.id;
     }
+    // Nothing it was granted passes to a profile created later with the same id (the
+    // configurator numbers profiles 1, 2, 3...).
+    for bundle in ctx.config_mut().bundles.iter_mut() {
+        bundle.acl.retain(|entry| entry.profile != id);
+    }
     interface::profile_deleted(ctx.config_mut(), id);
     Ok(())
 }
@@ -172,7 +179,9 @@ fn change_password(ctx: &mut Context<'_>, id: u16, payload: &[u8]) -> Result<(),
         let hash: [u8; FIELD_LEN] = payload.try_into().map_err(|_| ResultCode::NotAcceptable)?;
         Credential::Hashed(Secret16(hash))
     } else {
-        Credential::from_password(codec::ascii(payload, FIELD_LEN)?)
+        // The client writes the password whole but logs in with its first 16 bytes
+        // (the login field): that is what is kept (decision 12).
+        Credential::from_password(codec::ascii(payload, usize::from(u8::MAX))?)
     };
     profile_mut(ctx, id)?.credential = credential;
     Ok(())

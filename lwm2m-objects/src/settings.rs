@@ -146,6 +146,11 @@ pub fn drop_references(
     });
 }
 
+/// Whether the configurator is configuring the device (`/1024//10` reads 255.255.65535).
+fn configuring(config: &Config) -> bool {
+    config.version == crate::interface::CONFIGURING
+}
+
 /// Checks a written value against its kind and returns it in canonical form: integers
 /// at their canonical width (in `scratch`), the rest as written (text without its
 /// terminator).
@@ -190,12 +195,19 @@ fn canonical<'a>(
             value if value != 0 && value & !u32::from(bits) == 0 => (value, 1),
             _ => return refuse,
         },
+        // While the configurator configures (`/1024//10` = 255.255.65535) references
+        // may come before what they name: it writes the NFC auto-login and JVM profiles
+        // (wireless, jvm keys) before the profiles themselves (data key). A reference
+        // left dangling names nothing, and deleting a profile or bundle drops those to
+        // it.
         Kind::ProfileId => match codec::u16_liberal(payload)? {
-            id if config.profile(id).is_some() => (u32::from(id), 2),
+            id if configuring(config) || config.profile(id).is_some() => (u32::from(id), 2),
             _ => return refuse,
         },
         Kind::BundleId => match codec::u16_liberal(payload)? {
-            id if id == 0 || config.bundle(id).is_some() => (u32::from(id), 2),
+            id if id == 0 || configuring(config) || config.bundle(id).is_some() => {
+                (u32::from(id), 2)
+            }
             _ => return refuse,
         },
     };

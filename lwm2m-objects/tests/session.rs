@@ -117,9 +117,18 @@ fn a_multi_request_gets_no_more_guesses_than_separate_requests() {
         .filter(|(_, item)| ***item == guess[..])
         .map(|(s, _)| *s)
         .collect();
-    let mut expected = vec![0x81; 3];
+    // One login per request: the first guess is checked, every other login item is
+    // refused before any check (the attacker's own logins too).
+    let mut expected = vec![0x81];
     expected.resize(12, 0xA3);
     assert_eq!(guesses, expected, "{statuses:02x?}");
+    let own_logins: Vec<u8> = statuses
+        .iter()
+        .zip(&items)
+        .filter(|(_, item)| ***item == own[..])
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(own_logins, vec![0xA3; 6]);
 }
 
 #[test]
@@ -381,4 +390,17 @@ fn anonymous_cannot_probe_which_profiles_exist() {
     assert_eq!(h.tx("a2ca000007010401ffff0000"), "819000");
     assert_eq!(h.tx(LOGIN_ADMIN), "009000");
     assert_eq!(h.tx("a2ca00000701040100070000"), "849000");
+}
+
+#[test]
+fn a_profile_without_a_name_cannot_log_in() {
+    let mut h = Harness::new();
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+    // Profile 7, created and given a password but no name.
+    for frame in ["02 0401 0007 ffff", "02 0401 0007 0002 7037"] {
+        assert_eq!(h.tx(&apdu(&hex(frame))), "009000", "{frame}");
+    }
+    assert_eq!(h.tx(LOGOUT), "009000");
+    assert_eq!(h.tx(&apdu(&login_frame(b"", b"p7"))), "819000");
+    assert_eq!(h.tx(GET_GROUP), "0000009000");
 }

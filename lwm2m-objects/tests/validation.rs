@@ -169,6 +169,23 @@ fn profile_ids_must_name_an_existing_profile() {
 }
 
 #[test]
+fn while_configuring_references_may_come_before_what_they_name() {
+    // The real configurator's order: version 255.255.65535, then the NFC auto-login
+    // and JVM profile (1), the special-feature bundle (2), and only then profile 1.
+    let mut h = admin();
+    assert_eq!(write(&mut h, PUT, 1024, 10, "ffffffff"), "009000");
+    assert_eq!(write(&mut h, PUT, 1024, 43, "0001"), "009000");
+    assert_eq!(write(&mut h, PUT, 1024, 66, "0001"), "009000");
+    assert_eq!(write(&mut h, PUT, 1024, 100, "0002"), "009000");
+    create_user1(&mut h);
+    assert_eq!(read(&mut h, 1024, 43), "0000019000");
+    // Once configured, a reference must name something again.
+    assert_eq!(write(&mut h, PUT, 1024, 10, "01020003"), "009000");
+    assert_eq!(write(&mut h, PUT, 1024, 66, "0009"), "869000");
+    assert_eq!(write(&mut h, PUT, 1024, 101, "0009"), "869000");
+}
+
+#[test]
 fn special_features_name_an_existing_bundle_or_none() {
     let mut h = admin();
     for resource in 100..=105 {
@@ -327,20 +344,36 @@ fn a_value_must_fit_one_request_and_one_response() {
 }
 
 #[test]
-fn the_values_of_all_variables_must_fit_one_response() {
+fn values_too_many_for_one_response_are_each_still_readable() {
     let mut h = admin();
-    // TARGET UINT32[100]: 400 bytes each; two fit in GET /1029//4 (813 bytes of TLV),
-    // three do not.
+    // Three TARGET UINT32[100] (400 bytes each) are accepted although their values do
+    // not all fit one 1024-byte response (the real configurator writes such sets).
     for id in ["0001", "0002", "0003"] {
         assert_eq!(tx(&mut h, &format!("02 0405 {id} ffff")), "009000");
         assert_eq!(tx(&mut h, &format!("03 0405 {id} 0002 64")), "009000");
+        assert_eq!(tx(&mut h, &format!("03 0405 {id} 0001 23")), "009000");
     }
-    assert_eq!(tx(&mut h, "03 0405 0001 0001 23"), "009000");
-    assert_eq!(tx(&mut h, "03 0405 0002 0001 23"), "009000");
-    assert_eq!(tx(&mut h, "03 0405 0003 0001 23"), "869000");
-    assert_eq!(tx(&mut h, "03 0405 0003 0002 ff"), "869000");
-    // Another small variable still fits.
-    assert_eq!(tx(&mut h, "03 0405 0003 0001 22"), "009000");
+    // So are 17 in-device UINT32[16] (64 bytes each, 1 139 bytes of TLV in all).
+    for id in 0x10..0x21u16 {
+        assert_eq!(tx(&mut h, &format!("02 0405 {id:04x} ffff")), "009000");
+        assert_eq!(tx(&mut h, &format!("03 0405 {id:04x} 0002 10")), "009000");
+        assert_eq!(tx(&mut h, &format!("03 0405 {id:04x} 0001 a3")), "009000");
+        let value = format!("{id:02x}").repeat(64);
+        assert_eq!(
+            tx(&mut h, &format!("03 0405 {id:04x} 0004 {value}")),
+            "009000"
+        );
+        assert_eq!(
+            tx(&mut h, &format!("01 0405 {id:04x} 0004")),
+            format!("00{value}9000")
+        );
+    }
+    // Drop the target variables: the list of the in-device values alone cannot be
+    // answered in one response: A0, without data.
+    for id in ["0001", "0002", "0003"] {
+        assert_eq!(tx(&mut h, &format!("04 0405 {id} ffff")), "009000");
+    }
+    assert_eq!(tx(&mut h, "01 0405 ffff 0004"), "a09000");
 }
 
 #[test]
@@ -397,4 +430,59 @@ fn credentials_are_read_by_the_administrator_only() {
     for resource in [27, 28, 52, 53, 58, 59, 90] {
         assert_eq!(read(&mut h, 1024, resource), "009000", "/1024//{resource}");
     }
+}
+
+#[test]
+fn a_deleted_profile_leaves_no_rights_to_the_next_one_with_its_id() {
+    let mut h = admin();
+    create_user1(&mut h);
+    for frame in [
+        "02 0404 0001 ffff",          // bundle 1
+        "03 0404 0001 0000 41 01 03", // user1 may read and write it
+        "02 0405 0005 ffff",          // variable 5, in-device UINT8, in bundle 1
+        "03 0405 0005 0001 a1",
+        "03 0405 0005 0006 0001",
+        "04 0401 0001 ffff", // delete user1
+        "02 0401 0001 ffff", // a new profile 1, "mallory"
+        "03 0401 0001 0000 6d616c6c6f7279",
+        "02 0401 0001 0002 707764",
+    ] {
+        assert_eq!(tx(&mut h, frame), "009000", "{frame}");
+    }
+    assert_eq!(tx(&mut h, "01 0404 0001 0000"), "859000");
+    login(&mut h, "mallory", "pwd");
+    assert_eq!(
+        tx(&mut h, "01 0405 0005 0004"),
+        "819000",
+        "no read right inherited"
+    );
+    assert_eq!(
+        tx(&mut h, "03 0405 0005 0004 2a"),
+        "819000",
+        "no write right inherited"
+    );
+}
+
+#[test]
+fn built_in_profiles_keep_their_own_rights() {
+    let mut h = admin();
+    // Anonymous aliased to the administrator would make every connection an admin.
+    assert_eq!(tx(&mut h, "03 0401 0000 0005 ffff"), "869000");
+    assert_eq!(tx(&mut h, "03 0401 ffff 0005 0000"), "869000");
+    assert_eq!(tx(&mut h, "03 0401 fffe 0005 0000"), "869000");
+    // Writing their own id is harmless; a user may still take the admin's rights.
+    assert_eq!(tx(&mut h, "03 0401 0000 0005 0000"), "009000");
+    create_user1(&mut h);
+    assert_eq!(tx(&mut h, "03 0401 0001 0005 ffff"), "009000");
+}
+
+#[test]
+fn a_password_longer_than_the_login_field_logs_in_with_its_first_16_bytes() {
+    let mut h = admin();
+    create_user1(&mut h);
+    // POST /1025/1/2 "correct-horse-battery" (21 bytes), as the client writes it.
+    let long = to_hex(b"correct-horse-battery");
+    assert_eq!(tx(&mut h, &format!("02 0401 0001 0002 {long}")), "009000");
+    assert_eq!(tx(&mut h, "02 0400 ffff 0001"), "009000");
+    login(&mut h, "user1", "correct-horse-ba");
 }

@@ -424,6 +424,10 @@ mod tests {
         let mut c = valid.clone();
         c.profile_mut(ANONYMOUS).unwrap().credential = Credential::from_password(b"");
         refused(c, InvalidConfig::BuiltinProfile);
+        // Anonymous (or admin) using another profile's rights.
+        let mut c = valid.clone();
+        c.profile_mut(ANONYMOUS).unwrap().alias = ADMIN;
+        refused(c, InvalidConfig::BuiltinProfile);
         // Two profiles with one id.
         let mut c = valid.clone();
         c.profiles.push(Profile::new(1, b"other")).unwrap();

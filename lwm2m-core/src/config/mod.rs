@@ -406,8 +406,9 @@ impl Default for Config {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum InvalidConfig {
-    /// The anonymous or the administrator profile is missing, or anonymous has a
-    /// password.
+    /// The anonymous or the administrator profile is missing, anonymous has a password,
+    /// or a built-in profile (anonymous, administrator, supervisor) uses another
+    /// profile's rights.
     BuiltinProfile,
     /// Two profiles, bundles, variables or settings share an id, two profiles a name.
     Duplicate,
@@ -442,6 +443,9 @@ impl Config {
             }
             if self.profile(p.alias).is_none() {
                 return Err(DanglingReference);
+            }
+            if matches!(p.id, ANONYMOUS | ADMIN | SUPERVISOR) && p.alias != p.id {
+                return Err(BuiltinProfile);
             }
         }
         for (i, b) in self.bundles.iter().enumerate() {
