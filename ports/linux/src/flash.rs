@@ -11,7 +11,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use embedded_storage::nor_flash::{
     check_erase, check_read, check_write, ErrorType, NorFlash, NorFlashError, NorFlashErrorKind,
@@ -77,44 +77,80 @@ impl From<io::Error> for FileFlashError {
     }
 }
 
-impl FileFlash {
-    /// Opens `dir/config.flash`, creating it erased (all `0xFF`) if it does not exist.
-    /// A file shorter than [`CAPACITY`] (creation interrupted) is completed with erased
-    /// bytes; a longer one is refused rather than silently reinterpreted.
-    pub fn open(dir: &Path) -> io::Result<FileFlash> {
-        let path = dir.join(FILE_NAME);
-        Self::open_file(dir, &path).map_err(|err| naming(&path, err))
-    }
+/// Why the flash file could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The file or its folder could not be read, created or written (the path is named).
+    Io(io::Error),
+    /// The file exists with another size than [`CAPACITY`]: truncated, or not this
+    /// device's flash. It is not reinterpreted (an empty file would read as a blank store
+    /// and boot the factory credentials).
+    WrongSize {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+    },
+}
 
-    fn open_file(dir: &Path, path: &Path) -> io::Result<FileFlash> {
+impl From<io::Error> for OpenError {
+    fn from(err: io::Error) -> Self {
+        OpenError::Io(err)
+    }
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Io(err) => err.fmt(f),
+            OpenError::WrongSize { path, len } => write!(
+                f,
+                "{}: {len} bytes, a flash image has {CAPACITY}",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl FileFlash {
+    /// Opens `dir/config.flash`. A missing file is created erased (all `0xFF`),
+    /// atomically: written in full as `config.flash.new`, synced, then renamed, so that a
+    /// file of another size is never this device's doing. An existing file of another
+    /// size is [`OpenError::WrongSize`], unless `replace`, which recreates it erased.
+    pub fn open(dir: &Path, replace: bool) -> Result<FileFlash, OpenError> {
+        let path = dir.join(FILE_NAME);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == u64::from(CAPACITY) => {}
+            Ok(meta) if !replace => {
+                return Err(OpenError::WrongSize {
+                    path,
+                    len: meta.len(),
+                })
+            }
+            Ok(_) => create_erased(dir, &path).map_err(|err| naming(&path, err))?,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                create_erased(dir, &path).map_err(|err| naming(&path, err))?
+            }
+            Err(err) => return Err(naming(&path, err).into()),
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        let len = file.metadata()?.len();
-        let capacity = u64::from(CAPACITY);
-        if len > capacity {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} is {len} bytes, expected at most {capacity}",
-                    path.display()
-                ),
-            ));
-        }
-        if len < capacity {
-            let missing = usize::try_from(capacity - len).map_err(io::Error::other)?;
-            file.write_all_at(&vec![0xFF; missing], len)?;
-            file.sync_all()?;
-            if len == 0 {
-                // Make the new directory entry durable too.
-                File::open(dir)?.sync_all()?;
-            }
-        }
+            .open(&path)
+            .map_err(|err| naming(&path, err))?;
         Ok(FileFlash { file })
     }
+}
+
+/// Writes an erased flash file of [`CAPACITY`] bytes at `path`, atomically.
+fn create_erased(dir: &Path, path: &Path) -> io::Result<()> {
+    let new = path.with_extension("flash.new");
+    let file = File::create(&new).map_err(|err| naming(&new, err))?;
+    file.write_all_at(&vec![0xFF; CAPACITY as usize], 0)?;
+    file.sync_all()?;
+    std::fs::rename(&new, path)?;
+    // Make the directory entry durable too.
+    File::open(dir)?.sync_all()
 }
 
 impl ErrorType for FileFlash {
@@ -171,14 +207,14 @@ pub enum DesktopStore {
 
 impl DesktopStore {
     /// The store of `--state DIR` (the flash file is created on first use), RAM only for
-    /// `None`.
-    pub fn open(state: Option<&Path>) -> io::Result<DesktopStore> {
+    /// `None`. `replace`: recreate a flash file of the wrong size ([`FileFlash::open`]).
+    pub fn open(state: Option<&Path>, replace: bool) -> Result<DesktopStore, OpenError> {
         let Some(dir) = state else {
             return Ok(DesktopStore::Ram(None));
         };
         std::fs::create_dir_all(dir).map_err(|err| naming(dir, err))?;
-        let store =
-            FlashStore::new(FileFlash::open(dir)?, 0..CAPACITY).map_err(io::Error::other)?;
+        let store = FlashStore::new(FileFlash::open(dir, replace)?, 0..CAPACITY)
+            .map_err(io::Error::other)?;
         Ok(DesktopStore::File(Box::new(store)))
     }
 }
@@ -254,7 +290,7 @@ mod tests {
     fn a_saved_configuration_survives_reopening_the_file() {
         let dir = TempDir::new("reopen");
         let mut store: FlashStore<FileFlash> =
-            FlashStore::new(FileFlash::open(&dir.0).unwrap(), 0..CAPACITY).unwrap();
+            FlashStore::new(FileFlash::open(&dir.0, false).unwrap(), 0..CAPACITY).unwrap();
         assert_eq!(store.load().unwrap(), Loaded::Blank, "a new file is erased");
         store.save(&config(1)).unwrap();
         drop(store);
@@ -264,24 +300,24 @@ mod tests {
         );
 
         let mut store: FlashStore<FileFlash> =
-            FlashStore::new(FileFlash::open(&dir.0).unwrap(), 0..CAPACITY).unwrap();
+            FlashStore::new(FileFlash::open(&dir.0, false).unwrap(), 0..CAPACITY).unwrap();
         assert_eq!(store.load().unwrap(), Loaded::Config(config(1)));
         store.save(&config(2)).unwrap();
         store.save(&config(3)).unwrap();
         drop(store);
 
-        let mut store = DesktopStore::open(Some(&dir.0)).unwrap();
+        let mut store = DesktopStore::open(Some(&dir.0), false).unwrap();
         assert_eq!(store.load().unwrap(), Loaded::Config(config(3)));
         store.save(&config(4)).unwrap();
         drop(store);
-        let mut store = DesktopStore::open(Some(&dir.0)).unwrap();
+        let mut store = DesktopStore::open(Some(&dir.0), false).unwrap();
         assert_eq!(store.load().unwrap(), Loaded::Config(config(4)));
     }
 
     #[test]
     fn the_file_behaves_like_nor_flash() {
         let dir = TempDir::new("nor");
-        let mut flash = FileFlash::open(&dir.0).unwrap();
+        let mut flash = FileFlash::open(&dir.0, false).unwrap();
         let mut buf = [0u8; 8];
         flash.read(4096, &mut buf).unwrap();
         assert_eq!(buf, [0xFF; 8]);
@@ -319,19 +355,27 @@ mod tests {
     }
 
     #[test]
-    fn short_files_are_completed_and_long_ones_refused() {
+    fn a_file_of_another_size_is_refused_unless_replaced() {
         let dir = TempDir::new("size");
         let path = dir.0.join(FILE_NAME);
-        std::fs::write(&path, [0xFF; 100]).unwrap();
-        let mut flash = FileFlash::open(&dir.0).unwrap();
+        for len in [0, 100, CAPACITY as usize + 1] {
+            std::fs::write(&path, vec![0xFF; len]).unwrap();
+            match FileFlash::open(&dir.0, false) {
+                Err(OpenError::WrongSize { len: found, .. }) => assert_eq!(found, len as u64),
+                other => panic!("{len} bytes: {other:?}"),
+            }
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len(),
+                len as u64,
+                "untouched"
+            );
+        }
+        let mut flash = FileFlash::open(&dir.0, true).unwrap();
         let mut last = [0u8; 4];
         flash.read(CAPACITY - 4, &mut last).unwrap();
         assert_eq!(last, [0xFF; 4]);
-        drop(flash);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), u64::from(CAPACITY));
-        std::fs::write(&path, vec![0xFF; CAPACITY as usize + 1]).unwrap();
-        let err = FileFlash::open(&dir.0).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(!dir.0.join("config.flash.new").exists());
     }
 
     #[test]
@@ -340,14 +384,14 @@ mod tests {
         let not_a_dir = dir.0.join("file");
         std::fs::write(&not_a_dir, b"x").unwrap();
         let state = not_a_dir.join("state");
-        let err = DesktopStore::open(Some(&state)).err().unwrap();
+        let err = DesktopStore::open(Some(&state), false).err().unwrap();
         assert!(
             err.to_string().contains(&state.display().to_string()),
             "{err}"
         );
         // config.flash itself unusable: a directory in its place.
         std::fs::create_dir_all(dir.0.join("s").join(FILE_NAME)).unwrap();
-        let err = FileFlash::open(&dir.0.join("s")).unwrap_err();
+        let err = FileFlash::open(&dir.0.join("s"), false).err().unwrap();
         let file = dir.0.join("s").join(FILE_NAME);
         assert!(
             err.to_string().contains(&file.display().to_string()),
@@ -357,13 +401,13 @@ mod tests {
 
     #[test]
     fn without_a_state_directory_only_the_process_keeps_it() {
-        let mut store = DesktopStore::open(None).unwrap();
+        let mut store = DesktopStore::open(None, false).unwrap();
         assert_eq!(store.load().unwrap(), Loaded::Blank);
         store.save(&config(1)).unwrap();
         assert_eq!(store.load().unwrap(), Loaded::Config(config(1)));
         // A new process starts from nothing.
         assert_eq!(
-            DesktopStore::open(None).unwrap().load().unwrap(),
+            DesktopStore::open(None, false).unwrap().load().unwrap(),
             Loaded::Blank
         );
     }

@@ -19,7 +19,9 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
@@ -77,6 +79,14 @@ struct Args {
     /// configuration rather than silently accept the factory credentials.
     #[arg(long)]
     factory_reset: bool,
+    /// Start from the configuration saved before the newest one when the newest is
+    /// damaged, and save it again.
+    #[arg(long, conflicts_with = "factory_reset")]
+    previous_config: bool,
+    /// Seconds of silence after which a connection that does not own the session is
+    /// closed (its slot freed); the owner's connection is never closed for silence.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
     /// Size of the connection id space (tests only: the production space is 65535).
     #[arg(long, default_value_t = u16::MAX, hide = true,
           value_parser = clap::value_parser!(u16).range(2..))]
@@ -142,8 +152,8 @@ type DesktopDevice = Device<StandardObjects<DesktopHooks>, DesktopTarget, flash:
 /// Why the device could not boot.
 enum BootError {
     Io(io::Error),
-    /// The store holds a configuration, but not a valid one.
-    Damaged,
+    /// The store holds a configuration, but not a valid one: what is wrong with it.
+    Damaged(String),
 }
 
 impl From<io::Error> for BootError {
@@ -156,11 +166,11 @@ impl From<io::Error> for BootError {
 /// holds none. A damaged store is an error unless `factory_reset`, which replaces it by
 /// the factory configuration and records it in `/3//11`.
 fn boot(
-    serial: &str,
+    args: &Args,
     target: DesktopTarget,
     mut store: flash::DesktopStore,
-    factory_reset: bool,
 ) -> Result<DesktopDevice, BootError> {
+    let serial = &args.serial;
     let mut serial_number = heapless::String::new();
     for c in serial.chars().take(lwm2m_objects::device::SERIAL_LEN) {
         let _ = serial_number.push(c);
@@ -181,7 +191,17 @@ fn boot(
             log::info!("no configuration saved yet: factory configuration");
             Config::default()
         }
-        Loaded::Damaged if factory_reset => {
+        Loaded::Previous(config) if args.previous_config => {
+            log::warn!(
+                "the newest saved configuration is damaged: the previous one (version \
+                 {:08x}) is loaded and saved again, as --previous-config asks",
+                config.version
+            );
+            store.save(&config).map_err(io::Error::other)?;
+            lost = true;
+            config
+        }
+        Loaded::Damaged | Loaded::Previous(_) if args.factory_reset => {
             log::warn!(
                 "the saved configuration is damaged: replaced by the factory configuration \
                  (admin/admin), as --factory-reset asks"
@@ -191,7 +211,20 @@ fn boot(
             lost = true;
             config
         }
-        Loaded::Damaged => return Err(BootError::Damaged),
+        Loaded::Previous(_) => {
+            return Err(BootError::Damaged(
+                "its newest configuration is damaged; the one saved before it is intact \
+                 (--previous-config starts from it)"
+                    .into(),
+            ))
+        }
+        Loaded::Damaged => {
+            return Err(BootError::Damaged(
+                "it holds a configuration, but a damaged one (corrupt, or not written by \
+                 this device)"
+                    .into(),
+            ))
+        }
     };
     let mut objects = standard_objects(info, DesktopHooks);
     if lost {
@@ -203,20 +236,22 @@ fn boot(
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        // The WebSocket library traces every frame with its payload: passwords and keys.
+        .filter_module("tungstenite", log::LevelFilter::Debug)
+        .init();
     let args = Args::parse();
     match start(&args) {
         Ok(()) => {
             log::info!("stopped");
             ExitCode::SUCCESS
         }
-        Err(BootError::Damaged) => {
+        Err(BootError::Damaged(why)) => {
             let file = args.state.as_deref().map(|dir| dir.join(flash::FILE_NAME));
             log::error!(
-                "{}: holds a configuration, but it is damaged (corrupt, truncated, or not \
-                 written by this device). Refusing to start with the factory \
-                 configuration and its default credentials. Restore the file, or start \
-                 with --factory-reset to replace it by the factory configuration.",
+                "{}: {why}. Refusing to start with the factory configuration and its \
+                 default credentials. Restore the file, or start with --factory-reset to \
+                 replace it by the factory configuration.",
                 file.as_deref()
                     .unwrap_or(std::path::Path::new("store"))
                     .display()
@@ -230,14 +265,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// The store of `--state`, and whether a damaged flash file was replaced by an erased
+/// one (`--factory-reset`).
+fn open_store(args: &Args) -> Result<(flash::DesktopStore, bool), BootError> {
+    match flash::DesktopStore::open(args.state.as_deref(), false) {
+        Ok(store) => Ok((store, false)),
+        Err(flash::OpenError::Io(err)) => Err(BootError::Io(err)),
+        Err(err @ flash::OpenError::WrongSize { .. }) if args.factory_reset => {
+            log::warn!("{err}: replaced by an erased one, as --factory-reset asks");
+            match flash::DesktopStore::open(args.state.as_deref(), true) {
+                Ok(store) => Ok((store, true)),
+                Err(err) => Err(BootError::Io(io::Error::other(err.to_string()))),
+            }
+        }
+        Err(err @ flash::OpenError::WrongSize { .. }) => Err(BootError::Damaged(format!(
+            "not a flash image of this device ({err})"
+        ))),
+    }
+}
+
 fn start(args: &Args) -> Result<(), BootError> {
-    let store = flash::DesktopStore::open(args.state.as_deref())?;
-    let device = boot(
-        &args.serial,
-        MemoryTarget(RamTarget::new(TARGET_RAM_BASE)),
-        store,
-        args.factory_reset,
-    )?;
+    let (store, replaced) = open_store(args)?;
+    let mut device = boot(args, MemoryTarget(RamTarget::new(TARGET_RAM_BASE)), store)?;
+    if replaced {
+        device
+            .objects_mut()
+            .0
+            .set_last_error(LAST_ERROR_CONFIG_LOST);
+    }
 
     let listener = TcpListener::bind(args.ws)
         .map_err(|err| io::Error::new(err.kind(), format!("listen on {}: {err}", args.ws)))?;
@@ -260,10 +315,52 @@ fn start(args: &Args) -> Result<(), BootError> {
         ids: ChannelIds::new(1, args.channel_ids),
         open: HashSet::new(),
         max: usize::from(args.max_connections),
-        handshake_timeout: StdDuration::from_secs(args.handshake_timeout),
+        timeouts: Timeouts {
+            handshake: StdDuration::from_secs(args.handshake_timeout),
+            idle: StdDuration::from_secs(args.idle_timeout),
+        },
+        owner: Arc::new(AtomicU32::new(NO_OWNER)),
+        refused: Refusals::default(),
     };
-    run_device(device, args, links, inbox);
-    Ok(())
+    run_device(device, args, links, inbox)
+}
+
+/// How long a connection may stay silent.
+#[derive(Clone, Copy)]
+struct Timeouts {
+    /// The whole WebSocket handshake.
+    handshake: StdDuration,
+    /// Between two messages, for a connection that does not own the session.
+    idle: StdDuration,
+}
+
+/// [`Links::owner`] when nobody owns the session.
+const NO_OWNER: u32 = u32::MAX;
+
+/// Counts refused connections, logged at most once a second (a flood of them must not
+/// flood the log).
+#[derive(Default)]
+struct Refusals {
+    since_log: u64,
+    last_log: Option<StdInstant>,
+}
+
+impl Refusals {
+    fn refused(&mut self, why: &str) {
+        self.since_log += 1;
+        let now = StdInstant::now();
+        if self
+            .last_log
+            .is_none_or(|at| now.duration_since(at) >= StdDuration::from_secs(1))
+        {
+            log::warn!(
+                "connection refused ({why}); {} refused since the last report",
+                self.since_log
+            );
+            self.since_log = 0;
+            self.last_log = Some(now);
+        }
+    }
 }
 
 /// The connections the device loop knows, and how new ones are let in.
@@ -273,18 +370,19 @@ struct Links {
     /// Ids of the connections whose thread has not ended yet.
     open: HashSet<ChannelId>,
     max: usize,
-    handshake_timeout: StdDuration,
+    timeouts: Timeouts,
+    /// The id of the connection that owns the session ([`NO_OWNER`]: none), published
+    /// for the connection threads, which close a silent connection that does not own it.
+    owner: Arc<AtomicU32>,
+    refused: Refusals,
 }
 
 impl Links {
     /// Gives `stream` an id and a thread, or refuses it (closing it) when the limit is
     /// reached or no id is free.
     fn admit(&mut self, stream: TcpStream, device: &DesktopDevice) {
-        let peer = stream
-            .peer_addr()
-            .map_or_else(|_| "?".into(), |a| a.to_string());
         if self.open.len() >= self.max {
-            log::warn!("{peer}: refused, {} connections open", self.open.len());
+            self.refused.refused("every connection slot taken");
             return;
         }
         let open = &self.open;
@@ -292,30 +390,46 @@ impl Links {
             .ids
             .allocate(|id| open.contains(&id) || device.channel_in_use(id))
         else {
-            log::warn!("{peer}: refused, no connection id free");
+            self.refused.refused("no connection id free");
             return;
         };
         self.open.insert(channel);
         let events = self.events.clone();
-        let timeout = self.handshake_timeout;
+        let timeouts = self.timeouts;
+        let owner = self.owner.clone();
         let spawned = thread::Builder::new()
             .name(format!("ch{}", channel.0))
             .spawn(move || {
-                if let Err(err) = serve_connection(stream, channel, &events, timeout) {
+                if let Err(err) = serve_connection(stream, channel, &events, timeouts, &owner) {
                     log::debug!("ch{}: {}", channel.0, err);
                 }
                 let _ = events.send(Event::Closed(channel));
             });
         if let Err(err) = spawned {
-            log::warn!("{peer}: refused, no thread: {err}");
+            log::warn!("connection refused, no thread: {err}");
             self.open.remove(&channel);
         }
+    }
+
+    /// Publishes who owns the session now.
+    fn publish_owner(&self, device: &DesktopDevice) {
+        let owner = device
+            .session()
+            .owner()
+            .map_or(NO_OWNER, |owner| u32::from(owner.id.0));
+        self.owner.store(owner, Ordering::Relaxed);
     }
 }
 
 /// The device loop: handles requests one at a time and polls the engine at its
 /// deadlines.
-fn run_device(mut device: DesktopDevice, args: &Args, mut links: Links, inbox: Receiver<Event>) {
+/// The device loop: returns when asked to stop, or with an error when a reboot fails.
+fn run_device(
+    mut device: DesktopDevice,
+    args: &Args,
+    mut links: Links,
+    inbox: Receiver<Event>,
+) -> Result<(), BootError> {
     let start = StdInstant::now();
     let now = || Instant::from_millis(start.elapsed().as_millis() as u64);
     let mut deadline = device.next_deadline();
@@ -328,14 +442,15 @@ fn run_device(mut device: DesktopDevice, args: &Args, mut links: Links, inbox: R
                     Ok(event) => event,
                     Err(RecvTimeoutError::Timeout) => {
                         deadline = device.poll(now());
+                        links.publish_owner(&device);
                         continue;
                     }
-                    Err(RecvTimeoutError::Disconnected) => return,
+                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
                 }
             }
             None => match inbox.recv() {
                 Ok(event) => event,
-                Err(_) => return,
+                Err(_) => return Ok(()),
             },
         };
         match event {
@@ -378,17 +493,7 @@ fn run_device(mut device: DesktopDevice, args: &Args, mut links: Links, inbox: R
                 out[..outcome.len].zeroize();
                 if close {
                     let (target, store) = device.into_parts();
-                    device = match boot(&args.serial, target, store, args.factory_reset) {
-                        Ok(device) => device,
-                        Err(BootError::Io(err)) => {
-                            log::error!("reboot failed: {err}");
-                            return;
-                        }
-                        Err(BootError::Damaged) => {
-                            log::error!("reboot failed: the saved configuration is damaged");
-                            return;
-                        }
-                    };
+                    device = boot(args, target, store)?;
                     deadline = device.next_deadline();
                 }
             }
@@ -398,8 +503,9 @@ fn run_device(mut device: DesktopDevice, args: &Args, mut links: Links, inbox: R
                 links.open.remove(&channel);
                 deadline = device.next_deadline();
             }
-            Event::Shutdown => return,
+            Event::Shutdown => return Ok(()),
         }
+        links.publish_owner(&device);
     }
 }
 
@@ -420,6 +526,39 @@ fn accept_loop(listener: TcpListener, events: Sender<Event>) {
     }
 }
 
+/// A connection's TCP stream; while `deadline` is set (the handshake), every read
+/// waits at most until then, so a peer trickling bytes cannot hold a slot longer.
+struct Link {
+    stream: TcpStream,
+    deadline: Option<StdInstant>,
+}
+
+impl io::Read for Link {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(StdInstant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "handshake too slow",
+                ));
+            }
+            self.stream.set_read_timeout(Some(left))?;
+        }
+        self.stream.read(buf)
+    }
+}
+
+impl io::Write for Link {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
 /// Largest WebSocket message (and frame) accepted: one request APDU of the advertised
 /// size. A larger one is refused from its header, before its payload is buffered.
 const MAX_MESSAGE: usize = APDU_HEADER_LEN + LIMITS.max_request as usize;
@@ -428,20 +567,37 @@ fn serve_connection(
     stream: TcpStream,
     channel: ChannelId,
     events: &Sender<Event>,
-    handshake_timeout: StdDuration,
+    timeouts: Timeouts,
+    owner: &AtomicU32,
 ) -> Result<(), String> {
     let peer = stream.peer_addr().map_err(|e| e.to_string())?;
+    // A peer that vanishes without closing (a phone out of range) is found out.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(StdDuration::from_secs(30))
+        .with_interval(StdDuration::from_secs(10))
+        .with_retries(3);
+    socket2::SockRef::from(&stream)
+        .set_tcp_keepalive(&keepalive)
+        .map_err(|e| e.to_string())?;
+    // A peer that does not read what it is sent cannot hold the thread either.
     stream
-        .set_read_timeout(Some(handshake_timeout))
+        .set_write_timeout(Some(timeouts.handshake))
         .map_err(|e| e.to_string())?;
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
-    let mut socket: WebSocket<TcpStream> = tungstenite::accept_with_config(stream, Some(config))
+    let link = Link {
+        stream,
+        deadline: Some(StdInstant::now() + timeouts.handshake),
+    };
+    let mut socket: WebSocket<Link> = tungstenite::accept_with_config(link, Some(config))
         .map_err(|e| format!("{peer}: handshake: {e}"))?;
-    socket
-        .get_mut()
-        .set_read_timeout(None)
+    // From now on, reads wait at most the idle timeout; then a connection that does not
+    // own the session is closed.
+    socket.get_mut().deadline = None;
+    let tcp = &socket.get_mut().stream;
+    tcp.set_read_timeout(Some(timeouts.idle))
+        .and_then(|()| tcp.set_write_timeout(Some(timeouts.idle)))
         .map_err(|e| e.to_string())?;
     log::info!("ch{}: connected from {}", channel.0, peer);
     loop {
@@ -462,6 +618,22 @@ fn serve_connection(
                 }));
                 let _ = socket.flush();
                 return Err(format!("message refused: {err}"));
+            }
+            Err(tungstenite::Error::Io(err))
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if owner.load(Ordering::Relaxed) == u32::from(channel.0) {
+                    continue;
+                }
+                let _ = socket.close(Some(CloseFrame {
+                    code: CloseCode::Away,
+                    reason: "idle".into(),
+                }));
+                let _ = socket.flush();
+                return Err("idle, not the session owner: closed".into());
             }
             Err(err) => return Err(err.to_string()),
         };
