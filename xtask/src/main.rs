@@ -30,18 +30,23 @@ fn main() -> ExitCode {
         Some("interop") => interop(),
         Some("fuzz") => fuzz(fuzz_seconds()),
         Some("instructions") => instructions(),
+        Some("footprint") => footprint(),
         _ => {
-            eprintln!("usage: cargo xtask <test|interop|fuzz|instructions>");
+            eprintln!("usage: cargo xtask <test|interop|fuzz|instructions|footprint>");
             eprintln!("  test     install what is missing, then run every check CI runs");
             eprintln!("  interop  build the desktop device and run the real-client interop test");
             eprintln!("  fuzz     fuzz smoke run (FUZZ_SECONDS per target, default {DEFAULT_FUZZ_SECONDS})");
             eprintln!("  instructions  instructions of Device::handle per request (callgrind)");
+            eprintln!("  footprint     flash, RAM and stack of a Cortex-M4 firmware (QEMU)");
             return ExitCode::from(2);
         }
     };
     let passed = PASSED.load(Ordering::Relaxed);
     // Reports end with their own figures line.
-    let report = matches!(args.first().map(String::as_str), Some("instructions"));
+    let report = matches!(
+        args.first().map(String::as_str),
+        Some("instructions" | "footprint")
+    );
     match result {
         Ok(()) if report => ExitCode::SUCCESS,
         Ok(()) => {
@@ -135,6 +140,7 @@ fn test() -> Result {
     }
     run("API documentation builds without warnings", &mut doc)?;
     interop()?;
+    footprint()?;
     fuzz(fuzz_seconds())?;
     run(
         "publish dry run",
@@ -327,4 +333,105 @@ fn instructions() -> Result {
         count("multi")
     );
     Ok(())
+}
+
+/// Builds the footprint firmware (`xtask/footprint-firmware`: the core, every object and a
+/// flash store for a Cortex-M4 with `opt-level = "z"`, LTO, `panic = "abort"`), reads its
+/// sections, and runs it under QEMU (`mps2-an386`) for the stack it paints and measures.
+/// Installs the thumb target and Debian's `qemu-system-arm` when missing.
+fn footprint() -> Result {
+    install_thumb_targets()?;
+    if output(Command::new("qemu-system-arm").arg("--version")).is_none() {
+        run(
+            "install qemu-system-arm",
+            Command::new("sh").args([
+                "-c",
+                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm",
+            ]),
+        )?;
+    }
+    let dir = root().join("xtask/footprint-firmware");
+    run(
+        "build the footprint firmware (thumbv7em-none-eabihf)",
+        Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&dir)
+            .args(["build", "--release", "--locked"]),
+    )?;
+    let elf_path = dir.join("target/thumbv7em-none-eabihf/release/footprint-firmware");
+    let sizes = elf_sizes(&elf_path)?;
+
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg("qemu-system-arm")
+        .args([
+            "-M",
+            "mps2-an386",
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+        ])
+        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+        .arg(&elf_path)
+        .output()
+        .map_err(|e| format!("qemu-system-arm: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!(
+            "the footprint firmware failed under QEMU ({}): {text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let figure = |name: &str| -> Result<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("the firmware printed no {name}: {text}"))
+    };
+    let (engine, boot_stack, stack) = (figure("engine")?, figure("boot-stack")?, figure("stack")?);
+    println!();
+    println!(
+        "Cortex-M4 (thumbv7em-none-eabihf, opt-level z, LTO), core + every object + flash store:"
+    );
+    println!();
+    println!("| what | bytes |");
+    println!("|---|---|");
+    println!("| flash (text + rodata + data) | {} |", sizes.flash);
+    println!(
+        "| static RAM (data + bss), emulated flash left out | {} |",
+        sizes.ram
+    );
+    println!(
+        "| of which the engine (`Device` with its configuration and store buffer) | {engine} |"
+    );
+    println!("| stack to build the engine at boot | {boot_stack} |");
+    println!("| worst stack of a request (GET, login, multi-request, configuration writes, save, factory reset) | {stack} |");
+    println!(
+        "footprint: flash={} ram={} stack={}",
+        sizes.flash, sizes.ram, stack
+    );
+    Ok(())
+}
+
+struct ElfSizes {
+    flash: u64,
+    ram: u64,
+}
+
+/// Flash and static RAM of the firmware from its sections, without the emulated flash.
+fn elf_sizes(path: &Path) -> Result<ElfSizes> {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let elf = object::File::parse(&*data).map_err(|e| format!("{}: {e}", path.display()))?;
+    let section = |name: &str| elf.section_by_name(name).map_or(0, |s| s.size());
+    let emulated = elf
+        .symbols()
+        .find(|s| s.name() == Ok("EMULATED_FLASH"))
+        .map_or(0, |s| s.size());
+    Ok(ElfSizes {
+        flash: section(".vector_table") + section(".text") + section(".rodata") + section(".data"),
+        ram: section(".data") + section(".bss") + section(".uninit") - emulated,
+    })
 }

@@ -1,0 +1,248 @@
+//! The footprint firmware: `lwm2m-core` with every object of `lwm2m-objects` and a
+//! configuration store, on a Cortex-M4 (QEMU `mps2-an386`), run through the requests
+//! whose stack `cargo xtask footprint` reports.
+//!
+//! It paints the stack, builds the device, repaints, then runs a GET, a login, a
+//! multi-request, configuration writes, a save and a factory reset, checking every
+//! answer. It prints over semihosting one line per figure (`engine=N`, `boot-stack=N`,
+//! `stack=N`, bytes) and exits through semihosting, with a failure status if an answer
+//! was not the expected one. The emulated flash (`EMULATED_FLASH`) stands for the board's
+//! flash: the report leaves it out of the RAM.
+#![no_std]
+#![no_main]
+
+use core::mem::{size_of, MaybeUninit};
+use core::ptr::{addr_of, addr_of_mut};
+
+use cortex_m_rt::entry;
+use cortex_m_semihosting::{debug, hprintln};
+use embedded_storage::nor_flash::{
+    check_erase, check_read, check_write, ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash,
+};
+use lwm2m_core::storage::{flash_size_needed, FlashStore};
+use lwm2m_core::target::NoTarget;
+use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant};
+use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
+
+/// The frame sizes of this firmware.
+const LIMITS: FrameLimits = FrameLimits {
+    max_request: 256,
+    max_response: 256,
+};
+
+const FLASH_LEN: usize = flash_size_needed::<RamFlash>() as usize;
+
+/// The board's flash, emulated in RAM (not counted as RAM by the report); erased at boot.
+#[no_mangle]
+#[link_section = ".uninit.EMULATED_FLASH"]
+static mut EMULATED_FLASH: MaybeUninit<[u8; FLASH_LEN]> = MaybeUninit::uninit();
+
+/// A NOR flash over [`EMULATED_FLASH`]: 4 KiB sectors, word writes that only clear bits.
+struct RamFlash;
+
+impl ErrorType for RamFlash {
+    type Error = NorFlashErrorKind;
+}
+
+fn flash() -> &'static mut [u8; FLASH_LEN] {
+    // SAFETY: the firmware is single-threaded, only RamFlash touches the array, and
+    // main erases (initialises) it before anything else.
+    unsafe { (*addr_of_mut!(EMULATED_FLASH)).assume_init_mut() }
+}
+
+impl ReadNorFlash for RamFlash {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        check_read(self, offset, bytes.len())?;
+        let at = offset as usize;
+        bytes.copy_from_slice(&flash()[at..at + bytes.len()]);
+        Ok(())
+    }
+
+    fn capacity(&self) -> usize {
+        FLASH_LEN
+    }
+}
+
+impl NorFlash for RamFlash {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = 4096;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        check_erase(self, from, to)?;
+        flash()[from as usize..to as usize].fill(0xFF);
+        Ok(())
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        check_write(self, offset, bytes.len())?;
+        let at = offset as usize;
+        for (cell, byte) in flash()[at..at + bytes.len()].iter_mut().zip(bytes) {
+            *cell &= byte;
+        }
+        Ok(())
+    }
+}
+
+type Engine = Device<StandardObjects<NoHooks>, NoTarget, FlashStore<RamFlash>>;
+
+/// The engine, in static RAM (`ENGINE` in the symbol table, for the report).
+#[no_mangle]
+#[link_section = ".uninit.ENGINE"]
+static mut ENGINE: MaybeUninit<Engine> = MaybeUninit::uninit();
+
+const PAINT: u32 = 0xA5A5_A5A5;
+
+extern "C" {
+    /// End of static RAM (start of the heap region cortex-m-rt leaves free).
+    static mut __sheap: u32;
+    /// Top of the stack.
+    static _stack_start: u32;
+}
+
+/// Fills the free RAM below the current stack with [`PAINT`].
+#[inline(never)]
+fn paint() {
+    let low = addr_of_mut!(__sheap) as usize;
+    let here = cortex_m::register::msp::read() as usize - 256;
+    let mut at = low;
+    while at < here {
+        // SAFETY: the words between the end of static RAM and below this function's
+        // frame are free.
+        unsafe { core::ptr::write_volatile(at as *mut u32, PAINT) };
+        at += 4;
+    }
+}
+
+/// Bytes of stack used since the last [`paint`]: from its top down to the lowest word
+/// no longer painted.
+#[inline(never)]
+fn used() -> usize {
+    let low = addr_of_mut!(__sheap) as usize;
+    let top = addr_of!(_stack_start) as usize;
+    let mut at = low;
+    // SAFETY: reads of RAM between the end of static data and the stack top.
+    while at < top && unsafe { core::ptr::read_volatile(at as *const u32) } == PAINT {
+        at += 4;
+    }
+    top - at
+}
+
+fn hex(text: &str, out: &mut [u8]) -> usize {
+    let digits = text.bytes().filter(|b| !b.is_ascii_whitespace());
+    let mut n = 0;
+    let mut high = None;
+    for d in digits {
+        let v = (d as char).to_digit(16).unwrap_or(0) as u8;
+        match high.take() {
+            None => high = Some(v),
+            Some(h) => {
+                out[n] = h << 4 | v;
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The requests measured, with the status they must answer.
+const REQUESTS: &[(&str, u8)] = &[
+    // GET /3//2
+    ("a2ca000007 010003ffff0002", 0x00),
+    // POST /1024//0 admin/admin
+    (
+        "a2da000027 020400ffff0000 61646d696e0000000000000000000000 61646d696e0000000000000000000000",
+        0x00,
+    ),
+    // Multi-request: GET /3//0, /3//2, /1024//7
+    (
+        "a2ca000025 010400ffff0059 0007 010003ffff0000 ff 0007 010003ffff0002 ff 0007 010400ffff0007 ff",
+        0x00,
+    ),
+    // The configurator's first steps: configuring, app name, a profile, a bundle, a variable.
+    ("a2da00000b 030400ffff000a ffffffff", 0x00),
+    ("a2da00000b 030400ffff0009 44656d6f", 0x00),
+    ("a2da000007 020401 0001 ffff", 0x00),
+    ("a2da00000c 030401 0001 0000 7573657231", 0x00),
+    ("a2da00000a 020401 0001 0002 707764", 0x00),
+    ("a2da000007 020404 0001 ffff", 0x00),
+    ("a2da00000a 030404 0001 0000 410103", 0x00),
+    ("a2da000007 020405 0005 ffff", 0x00),
+    ("a2da000008 030405 0005 0001 a1", 0x00),
+    ("a2da000009 030405 0005 0006 0001", 0x00),
+    ("a2da000008 030405 0005 0004 2a", 0x00),
+    ("a2ca000007 010404 0001 0001", 0x00),
+    // Save: PUT /1024//10 1.2.3
+    ("a2da00000b 030400ffff000a 01020003", 0x00),
+    // Factory reset: POST /3//5 (restores and saves the default)
+    ("a2da000007 020003ffff0005", 0x00),
+    // Logout
+    ("a2da000007 020400ffff0001", 0x00),
+];
+
+#[entry]
+fn main() -> ! {
+    // SAFETY: nothing uses the emulated flash yet; writing every byte initialises it.
+    unsafe { (*addr_of_mut!(EMULATED_FLASH)).write([0xFF; FLASH_LEN]) };
+    paint();
+    let info = DeviceInfo {
+        manufacturer: "IoTize",
+        flavor: "footprint",
+        serial: heapless::String::try_from("FOOTPRINT0000001").unwrap_or_default(),
+        firmware_version: lwm2m_objects::device::TAP_FIRMWARE_LEVEL,
+    };
+    let store = match FlashStore::new(RamFlash, 0..FLASH_LEN as u32) {
+        Ok(store) => store,
+        Err(_) => fail("flash region"),
+    };
+    // SAFETY: single-threaded; the engine is initialised once, here, and only used
+    // through the reference this returns.
+    let device = unsafe {
+        (*addr_of_mut!(ENGINE)).write(
+            Device::new(
+                standard_objects(info, NoHooks),
+                Config::default(),
+                Config::default,
+                LIMITS,
+            )
+            .with_store(store),
+        )
+    };
+    let boot_stack = used();
+
+    paint();
+    let channel = Channel::new(1, ChannelKind::Serial);
+    let mut request = [0u8; 300];
+    let mut response = [0u8; 256];
+    for (i, (apdu, status)) in REQUESTS.iter().enumerate() {
+        let n = hex(apdu, &mut request);
+        let outcome = device.handle(
+            channel,
+            &request[..n],
+            Instant::from_millis(i as u64),
+            &mut response,
+        );
+        if outcome.len < 3 || response[0] != *status {
+            hprintln!("request {} answered {:02x}", i, response[0]);
+            fail("unexpected answer");
+        }
+    }
+    let stack = used();
+    hprintln!("engine={}", size_of::<Engine>());
+    hprintln!("boot-stack={}", boot_stack);
+    hprintln!("stack={}", stack);
+    debug::exit(debug::EXIT_SUCCESS);
+    loop {}
+}
+
+fn fail(what: &str) -> ! {
+    hprintln!("footprint firmware: {}", what);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {}
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    fail("panic")
+}
