@@ -14,6 +14,7 @@
 pub mod ble_legacy;
 pub mod channels;
 pub mod mux;
+pub mod run;
 
 /// What went wrong on a link, in terms generic code can act on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,9 +1,10 @@
 //! Desktop port: the lwM2M device stack as a WebSocket device.
 //!
 //! One binary WebSocket message carries one request APDU; the response is one binary
-//! message (spec README, decision 1). The device engine runs on the main thread, which
-//! sleeps until the next request or the engine's next deadline; each connection has a
-//! thread that only moves bytes.
+//! message (spec README, decision 1). The device runs on the main thread in the device loop
+//! every port shares (`transport_traits::run::run`), which sleeps until the next request
+//! or the engine's next deadline; [`WsHost`] is this port's host side, and each connection
+//! has a thread that only moves bytes.
 //!
 //! Resources are bounded: at most `--max-connections` connections (more are refused at
 //! once, the others go on), a WebSocket handshake must complete within
@@ -14,7 +15,7 @@
 
 mod flash;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use std::thread;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use clap::Parser;
+use lwm2m_core::session::Session;
 use lwm2m_core::storage::{ConfigStore, Loaded};
 use lwm2m_core::target::MemoryTarget;
 use lwm2m_core::wire::APDU_HEADER_LEN;
@@ -35,6 +37,8 @@ use lwm2m_core::{
 use lwm2m_objects::{standard_objects, DeviceHooks, DeviceInfo, StandardObjects};
 use target_traits::RamTarget;
 use transport_traits::channels::ChannelIds;
+use transport_traits::run::{run, Clock, Host, HostEvent, Stopped};
+use transport_traits::ErrorType;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
@@ -322,7 +326,13 @@ fn start(args: &Args) -> Result<(), BootError> {
         owner: Arc::new(AtomicU32::new(NO_OWNER)),
         refused: Refusals::default(),
     };
-    run_device(device, args, links, inbox)
+    let mut host = WsHost {
+        inbox,
+        links,
+        replies: HashMap::new(),
+        started: StdInstant::now(),
+    };
+    run_device(device, args, &mut host)
 }
 
 /// How long a connection may stay silent.
@@ -380,7 +390,7 @@ struct Links {
 impl Links {
     /// Gives `stream` an id and a thread, or refuses it (closing it) when the limit is
     /// reached or no id is free.
-    fn admit(&mut self, stream: TcpStream, device: &DesktopDevice) {
+    fn admit(&mut self, stream: TcpStream, session: &Session) {
         if self.open.len() >= self.max {
             self.refused.refused("every connection slot taken");
             return;
@@ -388,7 +398,7 @@ impl Links {
         let open = &self.open;
         let Some(channel) = self
             .ids
-            .allocate(|id| open.contains(&id) || device.channel_in_use(id))
+            .allocate(|id| open.contains(&id) || session.owner().is_some_and(|o| o.id == id))
         else {
             self.refused.refused("no connection id free");
             return;
@@ -412,100 +422,130 @@ impl Links {
     }
 
     /// Publishes who owns the session now.
-    fn publish_owner(&self, device: &DesktopDevice) {
-        let owner = device
-            .session()
+    fn publish_owner(&self, session: &Session) {
+        let owner = session
             .owner()
             .map_or(NO_OWNER, |owner| u32::from(owner.id.0));
         self.owner.store(owner, Ordering::Relaxed);
     }
 }
 
-/// The device loop: handles requests one at a time and polls the engine at its
-/// deadlines.
-/// The device loop: returns when asked to stop, or with an error when a reboot fails.
-fn run_device(
-    mut device: DesktopDevice,
-    args: &Args,
-    mut links: Links,
-    inbox: Receiver<Event>,
-) -> Result<(), BootError> {
-    let start = StdInstant::now();
-    let now = || Instant::from_millis(start.elapsed().as_millis() as u64);
-    let mut deadline = device.next_deadline();
-    let mut out = vec![0u8; usize::from(LIMITS.max_response)];
+/// Runs the device on the shared device loop until it is stopped; a reboot rebuilds it
+/// on the same target and store.
+fn run_device(mut device: DesktopDevice, args: &Args, host: &mut WsHost) -> Result<(), BootError> {
+    let mut clock = SinceStart(StdInstant::now());
+    let mut rx = vec![0u8; MAX_MESSAGE];
+    let mut tx = vec![0u8; usize::from(LIMITS.max_response)];
     loop {
-        let event = match deadline {
-            Some(at) => {
-                let wait = at.saturating_since(now()).as_millis();
-                match inbox.recv_timeout(std::time::Duration::from_millis(wait)) {
-                    Ok(event) => event,
-                    Err(RecvTimeoutError::Timeout) => {
-                        deadline = device.poll(now());
-                        links.publish_owner(&device);
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
-                }
+        match run(&mut device, host, &mut clock, &mut rx, &mut tx) {
+            Ok(Stopped::Effect(Effect::Reboot)) => {
+                log::info!("reboot");
+                let (target, store) = device.into_parts();
+                device = boot(args, target, store)?;
             }
-            None => match inbox.recv() {
-                Ok(event) => event,
-                Err(_) => return Ok(()),
-            },
-        };
-        match event {
-            Event::Request {
-                channel,
-                mut apdu,
-                reply,
-            } => {
-                let channel = Channel {
-                    id: channel,
-                    kind: ChannelKind::WebSocket,
-                };
-                let outcome = device.handle(channel, &apdu, now(), &mut out);
-                // Lengths and status only: bodies carry passwords and keys.
-                log::debug!(
-                    "ch{}: request of {} bytes, response status {:02x}, {} bytes",
-                    channel.id.0,
-                    apdu.len(),
-                    out.first().copied().unwrap_or(0),
-                    outcome.len
-                );
-                deadline = outcome.next_deadline;
-                let close = match outcome.effect {
-                    Some(Effect::Reboot) => {
-                        log::info!("reboot");
-                        true
-                    }
-                    Some(Effect::FactoryReset) => {
-                        log::info!("factory reset: default configuration saved");
-                        false
-                    }
-                    _ => false,
-                };
-                let _ = reply.send(Reply {
-                    response: out[..outcome.len].to_vec(),
-                    close,
-                });
-                // A login body carries a password, an answer may carry a key.
-                apdu.zeroize();
-                out[..outcome.len].zeroize();
-                if close {
-                    let (target, store) = device.into_parts();
-                    device = boot(args, target, store)?;
-                    deadline = device.next_deadline();
-                }
+            Ok(Stopped::Effect(Effect::FactoryReset)) => {
+                log::info!("factory reset: default configuration saved");
             }
-            Event::Connected(stream) => links.admit(stream, &device),
-            Event::Closed(channel) => {
-                device.channel_closed(channel);
-                links.open.remove(&channel);
-                deadline = device.next_deadline();
-            }
-            Event::Shutdown => return Ok(()),
+            Ok(Stopped::Effect(_)) => {}
+            Ok(Stopped::Asked) | Err(_) => return Ok(()),
         }
-        links.publish_owner(&device);
+    }
+}
+
+/// The device's clock: milliseconds since the process started.
+struct SinceStart(StdInstant);
+
+impl Clock for SinceStart {
+    fn now(&mut self) -> Instant {
+        Instant::from_millis(self.0.elapsed().as_millis() as u64)
+    }
+}
+
+/// The WebSocket connections as the device loop's host side: requests come from the
+/// connection threads over a channel, answers go back to the thread that asked.
+struct WsHost {
+    inbox: Receiver<Event>,
+    links: Links,
+    /// Where the answer to each connection's pending request goes.
+    replies: HashMap<ChannelId, Sender<Reply>>,
+    started: StdInstant,
+}
+
+impl ErrorType for WsHost {
+    type Error = transport_traits::ErrorKind;
+}
+
+impl Host for WsHost {
+    fn wait(
+        &mut self,
+        session: &Session,
+        deadline: Option<Instant>,
+        buf: &mut [u8],
+    ) -> Result<HostEvent, Self::Error> {
+        self.links.publish_owner(session);
+        loop {
+            let event = match deadline {
+                Some(at) => {
+                    let now = self.started.elapsed().as_millis() as u64;
+                    let wait = at.as_millis().saturating_sub(now);
+                    match self.inbox.recv_timeout(StdDuration::from_millis(wait)) {
+                        Ok(event) => event,
+                        Err(RecvTimeoutError::Timeout) => return Ok(HostEvent::Timeout),
+                        Err(RecvTimeoutError::Disconnected) => return Ok(HostEvent::Stop),
+                    }
+                }
+                None => match self.inbox.recv() {
+                    Ok(event) => event,
+                    Err(_) => return Ok(HostEvent::Stop),
+                },
+            };
+            match event {
+                Event::Connected(stream) => self.links.admit(stream, session),
+                Event::Request {
+                    channel,
+                    mut apdu,
+                    reply,
+                } => {
+                    // Connection threads refuse messages over MAX_MESSAGE, the size of buf.
+                    let Some(into) = buf.get_mut(..apdu.len()) else {
+                        apdu.zeroize();
+                        continue;
+                    };
+                    into.copy_from_slice(&apdu);
+                    let len = apdu.len();
+                    // A login body carries a password.
+                    apdu.zeroize();
+                    self.replies.insert(channel, reply);
+                    let channel = Channel {
+                        id: channel,
+                        kind: ChannelKind::WebSocket,
+                    };
+                    return Ok(HostEvent::Request { channel, len });
+                }
+                Event::Closed(channel) => {
+                    self.links.open.remove(&channel);
+                    self.replies.remove(&channel);
+                    return Ok(HostEvent::Closed(channel));
+                }
+                Event::Shutdown => return Ok(HostEvent::Stop),
+            }
+        }
+    }
+
+    fn reply(
+        &mut self,
+        channel: ChannelId,
+        frame: &[u8],
+        effect: Option<Effect>,
+    ) -> Result<(), Self::Error> {
+        if let Some(reply) = self.replies.remove(&channel) {
+            let _ = reply.send(Reply {
+                response: frame.to_vec(),
+                // The device reboots: the link goes down with it.
+                close: effect == Some(Effect::Reboot),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,308 @@
+//! The device loop every port runs: take the next request from the host side, hand it
+//! to the engine, send the answer, sleep until the next request or the engine's next
+//! deadline. A port implements [`Host`] (its links: WebSocket connections, the BLE and
+//! NFC links, a serial line, side-handler mailboxes such as [`crate::mux::HostMux`]) and
+//! [`Clock`], then calls [`run`] — or [`asynch::run`] on an async board — again after
+//! each [`Stopped`] it decides to go on from.
+//!
+//! ```
+//! use lwm2m_core::session::Session;
+//! use lwm2m_core::{Channel, ChannelId, ChannelKind, Config, Device, Effect, FrameLimits, Instant};
+//! use transport_traits::run::{run, Clock, Host, HostEvent, Stopped};
+//! use transport_traits::{ErrorKind, ErrorType};
+//! # use lwm2m_core::object::{Object, ResourceDef, Context, HandlerResult};
+//! # use lwm2m_core::acl::Access;
+//! # use lwm2m_core::wire::{Body, Request, ResultCode};
+//! # struct Serial;
+//! # impl Object for Serial {
+//! #     fn id(&self) -> u16 { 3 }
+//! #     fn resources(&self) -> &'static [ResourceDef] {
+//! #         const T: &[ResourceDef] = &[ResourceDef::single(2).get(Access::Anyone).answers(3)];
+//! #         T
+//! #     }
+//! #     fn handle(&mut self, _: &mut Context<'_>, _: &Request<'_>, body: &mut Body<'_>) -> HandlerResult {
+//! #         body.push(b"SN1")?;
+//! #         Ok(ResultCode::Ok)
+//! #     }
+//! # }
+//!
+//! /// One scripted link: a GET /3//2, then the link closes and the port stops.
+//! struct Script { step: usize, answer: Vec<u8> }
+//!
+//! impl ErrorType for Script { type Error = ErrorKind; }
+//!
+//! impl Host for Script {
+//!     fn wait(&mut self, _: &Session, _: Option<Instant>, buf: &mut [u8]) -> Result<HostEvent, ErrorKind> {
+//!         self.step += 1;
+//!         let get = [0xA2, 0xCA, 0, 0, 7, 1, 0, 3, 0xFF, 0xFF, 0, 2];
+//!         Ok(match self.step {
+//!             1 => {
+//!                 buf[..get.len()].copy_from_slice(&get);
+//!                 HostEvent::Request { channel: Channel::new(1, ChannelKind::Serial), len: get.len() }
+//!             }
+//!             2 => HostEvent::Closed(ChannelId(1)),
+//!             _ => HostEvent::Stop,
+//!         })
+//!     }
+//!
+//!     fn reply(&mut self, _: ChannelId, frame: &[u8], _: Option<Effect>) -> Result<(), ErrorKind> {
+//!         self.answer = frame.to_vec();
+//!         Ok(())
+//!     }
+//! }
+//!
+//! struct Ticks(u64);
+//! impl Clock for Ticks {
+//!     fn now(&mut self) -> Instant { self.0 += 1; Instant::from_millis(self.0) }
+//! }
+//!
+//! let limits = FrameLimits { max_request: 64, max_response: 64 };
+//! let mut device = Device::new((Serial,), Config::default(), Config::default, limits);
+//! let mut host = Script { step: 0, answer: Vec::new() };
+//! let (mut rx, mut tx) = ([0u8; 69], [0u8; 64]);
+//! let stopped = run(&mut device, &mut host, &mut Ticks(0), &mut rx, &mut tx);
+//! assert_eq!(stopped, Ok(Stopped::Asked));
+//! assert_eq!(host.answer, b"\x00SN1\x90\x00");
+//! ```
+
+use lwm2m_core::object::ObjectSet;
+use lwm2m_core::session::Session;
+use lwm2m_core::storage::ConfigStore;
+use lwm2m_core::target::TargetIo;
+use lwm2m_core::{Channel, ChannelId, Device, Effect, Instant};
+use zeroize::Zeroize;
+
+use crate::ErrorType;
+
+/// What the host side has for the device loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum HostEvent {
+    /// A request APDU of `len` bytes from `channel`, copied into the buffer.
+    Request {
+        /// The link it came on.
+        channel: Channel,
+        /// Its length.
+        len: usize,
+    },
+    /// A request of a local side handler (script engine, Modbus slave), run with the
+    /// rights of `profile` outside the session.
+    Side {
+        /// The side handler's channel (answers go back to it).
+        channel: Channel,
+        /// The profile whose rights apply.
+        profile: u16,
+        /// Its length.
+        len: usize,
+    },
+    /// The link of this channel closed: its session, if any, ends.
+    Closed(ChannelId),
+    /// The deadline passed without an event.
+    Timeout,
+    /// The port asks the loop to return ([`Stopped::Asked`]).
+    Stop,
+}
+
+/// The port's host side: its links, multiplexed.
+pub trait Host: ErrorType {
+    /// Waits for the next event until `deadline` (`None`: no deadline), copying a
+    /// request into `buf`. `session` is the engine's session at this moment: who owns
+    /// the device, which a port that creates links at run time needs to give them ids
+    /// ([`crate::channels::ChannelIds`]) and to decide which silent link it may close.
+    fn wait(
+        &mut self,
+        session: &Session,
+        deadline: Option<Instant>,
+        buf: &mut [u8],
+    ) -> Result<HostEvent, Self::Error>;
+
+    /// Sends the answer to the request last received from `channel`; `effect` is what
+    /// the device does right after it (a reboot drops the links).
+    fn reply(
+        &mut self,
+        channel: ChannelId,
+        frame: &[u8],
+        effect: Option<Effect>,
+    ) -> Result<(), Self::Error>;
+}
+
+/// The port's monotonic clock.
+pub trait Clock {
+    /// Now.
+    fn now(&mut self) -> Instant;
+}
+
+/// Why [`run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Stopped {
+    /// The host said [`HostEvent::Stop`].
+    Asked,
+    /// A request asked for this, and its answer was sent: the port acts (a reboot
+    /// rebuilds the device, a factory reset may reset peripherals) and calls [`run`]
+    /// again.
+    Effect(Effect),
+}
+
+/// Runs `device` until the host stops it or a request has an [`Effect`]. `rx` holds one
+/// request APDU (the advertised request size plus the 5-byte header), `tx` one answer;
+/// both are wiped after every request (they carry passwords and keys).
+pub fn run<O, T, S, H, C>(
+    device: &mut Device<O, T, S>,
+    host: &mut H,
+    clock: &mut C,
+    rx: &mut [u8],
+    tx: &mut [u8],
+) -> Result<Stopped, H::Error>
+where
+    O: ObjectSet,
+    T: TargetIo,
+    S: ConfigStore,
+    H: Host,
+    C: Clock,
+{
+    let mut deadline = device.poll(clock.now());
+    loop {
+        let event = host.wait(device.session(), deadline, rx)?;
+        match on_event(device, clock, event, rx, tx, &mut deadline) {
+            Step::Wait => {}
+            Step::Stop(stopped) => return Ok(stopped),
+            Step::Reply {
+                channel,
+                len,
+                effect,
+            } => {
+                let frame = tx.get_mut(..len).unwrap_or_default();
+                let sent = host.reply(channel, frame, effect);
+                frame.zeroize();
+                sent?;
+                if let Some(effect) = effect {
+                    return Ok(Stopped::Effect(effect));
+                }
+            }
+        }
+    }
+}
+
+/// What the loop does after an event.
+enum Step {
+    Wait,
+    Reply {
+        channel: ChannelId,
+        len: usize,
+        effect: Option<Effect>,
+    },
+    Stop(Stopped),
+}
+
+/// The part of the loop that does no I/O, shared by the blocking and the async loop.
+fn on_event<O, T, S, C>(
+    device: &mut Device<O, T, S>,
+    clock: &mut C,
+    event: HostEvent,
+    rx: &mut [u8],
+    tx: &mut [u8],
+    deadline: &mut Option<Instant>,
+) -> Step
+where
+    O: ObjectSet,
+    T: TargetIo,
+    S: ConfigStore,
+    C: Clock,
+{
+    let (channel, side, len) = match event {
+        HostEvent::Request { channel, len } => (channel, None, len),
+        HostEvent::Side {
+            channel,
+            profile,
+            len,
+        } => (channel, Some(profile), len),
+        HostEvent::Closed(channel) => {
+            device.channel_closed(channel);
+            *deadline = device.next_deadline();
+            return Step::Wait;
+        }
+        HostEvent::Timeout => {
+            *deadline = device.poll(clock.now());
+            return Step::Wait;
+        }
+        HostEvent::Stop => return Step::Stop(Stopped::Asked),
+    };
+    let now = clock.now();
+    let request = rx.get_mut(..len).unwrap_or_default();
+    let outcome = match side {
+        None => device.handle(channel, request, now, tx),
+        Some(profile) => device.handle_side(channel, profile, request, now, tx),
+    };
+    request.zeroize();
+    *deadline = outcome.next_deadline;
+    Step::Reply {
+        channel: channel.id,
+        len: outcome.len,
+        effect: outcome.effect,
+    }
+}
+
+/// The async device loop (feature `async`), for boards whose links are async (embassy).
+#[cfg(feature = "async")]
+pub mod asynch {
+    use super::*;
+
+    /// The port's host side, async: like [`super::Host`], each wait and reply awaited.
+    #[allow(async_fn_in_trait)]
+    pub trait Host: ErrorType {
+        /// Waits for the next event until `deadline`; see [`super::Host::wait`].
+        async fn wait(
+            &mut self,
+            session: &Session,
+            deadline: Option<Instant>,
+            buf: &mut [u8],
+        ) -> Result<HostEvent, Self::Error>;
+
+        /// Sends the answer; see [`super::Host::reply`].
+        async fn reply(
+            &mut self,
+            channel: ChannelId,
+            frame: &[u8],
+            effect: Option<Effect>,
+        ) -> Result<(), Self::Error>;
+    }
+
+    /// [`super::run`] over an async host.
+    pub async fn run<O, T, S, H, C>(
+        device: &mut Device<O, T, S>,
+        host: &mut H,
+        clock: &mut C,
+        rx: &mut [u8],
+        tx: &mut [u8],
+    ) -> Result<Stopped, H::Error>
+    where
+        O: ObjectSet,
+        T: TargetIo,
+        S: ConfigStore,
+        H: Host,
+        C: Clock,
+    {
+        let mut deadline = device.poll(clock.now());
+        loop {
+            let event = host.wait(device.session(), deadline, rx).await?;
+            match on_event(device, clock, event, rx, tx, &mut deadline) {
+                Step::Wait => {}
+                Step::Stop(stopped) => return Ok(stopped),
+                Step::Reply {
+                    channel,
+                    len,
+                    effect,
+                } => {
+                    let frame = tx.get_mut(..len).unwrap_or_default();
+                    let sent = host.reply(channel, frame, effect).await;
+                    frame.zeroize();
+                    sent?;
+                    if let Some(effect) = effect {
+                        return Ok(Stopped::Effect(effect));
+                    }
+                }
+            }
+        }
+    }
+}
