@@ -122,6 +122,10 @@ fn test() -> Result {
         "unit, vector and property tests",
         cargo().args(["test", "--workspace"]),
     )?;
+    run(
+        "the async device loop",
+        cargo().args(["test", "-p", "transport-traits", "--features", "async"]),
+    )?;
     for target in THUMB_TARGETS {
         let mut cmd = cargo();
         cmd.arg("build");

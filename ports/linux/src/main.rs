@@ -141,8 +141,9 @@ enum Event {
 
 struct Reply {
     response: Vec<u8>,
-    /// The device rebooted: the link goes down with it.
-    close: bool,
+    /// The device reboots: the link goes down with it, once the answer is out (the
+    /// connection thread says so on this channel).
+    close: Option<Sender<()>>,
 }
 
 /// The simulated target the desktop device reads variables from: 64 KiB of RAM at
@@ -539,11 +540,16 @@ impl Host for WsHost {
         effect: Option<Effect>,
     ) -> Result<(), Self::Error> {
         if let Some(reply) = self.replies.remove(&channel) {
+            let (done, sent) = mpsc::channel();
+            let reboot = effect == Some(Effect::Reboot);
             let _ = reply.send(Reply {
                 response: frame.to_vec(),
-                // The device reboots: the link goes down with it.
-                close: effect == Some(Effect::Reboot),
+                close: reboot.then_some(done),
             });
+            // Before the device reboots (and the process may stop), the answer is out.
+            if reboot {
+                let _ = sent.recv_timeout(StdDuration::from_secs(2));
+            }
         }
         Ok(())
     }
@@ -686,13 +692,13 @@ fn serve_connection(
             })
             .map_err(|_| "device stopped".to_string())?;
         let Reply { response, close } = answer.recv().map_err(|_| "device stopped".to_string())?;
-        socket
-            .send(Message::Binary(response.into()))
-            .map_err(|e| e.to_string())?;
-        if close {
+        let sent = socket.send(Message::Binary(response.into()));
+        if let Some(done) = close {
             let _ = socket.close(None);
             let _ = socket.flush();
-            return Ok(());
+            let _ = done.send(());
+            return sent.map_err(|e| e.to_string());
         }
+        sent.map_err(|e| e.to_string())?;
     }
 }

@@ -236,11 +236,8 @@ fn a_damaged_configuration_is_never_silently_replaced_by_the_factory_one() {
         damage(&mut image);
         std::fs::write(flash_file(&state), &image).unwrap();
 
-        let mut child = spawn(&["--state", state.path()], &[]);
-        let log = collect(child.stderr.take().unwrap());
-        let status = wait(&mut child, Duration::from_secs(10)).expect("exits at once");
+        let (status, log) = exit_status_and_log(&["--state", state.path()]);
         assert_eq!(status.code(), Some(78), "{what}");
-        let log = log.lock().unwrap().clone();
         assert!(
             log.contains(&flash_file(&state).display().to_string())
                 && log.contains("Refusing to start"),
@@ -340,12 +337,8 @@ fn an_unusable_state_folder_is_named_in_the_error() {
     let file = dir.0.join("not-a-folder");
     std::fs::write(&file, b"x").unwrap();
     let state = file.join("state");
-    let mut child = spawn(&["--state", state.to_str().unwrap()], &[]);
-    let log = collect(child.stderr.take().unwrap());
-    let status = wait(&mut child, Duration::from_secs(10)).expect("exits at once");
+    let (status, log) = exit_status_and_log(&["--state", state.to_str().unwrap()]);
     assert_eq!(status.code(), Some(1));
-    std::thread::sleep(Duration::from_millis(100));
-    let log = log.lock().unwrap().clone();
     assert!(log.contains(&state.display().to_string()), "{log}");
 }
 
@@ -358,11 +351,8 @@ fn a_damaged_newest_configuration_does_not_bring_back_an_older_one_silently() {
     image[16 * 1024 + 16 + 40] ^= 0x01; // in the image of slot B
     std::fs::write(flash_file(&state), &image).unwrap();
 
-    let mut child = spawn(&["--state", state.path()], &[]);
-    let log = collect(child.stderr.take().unwrap());
-    let status = wait(&mut child, Duration::from_secs(10)).expect("exits at once");
+    let (status, log) = exit_status_and_log(&["--state", state.path()]);
     assert_eq!(status.code(), Some(78));
-    let log = log.lock().unwrap().clone();
     assert!(log.contains("--previous-config"), "{log}");
 
     // The operator accepts the previous configuration: it is in force and saved again,

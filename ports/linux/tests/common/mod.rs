@@ -104,6 +104,21 @@ pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
     cmd.spawn().unwrap()
 }
 
+/// Runs the binary with `args` until it exits (at most 10 s), returning its status and
+/// all it wrote to stderr.
+pub fn exit_status_and_log(args: &[&str]) -> (ExitStatus, String) {
+    let mut child = spawn(args, &[]);
+    let status = wait(&mut child, Duration::from_secs(10)).expect("exits at once");
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    (status, log)
+}
+
 /// Reads `from` to its end in a thread, into the returned buffer.
 pub fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
     let log = Arc::new(Mutex::new(String::new()));

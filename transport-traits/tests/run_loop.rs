@@ -1,0 +1,222 @@
+//! The device loop, blocking and async, over the same scripted host: the same answers,
+//! deadlines honoured, links closed, effects returned to the port.
+
+use lwm2m_core::acl::Access;
+use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
+use lwm2m_core::session::Session;
+use lwm2m_core::wire::{Body, Method, Request, ResultCode};
+use lwm2m_core::{Channel, ChannelId, ChannelKind, Config, Device, Effect, FrameLimits, Instant};
+use transport_traits::run::{self, asynch, HostEvent, Stopped};
+use transport_traits::{ErrorKind, ErrorType};
+
+/// Object 3 with a serial number and a reboot.
+struct Board;
+
+impl Object for Board {
+    fn id(&self) -> u16 {
+        3
+    }
+
+    fn resources(&self) -> &'static [ResourceDef] {
+        const T: &[ResourceDef] = &[
+            ResourceDef::single(2).get(Access::Anyone).answers(3),
+            ResourceDef::single(4).post(Access::Anyone),
+        ];
+        T
+    }
+
+    fn handle(
+        &mut self,
+        ctx: &mut Context<'_>,
+        req: &Request<'_>,
+        body: &mut Body<'_>,
+    ) -> HandlerResult {
+        match req.method {
+            Method::Get => body.push(b"SN1")?,
+            _ => ctx.request_effect(Effect::Reboot),
+        }
+        Ok(ResultCode::Ok)
+    }
+}
+
+const GET: [u8; 12] = [0xA2, 0xCA, 0, 0, 7, 1, 0, 3, 0xFF, 0xFF, 0, 2];
+const REBOOT: [u8; 12] = [0xA2, 0xDA, 0, 0, 7, 2, 0, 3, 0xFF, 0xFF, 0, 4];
+
+/// A script of events; records what the loop did.
+struct Script {
+    events: Vec<(Option<Vec<u8>>, HostEvent)>,
+    answers: Vec<(ChannelId, Vec<u8>, Option<Effect>)>,
+    deadlines: Vec<Option<Instant>>,
+    owners: Vec<Option<ChannelId>>,
+}
+
+impl Script {
+    fn new() -> Script {
+        let ws = Channel::new(1, ChannelKind::WebSocket);
+        let ble = Channel::new(2, ChannelKind::Ble);
+        let request = |channel, bytes: &[u8]| {
+            (
+                Some(bytes.to_vec()),
+                HostEvent::Request {
+                    channel,
+                    len: bytes.len(),
+                },
+            )
+        };
+        Script {
+            events: vec![
+                request(ws, &GET),
+                request(ws, &GET),
+                request(ble, &GET), // another channel: A8
+                (None, HostEvent::Timeout),
+                (None, HostEvent::Closed(ws.id)),
+                request(ble, &GET), // the session is free again
+                request(ble, &REBOOT),
+                (None, HostEvent::Stop),
+            ],
+            answers: Vec::new(),
+            deadlines: Vec::new(),
+            owners: Vec::new(),
+        }
+    }
+
+    fn next(&mut self, session: &Session, deadline: Option<Instant>, buf: &mut [u8]) -> HostEvent {
+        self.deadlines.push(deadline);
+        self.owners.push(session.owner().map(|c| c.id));
+        let (bytes, event) = self.events.remove(0);
+        if let Some(bytes) = bytes {
+            buf[..bytes.len()].copy_from_slice(&bytes);
+        }
+        event
+    }
+}
+
+impl ErrorType for Script {
+    type Error = ErrorKind;
+}
+
+impl run::Host for Script {
+    fn wait(
+        &mut self,
+        session: &Session,
+        deadline: Option<Instant>,
+        buf: &mut [u8],
+    ) -> Result<HostEvent, ErrorKind> {
+        Ok(self.next(session, deadline, buf))
+    }
+
+    fn reply(
+        &mut self,
+        channel: ChannelId,
+        frame: &[u8],
+        effect: Option<Effect>,
+    ) -> Result<(), ErrorKind> {
+        self.answers.push((channel, frame.to_vec(), effect));
+        Ok(())
+    }
+}
+
+impl asynch::Host for Script {
+    async fn wait(
+        &mut self,
+        session: &Session,
+        deadline: Option<Instant>,
+        buf: &mut [u8],
+    ) -> Result<HostEvent, ErrorKind> {
+        Ok(self.next(session, deadline, buf))
+    }
+
+    async fn reply(
+        &mut self,
+        channel: ChannelId,
+        frame: &[u8],
+        effect: Option<Effect>,
+    ) -> Result<(), ErrorKind> {
+        self.answers.push((channel, frame.to_vec(), effect));
+        Ok(())
+    }
+}
+
+/// A clock that moves one second per reading.
+struct Seconds(u64);
+
+impl run::Clock for Seconds {
+    fn now(&mut self) -> Instant {
+        self.0 += 1;
+        Instant::from_secs(self.0)
+    }
+}
+
+fn device() -> Device<(Board,)> {
+    let limits = FrameLimits {
+        max_request: 64,
+        max_response: 64,
+    };
+    Device::new((Board,), Config::default(), Config::default, limits)
+}
+
+fn check(host: &Script, first: Result<Stopped, ErrorKind>, second: Result<Stopped, ErrorKind>) {
+    assert_eq!(
+        first,
+        Ok(Stopped::Effect(Effect::Reboot)),
+        "a reboot returns to the port"
+    );
+    assert_eq!(second, Ok(Stopped::Asked));
+    let answers: Vec<(u16, Vec<u8>)> = host
+        .answers
+        .iter()
+        .map(|(c, a, _)| (c.0, a.clone()))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (1, b"\x00SN1\x90\x00".to_vec()),
+            (1, b"\x00SN1\x90\x00".to_vec()),
+            (2, vec![0xA8, 0x90, 0x00]),
+            (2, b"\x00SN1\x90\x00".to_vec()),
+            (2, vec![0x00, 0x90, 0x00]),
+        ]
+    );
+    assert_eq!(
+        host.answers[4].2,
+        Some(Effect::Reboot),
+        "the reply knows of the reboot"
+    );
+    // The session's idle deadline (60 s after its last request) is what the loop waited for.
+    assert_eq!(host.deadlines[3], Some(Instant::from_secs(3 + 60)));
+    assert_eq!(host.owners[3], Some(ChannelId(1)));
+    assert_eq!(
+        host.owners[5], None,
+        "closing the owner's link ends the session"
+    );
+}
+
+#[test]
+fn the_blocking_and_the_async_loop_serve_the_same_script() {
+    let (mut rx, mut tx) = ([0u8; 69], [0u8; 64]);
+
+    let mut host = Script::new();
+    let mut dev = device();
+    let first = run::run(&mut dev, &mut host, &mut Seconds(0), &mut rx, &mut tx);
+    let second = run::run(&mut dev, &mut host, &mut Seconds(100), &mut rx, &mut tx);
+    check(&host, first, second);
+    assert!(rx.iter().chain(&tx).all(|&b| b == 0), "buffers wiped");
+
+    let mut host = Script::new();
+    let mut dev = device();
+    let first = embassy_futures::block_on(asynch::run(
+        &mut dev,
+        &mut host,
+        &mut Seconds(0),
+        &mut rx,
+        &mut tx,
+    ));
+    let second = embassy_futures::block_on(asynch::run(
+        &mut dev,
+        &mut host,
+        &mut Seconds(100),
+        &mut rx,
+        &mut tx,
+    ));
+    check(&host, first, second);
+}
