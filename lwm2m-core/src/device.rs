@@ -190,7 +190,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             nfc_override: &mut self.nfc_override,
         };
         let mut body = response.body();
-        let status = dispatch(&mut self.objects, &mut ctx, &request, &mut body, false);
+        let status = dispatch(&mut self.objects, &mut ctx, &request, &mut body);
         let data_len = body.len();
         debug!("{:?} {} -> {}", request.method, request.path, status);
         response.finish(status, data_len)

@@ -1,38 +1,49 @@
 //! Dispatch layer: routes one Tap request through the resource table and the access
-//! check to its object, and runs multi-requests (`/1024//89`, spec decision 8).
+//! check to its object, and unwraps envelopes (the multi-request `/1024//89`, spec
+//! decision 8) in a loop.
 
 use crate::acl;
-use crate::object::{find_resource, Context, InstanceRule, ObjectSet};
+#[cfg(doc)]
+use crate::object::ResourceDef;
+use crate::object::{find_resource, Context, Envelope, InstanceRule, ObjectSet};
 use crate::wire::multi::{emit_response_item_len, MultiRequest};
 use crate::wire::{Body, Request, ResultCode};
-
-/// Object id of the interface object, which hosts the multi-request resource.
-pub const INTERFACE_OBJECT: u16 = 1024;
-/// Resource id of the multi-request.
-pub const MULTI_REQUEST_RESOURCE: u16 = 89;
 
 /// Bytes before the data of a multi-request response item: `len u16 | status u8`.
 const ITEM_HEADER_LEN: usize = 3;
 
-/// Executes `request` for the subject of `ctx`, writing response data into `body`.
-/// `nested` is true inside a multi-request, where another multi-request is refused.
+/// Executes `request` for the subject of `ctx`, writing response data into `body`. An
+/// envelope (a resource declared with [`ResourceDef::envelope`], such as the
+/// multi-request) is unwrapped here, in a loop over its items: nothing recurses, and an
+/// envelope inside an envelope is refused with `80`.
 pub fn dispatch<O: ObjectSet + ?Sized>(
     objects: &mut O,
     ctx: &mut Context<'_>,
     request: &Request<'_>,
     body: &mut Body<'_>,
-    nested: bool,
 ) -> ResultCode {
+    match admit(objects, ctx, request) {
+        Err(code) => code,
+        Ok(Some(Envelope::MultiRequest)) => run_multi(objects, ctx, request.payload, body),
+        Ok(None) => run_object(objects, ctx, request, body),
+    }
+}
+
+/// Looks `request` up in its object's table and checks the subject's rights: the
+/// envelope the resource is, if any, or the result code that answers it.
+///
+/// Rights are decided before existence is revealed, except for data protected by its
+/// bundle's ACL, whose bundle is only known once the instance is found.
+fn admit<O: ObjectSet + ?Sized>(
+    objects: &mut O,
+    ctx: &Context<'_>,
+    request: &Request<'_>,
+) -> Result<Option<Envelope>, ResultCode> {
     let path = request.path;
-    // Rights are decided before existence is revealed, except for data protected by its
-    // bundle's ACL, whose bundle is only known once the instance is found.
     let (def, exists, bundle) = {
-        let Some(object) = objects.find(path.object) else {
-            return ResultCode::NotFound;
-        };
-        let Some(def) = find_resource(object.resources(), path.resource, path.instance) else {
-            return ResultCode::NotFound;
-        };
+        let object = objects.find(path.object).ok_or(ResultCode::NotFound)?;
+        let def = find_resource(object.resources(), path.resource, path.instance)
+            .ok_or(ResultCode::NotFound)?;
         let exists =
             def.instance != InstanceRule::Existing || object.instance_exists(ctx, path.instance);
         let bundle = match def.access(request.method) {
@@ -45,30 +56,32 @@ pub fn dispatch<O: ObjectSet + ?Sized>(
     };
     let access = def.access(request.method);
     if access == acl::Access::Never {
-        return ResultCode::MethodNotAllowed;
+        return Err(ResultCode::MethodNotAllowed);
     }
     let by_bundle = matches!(access, acl::Access::Read | acl::Access::Write);
     if by_bundle && !exists {
-        return ResultCode::NotFound;
+        return Err(ResultCode::NotFound);
     }
-    if let Err(code) = acl::check(ctx.config(), access, ctx.subject(), path.instance, || {
+    acl::check(ctx.config(), access, ctx.subject(), path.instance, || {
         bundle
-    }) {
-        return code;
-    }
+    })?;
     if !exists {
-        return ResultCode::NotFound;
+        return Err(ResultCode::NotFound);
     }
     if !def.implemented {
-        return ResultCode::NotImplemented;
+        return Err(ResultCode::NotImplemented);
     }
-    if path.object == INTERFACE_OBJECT && path.resource == MULTI_REQUEST_RESOURCE {
-        if nested {
-            return ResultCode::BadRequest;
-        }
-        return run_multi(objects, ctx, request.payload, body);
-    }
-    match objects.find(path.object) {
+    Ok(def.envelope)
+}
+
+/// Hands an admitted request to its object.
+fn run_object<O: ObjectSet + ?Sized>(
+    objects: &mut O,
+    ctx: &mut Context<'_>,
+    request: &Request<'_>,
+    body: &mut Body<'_>,
+) -> ResultCode {
+    match objects.find(request.path.object) {
         Some(object) => match object.handle(ctx, request, body) {
             Ok(code) | Err(code) => code,
         },
@@ -101,7 +114,12 @@ fn run_multi<O: ObjectSet + ?Sized>(
         };
         let mut item_body = Body::new(data);
         let status = match Request::parse_frame(item.frame) {
-            Ok(inner) => dispatch(objects, ctx, &inner, &mut item_body, true),
+            Ok(inner) => match admit(objects, ctx, &inner) {
+                Err(code) => code,
+                // One level of envelope.
+                Ok(Some(_)) => ResultCode::BadRequest,
+                Ok(None) => run_object(objects, ctx, &inner, &mut item_body),
+            },
             Err(err) => err.result_code(),
         };
         let data_len = if status.is_success() {
@@ -133,16 +151,16 @@ fn answers_bound<O: ObjectSet + ?Sized>(
         .items()
         .map(|item| {
             let data = match Request::parse_frame(item.frame) {
-                // A nested multi-request is refused without data.
-                Ok(inner)
-                    if inner.path.object == INTERFACE_OBJECT
-                        && inner.path.resource == MULTI_REQUEST_RESOURCE =>
-                {
-                    0
-                }
-                Ok(inner) => objects
-                    .find(inner.path.object)
-                    .map_or(0, |object| object.answer_bound(config, &inner)),
+                Ok(inner) => objects.find(inner.path.object).map_or(0, |object| {
+                    let path = inner.path;
+                    let def = find_resource(object.resources(), path.resource, path.instance);
+                    // A nested envelope is refused without data.
+                    if def.is_some_and(|def| def.envelope.is_some()) {
+                        0
+                    } else {
+                        object.answer_bound(config, &inner)
+                    }
+                }),
                 Err(_) => 0,
             };
             ITEM_HEADER_LEN.saturating_add(data)

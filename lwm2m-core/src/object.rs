@@ -49,6 +49,18 @@ pub struct ResourceDef {
     /// The most data a successful GET answers, in bytes ([`Object::answer_bound`]);
     /// [`UNBOUNDED`] until declared.
     pub answer: u16,
+    /// The resource wraps whole requests, which the dispatcher unwraps itself (the
+    /// object's handler never sees it).
+    pub envelope: Option<Envelope>,
+}
+
+/// What a resource that wraps requests holds ([`ResourceDef::envelope`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Envelope {
+    /// A multi-request body (`len u16 | frame | expectedStatus u8` items, spec decision 8).
+    MultiRequest,
 }
 
 /// [`ResourceDef::answer`] of a resource whose GET answer size is not declared: a
@@ -66,6 +78,7 @@ impl ResourceDef {
             delete: Access::Never,
             implemented: true,
             answer: UNBOUNDED,
+            envelope: None,
         }
     }
 
@@ -117,6 +130,12 @@ impl ResourceDef {
     pub const fn not_implemented(mut self) -> ResourceDef {
         self.implemented = false;
         self.answer = 0;
+        self
+    }
+
+    /// Declares the resource an envelope of requests, unwrapped by the dispatcher.
+    pub const fn envelope(mut self, envelope: Envelope) -> ResourceDef {
+        self.envelope = Some(envelope);
         self
     }
 

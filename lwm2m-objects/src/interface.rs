@@ -9,7 +9,7 @@
 
 use lwm2m_core::acl::Access::{Admin, Anyone, User};
 use lwm2m_core::config::{Config, NfcPriority, SecurityOptions};
-use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
+use lwm2m_core::object::{default_bound, Context, Envelope, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
 use crate::codec;
@@ -118,7 +118,9 @@ pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(83).post(Admin).not_implemented(), // executeSinglePacketInStore
     ResourceDef::single(84).get(User).put(Admin), // getProductCode, putProductCode
     ResourceDef::single(88).get(Anyone).answers(4), // getCurrentHostProtocolMaxFrameSize
-    ResourceDef::single(89).get(Anyone),          // executeMultiRequestFrame
+    ResourceDef::single(89)
+        .get(Anyone)
+        .envelope(Envelope::MultiRequest), // executeMultiRequestFrame
     ResourceDef::single(90).get(Admin).put(Admin), // getIds, putIds
     ResourceDef::single(91).get(User).put(Admin), // getConfig, putConfig
     ResourceDef::single(95).get(User).put(Admin), // getCountryCode, putCountryCode
