@@ -9,7 +9,7 @@
 
 use lwm2m_core::acl::Access::{Admin, Anyone, User};
 use lwm2m_core::config::{Config, NfcPriority, SecurityOptions};
-use lwm2m_core::object::{default_bound, Context, Envelope, HandlerResult, Object, ResourceDef};
+use lwm2m_core::object::{Context, Envelope, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
 use crate::codec;
@@ -27,7 +27,7 @@ pub const CONFIGURING: u32 = 0xFFFF_FFFF;
 /// cloud MQTT client id, user name and password (27-29), the relay's client id, user
 /// name, password and net key (52-55), the relay topics, which carry the key derived from
 /// the net key (58, 59; `mqtt.md` §2), and the LoRa ids (90).
-pub const RESOURCES: &[ResourceDef] = &[
+const OTHER_RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(0).post(Anyone), // login, loginWithHash
     ResourceDef::single(1).post(Anyone), // logout
     ResourceDef::single(2).get(Anyone).answers(2), // getCurrentProfileId
@@ -39,68 +39,36 @@ pub const RESOURCES: &[ResourceDef] = &[
         .not_implemented(), // getUID, loginWithUID
     ResourceDef::single(6).get(Anyone).answers(2).put(Admin), // getSecurityOptions, putSecurityOptions
     ResourceDef::single(7).get(Anyone).answers(2),            // getCurrentGroupId
-    ResourceDef::single(8).get(User).put(Admin), // getConfigFormatVersion, putConfigFormatVersion
-    ResourceDef::single(9).get(User).put(Admin), // getAppName, putAppName
     ResourceDef::single(10)
         .get(Anyone)
         .answers(4)
         .put(Admin)
         .post(Admin), // getConfigVersion, putConfigVersion, reloadConfig
-    ResourceDef::single(11).get(User).put(Admin), // getAppPath, putAppPath
-    ResourceDef::single(13).get(User).put(Admin), // getNfcPairingMode, putNfcPairingMode
-    ResourceDef::single(14).get(User).put(Admin), // getPowerOptimisationLevel, putPowerOptimisationLevel
-    ResourceDef::single(15).get(User).put(Admin), // getMode, putMode
-    ResourceDef::single(16).get(Admin).put(Admin), // getKey, putKey
-    ResourceDef::single(17).get(User).put(Admin), // getAuthorizedHostProtocol, putAuthorizedHostProtocol
-    ResourceDef::single(18).get(Admin).not_implemented(), // getConfigFormatFirmwareVersion
-    ResourceDef::single(19).get(User).put(Admin), // getUniversalLink, putUniversalLink
-    ResourceDef::single(21).get(Admin).not_implemented(), // getAvailableHostProtocols
-    ResourceDef::single(22).get(Admin).not_implemented(), // getAddress
-    ResourceDef::single(23).get(Admin).not_implemented(), // getMaxPacketCount
+    ResourceDef::single(18).get(Admin).not_implemented(),     // getConfigFormatFirmwareVersion
+    ResourceDef::single(21).get(Admin).not_implemented(),     // getAvailableHostProtocols
+    ResourceDef::single(22).get(Admin).not_implemented(),     // getAddress
+    ResourceDef::single(23).get(Admin).not_implemented(),     // getMaxPacketCount
     ResourceDef::single(24)
         .get(User)
         .answers(1)
         .put(Admin)
         .post(Admin), // getNfcConnectionPriority, putNfcConnectionPriority, postNfcConnectionPriority
-    ResourceDef::single(25).get(User).put(Admin), // getSSID, putSSID
-    ResourceDef::single(26).get(User).put(Admin), // getPlatform, putPlatform
-    ResourceDef::single(27).get(Admin).put(Admin), // getMqttClientId, putMqttClientId
-    ResourceDef::single(28).get(Admin).put(Admin), // getMqttUsername, putMqttUsername
-    ResourceDef::single(29).get(Admin).put(Admin), // getMqttPassword, putMqttPassword
-    ResourceDef::single(30).get(User).put(Admin), // getIp, putIp
-    ResourceDef::single(31).get(User).put(Admin), // getGatewayIp, putGatewayIp
-    ResourceDef::single(32).get(User).put(Admin), // getIpMask, putIpMask
-    ResourceDef::single(33).get(User).put(Admin), // getDataLogUploadPeriod, putDataLogUploadPeriod
     ResourceDef::single(34).get(Anyone).answers(2).put(Admin), // getHostInactivityPeriod, putHostInactivityPeriod
     ResourceDef::single(35).get(Admin).not_implemented(),      // getHostname
-    ResourceDef::single(36).get(User).put(Admin), // getApplicationData, putApplicationData
-    ResourceDef::single(37).put(Admin).not_implemented(), // putCertificatePublicKey
-    ResourceDef::single(38).put(Admin).not_implemented(), // putCertificatePrivateKey
-    ResourceDef::single(40).get(Anyone).not_implemented(), // login
-    ResourceDef::single(41).get(Anyone).not_implemented(), // loginProof
+    ResourceDef::single(37).put(Admin).not_implemented(),      // putCertificatePublicKey
+    ResourceDef::single(38).put(Admin).not_implemented(),      // putCertificatePrivateKey
+    ResourceDef::single(40).get(Anyone).not_implemented(),     // login
+    ResourceDef::single(41).get(Anyone).not_implemented(),     // loginProof
     ResourceDef::single(42)
         .get(Admin)
         .put(Admin)
         .not_implemented(), // getHashIteration, putHashIteration
-    ResourceDef::single(43).get(User).put(Admin), // getNfcAutologProfileId, putNfcAutologProfileId
-    ResourceDef::single(44).get(Anyone).not_implemented(), // sendWithIV
-    ResourceDef::single(45).get(Anyone).not_implemented(), // setInitializationVector
-    ResourceDef::single(47).get(Anyone).not_implemented(), // initialize
-    ResourceDef::single(48).get(Anyone).not_implemented(), // send
-    ResourceDef::single(50).get(User).put(Admin), // getBrokerHostname, putBrokerHostname
-    ResourceDef::single(51).get(User).put(Admin), // getBrokerPort, putBrokerPort
-    ResourceDef::single(52).get(Admin).put(Admin), // getClientId, putClientId
-    ResourceDef::single(53).get(Admin).put(Admin), // getUsername, putUsername
-    ResourceDef::single(54).get(Admin).put(Admin), // getPassword, putPassword
-    ResourceDef::single(55).get(Admin).put(Admin), // getRelayNetKey, putRelayNetKey
-    ResourceDef::single(57).put(Admin).not_implemented(), // putBrokerCertificate
-    ResourceDef::single(58).get(Admin).put(Admin), // getRequestTopic, getTopicPrefix, putRequestTopic, putTopicPrefix
-    ResourceDef::single(59).get(Admin).put(Admin), // getResponseTopic, putResponseTopic
-    ResourceDef::single(60).get(Admin).not_implemented(), // getProductKey
-    ResourceDef::single(61).get(User).put(Admin),  // getMqttBrokerPort, putMqttBrokerPort
-    ResourceDef::single(66).get(User).put(Admin),  // getProfileId, putProfileId
-    ResourceDef::single(68).get(User).put(Admin),  // getDataLogPublishTopic, putDataLogPublishTopic
-    ResourceDef::single(69).get(User).put(Admin), // getDataLogSubscribeTopic, putDataLogSubscribeTopic
+    ResourceDef::single(44).get(Anyone).not_implemented(),     // sendWithIV
+    ResourceDef::single(45).get(Anyone).not_implemented(),     // setInitializationVector
+    ResourceDef::single(47).get(Anyone).not_implemented(),     // initialize
+    ResourceDef::single(48).get(Anyone).not_implemented(),     // send
+    ResourceDef::single(57).put(Admin).not_implemented(),      // putBrokerCertificate
+    ResourceDef::single(60).get(Admin).not_implemented(),      // getProductKey
     ResourceDef::single(74)
         .put(Admin)
         .post(Admin)
@@ -109,86 +77,197 @@ pub const RESOURCES: &[ResourceDef] = &[
         .get(Admin)
         .post(Admin)
         .not_implemented(), // getDisabledServices, postDisabledServices
-    ResourceDef::single(77).get(User).put(Admin), // getNtpServer, putNtpServer
-    ResourceDef::single(78).get(User).put(Admin), // getTimeZone, putTimeZone
-    ResourceDef::single(79).get(Admin).not_implemented(), // getLocalTime
+    ResourceDef::single(79).get(Admin).not_implemented(),      // getLocalTime
     ResourceDef::single(80).post(Admin).not_implemented(), // writeAndExecute, writeAndExecuteBytes
-    ResourceDef::single(81).get(Admin).not_implemented(), // getInfo
+    ResourceDef::single(81).get(Admin).not_implemented(),  // getInfo
     ResourceDef::single(82).post(Admin).not_implemented(), // writeChunk
     ResourceDef::single(83).post(Admin).not_implemented(), // executeSinglePacketInStore
-    ResourceDef::single(84).get(User).put(Admin), // getProductCode, putProductCode
-    ResourceDef::single(88).get(Anyone).answers(4), // getCurrentHostProtocolMaxFrameSize
+    ResourceDef::single(88).get(Anyone).answers(4),        // getCurrentHostProtocolMaxFrameSize
     ResourceDef::single(89)
         .get(Anyone)
         .envelope(Envelope::MultiRequest), // executeMultiRequestFrame
-    ResourceDef::single(90).get(Admin).put(Admin), // getIds, putIds
-    ResourceDef::single(91).get(User).put(Admin), // getConfig, putConfig
-    ResourceDef::single(95).get(User).put(Admin), // getCountryCode, putCountryCode
-    ResourceDef::single(96).get(User).put(Admin), // getProtocol, putProtocol
-    ResourceDef::single(97).get(User).put(Admin), // getTxPower, putTxPower
-    ResourceDef::single(98).get(User).put(Admin), // getSSIDVisibility, putSSIDVisibility
-    ResourceDef::single(99).get(User).put(Admin), // getKeyVisibility, putKeyVisibility
-    ResourceDef::single(100).get(User).put(Admin).post(Admin), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    ResourceDef::single(101).get(User).put(Admin).post(Admin), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    ResourceDef::single(102).get(User).put(Admin).post(Admin), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    ResourceDef::single(103).get(User).put(Admin).post(Admin), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    ResourceDef::single(104).get(User).put(Admin).post(Admin), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
-    ResourceDef::single(105).get(User).put(Admin).post(Admin), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile
 ];
 
 /// Configuration values of object 1024 served from the table (see [`settings`]): the
 /// encoding of `objects.md` object 1024, the enums of `enums.json`, and the schema's
 /// maximum lengths where the client declares one.
 pub const SETTINGS: &[SettingDef] = &[
-    SettingDef::new(8, Kind::U16), // getConfigFormatVersion, putConfigFormatVersion
-    SettingDef::new(9, Kind::Ascii(32)), // getAppName, putAppName
-    SettingDef::new(11, Kind::Ascii(128)), // getAppPath, putAppPath (schema: URL of 128)
-    SettingDef::new(13, Kind::Enum(&[0, 1, 2])), // NfcPairingMode: NO, MANDATORY, MANDATORY_FOR_LOGIN
-    SettingDef::new(14, Kind::Enum(&[0, 2, 3])), // LowPowerOptimizationLevel: NO, STANDBY, SHUTDOWN
-    SettingDef::new(15, Kind::Enum(&[0, 1])),    // WifiMode: PEER_TO_PEER, NETWORK
-    SettingDef::new(16, Kind::Ascii(64)),        // getKey, putKey
-    SettingDef::new(17, Kind::Flags16(HOST_PROTOCOLS)), // getAuthorizedHostProtocol, putAuthorizedHostProtocol
-    SettingDef::new(19, Kind::Ascii(128)), // getUniversalLink, putUniversalLink (schema max 128)
-    SettingDef::new(25, Kind::Ascii(32)),  // getSSID, putSSID
-    SettingDef::new(26, Kind::Enum(&[0, 1, 2, 3, 4])), // CloudPlatform: NO_PLATFORM, IOTIZE, IBM_BLUEMIX, AMAZON_AWS, CUSTOM
-    SettingDef::new(27, Kind::Ascii(64)),              // getMqttClientId, putMqttClientId
-    SettingDef::new(28, Kind::Ascii(64)),              // getMqttUsername, putMqttUsername
-    SettingDef::new(29, Kind::Ascii(64)),              // getMqttPassword, putMqttPassword
-    SettingDef::new(30, Kind::Fixed(4)),               // getIp, putIp
-    SettingDef::new(31, Kind::Fixed(4)),               // getGatewayIp, putGatewayIp
-    SettingDef::new(32, Kind::Fixed(4)),               // getIpMask, putIpMask
-    SettingDef::new(33, Kind::U32), // getDataLogUploadPeriod, putDataLogUploadPeriod
-    SettingDef::new(36, Kind::Bytes(64)), // getApplicationData, putApplicationData
-    SettingDef::new(43, Kind::ProfileId), // getNfcAutologProfileId, putNfcAutologProfileId
-    SettingDef::new(50, Kind::Ascii(64)), // getBrokerHostname, putBrokerHostname
-    SettingDef::new(51, Kind::Ascii(16)), // getBrokerPort, putBrokerPort
-    SettingDef::new(52, Kind::Ascii(64)), // getClientId, putClientId
-    SettingDef::new(53, Kind::Ascii(64)), // getUsername, putUsername
-    SettingDef::new(54, Kind::Ascii(64)), // getPassword, putPassword
-    SettingDef::new(55, Kind::Ascii(64)), // getRelayNetKey, putRelayNetKey
-    SettingDef::new(58, Kind::Ascii(64)), // getRequestTopic, getTopicPrefix, putRequestTopic, putTopicPrefix
-    SettingDef::new(59, Kind::Ascii(64)), // getResponseTopic, putResponseTopic
-    SettingDef::new(61, Kind::Ascii(16)), // getMqttBrokerPort, putMqttBrokerPort
-    SettingDef::new(66, Kind::ProfileId), // getProfileId, putProfileId (JVM)
-    SettingDef::new(68, Kind::Ascii(64)), // getDataLogPublishTopic, putDataLogPublishTopic
-    SettingDef::new(69, Kind::Ascii(64)), // getDataLogSubscribeTopic, putDataLogSubscribeTopic
-    SettingDef::new(77, Kind::Ascii(100)), // getNtpServer, putNtpServer (schema max 100)
-    SettingDef::new(78, Kind::Ascii(64)), // getTimeZone, putTimeZone (schema max 64)
-    SettingDef::new(84, Kind::Ascii(32)), // getProductCode, putProductCode (schema max 32)
-    SettingDef::new(90, Kind::Bytes(64)), // getIds, putIds
-    SettingDef::new(91, Kind::Flags8(LORA_CONFIG)), // getConfig, putConfig (LoraConfig)
-    SettingDef::new(95, Kind::U16Max(999)), // getCountryCode, putCountryCode (ISO 3166 numeric)
-    SettingDef::new(96, Kind::MaskReadAsOne(WIFI_PROTOCOLS)), // putProtocol writes a mask, getProtocol decodes one value
-    SettingDef::new(97, Kind::U8),                            // getTxPower, putTxPower (int8)
-    SettingDef::new(98, Kind::Enum(&[0, 1, 2])), // WifiSSIDVisibility: VISIBLE, HIDDEN_FROM_SCAN, HIDDEN
-    SettingDef::new(99, Kind::Enum(&[0, 1])),    // WifiKeyVisibility: VISIBLE, HIDDEN
-    SettingDef::new(100, Kind::BundleId),        // SWD_DIRECT_ACCESS: owning bundle, 0 none
-    SettingDef::new(101, Kind::BundleId),        // SERIAL_ACCESS
-    SettingDef::new(102, Kind::BundleId),        // MODBUS_DIRECT_ACCESS
-    SettingDef::new(103, Kind::BundleId),        // TAPNPASS_CONTROL_ACCESS
-    SettingDef::new(104, Kind::BundleId),        // SP_CODEEXEC_ACCESS
-    SettingDef::new(105, Kind::BundleId),        // MQTT_IDS_ACCESS
+    SettingDef::new(ResourceDef::single(8).get(User).put(Admin), Kind::U16), // getConfigFormatVersion, putConfigFormatVersion
+    SettingDef::new(ResourceDef::single(9).get(User).put(Admin), Kind::Ascii(32)), // getAppName, putAppName
+    SettingDef::new(
+        ResourceDef::single(11).get(User).put(Admin),
+        Kind::Ascii(128),
+    ), // getAppPath, putAppPath (getAppPath, putAppPath (schema: URL of 128))
+    SettingDef::new(
+        ResourceDef::single(13).get(User).put(Admin),
+        Kind::Enum(&[0, 1, 2]),
+    ), // getNfcPairingMode, putNfcPairingMode (NfcPairingMode: NO, MANDATORY, MANDATORY_FOR_LOGIN)
+    SettingDef::new(
+        ResourceDef::single(14).get(User).put(Admin),
+        Kind::Enum(&[0, 2, 3]),
+    ), // getPowerOptimisationLevel, putPowerOptimisationLevel (LowPowerOptimizationLevel: NO, STANDBY, SHUTDOWN)
+    SettingDef::new(
+        ResourceDef::single(15).get(User).put(Admin),
+        Kind::Enum(&[0, 1]),
+    ), // getMode, putMode (WifiMode: PEER_TO_PEER, NETWORK)
+    SettingDef::new(
+        ResourceDef::single(16).get(Admin).put(Admin),
+        Kind::Ascii(64),
+    ), // getKey, putKey
+    SettingDef::new(
+        ResourceDef::single(17).get(User).put(Admin),
+        Kind::Flags16(HOST_PROTOCOLS),
+    ), // getAuthorizedHostProtocol, putAuthorizedHostProtocol
+    SettingDef::new(
+        ResourceDef::single(19).get(User).put(Admin),
+        Kind::Ascii(128),
+    ), // getUniversalLink, putUniversalLink (getUniversalLink, putUniversalLink (schema max 128))
+    SettingDef::new(
+        ResourceDef::single(25).get(User).put(Admin),
+        Kind::Ascii(32),
+    ), // getSSID, putSSID
+    SettingDef::new(
+        ResourceDef::single(26).get(User).put(Admin),
+        Kind::Enum(&[0, 1, 2, 3, 4]),
+    ), // getPlatform, putPlatform (CloudPlatform: NO_PLATFORM, IOTIZE, IBM_BLUEMIX, AMAZON_AWS, CUSTOM)
+    SettingDef::new(
+        ResourceDef::single(27).get(Admin).put(Admin),
+        Kind::Ascii(64),
+    ), // getMqttClientId, putMqttClientId
+    SettingDef::new(
+        ResourceDef::single(28).get(Admin).put(Admin),
+        Kind::Ascii(64),
+    ), // getMqttUsername, putMqttUsername
+    SettingDef::new(
+        ResourceDef::single(29).get(Admin).put(Admin),
+        Kind::Ascii(64),
+    ), // getMqttPassword, putMqttPassword
+    SettingDef::new(ResourceDef::single(30).get(User).put(Admin), Kind::Fixed(4)), // getIp, putIp
+    SettingDef::new(ResourceDef::single(31).get(User).put(Admin), Kind::Fixed(4)), // getGatewayIp, putGatewayIp
+    SettingDef::new(ResourceDef::single(32).get(User).put(Admin), Kind::Fixed(4)), // getIpMask, putIpMask
+    SettingDef::new(ResourceDef::single(33).get(User).put(Admin), Kind::U32), // getDataLogUploadPeriod, putDataLogUploadPeriod
+    SettingDef::new(
+        ResourceDef::single(36).get(User).put(Admin),
+        Kind::Bytes(64),
+    ), // getApplicationData, putApplicationData
+    SettingDef::new(
+        ResourceDef::single(43).get(User).put(Admin),
+        Kind::ProfileId,
+    ), // getNfcAutologProfileId, putNfcAutologProfileId
+    SettingDef::new(
+        ResourceDef::single(50).get(User).put(Admin),
+        Kind::Ascii(64),
+    ), // getBrokerHostname, putBrokerHostname
+    SettingDef::new(
+        ResourceDef::single(51).get(User).put(Admin),
+        Kind::Ascii(16),
+    ), // getBrokerPort, putBrokerPort
+    SettingDef::new(
+        ResourceDef::single(52).get(Admin).put(Admin),
+        Kind::Ascii(64),
+    ), // getClientId, putClientId
+    SettingDef::new(
+        ResourceDef::single(53).get(Admin).put(Admin),
+        Kind::Ascii(64),
+    ), // getUsername, putUsername
+    SettingDef::new(
+        ResourceDef::single(54).get(Admin).put(Admin),
+        Kind::Ascii(64),
+    ), // getPassword, putPassword
+    SettingDef::new(
+        ResourceDef::single(55).get(Admin).put(Admin),
+        Kind::Ascii(64),
+    ), // getRelayNetKey, putRelayNetKey
+    SettingDef::new(
+        ResourceDef::single(58).get(Admin).put(Admin),
+        Kind::Ascii(64),
+    ), // getRequestTopic, getTopicPrefix, putRequestTopic, putTopicPrefix
+    SettingDef::new(
+        ResourceDef::single(59).get(Admin).put(Admin),
+        Kind::Ascii(64),
+    ), // getResponseTopic, putResponseTopic
+    SettingDef::new(
+        ResourceDef::single(61).get(User).put(Admin),
+        Kind::Ascii(16),
+    ), // getMqttBrokerPort, putMqttBrokerPort
+    SettingDef::new(
+        ResourceDef::single(66).get(User).put(Admin),
+        Kind::ProfileId,
+    ), // getProfileId, putProfileId (getProfileId, putProfileId (JVM))
+    SettingDef::new(
+        ResourceDef::single(68).get(User).put(Admin),
+        Kind::Ascii(64),
+    ), // getDataLogPublishTopic, putDataLogPublishTopic
+    SettingDef::new(
+        ResourceDef::single(69).get(User).put(Admin),
+        Kind::Ascii(64),
+    ), // getDataLogSubscribeTopic, putDataLogSubscribeTopic
+    SettingDef::new(
+        ResourceDef::single(77).get(User).put(Admin),
+        Kind::Ascii(100),
+    ), // getNtpServer, putNtpServer (getNtpServer, putNtpServer (schema max 100))
+    SettingDef::new(
+        ResourceDef::single(78).get(User).put(Admin),
+        Kind::Ascii(64),
+    ), // getTimeZone, putTimeZone (getTimeZone, putTimeZone (schema max 64))
+    SettingDef::new(
+        ResourceDef::single(84).get(User).put(Admin),
+        Kind::Ascii(32),
+    ), // getProductCode, putProductCode (getProductCode, putProductCode (schema max 32))
+    SettingDef::new(
+        ResourceDef::single(90).get(Admin).put(Admin),
+        Kind::Bytes(64),
+    ), // getIds, putIds
+    SettingDef::new(
+        ResourceDef::single(91).get(User).put(Admin),
+        Kind::Flags8(LORA_CONFIG),
+    ), // getConfig, putConfig (getConfig, putConfig (LoraConfig))
+    SettingDef::new(
+        ResourceDef::single(95).get(User).put(Admin),
+        Kind::U16Max(999),
+    ), // getCountryCode, putCountryCode (getCountryCode, putCountryCode (ISO 3166 numeric))
+    SettingDef::new(
+        ResourceDef::single(96).get(User).put(Admin),
+        Kind::MaskReadAsOne(WIFI_PROTOCOLS),
+    ), // getProtocol, putProtocol (putProtocol writes a mask, getProtocol decodes one value)
+    SettingDef::new(ResourceDef::single(97).get(User).put(Admin), Kind::U8), // getTxPower, putTxPower (getTxPower, putTxPower (int8))
+    SettingDef::new(
+        ResourceDef::single(98).get(User).put(Admin),
+        Kind::Enum(&[0, 1, 2]),
+    ), // getSSIDVisibility, putSSIDVisibility (WifiSSIDVisibility: VISIBLE, HIDDEN_FROM_SCAN, HIDDEN)
+    SettingDef::new(
+        ResourceDef::single(99).get(User).put(Admin),
+        Kind::Enum(&[0, 1]),
+    ), // getKeyVisibility, putKeyVisibility (WifiKeyVisibility: VISIBLE, HIDDEN)
+    SettingDef::new(
+        ResourceDef::single(100).get(User).put(Admin).post(Admin),
+        Kind::BundleId,
+    ), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile (SWD_DIRECT_ACCESS: owning bundle, 0 none)
+    SettingDef::new(
+        ResourceDef::single(101).get(User).put(Admin).post(Admin),
+        Kind::BundleId,
+    ), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile (SERIAL_ACCESS)
+    SettingDef::new(
+        ResourceDef::single(102).get(User).put(Admin).post(Admin),
+        Kind::BundleId,
+    ), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile (MODBUS_DIRECT_ACCESS)
+    SettingDef::new(
+        ResourceDef::single(103).get(User).put(Admin).post(Admin),
+        Kind::BundleId,
+    ), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile (TAPNPASS_CONTROL_ACCESS)
+    SettingDef::new(
+        ResourceDef::single(104).get(User).put(Admin).post(Admin),
+        Kind::BundleId,
+    ), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile (SP_CODEEXEC_ACCESS)
+    SettingDef::new(
+        ResourceDef::single(105).get(User).put(Admin).post(Admin),
+        Kind::BundleId,
+    ), // getSpecialFeatureProfile, putSpecialFeatureProfile, setSpecialFeatureProfile (MQTT_IDS_ACCESS)
 ];
+
+/// Every resource of the object: [`SETTINGS`] declare their own.
+pub const RESOURCES: &[ResourceDef] =
+    &settings::table::<{ OTHER_RESOURCES.len() + SETTINGS.len() }>(OTHER_RESOURCES, SETTINGS);
 
 /// `HostProtocol` bits (`enums.json`): NFC, BLUETOOTH, GSM, USB_RLINK, USB_CMISIS_DAP,
 /// WIFI, BLE, UART, MQTT, WEBSOCKET.
@@ -229,10 +308,6 @@ impl Object for InterfaceObject {
 
     fn resources(&self) -> &'static [ResourceDef] {
         RESOURCES
-    }
-
-    fn answer_bound(&self, _config: &Config, req: &Request<'_>) -> usize {
-        settings::answer_bound(SETTINGS, req).unwrap_or_else(|| default_bound(RESOURCES, req))
     }
 
     fn handle(

@@ -11,7 +11,7 @@
 //! `A7`.
 
 use lwm2m_core::config::Config;
-use lwm2m_core::object::{Context, HandlerResult};
+use lwm2m_core::object::{Context, HandlerResult, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
 use crate::codec;
@@ -85,30 +85,56 @@ impl Kind {
 /// One configuration value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SettingDef {
-    /// Resource id.
-    pub resource: u16,
+    /// The resource: id, rights of each method, and the answer size its kind gives.
+    pub def: ResourceDef,
     /// Encoding.
     pub kind: Kind,
 }
 
 impl SettingDef {
-    /// A table line.
-    pub const fn new(resource: u16, kind: Kind) -> SettingDef {
-        SettingDef { resource, kind }
+    /// A table line: the resource and the encoding of its value, declared together.
+    pub const fn new(def: ResourceDef, kind: Kind) -> SettingDef {
+        let most = kind.max_len();
+        let answer = if most < u16::MAX as usize {
+            most as u16
+        } else {
+            u16::MAX
+        };
+        SettingDef {
+            def: def.answers(answer),
+            kind,
+        }
     }
 }
 
-/// The most data a GET of `resource` answers, if `table` serves it.
-pub fn answer_bound(table: &[SettingDef], req: &Request<'_>) -> Option<usize> {
-    match req.method {
-        Method::Get => find(table, req.path.resource).map(|def| def.kind.max_len()),
-        _ => None,
+/// The resource table of an object: its `others`, then the resources of its `settings`
+/// (each declared once, in its setting line). `N` is the sum of both lengths; anything
+/// else fails the build.
+pub const fn table<const N: usize>(
+    others: &[ResourceDef],
+    settings: &[SettingDef],
+) -> [ResourceDef; N] {
+    assert!(
+        others.len() + settings.len() == N,
+        "N is the number of resources"
+    );
+    let mut out = [ResourceDef::single(0); N];
+    let mut i = 0;
+    while i < others.len() {
+        out[i] = others[i];
+        i += 1;
     }
+    let mut j = 0;
+    while j < settings.len() {
+        out[i + j] = settings[j].def;
+        j += 1;
+    }
+    out
 }
 
 /// The line of `table` for `resource`.
 pub fn find(table: &[SettingDef], resource: u16) -> Option<&SettingDef> {
-    table.iter().find(|def| def.resource == resource)
+    table.iter().find(|line| line.def.id == resource)
 }
 
 /// Handles a request on a resource of `table` (object `object`); a resource that is not
@@ -297,12 +323,12 @@ pub fn handle(
     body: &mut Body<'_>,
 ) -> HandlerResult {
     match req.method {
-        Method::Get => emit(def.kind, ctx.config().setting(object, def.resource), body)?,
+        Method::Get => emit(def.kind, ctx.config().setting(object, def.def.id), body)?,
         Method::Put | Method::Post => {
             let mut scratch = [0u8; 4];
             let value = canonical(def.kind, ctx.config(), req.payload, &mut scratch)?;
             // Legal but longer than the image holds: A7.
-            ctx.config_mut().set_setting(object, def.resource, value)?;
+            ctx.config_mut().set_setting(object, def.def.id, value)?;
         }
         Method::Delete => return Err(ResultCode::MethodNotAllowed),
     }
@@ -425,10 +451,10 @@ mod tests {
     #[test]
     fn references_to_a_deleted_id_are_dropped() {
         const TABLE: &[SettingDef] = &[
-            SettingDef::new(43, Kind::ProfileId),
-            SettingDef::new(66, Kind::ProfileId),
-            SettingDef::new(95, Kind::U16),
-            SettingDef::new(102, Kind::BundleId),
+            SettingDef::new(ResourceDef::single(43), Kind::ProfileId),
+            SettingDef::new(ResourceDef::single(66), Kind::ProfileId),
+            SettingDef::new(ResourceDef::single(95), Kind::U16),
+            SettingDef::new(ResourceDef::single(102), Kind::BundleId),
         ];
         let mut config = Config::default();
         for resource in [43, 95, 102] {

@@ -4,8 +4,7 @@
 //! access arrive with the target side and answer `A1` until then.
 
 use lwm2m_core::acl::Access::{Admin, User};
-use lwm2m_core::config::Config;
-use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
+use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Request};
 
 use crate::settings::{self, Kind, SettingDef};
@@ -14,27 +13,20 @@ use crate::settings::{self, Kind, SettingDef};
 pub const ID: u16 = 1027;
 
 /// Resources of object 1027 with the client's method names.
-pub const RESOURCES: &[ResourceDef] = &[
-    ResourceDef::single(1).get(User).put(Admin).post(Admin), // getProtocol, putProtocol, setProtocol
-    ResourceDef::single(2).get(User).put(Admin),             // getCoreType, putCoreType
+const OTHER_RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(3)
         .get(Admin)
         .post(Admin)
         .not_implemented(), // isConnected, connect
-    ResourceDef::single(4).post(Admin).not_implemented(),    // disconnect
-    ResourceDef::single(5).post(Admin).not_implemented(),    // reset
-    ResourceDef::single(6).get(User).put(Admin), // getFirmwareVersion, putFirmwareVersion
-    ResourceDef::single(7).get(Admin).not_implemented(), // getVcc
-    ResourceDef::single(8).get(User).put(Admin), // getMinVoltage, putMinVoltage
-    ResourceDef::single(9).get(User).put(Admin), // getMaxVoltage, putMaxVoltage
-    ResourceDef::single(10).get(User).put(Admin), // getPageSize, putPageSize
+    ResourceDef::single(4).post(Admin).not_implemented(), // disconnect
+    ResourceDef::single(5).post(Admin).not_implemented(), // reset
+    ResourceDef::single(7).get(Admin).not_implemented(),  // getVcc
     ResourceDef::single(11)
         .get(Admin)
         .post(Admin)
         .not_implemented(), // getComStats, clearComStats
     ResourceDef::single(20).get(Admin).not_implemented(), // getAvailableProtocols
-    ResourceDef::single(21).get(User).put(Admin).post(Admin), // protocol configuration (S3P, serial/Modbus, TapNPass)
-    ResourceDef::single(30).post(Admin).not_implemented(),    // postResetKeep
+    ResourceDef::single(30).post(Admin).not_implemented(), // postResetKeep
     ResourceDef::single(31)
         .get(Admin)
         .post(Admin)
@@ -51,12 +43,12 @@ pub const RESOURCES: &[ResourceDef] = &[
         .get(Admin)
         .post(Admin)
         .not_implemented(), // sendReceive, send
-    ResourceDef::single(35).get(Admin).not_implemented(),     // readBytes
-    ResourceDef::single(36).get(Admin).not_implemented(),     // getStatus
-    ResourceDef::single(37).post(Admin).not_implemented(),    // modbusWrite
-    ResourceDef::single(38).get(Admin).not_implemented(),     // modbusRead
-    ResourceDef::single(39).post(Admin).not_implemented(),    // postAction
-    ResourceDef::single(40).get(Admin).not_implemented(),     // getSubProtocol
+    ResourceDef::single(35).get(Admin).not_implemented(), // readBytes
+    ResourceDef::single(36).get(Admin).not_implemented(), // getStatus
+    ResourceDef::single(37).post(Admin).not_implemented(), // modbusWrite
+    ResourceDef::single(38).get(Admin).not_implemented(), // modbusRead
+    ResourceDef::single(39).post(Admin).not_implemented(), // postAction
+    ResourceDef::single(40).get(Admin).not_implemented(), // getSubProtocol
     ResourceDef::single(41)
         .get(Admin)
         .post(Admin)
@@ -65,20 +57,33 @@ pub const RESOURCES: &[ResourceDef] = &[
         .get(Admin)
         .post(Admin)
         .not_implemented(), // getControlOut, setAdpControlOut
-    ResourceDef::single(43).get(Admin).not_implemented(),     // getReceivedCount
+    ResourceDef::single(43).get(Admin).not_implemented(), // getReceivedCount
 ];
 
 /// Configuration values of object 1027 (`objects.md` object 1027 and §6.4, the enums of
 /// `enums.json`).
 pub const SETTINGS: &[SettingDef] = &[
-    SettingDef::new(1, Kind::Enum(&[0, 1, 2, 3, 4, 6, 7, 255])), // TargetProtocol: SWD, S3P, JTAG, MODBUS, DIRECT_IO, SERIAL, CUSTOM, NONE
-    SettingDef::new(2, Kind::Enum(&[0, 1])), // TargetCoreType: M0_CORTEX, M1_CORTEX
-    SettingDef::new(6, Kind::Fixed(4)),      // firmware version (u8.u8.u16)
-    SettingDef::new(8, Kind::U16),           // min voltage
-    SettingDef::new(9, Kind::U16),           // max voltage
-    SettingDef::new(10, Kind::U32),          // page size
-    SettingDef::new(21, Kind::ProtocolConfiguration), // S3P (2 bytes), serial/Modbus (8), TapNPass (8 + 5 per USB alias)
+    SettingDef::new(
+        ResourceDef::single(1).get(User).put(Admin).post(Admin),
+        Kind::Enum(&[0, 1, 2, 3, 4, 6, 7, 255]),
+    ), // getProtocol, putProtocol, setProtocol (TargetProtocol: SWD, S3P, JTAG, MODBUS, DIRECT_IO, SERIAL, CUSTOM, NONE)
+    SettingDef::new(
+        ResourceDef::single(2).get(User).put(Admin),
+        Kind::Enum(&[0, 1]),
+    ), // getCoreType, putCoreType (TargetCoreType: M0_CORTEX, M1_CORTEX)
+    SettingDef::new(ResourceDef::single(6).get(User).put(Admin), Kind::Fixed(4)), // getFirmwareVersion, putFirmwareVersion (firmware version (u8.u8.u16))
+    SettingDef::new(ResourceDef::single(8).get(User).put(Admin), Kind::U16), // getMinVoltage, putMinVoltage (min voltage)
+    SettingDef::new(ResourceDef::single(9).get(User).put(Admin), Kind::U16), // getMaxVoltage, putMaxVoltage (max voltage)
+    SettingDef::new(ResourceDef::single(10).get(User).put(Admin), Kind::U32), // getPageSize, putPageSize (page size)
+    SettingDef::new(
+        ResourceDef::single(21).get(User).put(Admin).post(Admin),
+        Kind::ProtocolConfiguration,
+    ), // protocol configuration (S3P, serial/Modbus, TapNPass) (S3P (2 bytes), serial/Modbus (8), TapNPass (8 + 5 per USB alias))
 ];
+
+/// Every resource of the object: [`SETTINGS`] declare their own.
+pub const RESOURCES: &[ResourceDef] =
+    &settings::table::<{ OTHER_RESOURCES.len() + SETTINGS.len() }>(OTHER_RESOURCES, SETTINGS);
 
 /// Object 1027.
 #[derive(Debug, Default)]
@@ -98,10 +103,6 @@ impl Object for TargetObject {
 
     fn resources(&self) -> &'static [ResourceDef] {
         RESOURCES
-    }
-
-    fn answer_bound(&self, _config: &Config, req: &Request<'_>) -> usize {
-        settings::answer_bound(SETTINGS, req).unwrap_or_else(|| default_bound(RESOURCES, req))
     }
 
     fn handle(

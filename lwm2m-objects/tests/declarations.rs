@@ -66,3 +66,19 @@ fn every_resource_of_the_client_is_declared_with_its_methods() {
     // Objects of the client this release does not serve at all.
     assert_eq!(not_served.into_iter().collect::<Vec<_>>(), [5, 1031]);
 }
+
+#[test]
+fn no_resource_is_declared_twice() {
+    let (device, interface, profile, target, bundle, variable) =
+        standard_objects(common::device_info(), NoHooks);
+    let objects: [&dyn Object; 6] = [&device, &interface, &profile, &target, &bundle, &variable];
+    for object in objects {
+        let table = object.resources();
+        for (i, def) in table.iter().enumerate() {
+            let twin = table[i + 1..]
+                .iter()
+                .find(|other| other.id == def.id && other.instance == def.instance);
+            assert!(twin.is_none(), "/{}: resource {} declared twice", object.id(), def.id);
+        }
+    }
+}
