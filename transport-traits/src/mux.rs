@@ -12,7 +12,11 @@ use core::cell::RefCell;
 
 use critical_section::Mutex;
 
-use crate::ErrorKind;
+use lwm2m_core::session::Session;
+use lwm2m_core::{Channel, ChannelId, ChannelKind, Effect, Instant};
+
+use crate::run::{Host, HostEvent};
+use crate::{ErrorKind, ErrorType};
 
 /// What the device loop gets from [`HostMux::next`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +127,119 @@ impl<const CHANNELS: usize, const FRAME: usize> HostMux<CHANNELS, FRAME> {
             slots.state[channel] = SlotState::Empty;
             Some(event)
         })
+    }
+}
+
+/// What a channel of a [`MuxHost`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Role {
+    /// A host link of this kind (its requests go through the session).
+    Link(ChannelKind),
+    /// A local side handler running its requests with the rights of this profile,
+    /// outside the session (`Device::handle_side`).
+    Side(u16),
+}
+
+/// Sends the answers of a [`MuxHost`]'s channels (the board's UART, BLE, NFC drivers).
+pub trait Transmit: ErrorType {
+    /// Sends `frame` on channel `channel`.
+    fn send(&mut self, channel: usize, frame: &[u8]) -> Result<(), Self::Error>;
+}
+
+/// How a [`MuxHost`] waits for its links: on a board, sleep (WFI) until an interrupt or
+/// a timer set at the deadline.
+pub trait Sleep {
+    /// Sleeps until something may have been delivered or `deadline` (`None`: no
+    /// deadline); returns whether the deadline has passed.
+    fn sleep_until(&mut self, deadline: Option<Instant>) -> bool;
+}
+
+/// A board's host side for the device loop ([`crate::run::run`]): the frames that
+/// interrupt handlers and tasks put in a [`HostMux`], answers through [`Transmit`],
+/// waiting through [`Sleep`]. Channel `i` of the mux is [`Channel`] id `i`.
+pub struct MuxHost<'m, const CHANNELS: usize, const FRAME: usize, X, S> {
+    mux: &'m HostMux<CHANNELS, FRAME>,
+    roles: [Role; CHANNELS],
+    transmit: X,
+    sleep: S,
+}
+
+impl<'m, const CHANNELS: usize, const FRAME: usize, X, S> MuxHost<'m, CHANNELS, FRAME, X, S> {
+    /// The host side over `mux`, whose channel `i` plays `roles[i]`.
+    pub const fn new(
+        mux: &'m HostMux<CHANNELS, FRAME>,
+        roles: [Role; CHANNELS],
+        transmit: X,
+        sleep: S,
+    ) -> Self {
+        MuxHost {
+            mux,
+            roles,
+            transmit,
+            sleep,
+        }
+    }
+
+    /// The transmitter and the sleeper back.
+    pub fn into_parts(self) -> (X, S) {
+        (self.transmit, self.sleep)
+    }
+}
+
+impl<const CHANNELS: usize, const FRAME: usize, X: Transmit, S> ErrorType
+    for MuxHost<'_, CHANNELS, FRAME, X, S>
+{
+    type Error = X::Error;
+}
+
+impl<const CHANNELS: usize, const FRAME: usize, X: Transmit, S: Sleep> Host
+    for MuxHost<'_, CHANNELS, FRAME, X, S>
+{
+    fn wait(
+        &mut self,
+        _session: &Session,
+        deadline: Option<Instant>,
+        buf: &mut [u8],
+    ) -> Result<HostEvent, Self::Error> {
+        loop {
+            let event = match self.mux.next(buf) {
+                // A frame larger than `buf` was dropped: answered as an empty, malformed
+                // request (80), so its sender is not left waiting.
+                Some(MuxEvent::Frame { channel, len }) => Some((channel, len)),
+                Some(MuxEvent::Closed { channel }) => {
+                    return Ok(HostEvent::Closed(ChannelId(channel as u16)))
+                }
+                None => None,
+            };
+            if let Some((index, len)) = event {
+                let id = index as u16;
+                return Ok(match self.roles.get(index) {
+                    Some(Role::Side(profile)) => HostEvent::Side {
+                        channel: Channel::new(id, ChannelKind::Side),
+                        profile: *profile,
+                        len,
+                    },
+                    Some(Role::Link(kind)) => HostEvent::Request {
+                        channel: Channel::new(id, *kind),
+                        len,
+                    },
+                    None => continue,
+                });
+            }
+            if self.sleep.sleep_until(deadline) {
+                return Ok(HostEvent::Timeout);
+            }
+        }
+    }
+
+    fn reply(
+        &mut self,
+        channel: ChannelId,
+        frame: &[u8],
+        _effect: Option<Effect>,
+    ) -> Result<(), Self::Error> {
+        self.transmit.send(usize::from(channel.0), frame)
     }
 }
 
