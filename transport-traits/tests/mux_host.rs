@@ -113,11 +113,12 @@ fn requests_from_other_threads_are_served_through_the_mailboxes() {
         Role::Side(lwm2m_core::config::ADMIN),
     ];
     let links = std::thread::spawn(|| {
-        let mut answers = Vec::new();
-        answers.push(exchange(0, &GET)); // the serial link takes the session
-        answers.push(exchange(1, &GET)); // BLE: another interlocutor
-        answers.push(exchange(1, &REBOOT));
-        answers.push(exchange(2, &GET)); // the side handler, outside the session
+        let mut answers = vec![
+            exchange(0, &GET), // the serial link takes the session
+            exchange(1, &GET), // BLE: another interlocutor
+            exchange(1, &REBOOT),
+            exchange(2, &GET), // the side handler, outside the session
+        ];
         MUX.close(0);
         answers.push(exchange(1, &REBOOT)); // anonymous BLE: no right
         answers.push(exchange(2, &REBOOT)); // the side handler as admin
