@@ -62,7 +62,7 @@
 //! # RAM cost
 //!
 //! A [`FlashStore`] holds the flash driver, a few words and a `[u8; BUF]` buffer for
-//! encoding and decoding (`BUF` defaults to [`MAX_IMAGE_LEN`], 13 583 bytes, enough for
+//! encoding and decoding (`BUF` defaults to [`MAX_IMAGE_LEN`], 11 375 bytes, enough for
 //! any configuration). A smaller `BUF` saves RAM; a configuration that does not fit is
 //! then refused with [`StoreErrorKind::TooLarge`]. Flash I/O goes through a 128-byte stack
 //! staging buffer. [`ConfigStore::load`] returns a [`Config`] by value; call it once at
@@ -1369,8 +1369,9 @@ mod tests {
     #[test]
     fn a_maximal_configuration_fits_the_advertised_region() {
         use crate::auth::{Credential, ScramRecord};
-        use crate::config::{AclEntry, Bundle, Rights, Setting, MAX_BUNDLES, MAX_VARIABLES};
-        use crate::config::{MAX_ACL_ENTRIES, MAX_SETTINGS, META_LEN, NAME_LEN, SETTING_LEN};
+        use crate::config::settings::ENTRY_HEADER_LEN;
+        use crate::config::{AclEntry, Bundle, Rights, MAX_BUNDLES, MAX_VARIABLES};
+        use crate::config::{MAX_ACL_ENTRIES, META_LEN, NAME_LEN, SETTINGS_BYTES, SETTING_LEN};
         use crate::config::{UNIT_LEN, VALUE_LEN};
         let mut max = Config::default();
         max.profiles.clear();
@@ -1410,21 +1411,20 @@ mod tests {
             v.value = heapless::Vec::from_slice(&[0xA5; VALUE_LEN]).unwrap();
             max.variables.push(v).unwrap();
         }
-        for r in 0..MAX_SETTINGS as u16 {
-            let value = heapless::Vec::from_slice(&[b's'; SETTING_LEN]).unwrap();
+        // The settings' room filled to the last byte.
+        let mut r = 0;
+        while max.settings.used() < SETTINGS_BYTES {
+            let room = SETTINGS_BYTES - max.settings.used() - ENTRY_HEADER_LEN;
             max.settings
-                .push(Setting {
-                    object: 1024,
-                    resource: r,
-                    value,
-                })
+                .set(1024, r, &[b's'; SETTING_LEN][..room.min(SETTING_LEN)])
                 .unwrap();
+            r += 1;
         }
         let mut buf = [0u8; MAX_IMAGE_LEN];
         assert_eq!(max.encode(&mut buf).unwrap(), MAX_IMAGE_LEN);
 
-        type Flash = MemFlash<{ 8 * 4096 }, 4096, 4>;
-        assert_eq!(flash_size_needed::<Flash>(), 8 * 4096);
+        type Flash = MemFlash<{ 6 * 4096 }, 4096, 4>;
+        assert_eq!(flash_size_needed::<Flash>(), 6 * 4096);
         let flash = Flash::new();
         let mut store: FlashStore<Flash> =
             FlashStore::new(flash, 0..flash_size_needed::<Flash>()).unwrap();

@@ -78,7 +78,30 @@ fn no_resource_is_declared_twice() {
             let twin = table[i + 1..]
                 .iter()
                 .find(|other| other.id == def.id && other.instance == def.instance);
-            assert!(twin.is_none(), "/{}: resource {} declared twice", object.id(), def.id);
+            assert!(
+                twin.is_none(),
+                "/{}: resource {} declared twice",
+                object.id(),
+                def.id
+            );
         }
     }
+}
+
+#[test]
+fn every_declared_setting_at_its_largest_fits_the_settings_room() {
+    use lwm2m_core::config::settings::{ENTRY_HEADER_LEN, SETTINGS_BYTES};
+    let tables = [
+        lwm2m_objects::interface::SETTINGS,
+        lwm2m_objects::target::SETTINGS,
+    ];
+    let needed: usize = tables
+        .iter()
+        .flat_map(|table| table.iter())
+        .map(|line| ENTRY_HEADER_LEN + line.kind.max_len())
+        .sum();
+    assert!(
+        needed <= SETTINGS_BYTES,
+        "{needed} bytes of settings declared, {SETTINGS_BYTES} of room"
+    );
 }

@@ -22,7 +22,7 @@
 use heapless::Vec;
 
 use super::{
-    AclEntry, Bundle, Config, NfcPriority, Profile, Rights, SecurityOptions, Setting, Variable,
+    AclEntry, Bundle, Config, NfcPriority, Profile, Rights, SecurityOptions, Settings, Variable,
 };
 use zeroize::Zeroize;
 
@@ -181,10 +181,10 @@ impl Config {
             w.short(&v.value)?;
         }
         w.count(self.settings.len())?;
-        for s in &self.settings {
+        for s in self.settings.iter() {
             w.u16(s.object)?;
             w.u16(s.resource)?;
-            w.short(&s.value)?;
+            w.short(s.value)?;
         }
         Ok(w.len)
     }
@@ -203,7 +203,7 @@ impl Config {
             profiles: Vec::new(),
             bundles: Vec::new(),
             variables: Vec::new(),
-            settings: Vec::new(),
+            settings: Settings::new(),
         };
         for _ in 0..r.u8()? {
             let id = r.u16()?;
@@ -264,14 +264,15 @@ impl Config {
             config.variables.push(v).map_err(|_| ImageError::Corrupt)?;
         }
         for _ in 0..r.u8()? {
-            let setting = Setting {
-                object: r.u16()?,
-                resource: r.u16()?,
-                value: r.short()?,
-            };
+            let (object, resource) = (r.u16()?, r.u16()?);
+            let len = usize::from(r.u8()?);
+            let value = r.bytes(len)?;
+            if config.settings.get(object, resource).is_some() {
+                return Err(ImageError::Invalid);
+            }
             config
                 .settings
-                .push(setting)
+                .set(object, resource, value)
                 .map_err(|_| ImageError::Corrupt)?;
         }
         if !r.rest.is_empty() {
@@ -288,7 +289,6 @@ pub const MAX_IMAGE_LEN: usize = {
     let profile = 2 + 1 + NAME_LEN + 1 + 36 + 2 + 2;
     let bundle = 2 + 1 + NAME_LEN + 4 + 1 + MAX_ACL_ENTRIES * 3;
     let variable = 2 + 4 + 1 + 2 + 2 + 1 + META_LEN + 1 + UNIT_LEN + 1 + 1 + VALUE_LEN;
-    let setting = 2 + 2 + 1 + SETTING_LEN;
     4 + 2
         + 4
         + 2
@@ -299,7 +299,7 @@ pub const MAX_IMAGE_LEN: usize = {
         - 36 // the anonymous profile has no credential (Config::validate)
         + MAX_BUNDLES * bundle
         + MAX_VARIABLES * variable
-        + MAX_SETTINGS * setting
+        + SETTINGS_BYTES // each entry as in `Settings`: object, resource, length, value
 };
 
 #[cfg(test)]
@@ -460,14 +460,19 @@ mod tests {
         let mut c = valid.clone();
         c.variable_mut(5).unwrap().bundle = Some(9);
         refused(c, InvalidConfig::DanglingReference);
-        // Security options nobody defined; a setting stored twice.
+        // Security options nobody defined.
         let mut c = valid.clone();
         c.security_options = SecurityOptions(0x8000);
         refused(c, InvalidConfig::OutOfRange);
-        let mut c = valid.clone();
-        let again = c.settings[0].clone();
-        c.settings.push(again).unwrap();
-        refused(c, InvalidConfig::Duplicate);
+        // A setting stored twice (the settings come last: count, then the entries).
+        let mut image = image_of(&valid);
+        let entries = valid.settings.used();
+        let count_at = image.len() - entries - 1;
+        image[count_at] += 1;
+        let first =
+            image[count_at + 1..count_at + 1 + 5 + usize::from(image[count_at + 5])].to_vec();
+        image.extend_from_slice(&first);
+        assert_eq!(Config::decode(&image), Err(ImageError::Invalid));
     }
 
     #[test]

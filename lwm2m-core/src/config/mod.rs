@@ -4,11 +4,13 @@
 //! versioned byte image that the storage layer saves to flash and loads at boot.
 
 use heapless::Vec;
-use zeroize::Zeroize;
 
 use crate::auth::Credential;
 
 pub mod image;
+pub mod settings;
+
+pub use settings::{SettingRef, Settings, SETTINGS_BYTES, SETTING_LEN};
 
 /// Largest number of profiles (anonymous, admin and supervisor included).
 pub const MAX_PROFILES: usize = 16;
@@ -28,10 +30,6 @@ pub const MAX_QUANTITY: u16 = 255;
 pub const UNIT_LEN: usize = 8;
 /// Largest value of a variable stored in the device itself (in-Tap domains).
 pub const VALUE_LEN: usize = 64;
-/// Largest number of plain configuration values (app name, target protocol, ...).
-pub const MAX_SETTINGS: usize = 32;
-/// Longest plain configuration value.
-pub const SETTING_LEN: usize = 128;
 
 /// Profile id of the anonymous profile: every session starts with it.
 pub const ANONYMOUS: u16 = 0;
@@ -263,36 +261,6 @@ impl Variable {
     }
 }
 
-/// A plain configuration value (`/object//resource`), stored as written.
-///
-/// Some values are secrets (the Wi-Fi key, the MQTT passwords, the relay net key): every
-/// value is wiped when it is replaced or dropped, and `Debug` shows its length only.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Setting {
-    /// Object id.
-    pub object: u16,
-    /// Resource id.
-    pub resource: u16,
-    /// The value as written by the client.
-    pub value: Vec<u8, SETTING_LEN>,
-}
-
-impl Drop for Setting {
-    fn drop(&mut self) {
-        self.value.as_mut_slice().zeroize();
-    }
-}
-
-impl core::fmt::Debug for Setting {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Setting")
-            .field("object", &self.object)
-            .field("resource", &self.resource)
-            .field("len", &self.value.len())
-            .finish_non_exhaustive()
-    }
-}
-
 /// A table of the configuration is full, or a value exceeds its capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -366,7 +334,7 @@ pub struct Config {
     /// Object 1029.
     pub variables: Vec<Variable, MAX_VARIABLES>,
     /// Plain values served from declarative tables (app name, target protocol, ...).
-    pub settings: Vec<Setting, MAX_SETTINGS>,
+    pub settings: Settings,
 }
 
 impl Default for Config {
@@ -396,7 +364,7 @@ impl Default for Config {
             profiles,
             bundles: Vec::new(),
             variables: Vec::new(),
-            settings: Vec::new(),
+            settings: Settings::new(),
         }
     }
 }
@@ -410,7 +378,7 @@ pub enum InvalidConfig {
     /// or a built-in profile (anonymous, administrator, supervisor) uses another
     /// profile's rights.
     BuiltinProfile,
-    /// Two profiles, bundles, variables or settings share an id, two profiles a name.
+    /// Two profiles, bundles or variables share an id, two profiles a name.
     Duplicate,
     /// A profile's alias, or a variable's bundle, names nothing.
     DanglingReference,
@@ -473,15 +441,6 @@ impl Config {
                 return Err(OutOfRange);
             }
         }
-        for (i, s) in self.settings.iter().enumerate() {
-            let later = self.settings.iter().skip(i + 1);
-            if later
-                .clone()
-                .any(|t| (t.object, t.resource) == (s.object, s.resource))
-            {
-                return Err(Duplicate);
-            }
-        }
         Ok(())
     }
 
@@ -527,40 +486,18 @@ impl Config {
 
     /// The stored value of `/object//resource`.
     pub fn setting(&self, object: u16, resource: u16) -> Option<&[u8]> {
-        self.settings
-            .iter()
-            .find(|s| s.object == object && s.resource == resource)
-            .map(|s| &s.value[..])
+        self.settings.get(object, resource)
     }
 
     /// Stores the value of `/object//resource`; `Err` when the value is too long or the
-    /// table is full.
+    /// room is full.
     pub fn set_setting(
         &mut self,
         object: u16,
         resource: u16,
         value: &[u8],
     ) -> Result<(), CapacityError> {
-        let value = Vec::from_slice(value).map_err(|_| CapacityError)?;
-        match self
-            .settings
-            .iter_mut()
-            .find(|s| s.object == object && s.resource == resource)
-        {
-            Some(setting) => {
-                setting.value.as_mut_slice().zeroize();
-                setting.value = value;
-            }
-            None => self
-                .settings
-                .push(Setting {
-                    object,
-                    resource,
-                    value,
-                })
-                .map_err(|_| CapacityError)?,
-        }
-        Ok(())
+        self.settings.set(object, resource, value)
     }
 }
 

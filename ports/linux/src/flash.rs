@@ -22,7 +22,7 @@ use lwm2m_core::Config;
 
 /// Name of the flash file inside the state directory.
 pub const FILE_NAME: &str = "config.flash";
-/// Size of the flash file: two 16 KiB slots (a configuration image needs at most 16 KiB
+/// Size of the flash file: two 16 KiB slots (a configuration image needs at most 12 KiB
 /// per slot with 4 KiB sectors, see [`lwm2m_core::storage::flash_size_needed`]).
 pub const CAPACITY: u32 = 2 * 16 * 1024;
 
