@@ -72,7 +72,7 @@ fn main() {
         max_request: 128,
         max_response: 128,
     };
-    let mut device = Device::new(objects, Config::default(), Config::default, limits);
+    let mut device = Device::new(objects, Config::default(), Config::reset, limits);
     let link = Channel::new(1, ChannelKind::Serial);
     let mut out = [0u8; 128];
     let requests: [(&str, &[u8]); 3] = [

@@ -23,7 +23,7 @@ fn main() {
     let mut device = Device::new(
         standard_objects(info, NoHooks),
         Config::default(),
-        Config::default,
+        Config::reset,
         limits,
     );
     let phone = Channel::new(1, ChannelKind::Ble);

@@ -65,7 +65,7 @@ fn transcript_device() -> TapDevice {
     Device::new(
         standard_objects(info, NoHooks),
         Config::default(),
-        Config::default,
+        Config::reset,
         LIMITS,
     )
 }

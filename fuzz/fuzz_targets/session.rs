@@ -547,7 +547,7 @@ fn new_device(config: Config, ram: Ram) -> TapDevice {
     Device::new(
         standard_objects(info, NoHooks),
         config,
-        Config::default,
+        Config::reset,
         LIMITS,
     )
     .with_target(MemoryTarget(ram))

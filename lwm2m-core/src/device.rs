@@ -28,7 +28,7 @@ pub struct Outcome {
 pub struct Device<O, T = NoTarget, S = NoStore> {
     objects: O,
     config: Config,
-    factory: fn() -> Config,
+    factory: fn(&mut Config),
     session: Session,
     guard: LoginGuard,
     limits: FrameLimits,
@@ -39,9 +39,10 @@ pub struct Device<O, T = NoTarget, S = NoStore> {
 
 impl<O: ObjectSet> Device<O> {
     /// A device serving `objects` with the configuration `config` (loaded from flash, or
-    /// `factory()` on first boot). `factory` is what a factory reset restores. `limits`
+    /// the factory configuration on first boot). `factory` restores the factory
+    /// configuration in place (such as [`Config::reset`]) on a factory reset. `limits`
     /// must describe the buffers the port passes to [`Device::handle`].
-    pub fn new(objects: O, config: Config, factory: fn() -> Config, limits: FrameLimits) -> Self {
+    pub fn new(objects: O, config: Config, factory: fn(&mut Config), limits: FrameLimits) -> Self {
         Device {
             objects,
             config,

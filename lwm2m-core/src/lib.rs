@@ -32,7 +32,7 @@
 //! #     }
 //! # }
 //! let limits = FrameLimits { max_request: 512, max_response: 512 };
-//! let mut device = Device::new((Serial,), Config::default(), Config::default, limits);
+//! let mut device = Device::new((Serial,), Config::default(), Config::reset, limits);
 //! let ws = Channel::new(1, ChannelKind::WebSocket);
 //! let mut out = [0u8; 512];
 //! // GET /3//2

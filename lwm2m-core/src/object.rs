@@ -217,7 +217,7 @@ pub struct Context<'a> {
     pub(crate) limits: FrameLimits,
     pub(crate) target: &'a mut dyn TargetIo,
     pub(crate) store: &'a mut dyn ConfigStore,
-    pub(crate) factory: fn() -> Config,
+    pub(crate) factory: fn(&mut Config),
     /// The profile of a side handler's request; `None` for the session's channel.
     pub(crate) side_profile: Option<u16>,
     /// Logins attempted by this request so far (a multi-request may hold several).
@@ -335,7 +335,8 @@ impl Context<'_> {
 
     /// Restores the factory configuration, saves it, and asks the port to restart.
     pub fn factory_reset(&mut self) -> Result<(), ResultCode> {
-        *self.config = (self.factory)();
+        // In place: a whole configuration is never built on the stack.
+        (self.factory)(self.config);
         self.save_config()?;
         self.request_effect(Effect::FactoryReset);
         Ok(())

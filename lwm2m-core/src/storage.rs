@@ -605,6 +605,15 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
         Ok((header.magic == MAGIC && fits).then_some(header))
     }
 
+    /// Finds the newest valid slot by loading it (a save without a load at boot). Out of
+    /// line: the loaded configuration's room is taken only when this runs, not by every
+    /// save.
+    #[inline(never)]
+    fn find_newest(&mut self) -> Result<(), StoreError> {
+        drop(self.load()?);
+        Ok(())
+    }
+
     /// Whether the header of `slot` is still erased: the slot was never written (a save
     /// writes the header last, so a first save cut short leaves it erased too).
     fn header_erased(&mut self, slot: Slot) -> Result<bool, StoreError> {
@@ -716,6 +725,9 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
 }
 
 impl<F: NorFlash, const BUF: usize> ConfigStore for FlashStore<F, BUF> {
+    // Out of line: its configuration-sized frame is paid only when it runs (at boot),
+    // not by every request that could reach a save.
+    #[inline(never)]
     fn load(&mut self) -> Result<Loaded, StoreError> {
         let a = self.read_header(Slot::A)?;
         let b = self.read_header(Slot::B)?;
@@ -756,7 +768,7 @@ impl<F: NorFlash, const BUF: usize> ConfigStore for FlashStore<F, BUF> {
 
     fn save(&mut self, config: &Config) -> Result<(), StoreError> {
         if self.known == Known::Unknown {
-            drop(self.load()?);
+            self.find_newest()?;
         }
         let (slot, sequence) = match self.known {
             Known::Newest(newest) => (newest.slot.other(), newest.sequence.wrapping_add(1)),

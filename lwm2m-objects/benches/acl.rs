@@ -120,7 +120,7 @@ fn device(config: Config) -> TapDevice {
     Device::new(
         standard_objects(info, NoHooks),
         config,
-        Config::default,
+        Config::reset,
         LIMITS,
     )
     .with_target(MemoryTarget(ram))

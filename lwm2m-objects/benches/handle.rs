@@ -79,7 +79,7 @@ fn device(config: Config) -> TapDevice {
     Device::new(
         standard_objects(info, NoHooks),
         config,
-        Config::default,
+        Config::reset,
         LIMITS,
     )
 }

@@ -34,7 +34,7 @@ fn device() -> TapDevice {
     Device::new(
         standard_objects(info, NoHooks),
         Config::default(),
-        Config::default,
+        Config::reset,
         LIMITS,
     )
 }

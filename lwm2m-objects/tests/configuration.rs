@@ -298,7 +298,7 @@ fn device_with_store(config: Config, store: MemStore) -> Harness<NoTarget, MemSt
         lwm2m_core::Device::new(
             lwm2m_objects::standard_objects(device_info(), lwm2m_objects::NoHooks),
             config,
-            Config::default,
+            Config::reset,
             LIMITS,
         )
         .with_store(store),

@@ -46,7 +46,7 @@ fn device_with_user() -> Harness {
     Harness::from_device(Device::new(
         standard_objects(device_info(), NoHooks),
         config,
-        Config::default,
+        Config::reset,
         LIMITS,
     ))
 }
@@ -162,7 +162,7 @@ fn a_side_handler_shortening_the_idle_limit_never_leaves_a_deadline_in_the_past(
     let mut h = Harness::from_device(Device::new(
         standard_objects(device_info(), NoHooks),
         config,
-        Config::default,
+        Config::reset,
         LIMITS,
     ));
     assert_eq!(h.tx("a2ca000007010003ffff0000"), "00496f54697a659000"); // GET /3//0

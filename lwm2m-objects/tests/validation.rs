@@ -403,7 +403,7 @@ fn read_profile_leaves_out_a_variable_that_no_frame_can_carry() {
     let mut h = Harness::from_device(Device::new(
         standard_objects(device_info(), NoHooks),
         config,
-        Config::default,
+        Config::reset,
         LIMITS,
     ));
     assert_eq!(tx(&mut h, "01 0405 ffff 0004"), "008300c1025a9000");

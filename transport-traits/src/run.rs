@@ -57,7 +57,7 @@
 //! }
 //!
 //! let limits = FrameLimits { max_request: 64, max_response: 64 };
-//! let mut device = Device::new((Serial,), Config::default(), Config::default, limits);
+//! let mut device = Device::new((Serial,), Config::default(), Config::reset, limits);
 //! let mut host = Script { step: 0, answer: Vec::new() };
 //! let (mut rx, mut tx) = ([0u8; 69], [0u8; 64]);
 //! let stopped = run(&mut device, &mut host, &mut Ticks(0), &mut rx, &mut tx);

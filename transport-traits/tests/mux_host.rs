@@ -103,7 +103,7 @@ fn requests_from_other_threads_are_served_through_the_mailboxes() {
         max_request: 59,
         max_response: 64,
     };
-    let mut device = Device::new((Board,), Config::default(), Config::default, limits);
+    let mut device = Device::new((Board,), Config::default(), Config::reset, limits);
     let wall = Wall {
         start: StdInstant::now(),
     };

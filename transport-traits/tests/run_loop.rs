@@ -152,7 +152,7 @@ fn device() -> Device<(Board,)> {
         max_request: 64,
         max_response: 64,
     };
-    Device::new((Board,), Config::default(), Config::default, limits)
+    Device::new((Board,), Config::default(), Config::reset, limits)
 }
 
 fn check(host: &Script, first: Result<Stopped, ErrorKind>, second: Result<Stopped, ErrorKind>) {

@@ -190,6 +190,7 @@ impl Config {
     }
 
     /// Decodes an image produced by [`Config::encode`]; trailing bytes are an error.
+    #[inline(never)]
     pub fn decode(image: &[u8]) -> Result<Config, ImageError> {
         let mut r = Reader { rest: image };
         if r.bytes(MAGIC.len()).ok() != Some(&MAGIC[..]) || r.u16()? != FORMAT {

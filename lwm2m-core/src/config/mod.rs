@@ -340,9 +340,35 @@ pub struct Config {
 impl Default for Config {
     /// The embedded default: anonymous, admin (password `admin`) and supervisor
     /// (password `supervisor`, which the client's configurator expects to exist),
-    /// plain passwords, 60 s inactivity period.
+    /// passwords in clear, 60 s inactivity period.
     fn default() -> Config {
-        let mut profiles = Vec::new();
+        let mut config = Config {
+            version: 0,
+            security_options: SecurityOptions::default(),
+            inactivity_secs: 60,
+            nfc_priority: NfcPriority::NonPriority,
+            profiles: Vec::new(),
+            bundles: Vec::new(),
+            variables: Vec::new(),
+            settings: Settings::new(),
+        };
+        config.reset();
+        config
+    }
+}
+
+impl Config {
+    /// Restores the embedded default ([`Config::default`]) in place, without building
+    /// a whole configuration on the stack (what a factory reset calls).
+    pub fn reset(&mut self) {
+        self.version = 0;
+        self.security_options = SecurityOptions::default();
+        self.inactivity_secs = 60;
+        self.nfc_priority = NfcPriority::NonPriority;
+        self.profiles.clear();
+        self.bundles.clear();
+        self.variables.clear();
+        self.settings.clear();
         let defaults = [
             Profile::new(ANONYMOUS, b"anonymous"),
             Profile::new(ADMIN, b"admin")
@@ -353,18 +379,8 @@ impl Default for Config {
                 .with_lifetime(3600),
         ];
         for profile in defaults {
-            // Capacity is far above two.
-            let _ = profiles.push(profile);
-        }
-        Config {
-            version: 0,
-            security_options: SecurityOptions::default(),
-            inactivity_secs: 60,
-            nfc_priority: NfcPriority::NonPriority,
-            profiles,
-            bundles: Vec::new(),
-            variables: Vec::new(),
-            settings: Settings::new(),
+            // Capacity is far above three.
+            let _ = self.profiles.push(profile);
         }
     }
 }
@@ -516,6 +532,21 @@ mod tests {
         };
         assert_eq!(hash_of(ADMIN), hash_password(b"admin").0);
         assert_eq!(hash_of(SUPERVISOR), hash_password(b"supervisor").0);
+    }
+
+    #[test]
+    fn reset_in_place_gives_the_default() {
+        let mut config = Config {
+            version: 7,
+            inactivity_secs: 5,
+            ..Config::default()
+        };
+        config.profiles.push(Profile::new(1, b"user1")).unwrap();
+        config.bundles.push(Bundle::new(1)).unwrap();
+        config.variables.push(Variable::new(1)).unwrap();
+        config.set_setting(1024, 9, b"Demo").unwrap();
+        config.reset();
+        assert_eq!(config, Config::default());
     }
 
     #[test]

@@ -144,6 +144,14 @@ impl Settings {
         Ok(())
     }
 
+    /// Removes every value (and wipes them).
+    pub fn clear(&mut self) {
+        if let Some(live) = self.bytes.get_mut(..self.used) {
+            live.zeroize();
+        }
+        self.used = 0;
+    }
+
     /// Removes the value of `/object//resource`; whether there was one.
     pub fn remove(&mut self, object: u16, resource: u16) -> bool {
         match self.find(object, resource) {

@@ -34,7 +34,7 @@ pub fn transcript_device() -> Device<StandardObjects<NoHooks>> {
     Device::new(
         standard_objects(device_info(), NoHooks),
         Config::default(),
-        Config::default,
+        Config::reset,
         LIMITS,
     )
 }

@@ -235,7 +235,7 @@ fn boot(
     if lost {
         objects.0.set_last_error(LAST_ERROR_CONFIG_LOST);
     }
-    Ok(Device::new(objects, config, Config::default, LIMITS)
+    Ok(Device::new(objects, config, Config::reset, LIMITS)
         .with_target(target)
         .with_store(store))
 }
