@@ -5,7 +5,7 @@ use crate::config::{Config, NfcPriority};
 use crate::dispatch::dispatch;
 use crate::object::{Context, Effect, FrameLimits, ObjectSet};
 use crate::session::{Channel, ChannelId, LoginGuard, Session};
-use crate::storage::{ConfigStore, NoStore};
+use crate::storage::{ConfigStore, LoadState, NoStore, StoreError};
 use crate::target::{NoTarget, TargetIo};
 use crate::time::Instant;
 use crate::wire::{is_nfc_select, Request, Response, ResultCode, APDU_HEADER_LEN, STATUS_WORD_OK};
@@ -239,6 +239,14 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             info!("session owner disconnected");
             self.session.end();
         }
+    }
+
+    /// Loads the configuration from the device's store into the device, in place: what
+    /// a board calls at boot ([`ConfigStore::load_into`]). Only [`LoadState::Blank`]
+    /// means a first boot: on [`LoadState::Damaged`] (the configuration is then the
+    /// factory one) or [`LoadState::Previous`], say so before serving requests.
+    pub fn load_config(&mut self) -> Result<LoadState, StoreError> {
+        self.store.load_into(&mut self.config)
     }
 
     /// The configuration image.

@@ -97,6 +97,31 @@ pub trait ConfigStore {
     /// configuration. `Err` only when the storage itself fails.
     fn load(&mut self) -> Result<Loaded, StoreError>;
 
+    /// [`load`](ConfigStore::load) into `config`, in place: what a board calls at boot
+    /// to fill the configuration of its engine without building one on the stack
+    /// ([`FlashStore`] decodes into it directly). Unless a configuration was found,
+    /// `config` is left as the factory default ([`Config::reset`]).
+    fn load_into(&mut self, config: &mut Config) -> Result<LoadState, StoreError> {
+        Ok(match self.load()? {
+            Loaded::Config(found) => {
+                *config = found;
+                LoadState::Config
+            }
+            Loaded::Previous(found) => {
+                *config = found;
+                LoadState::Previous
+            }
+            Loaded::Blank => {
+                config.reset();
+                LoadState::Blank
+            }
+            Loaded::Damaged => {
+                config.reset();
+                LoadState::Damaged
+            }
+        })
+    }
+
     /// Stores `config` so that the next [`load`](ConfigStore::load) returns it.
     ///
     /// On `Err` the previously saved configuration is still loadable (the new one may
@@ -131,6 +156,22 @@ pub enum Loaded {
     Damaged,
 }
 
+/// What [`ConfigStore::load_into`] found: [`Loaded`] without the configuration, which
+/// went into the caller's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LoadState {
+    /// The newest valid configuration was loaded.
+    Config,
+    /// The newest image is damaged: the previous one was loaded ([`Loaded::Previous`]).
+    Previous,
+    /// Nothing was ever saved: the factory default.
+    Blank,
+    /// Something is stored but no valid configuration: the factory default, which a port
+    /// must not start with silently ([`Loaded::Damaged`]).
+    Damaged,
+}
+
 impl Loaded {
     /// The configuration, if one was found (the newest or, after damage, the previous).
     pub fn config(self) -> Option<Config> {
@@ -144,6 +185,10 @@ impl Loaded {
 impl<T: ConfigStore + ?Sized> ConfigStore for &mut T {
     fn load(&mut self) -> Result<Loaded, StoreError> {
         T::load(self)
+    }
+
+    fn load_into(&mut self, config: &mut Config) -> Result<LoadState, StoreError> {
+        T::load_into(self, config)
     }
 
     fn save(&mut self, config: &Config) -> Result<(), StoreError> {
@@ -626,8 +671,14 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
         Ok(erased)
     }
 
-    /// Reads the image of `slot` into the buffer, checks its CRC and decodes it.
-    fn read_image(&mut self, slot: Slot, header: &Header) -> Result<Option<Config>, StoreError> {
+    /// Reads the image of `slot` into the buffer, checks its CRC and decodes it into
+    /// `config`; whether it was valid (`config` is the factory default if not).
+    fn read_image_into(
+        &mut self,
+        slot: Slot,
+        header: &Header,
+        config: &mut Config,
+    ) -> Result<bool, StoreError> {
         let len = usize::try_from(header.length).map_err(|_| region_error())?;
         let at = self
             .slot_start(slot)?
@@ -644,22 +695,19 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
             Ok(())
         })?;
         let image = self.buf.get(..len).ok_or_else(region_error)?;
-        let config = if image_crc(header.sequence, header.length, image) != header.crc {
+        let valid = if image_crc(header.sequence, header.length, image) != header.crc {
             debug!("config slot {}: bad CRC", slot.index());
-            None
+            false
+        } else if config.decode_into(image).is_err() {
+            warn!("config slot {}: CRC ok but image undecodable", slot.index());
+            false
         } else {
-            match Config::decode(image) {
-                Ok(config) => Some(config),
-                Err(_) => {
-                    warn!("config slot {}: CRC ok but image undecodable", slot.index());
-                    None
-                }
-            }
+            true
         };
         if let Some(image) = self.buf.get_mut(..len) {
             image.zeroize();
         }
-        Ok(config)
+        Ok(valid)
     }
 
     /// Whether `slot` holds a header and an image matching `expected` (read-back check).
@@ -729,6 +777,16 @@ impl<F: NorFlash, const BUF: usize> ConfigStore for FlashStore<F, BUF> {
     // not by every request that could reach a save.
     #[inline(never)]
     fn load(&mut self) -> Result<Loaded, StoreError> {
+        let mut config = Config::default();
+        Ok(match self.load_into(&mut config)? {
+            LoadState::Config => Loaded::Config(config),
+            LoadState::Previous => Loaded::Previous(config),
+            LoadState::Blank => Loaded::Blank,
+            LoadState::Damaged => Loaded::Damaged,
+        })
+    }
+
+    fn load_into(&mut self, config: &mut Config) -> Result<LoadState, StoreError> {
         let a = self.read_header(Slot::A)?;
         let b = self.read_header(Slot::B)?;
         let candidates = match (a, b) {
@@ -739,7 +797,7 @@ impl<F: NorFlash, const BUF: usize> ConfigStore for FlashStore<F, BUF> {
         };
         let mut newest_damaged = false;
         for (slot, header) in candidates.into_iter().flatten() {
-            if let Some(config) = self.read_image(slot, &header)? {
+            if self.read_image_into(slot, &header, config)? {
                 debug!(
                     "config loaded from slot {}, sequence {}",
                     slot.index(),
@@ -751,18 +809,19 @@ impl<F: NorFlash, const BUF: usize> ConfigStore for FlashStore<F, BUF> {
                 });
                 if newest_damaged {
                     warn!("the newest configuration is damaged: the previous one is loaded");
-                    return Ok(Loaded::Previous(config));
+                    return Ok(LoadState::Previous);
                 }
-                return Ok(Loaded::Config(config));
+                return Ok(LoadState::Config);
             }
             newest_damaged = true;
         }
         self.known = Known::Empty;
+        config.reset();
         if self.header_erased(Slot::A)? && self.header_erased(Slot::B)? {
-            Ok(Loaded::Blank)
+            Ok(LoadState::Blank)
         } else {
             warn!("no valid configuration in a store that holds one");
-            Ok(Loaded::Damaged)
+            Ok(LoadState::Damaged)
         }
     }
 
@@ -1520,6 +1579,25 @@ mod tests {
         assert_eq!(store.load(), Ok(Loaded::Blank));
         let mut by_ref = &mut store;
         assert_eq!(ConfigStore::load(&mut by_ref), Ok(Loaded::Blank));
+    }
+
+    #[test]
+    fn load_into_fills_the_callers_configuration_in_place() {
+        let saved = config(3, 4);
+        let flash = with_saved(Small::new(), &[&saved]);
+        let region = region(&flash);
+        let mut store: FlashStore<Small> = FlashStore::new(flash, region.clone()).unwrap();
+        let mut config = config(9, 9);
+        assert_eq!(store.load_into(&mut config), Ok(LoadState::Config));
+        assert_eq!(config, saved);
+        // Nothing valid: the factory default, and the state says why.
+        let mut store: FlashStore<Small> = FlashStore::new(Small::new(), region).unwrap();
+        assert_eq!(store.load_into(&mut config), Ok(LoadState::Blank));
+        assert_eq!(config, Config::default());
+        let mut none = NoStore;
+        let mut config = saved.clone();
+        assert_eq!(none.load_into(&mut config), Ok(LoadState::Blank));
+        assert_eq!(config, Config::default());
     }
 
     #[test]

@@ -21,9 +21,7 @@
 
 use heapless::Vec;
 
-use super::{
-    AclEntry, Bundle, Config, NfcPriority, Profile, Rights, SecurityOptions, Settings, Variable,
-};
+use super::{AclEntry, Bundle, Config, NfcPriority, Profile, Rights, SecurityOptions, Variable};
 use zeroize::Zeroize;
 
 use crate::auth::{field_text, Credential, ScramRecord, Secret16, FIELD_LEN};
@@ -192,20 +190,35 @@ impl Config {
     /// Decodes an image produced by [`Config::encode`]; trailing bytes are an error.
     #[inline(never)]
     pub fn decode(image: &[u8]) -> Result<Config, ImageError> {
+        let mut config = Config::default();
+        config.decode_into(image)?;
+        Ok(config)
+    }
+
+    /// Decodes an image into `self`, in place (no configuration is built on the stack).
+    /// On an error `self` is the factory default ([`Config::reset`]).
+    pub fn decode_into(&mut self, image: &[u8]) -> Result<(), ImageError> {
+        let decoded = self.decode_fields(image);
+        if decoded.is_err() {
+            self.reset();
+        }
+        decoded
+    }
+
+    fn decode_fields(&mut self, image: &[u8]) -> Result<(), ImageError> {
         let mut r = Reader { rest: image };
         if r.bytes(MAGIC.len()).ok() != Some(&MAGIC[..]) || r.u16()? != FORMAT {
             return Err(ImageError::UnknownFormat);
         }
-        let mut config = Config {
-            version: r.u32()?,
-            security_options: SecurityOptions(r.u16()?),
-            inactivity_secs: r.u16()?,
-            nfc_priority: NfcPriority::from_u8(r.u8()?).ok_or(ImageError::Corrupt)?,
-            profiles: Vec::new(),
-            bundles: Vec::new(),
-            variables: Vec::new(),
-            settings: Settings::new(),
-        };
+        let config = self;
+        config.version = r.u32()?;
+        config.security_options = SecurityOptions(r.u16()?);
+        config.inactivity_secs = r.u16()?;
+        config.nfc_priority = NfcPriority::from_u8(r.u8()?).ok_or(ImageError::Corrupt)?;
+        config.profiles.clear();
+        config.bundles.clear();
+        config.variables.clear();
+        config.settings.clear();
         for _ in 0..r.u8()? {
             let id = r.u16()?;
             let name = r.short()?;
@@ -279,8 +292,7 @@ impl Config {
         if !r.rest.is_empty() {
             return Err(ImageError::Corrupt);
         }
-        config.validate().map_err(|_| ImageError::Invalid)?;
-        Ok(config)
+        config.validate().map_err(|_| ImageError::Invalid)
     }
 }
 

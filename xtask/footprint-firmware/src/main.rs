@@ -19,7 +19,7 @@ use cortex_m_semihosting::{debug, hprintln};
 use embedded_storage::nor_flash::{
     check_erase, check_read, check_write, ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash,
 };
-use lwm2m_core::storage::{flash_size_needed, ConfigStore, FlashStore};
+use lwm2m_core::storage::{flash_size_needed, FlashStore};
 use lwm2m_core::target::NoTarget;
 use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant};
 use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
@@ -210,27 +210,28 @@ fn boot() -> &'static mut Engine {
         serial: heapless::String::try_from("FOOTPRINT0000001").unwrap_or_default(),
         firmware_version: lwm2m_objects::device::TAP_FIRMWARE_LEVEL,
     };
-    let mut store = match FlashStore::new(RamFlash, 0..FLASH_LEN as u32) {
+    let store = match FlashStore::new(RamFlash, 0..FLASH_LEN as u32) {
         Ok(store) => store,
         Err(_) => fail("flash region"),
     };
-    let config = match store.load() {
-        Ok(loaded) => loaded.config().unwrap_or_default(),
-        Err(_) => fail("flash read"),
-    };
     // SAFETY: single-threaded; the engine is initialised once, here, and only used
     // through the reference this returns.
-    unsafe {
+    let device = unsafe {
         (*addr_of_mut!(ENGINE)).write(
             Device::new(
                 standard_objects(info, NoHooks),
-                config,
+                Config::default(),
                 Config::reset,
                 LIMITS,
             )
             .with_store(store),
         )
+    };
+    // The configuration from flash, in place (the factory one on first boot).
+    if device.load_config().is_err() {
+        fail("flash read");
     }
+    device
 }
 
 /// Runs the measured requests, checking every answer.
