@@ -115,7 +115,10 @@ test('a message over the advertised request size closes that connection with 100
     const conn = await rawConnection();
     const answer = await conn.exchange(apduOf(len));
     assert.equal(answer, 'closed', `${len} bytes: expected a close, got ${answer.data && hex(answer.data)}`);
-    assert.equal(conn.closeCode(), 1009, `${len} bytes: close code`);
+    // The device closes with 1009 at once; a peer still sending a large message may see the
+    // TCP reset first (1006), the connection being closed either way.
+    const expected = len <= 4096 ? [1009] : [1009, 1006];
+    assert.ok(expected.includes(conn.closeCode()), `${len} bytes: close code ${conn.closeCode()}`);
   }
 });
 

@@ -125,6 +125,8 @@ fn run_multi<O: ObjectSet + ?Sized>(
         let data_len = if status.is_success() {
             item_body.len()
         } else {
+            // Wiped, not just left out: it may be a secret read before the item failed.
+            item_body.wipe();
             0
         };
         header[2] = status.as_u8();
@@ -142,11 +144,16 @@ fn run_multi<O: ObjectSet + ?Sized>(
 }
 
 /// The most bytes the answers of the items of `multi` can take (item envelopes included).
+///
+/// The bounds are those of the configuration before anything runs; once an item may
+/// change what a later bound depends on (a variable made larger, say), that later bound
+/// is unknown and the request is refused.
 fn answers_bound<O: ObjectSet + ?Sized>(
     objects: &mut O,
     config: &crate::config::Config,
     multi: &MultiRequest<'_>,
 ) -> usize {
+    let mut changed = false;
     multi
         .items()
         .map(|item| {
@@ -154,12 +161,16 @@ fn answers_bound<O: ObjectSet + ?Sized>(
                 Ok(inner) => objects.find(inner.path.object).map_or(0, |object| {
                     let path = inner.path;
                     let def = find_resource(object.resources(), path.resource, path.instance);
-                    // A nested envelope is refused without data.
-                    if def.is_some_and(|def| def.envelope.is_some()) {
+                    let bound = if def.is_some_and(|def| def.envelope.is_some()) {
+                        // A nested envelope is refused without data.
                         0
+                    } else if changed && object.bound_depends_on_config(&inner) {
+                        usize::MAX
                     } else {
                         object.answer_bound(config, &inner)
-                    }
+                    };
+                    changed |= object.changes_bounds(&inner);
+                    bound
                 }),
                 Err(_) => 0,
             };

@@ -384,6 +384,21 @@ pub trait Object {
         default_bound(self.resources(), request)
     }
 
+    /// Whether [`Object::answer_bound`] of `request` depends on the configuration (the
+    /// size of a variable's value, the members of a bundle): a multi-request in which an
+    /// earlier item may change the configuration that way cannot know the bound before
+    /// it runs, and is refused.
+    fn bound_depends_on_config(&self, _request: &Request<'_>) -> bool {
+        false
+    }
+
+    /// Whether a success of `request` may change bounds that depend on the
+    /// configuration ([`Object::bound_depends_on_config`]): a variable's type, quantity or
+    /// bundle, its creation or deletion.
+    fn changes_bounds(&self, _request: &Request<'_>) -> bool {
+        false
+    }
+
     /// Handles a request that passed the table lookup and the access check.
     fn handle(
         &mut self,

@@ -54,9 +54,13 @@ impl Object for BundleObject {
 
     fn answer_bound(&self, config: &Config, req: &Request<'_>) -> usize {
         match (req.path.resource, req.method) {
-            (1, Method::Get) => values_bound(config),
+            (1, Method::Get) => values_bound(config, Some(req.path.instance)),
             _ => default_bound(RESOURCES, req),
         }
+    }
+
+    fn bound_depends_on_config(&self, req: &Request<'_>) -> bool {
+        req.method == Method::Get && req.path.resource == 1
     }
 
     fn owning_bundle(&self, _config: &Config, instance: u16) -> Option<u16> {
@@ -183,11 +187,13 @@ fn set_acl_entry(bundle: &mut Bundle, entry: AclEntry) -> Result<(), ResultCode>
 /// Writes the TLV of bundle `id`'s values: one multiple-resource record (id = bundle id)
 /// holding one resource-value record per variable (id = variable id).
 /// The most data a TLV list of values answers: the container (widest header) and the
-/// record of every variable of the configuration, a superset of any selection.
-pub fn values_bound(config: &Config) -> usize {
+/// record of every variable of `bundle` (every variable for `None`), a superset of what a
+/// profile may read of them.
+pub fn values_bound(config: &Config, bundle: Option<u16>) -> usize {
     config
         .variables
         .iter()
+        .filter(|v| bundle.is_none() || v.bundle == bundle)
         .filter_map(|v| Some(tlv::header_len(v.id, v.value_len()?) + v.value_len()?))
         .fold(tlv::MAX_HEADER_LEN, usize::saturating_add)
 }

@@ -179,9 +179,10 @@ fn change_password(ctx: &mut Context<'_>, id: u16, payload: &[u8]) -> Result<(),
         let hash: [u8; FIELD_LEN] = payload.try_into().map_err(|_| ResultCode::NotAcceptable)?;
         Credential::Hashed(Secret16(hash))
     } else {
-        // The client writes the password whole but logs in with its first 16 bytes
-        // (the login field): that is what is kept (decision 12).
-        Credential::from_password(codec::ascii(payload, usize::from(u8::MAX))?)
+        // At most the 16 bytes of the login field: a longer password could not log in
+        // the same way in clear (the field cuts it) and hashed (the client hashes it
+        // whole), so it is refused rather than kept in a form one of them fails.
+        Credential::from_password(codec::ascii(payload, FIELD_LEN)?)
     };
     profile_mut(ctx, id)?.credential = credential;
     Ok(())

@@ -245,6 +245,9 @@ fn canonical<'a>(
 /// Writes the value of a resource of `kind` whose stored value is `stored` (`None`:
 /// never written) in the form the client decodes.
 fn emit(kind: Kind, stored: Option<&[u8]>, body: &mut Body<'_>) -> Result<(), ResultCode> {
+    // A value longer than its kind (from an image of another build) reads as unset: an
+    // answer never exceeds what the kind declares.
+    let stored = stored.filter(|value| value.len() <= kind.max_len());
     match (kind, stored) {
         (Kind::MaskReadAsOne(bits), _) => {
             // Written masks are never empty; nothing written means every bit.

@@ -86,13 +86,29 @@ impl Object for VariableObject {
     fn answer_bound(&self, config: &Config, req: &Request<'_>) -> usize {
         let id = req.path.instance;
         match (req.path.resource, req.method) {
-            (4, Method::Get) if id == ABSENT => values_bound(config),
-            (7, Method::Get) => values_bound(config),
+            (4, Method::Get) if id == ABSENT => values_bound(config, None),
+            (7, Method::Get) => match config.variable(id).and_then(|v| v.bundle) {
+                Some(bundle) => values_bound(config, Some(bundle)),
+                None => 0,
+            },
             (4, Method::Get) => config
                 .variable(id)
                 .and_then(Variable::value_len)
                 .unwrap_or(0),
             _ => default_bound(RESOURCES, req),
+        }
+    }
+
+    fn bound_depends_on_config(&self, req: &Request<'_>) -> bool {
+        req.method == Method::Get && matches!(req.path.resource, 4 | 7)
+    }
+
+    /// Its type (1), quantity (2) or bundle (6), a creation or a deletion.
+    fn changes_bounds(&self, req: &Request<'_>) -> bool {
+        match req.method {
+            Method::Get => false,
+            Method::Put => matches!(req.path.resource, 1 | 2 | 6),
+            Method::Post | Method::Delete => req.path.resource == ABSENT,
         }
     }
 

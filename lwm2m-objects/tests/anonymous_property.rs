@@ -672,15 +672,21 @@ fn run_case(
                 let resp = &out[..outcome.len];
                 let status = check_response(step, resp)?;
                 prop_assert_eq!(outcome.effect, None, "{:?} asked for an effect", step);
-                prop_assert_eq!(status, 0, "{:?}: multi-request failed", step);
-                bump(&counters.multis);
-                let answered = multi_items(step, &resp[1..resp.len() - 2])?;
-                prop_assert!(
-                    answered.len() <= items.len(),
-                    "{step:?}: more answers than items"
-                );
-                for ((item, _), (status, _)) in items.iter().zip(&answered) {
-                    check_write(item, *status, counters)?;
+                // A0: refused before anything ran, its answers not sure to fit (an item
+                // may change a variable that a later one reads).
+                if status == 0xA0 {
+                    prop_assert_eq!(resp, &[0xA0, 0x90, 0x00][..], "{:?}", step);
+                } else {
+                    prop_assert_eq!(status, 0, "{:?}: multi-request failed", step);
+                    bump(&counters.multis);
+                    let answered = multi_items(step, &resp[1..resp.len() - 2])?;
+                    prop_assert!(
+                        answered.len() <= items.len(),
+                        "{step:?}: more answers than items"
+                    );
+                    for ((item, _), (status, _)) in items.iter().zip(&answered) {
+                        check_write(item, *status, counters)?;
+                    }
                 }
             }
         }

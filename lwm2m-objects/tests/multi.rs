@@ -120,3 +120,129 @@ fn every_get_answers_at_most_its_declared_bound() {
     }
     assert!(checked > 90, "{checked} GETs checked");
 }
+
+fn frame_apdu(frame: &str) -> String {
+    let frame = hex(frame);
+    let ins = if frame[0] == 1 { 0xCA } else { 0xDA };
+    let mut apdu = vec![0xA2, ins, 0, 0, frame.len() as u8];
+    apdu.extend_from_slice(&frame);
+    to_hex(&apdu)
+}
+
+/// Admin on a device with target variable 1 (UINT32 at 0x20000000) and a secret in
+/// `/1024//29` (MQTT password).
+fn with_target_variable() -> Harness<lwm2m_core::target::MemoryTarget<RamTarget<2048>>> {
+    let ram = RamTarget::<2048>::new(0x2000_0000);
+    let mut h = Harness::with_target(lwm2m_core::target::MemoryTarget(ram));
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+    for frame in [
+        "020405 0001 ffff",
+        "030405 0001 0000 20000000",
+        "030405 0001 0001 23",
+        "030400 ffff 001d 53336372337420707721",
+    ] {
+        assert_eq!(h.tx(&frame_apdu(frame)), "009000", "{frame}");
+    }
+    h
+}
+
+#[test]
+fn an_item_that_makes_a_later_answer_larger_is_refused_before_anything_runs() {
+    let mut h = with_target_variable();
+    // A secret read, the variable grown to 250 × u32, its value read (1000 bytes, where
+    // the configuration before the request bounds it at 4), then writes.
+    let frames = [
+        "010400ffff001d",
+        "030405 0001 0002 fa",
+        "010405 0001 0004",
+        "030400ffff0009 41",
+    ];
+    let mut out = [0u8; 1024];
+    let outcome = h.device.handle(WS1, &hex(&multi(&frames)), h.now, &mut out);
+    assert_eq!(&out[..outcome.len], [0xA0, 0x90, 0x00]);
+    assert_eq!(
+        h.tx(&frame_apdu("010405 0001 0002")),
+        "00019000",
+        "quantity unchanged"
+    );
+    assert_eq!(
+        h.tx("a2ca000007010400ffff0009"),
+        "009000",
+        "app name unchanged"
+    );
+    // What the refused request's items wrote into the buffer is not left there.
+    assert!(
+        !out.windows(9).any(|w| w == b"S3cr3t pw"),
+        "secret left in the buffer"
+    );
+}
+
+#[test]
+fn the_data_of_a_failed_request_is_wiped_from_the_buffer() {
+    let mut h = with_target_variable();
+    // Variable 1 holds "WXYZ"; variable 2 lies outside the target memory, so a list of
+    // all values fails after variable 1's record was written.
+    for frame in [
+        "030405 0001 0004 5758595a",
+        "020405 0002 ffff",
+        "030405 0002 0000 30000000",
+        "030405 0002 0001 23",
+    ] {
+        assert_eq!(h.tx(&frame_apdu(frame)), "009000", "{frame}");
+    }
+    let leaked = |out: &[u8]| out.windows(4).any(|w| w == b"WXYZ");
+    let mut out = [0u8; 1024];
+    let outcome = h
+        .device
+        .handle(WS1, &hex(&frame_apdu("010405 ffff 0004")), h.now, &mut out);
+    assert!(
+        out[0] & 0x80 != 0 && outcome.len == 3,
+        "{:02x?}",
+        &out[..outcome.len]
+    );
+    assert!(!leaked(&out), "a failed request's data left in the buffer");
+    let mut out = [0u8; 1024];
+    let outcome = h
+        .device
+        .handle(WS1, &hex(&multi(&["010405 ffff 0004"])), h.now, &mut out);
+    assert_eq!(out[0], 0x00, "{:02x?}", &out[..outcome.len]);
+    assert!(!leaked(&out), "a failed item's data left in the buffer");
+}
+
+#[test]
+fn a_stored_setting_longer_than_its_kind_never_exceeds_its_bound() {
+    // An image of another build may hold 100 bytes for a u16 setting (/1024//8).
+    let mut config = Config::default();
+    config.set_setting(1024, 8, &[0x41; 100]).unwrap();
+    let mut h = Harness::from_device(lwm2m_core::Device::new(
+        standard_objects(device_info(), NoHooks),
+        config,
+        Config::reset,
+        LIMITS,
+    ));
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+    assert_eq!(
+        h.tx(&frame_apdu("010400ffff0008")),
+        "0000009000",
+        "read as unset"
+    );
+}
+
+#[test]
+fn a_bundle_list_is_bounded_by_its_own_variables() {
+    let mut h = with_target_variable();
+    // Variable 1 grows to 800 bytes, in no bundle; two bundles of one UINT8 each.
+    assert_eq!(h.tx(&frame_apdu("030405 0001 0002 c8")), "009000");
+    for (bundle, var) in [("0002", "0002"), ("0003", "0003")] {
+        for frame in [
+            format!("020404 {bundle} ffff"),
+            format!("020405 {var} ffff"),
+            format!("030405 {var} 0001 a1"),
+            format!("030405 {var} 0006 {bundle}"),
+        ] {
+            assert_eq!(h.tx(&frame_apdu(&frame)), "009000", "{frame}");
+        }
+    }
+    let answer = h.tx(&multi(&["010404 0002 0001", "010404 0003 0001"]));
+    assert!(answer.starts_with("00"), "{answer}");
+}

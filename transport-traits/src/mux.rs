@@ -115,13 +115,18 @@ impl<const CHANNELS: usize, const FRAME: usize> HostMux<CHANNELS, FRAME> {
                 .find(|&c| slots.state[c] != SlotState::Empty)?;
             slots.cursor = (channel + 1) % CHANNELS;
             let event = match slots.state[channel] {
-                SlotState::Frame(len) => match buf.get_mut(..len) {
-                    Some(out) => {
-                        out.copy_from_slice(&slots.frames[channel][..len]);
-                        MuxEvent::Frame { channel, len }
-                    }
-                    None => MuxEvent::Frame { channel, len: 0 },
-                },
+                SlotState::Frame(len) => {
+                    let event = match buf.get_mut(..len) {
+                        Some(out) => {
+                            out.copy_from_slice(&slots.frames[channel][..len]);
+                            MuxEvent::Frame { channel, len }
+                        }
+                        None => MuxEvent::Frame { channel, len: 0 },
+                    };
+                    // The mailbox keeps no copy (a login frame carries a password).
+                    slots.frames[channel][..len].fill(0);
+                    event
+                }
                 _ => MuxEvent::Closed { channel },
             };
             slots.state[channel] = SlotState::Empty;

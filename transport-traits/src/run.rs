@@ -117,7 +117,7 @@ pub trait Host: ErrorType {
     ) -> Result<HostEvent, Self::Error>;
 
     /// Sends the answer to the request last received from `channel`; `effect` is what
-    /// the device does right after it (a reboot drops the links).
+    /// the device does right after it (on a reboot, a port closes the link).
     fn reply(
         &mut self,
         channel: ChannelId,
@@ -146,7 +146,8 @@ pub enum Stopped {
 
 /// Runs `device` until the host stops it or a request has an [`Effect`]. `rx` holds one
 /// request APDU (the advertised request size plus the 5-byte header), `tx` one answer;
-/// both are wiped after every request (they carry passwords and keys).
+/// both are wiped whole after every request (they carry passwords and keys). An effect is
+/// returned even when its answer could not be sent: the device already acted.
 pub fn run<O, T, S, H, C>(
     device: &mut Device<O, T, S>,
     host: &mut H,
@@ -172,13 +173,12 @@ where
                 len,
                 effect,
             } => {
-                let frame = tx.get_mut(..len).unwrap_or_default();
-                let sent = host.reply(channel, frame, effect);
-                frame.zeroize();
-                sent?;
+                let sent = host.reply(channel, tx.get(..len).unwrap_or_default(), effect);
+                tx.zeroize();
                 if let Some(effect) = effect {
                     return Ok(Stopped::Effect(effect));
                 }
+                sent?;
             }
         }
     }
@@ -229,12 +229,12 @@ where
         HostEvent::Stop => return Step::Stop(Stopped::Asked),
     };
     let now = clock.now();
-    let request = rx.get_mut(..len).unwrap_or_default();
+    let request = rx.get(..len).unwrap_or_default();
     let outcome = match side {
         None => device.handle(channel, request, now, tx),
         Some(profile) => device.handle_side(channel, profile, request, now, tx),
     };
-    request.zeroize();
+    rx.zeroize();
     *deadline = outcome.next_deadline;
     Step::Reply {
         channel: channel.id,
@@ -294,13 +294,13 @@ pub mod asynch {
                     len,
                     effect,
                 } => {
-                    let frame = tx.get_mut(..len).unwrap_or_default();
+                    let frame = tx.get(..len).unwrap_or_default();
                     let sent = host.reply(channel, frame, effect).await;
-                    frame.zeroize();
-                    sent?;
+                    tx.zeroize();
                     if let Some(effect) = effect {
                         return Ok(Stopped::Effect(effect));
                     }
+                    sent?;
                 }
             }
         }

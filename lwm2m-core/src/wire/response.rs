@@ -97,6 +97,13 @@ impl<'b> Body<'b> {
         &mut self.buf[self.len..]
     }
 
+    /// Wipes the whole body, also past what was counted, and empties it (a failed
+    /// request's data is never sent, and may be a secret).
+    pub fn wipe(&mut self) {
+        self.buf.fill(0);
+        self.len = 0;
+    }
+
     /// Commits `n` bytes written into [`Body::spare`].
     pub fn advance(&mut self, n: usize) -> Result<(), BodyFull> {
         if n > self.remaining() {
@@ -138,6 +145,11 @@ impl<'b> Response<'b> {
         let data_len = if status.is_success() {
             data_len.min(max_data)
         } else {
+            // An error carries no data: whatever the handler wrote (also past what it
+            // counted, such as a list it was building) is wiped, not just left out: it
+            // may be a secret read before the request failed.
+            let _ = data_len;
+            self.buf[1..1 + max_data].fill(0);
             0
         };
         self.buf[0] = status.as_u8();

@@ -97,6 +97,32 @@ struct Args {
     channel_ids: u16,
 }
 
+/// The log, without the WebSocket library's trace records: they print every frame with
+/// its payload (passwords, keys), whatever `RUST_LOG` asks.
+struct NoFrameTraces(env_logger::Logger);
+
+impl NoFrameTraces {
+    fn allowed(metadata: &log::Metadata<'_>) -> bool {
+        !(metadata.target().starts_with("tungstenite") && metadata.level() > log::Level::Debug)
+    }
+}
+
+impl log::Log for NoFrameTraces {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        Self::allowed(metadata) && self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if Self::allowed(record.metadata()) {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
 /// Exit status when `--state` holds a damaged configuration (sysexits' EX_CONFIG).
 const EXIT_DAMAGED_CONFIG: u8 = 78;
 
@@ -174,7 +200,12 @@ fn boot(
     args: &Args,
     target: DesktopTarget,
     mut store: flash::DesktopStore,
+    first: bool,
 ) -> Result<DesktopDevice, BootError> {
+    // The operator's recovery flags answer the damage found at start, not damage found at
+    // a later reboot.
+    let factory_reset = first && args.factory_reset;
+    let previous_config = first && args.previous_config;
     let serial = &args.serial;
     let mut serial_number = heapless::String::new();
     for c in serial.chars().take(lwm2m_objects::device::SERIAL_LEN) {
@@ -196,7 +227,7 @@ fn boot(
             log::info!("no configuration saved yet: factory configuration");
             Config::default()
         }
-        Loaded::Previous(config) if args.previous_config => {
+        Loaded::Previous(config) if previous_config => {
             log::warn!(
                 "the newest saved configuration is damaged: the previous one (version \
                  {:08x}) is loaded and saved again, as --previous-config asks",
@@ -206,7 +237,7 @@ fn boot(
             lost = true;
             config
         }
-        Loaded::Damaged | Loaded::Previous(_) if args.factory_reset => {
+        Loaded::Damaged | Loaded::Previous(_) if factory_reset => {
             log::warn!(
                 "the saved configuration is damaged: replaced by the factory configuration \
                  (admin/admin), as --factory-reset asks"
@@ -241,10 +272,12 @@ fn boot(
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        // The WebSocket library traces every frame with its payload: passwords and keys.
-        .filter_module("tungstenite", log::LevelFilter::Debug)
-        .init();
+    let logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
+    let max = logger.filter();
+    if log::set_boxed_logger(Box::new(NoFrameTraces(logger))).is_ok() {
+        log::set_max_level(max);
+    }
     let args = Args::parse();
     match start(&args) {
         Ok(()) => {
@@ -291,7 +324,12 @@ fn open_store(args: &Args) -> Result<(flash::DesktopStore, bool), BootError> {
 
 fn start(args: &Args) -> Result<(), BootError> {
     let (store, replaced) = open_store(args)?;
-    let mut device = boot(args, MemoryTarget(RamTarget::new(TARGET_RAM_BASE)), store)?;
+    let mut device = boot(
+        args,
+        MemoryTarget(RamTarget::new(TARGET_RAM_BASE)),
+        store,
+        true,
+    )?;
     if replaced {
         device
             .objects_mut()
@@ -434,7 +472,7 @@ impl Links {
 /// Runs the device on the shared device loop until it is stopped; a reboot rebuilds it
 /// on the same target and store.
 fn run_device(mut device: DesktopDevice, args: &Args, host: &mut WsHost) -> Result<(), BootError> {
-    let mut clock = SinceStart(StdInstant::now());
+    let mut clock = SinceStart(host.started);
     let mut rx = vec![0u8; MAX_MESSAGE];
     let mut tx = vec![0u8; usize::from(LIMITS.max_response)];
     loop {
@@ -442,7 +480,7 @@ fn run_device(mut device: DesktopDevice, args: &Args, host: &mut WsHost) -> Resu
             Ok(Stopped::Effect(Effect::Reboot)) => {
                 log::info!("reboot");
                 let (target, store) = device.into_parts();
-                device = boot(args, target, store)?;
+                device = boot(args, target, store, false)?;
             }
             Ok(Stopped::Effect(Effect::FactoryReset)) => {
                 log::info!("factory reset: default configuration saved");
@@ -572,8 +610,9 @@ fn accept_loop(listener: TcpListener, events: Sender<Event>) {
     }
 }
 
-/// A connection's TCP stream; while `deadline` is set (the handshake), every read
-/// waits at most until then, so a peer trickling bytes cannot hold a slot longer.
+/// A connection's TCP stream; every read waits at most until `deadline` (the end of the
+/// handshake, then of the idle time allowed until the next whole message), so a peer
+/// trickling bytes cannot hold a slot longer.
 struct Link {
     stream: TcpStream,
     deadline: Option<StdInstant>,
@@ -638,17 +677,24 @@ fn serve_connection(
     };
     let mut socket: WebSocket<Link> = tungstenite::accept_with_config(link, Some(config))
         .map_err(|e| format!("{peer}: handshake: {e}"))?;
-    // From now on, reads wait at most the idle timeout; then a connection that does not
-    // own the session is closed.
-    socket.get_mut().deadline = None;
-    let tcp = &socket.get_mut().stream;
-    tcp.set_read_timeout(Some(timeouts.idle))
-        .and_then(|()| tcp.set_write_timeout(Some(timeouts.idle)))
+    // From now on a whole message must arrive within the idle timeout (bytes trickled
+    // one at a time do not reset it); then a connection that does not own the session is
+    // closed.
+    socket.get_mut().deadline = Some(StdInstant::now() + timeouts.idle);
+    socket
+        .get_mut()
+        .stream
+        .set_write_timeout(Some(timeouts.idle))
         .map_err(|e| e.to_string())?;
     log::info!("ch{}: connected from {}", channel.0, peer);
     loop {
         let apdu = match socket.read() {
-            Ok(Message::Binary(bytes)) => bytes.to_vec(),
+            Ok(Message::Binary(bytes)) => {
+                socket.get_mut().deadline = Some(StdInstant::now() + timeouts.idle);
+                // Reuses the library's buffer when it holds the only reference, so that
+                // the copy wiped after the request is the only one.
+                Vec::from(bytes)
+            }
             // One binary message is one APDU; anything else is not this protocol.
             Ok(Message::Text(_)) => {
                 let _ = socket.close(None);
@@ -656,7 +702,10 @@ fn serve_connection(
                 return Err("text message refused".into());
             }
             Ok(Message::Close(_)) => return Ok(()),
-            Ok(_) => continue,
+            Ok(_) => {
+                socket.get_mut().deadline = Some(StdInstant::now() + timeouts.idle);
+                continue;
+            }
             Err(tungstenite::Error::Capacity(err)) => {
                 let _ = socket.close(Some(CloseFrame {
                     code: CloseCode::Size,
@@ -672,6 +721,7 @@ fn serve_connection(
                 ) =>
             {
                 if owner.load(Ordering::Relaxed) == u32::from(channel.0) {
+                    socket.get_mut().deadline = Some(StdInstant::now() + timeouts.idle);
                     continue;
                 }
                 let _ = socket.close(Some(CloseFrame {

@@ -277,7 +277,7 @@ fn a_damaged_configuration_is_never_silently_replaced_by_the_factory_one() {
 
 #[test]
 fn the_log_shows_no_password_or_key_at_any_level() {
-    for level in ["debug", "trace"] {
+    for level in ["debug", "trace", "tungstenite::protocol=trace,trace"] {
         secrets_stay_out_of_the_log(level);
     }
 }
@@ -434,4 +434,55 @@ fn slow_or_silent_connections_do_not_keep_the_device_out_of_reach() {
     let mut third = port.connect();
     assert_eq!(tx(&mut third, GET_GROUP), "a89000");
     assert_eq!(tx(&mut owner, GET_GROUP), "00ffff9000");
+}
+
+#[test]
+fn a_message_trickled_after_the_handshake_does_not_hold_a_slot() {
+    let port = Port::start(&["--max-connections", "2", "--idle-timeout", "1"], &[]);
+    let mut owner = port.connect();
+    assert_eq!(tx(&mut owner, &login("admin", "admin")), "009000");
+    // A WebSocket frame header announcing 100 bytes, then one byte every 200 ms.
+    let mut slow = port.connect();
+    let raw = match slow.get_mut() {
+        tungstenite::stream::MaybeTlsStream::Plain(stream) => stream.try_clone().unwrap(),
+        _ => unreachable!(),
+    };
+    let mut raw = raw;
+    raw.write_all(&[0x82, 0x80 | 100, 1, 2, 3, 4]).unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(200));
+        if raw.write_all(&[0]).is_err() {
+            break;
+        }
+    }
+    // The slot is free again (the trickling connection, still open on this side, would
+    // hold it otherwise): a third client gets in, and meets the owner's session.
+    let mut third = port.connect();
+    assert_eq!(tx(&mut third, GET_GROUP), "a89000");
+    drop(raw);
+}
+
+#[test]
+fn the_recovery_flags_answer_the_damage_found_at_start_only() {
+    let state = TempDir::new("flags");
+    configure(&state, "pass-5678");
+    let mut image = std::fs::read(flash_file(&state)).unwrap();
+    image[40] ^= 0x01;
+    std::fs::write(flash_file(&state), &image).unwrap();
+    // Started with --factory-reset: the damage found now is repaired.
+    let mut port = Port::start(&["--state", state.path(), "--factory-reset"], &[]);
+    let mut admin = port.connect();
+    assert_eq!(tx(&mut admin, &login("admin", "admin")), "009000");
+    assert_eq!(tx(&mut admin, "020401ffff0002 6e65772d70617373"), "009000"); // "new-pass"
+    assert_eq!(tx(&mut admin, "020400ffff000a"), "009000"); // save
+                                                            // Damage found at a later reboot is not silently repaired with admin/admin.
+    let mut image = std::fs::read(flash_file(&state)).unwrap();
+    for slot in [0, 16 * 1024] {
+        image[slot + 40] ^= 0x01;
+    }
+    std::fs::write(flash_file(&state), &image).unwrap();
+    assert_eq!(tx(&mut admin, "020003ffff0004"), "009000"); // reboot
+    let status = port.wait(Duration::from_secs(10)).expect("stops");
+    assert_eq!(status.code(), Some(78));
 }
