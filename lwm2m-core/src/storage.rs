@@ -24,8 +24,11 @@
 //! is harmless.
 //!
 //! A save encodes the configuration, erases the sectors of the slot that does **not**
-//! hold the newest valid image, writes the image, and writes the header **last**; it
-//! then reads the slot back and checks it. A load validates both slots (magic, length
+//! hold the newest valid image, writes the image, and writes the header **last** —
+//! sequence, length and CRC first, then the magic word as a write of its own (where
+//! `F::WRITE_SIZE` is at most 4): a slot whose magic is erased or torn was never
+//! committed, so a save cut short is never mistaken for damage. It then reads the slot
+//! back and checks it. A load validates both slots (magic, length
 //! within the buffer and the slot, CRC, then [`Config::decode`]) and returns the valid one
 //! with the newest sequence.
 //!
@@ -57,7 +60,11 @@
 //! once every second save; size the region or the save frequency for the flash's
 //! endurance), protection against another writer of the same region, and detection of
 //! deliberate tampering (the CRC detects accidents, not attacks). A store built with a
-//! smaller `BUF` than the one that saved an image treats that image as invalid.
+//! smaller `BUF` than the one that saved an image treats that image as invalid. The
+//! header itself carries no CRC: damage to the newest slot's magic or length makes it
+//! read as never written, and the previous image loads as the newest. On a flash whose
+//! write unit is larger than 4 bytes the header is one write, and a cut in its middle
+//! reads as a damaged newest image ([`Loaded::Previous`]) rather than a save cut short.
 //!
 //! # RAM cost
 //!
@@ -282,8 +289,10 @@ impl From<StoreErrorKind> for StoreError {
 
 /// Length of a slot header: magic, sequence, length, CRC (4 × u32, little-endian).
 pub const HEADER_LEN: usize = 16;
-/// First word of every slot header (`"LWS1"` in flash byte order).
+/// First word of every slot header (`"LWS1"` in flash byte order), written last.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"LWS1");
+/// Length of the magic word.
+const MAGIC_LEN: usize = 4;
 /// Size of the stack buffer flash reads and writes go through; `F::READ_SIZE` and
 /// `F::WRITE_SIZE` must not exceed it.
 pub const STAGE_LEN: usize = 128;
@@ -659,16 +668,30 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
         Ok(())
     }
 
-    /// Whether the header of `slot` is still erased: the slot was never written (a save
-    /// writes the header last, so a first save cut short leaves it erased too).
-    fn header_erased(&mut self, slot: Slot) -> Result<bool, StoreError> {
+    /// Whether `slot` was never committed: a save writes the header last, and, where
+    /// the magic word is a write unit of its own, the magic last of all, so a save cut
+    /// short leaves it erased or partly programmed (NOR programming only clears bits: a
+    /// torn magic keeps every 1-bit of `MAGIC`). Otherwise the whole header must still
+    /// be erased.
+    fn never_committed(&mut self, slot: Slot) -> Result<bool, StoreError> {
         let start = self.slot_start(slot)?;
-        let mut erased = true;
+        let mut bytes = [0u8; HEADER_LEN];
+        let mut filled = 0usize;
         read_range(&mut self.flash, start, HEADER_LEN, |piece| {
-            erased &= piece.iter().all(|&b| b == 0xFF);
+            let end = filled.checked_add(piece.len()).ok_or_else(region_error)?;
+            bytes
+                .get_mut(filled..end)
+                .ok_or_else(region_error)?
+                .copy_from_slice(piece);
+            filled = end;
             Ok(())
         })?;
-        Ok(erased)
+        if F::WRITE_SIZE <= MAGIC_LEN && MAGIC_LEN % F::WRITE_SIZE == 0 {
+            let magic = Header::from_bytes(&bytes).magic;
+            Ok(magic != MAGIC && magic & MAGIC == MAGIC)
+        } else {
+            Ok(bytes.iter().all(|&b| b == 0xFF))
+        }
     }
 
     /// Reads the image of `slot` into the buffer, checks its CRC and decodes it into
@@ -754,7 +777,19 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
 
         self.flash.erase(start, end).map_err(flash_error)?;
         write_range(&mut self.flash, body_at, image)?;
-        write_range(&mut self.flash, start, &header.to_bytes())?;
+        let bytes = header.to_bytes();
+        if F::WRITE_SIZE <= MAGIC_LEN && MAGIC_LEN % F::WRITE_SIZE == 0 {
+            // The magic last, as its own write: until it is complete the slot reads as
+            // never written (a save cut short, quietly ignored), never as a damaged image.
+            let (magic, rest) = bytes.split_at(MAGIC_LEN);
+            let rest_at = start
+                .checked_add(MAGIC_LEN as u32)
+                .ok_or_else(region_error)?;
+            write_range(&mut self.flash, rest_at, rest)?;
+            write_range(&mut self.flash, start, magic)?;
+        } else {
+            write_range(&mut self.flash, start, &bytes)?;
+        }
         if let Some(image) = self.buf.get_mut(..len) {
             image.zeroize();
         }
@@ -817,7 +852,7 @@ impl<F: NorFlash, const BUF: usize> ConfigStore for FlashStore<F, BUF> {
         }
         self.known = Known::Empty;
         config.reset();
-        if self.header_erased(Slot::A)? && self.header_erased(Slot::B)? {
+        if self.never_committed(Slot::A)? && self.never_committed(Slot::B)? {
             Ok(LoadState::Blank)
         } else {
             warn!("no valid configuration in a store that holds one");
@@ -1188,6 +1223,10 @@ mod tests {
     /// `old` or exactly `new`. Returns the number of operations of the full save.
     fn sweep<M: Tearable>(flash: &M, old: Option<&Config>, new: &Config) -> usize {
         let ops = ops_of_save(flash.clone(), new);
+        let clean_before = {
+            let mut store: FlashStore<M> = FlashStore::new(flash.clone(), region(flash)).unwrap();
+            matches!(store.load().unwrap(), Loaded::Config(_) | Loaded::Blank)
+        };
         assert!(ops >= 3, "erase, image, header");
         for cut in 0..=ops {
             for tear in TEARS {
@@ -1207,8 +1246,22 @@ mod tests {
                         saved.unwrap();
                     }
                     // Reboot.
-                    let (mut store, loaded) = boot(store.into_inner().into_inner());
+                    let flash_after = store.into_inner().into_inner();
                     let ctx = format!("cut at {cut}/{ops}, {tear:?}, load first {load_first}");
+                    // A cut save is no damage: the previous image loads as the newest
+                    // (where the magic word is a write unit of its own, and the flash
+                    // held no damage before).
+                    if M::WRITE_SIZE <= 4 && clean_before {
+                        let probe_region = super::tests::region(&flash_after);
+                        let mut probe: FlashStore<M> =
+                            FlashStore::new(flash_after.clone(), probe_region).unwrap();
+                        let state = probe.load().unwrap();
+                        assert!(
+                            matches!(state, Loaded::Config(_) | Loaded::Blank),
+                            "{ctx}: {state:?}"
+                        );
+                    }
+                    let (mut store, loaded) = boot(flash_after);
                     match &loaded {
                         Some(c) if c == new => {}
                         Some(c) if Some(c) == old => {}
@@ -1246,10 +1299,10 @@ mod tests {
         let old = config(1, 4);
         let new = config(2, 24);
         let ops = sweep(&with_saved(Small::new(), &[&old]), Some(&old), &new);
-        // 1 erase + image in 128-byte chunks + 1 header.
+        // 1 erase + image in 128-byte chunks + the header in two writes (magic last).
         let mut buf = [0u8; MAX_IMAGE_LEN];
         let len = new.encode(&mut buf).unwrap();
-        assert_eq!(ops, 1 + len.div_ceil(STAGE_LEN) + 1);
+        assert_eq!(ops, 1 + len.div_ceil(STAGE_LEN) + 2);
         assert!(ops > 10, "{ops}");
         // Old larger than new, other geometries.
         sweep(&with_saved(Wide::new(), &[&new]), Some(&new), &old);
@@ -1324,7 +1377,9 @@ mod tests {
             expected.push((false, 4096 + 16 + at as u32, chunk.div_ceil(4) * 4));
             at += chunk;
         }
-        expected.push((false, 4096, HEADER_LEN));
+        // The header, its magic word last.
+        expected.push((false, 4096 + 4, HEADER_LEN - 4));
+        expected.push((false, 4096, 4));
         assert_eq!(log, expected);
         // With 32-byte write units the header is its own padded unit and the image
         // starts at 32.
@@ -1611,10 +1666,15 @@ mod tests {
         flash.data[at as usize] ^= 0x5A;
         let mut store: FlashStore<Small> = FlashStore::new(flash, 0..8192).unwrap();
         assert_eq!(store.load(), Ok(Loaded::Damaged));
-        // A torn header (anything but erased) is damage too, not a first boot.
+        // The rest of a header written but not its magic: a first save cut short.
         let mut flash = store.into_inner();
         flash.data[..HEADER_LEN].fill(0xFF);
         flash.data[5] = 0x7F;
+        let mut store: FlashStore<Small> = FlashStore::new(flash, 0..8192).unwrap();
+        assert_eq!(store.load(), Ok(Loaded::Blank));
+        // A magic no cut save leaves (a bit cleared that MAGIC has set): damage.
+        let mut flash = store.into_inner();
+        flash.data[0] = 0x00;
         let mut store: FlashStore<Small> = FlashStore::new(flash, 0..8192).unwrap();
         assert_eq!(store.load(), Ok(Loaded::Damaged));
     }
