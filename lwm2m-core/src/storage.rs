@@ -293,6 +293,13 @@ pub const HEADER_LEN: usize = 16;
 pub const MAGIC: u32 = u32::from_le_bytes(*b"LWS1");
 /// Length of the magic word.
 const MAGIC_LEN: usize = 4;
+
+/// Whether the magic word is a write unit of its own on `F` (it is then written last).
+const fn magic_is_own_unit<F: NorFlash>() -> bool {
+    F::WRITE_SIZE > 0
+        && F::WRITE_SIZE <= MAGIC_LEN
+        && MAGIC_LEN.checked_rem(F::WRITE_SIZE) == Some(0)
+}
 /// Size of the stack buffer flash reads and writes go through; `F::READ_SIZE` and
 /// `F::WRITE_SIZE` must not exceed it.
 pub const STAGE_LEN: usize = 128;
@@ -686,7 +693,7 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
             filled = end;
             Ok(())
         })?;
-        if F::WRITE_SIZE <= MAGIC_LEN && MAGIC_LEN % F::WRITE_SIZE == 0 {
+        if magic_is_own_unit::<F>() {
             let magic = Header::from_bytes(&bytes).magic;
             Ok(magic != MAGIC && magic & MAGIC == MAGIC)
         } else {
@@ -778,7 +785,7 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
         self.flash.erase(start, end).map_err(flash_error)?;
         write_range(&mut self.flash, body_at, image)?;
         let bytes = header.to_bytes();
-        if F::WRITE_SIZE <= MAGIC_LEN && MAGIC_LEN % F::WRITE_SIZE == 0 {
+        if magic_is_own_unit::<F>() {
             // The magic last, as its own write: until it is complete the slot reads as
             // never written (a save cut short, quietly ignored), never as a damaged image.
             let (magic, rest) = bytes.split_at(MAGIC_LEN);
