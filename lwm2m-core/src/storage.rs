@@ -296,9 +296,7 @@ const MAGIC_LEN: usize = 4;
 
 /// Whether the magic word is a write unit of its own on `F` (it is then written last).
 const fn magic_is_own_unit<F: NorFlash>() -> bool {
-    F::WRITE_SIZE > 0
-        && F::WRITE_SIZE <= MAGIC_LEN
-        && MAGIC_LEN.checked_rem(F::WRITE_SIZE) == Some(0)
+    matches!(F::WRITE_SIZE, 1 | 2 | 4)
 }
 /// Size of the stack buffer flash reads and writes go through; `F::READ_SIZE` and
 /// `F::WRITE_SIZE` must not exceed it.
