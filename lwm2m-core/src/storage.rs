@@ -644,9 +644,8 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
         }
     }
 
-    /// The header of `slot` when it is plausible: right magic, length within the
-    /// buffer and the slot. The CRC is not checked here.
-    fn read_header(&mut self, slot: Slot) -> Result<Option<Header>, StoreError> {
+    /// The raw header bytes of `slot`.
+    fn header_bytes(&mut self, slot: Slot) -> Result<[u8; HEADER_LEN], StoreError> {
         let start = self.slot_start(slot)?;
         let mut bytes = [0u8; HEADER_LEN];
         let mut filled = 0usize;
@@ -659,7 +658,13 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
             filled = end;
             Ok(())
         })?;
-        let header = Header::from_bytes(&bytes);
+        Ok(bytes)
+    }
+
+    /// The header of `slot` when it is plausible: right magic, length within the
+    /// buffer and the slot. The CRC is not checked here.
+    fn read_header(&mut self, slot: Slot) -> Result<Option<Header>, StoreError> {
+        let header = Header::from_bytes(&self.header_bytes(slot)?);
         let fits = usize::try_from(header.length).is_ok_and(|len| len <= self.max_image_len());
         Ok((header.magic == MAGIC && fits).then_some(header))
     }
@@ -679,18 +684,7 @@ impl<F: NorFlash, const BUF: usize> FlashStore<F, BUF> {
     /// torn magic keeps every 1-bit of `MAGIC`). Otherwise the whole header must still
     /// be erased.
     fn never_committed(&mut self, slot: Slot) -> Result<bool, StoreError> {
-        let start = self.slot_start(slot)?;
-        let mut bytes = [0u8; HEADER_LEN];
-        let mut filled = 0usize;
-        read_range(&mut self.flash, start, HEADER_LEN, |piece| {
-            let end = filled.checked_add(piece.len()).ok_or_else(region_error)?;
-            bytes
-                .get_mut(filled..end)
-                .ok_or_else(region_error)?
-                .copy_from_slice(piece);
-            filled = end;
-            Ok(())
-        })?;
+        let bytes = self.header_bytes(slot)?;
         if magic_is_own_unit::<F>() {
             let magic = Header::from_bytes(&bytes).magic;
             Ok(magic != MAGIC && magic & MAGIC == MAGIC)

@@ -174,13 +174,25 @@ where
                 effect,
             } => {
                 let sent = host.reply(channel, tx.get(..len).unwrap_or_default(), effect);
-                tx.zeroize();
-                if let Some(effect) = effect {
-                    return Ok(Stopped::Effect(effect));
+                if let Some(stopped) = replied(tx, effect, sent)? {
+                    return Ok(stopped);
                 }
-                sent?;
             }
         }
+    }
+}
+
+/// After an answer was sent (or not): wipes `tx`, and returns to the port on an effect
+/// even when the answer could not be sent (the device already acted).
+fn replied<E>(
+    tx: &mut [u8],
+    effect: Option<Effect>,
+    sent: Result<(), E>,
+) -> Result<Option<Stopped>, E> {
+    tx.zeroize();
+    match effect {
+        Some(effect) => Ok(Some(Stopped::Effect(effect))),
+        None => sent.map(|()| None),
     }
 }
 
@@ -296,11 +308,9 @@ pub mod asynch {
                 } => {
                     let frame = tx.get(..len).unwrap_or_default();
                     let sent = host.reply(channel, frame, effect).await;
-                    tx.zeroize();
-                    if let Some(effect) = effect {
-                        return Ok(Stopped::Effect(effect));
+                    if let Some(stopped) = replied(tx, effect, sent)? {
+                        return Ok(stopped);
                     }
-                    sent?;
                 }
             }
         }

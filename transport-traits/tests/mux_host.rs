@@ -2,49 +2,16 @@
 //! interrupt handlers would), served by the device loop through `MuxHost`, answers sent
 //! through `Transmit`, waiting through `Sleep`.
 
+mod common;
+use common::{Board, GET, REBOOT};
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant as StdInstant};
 
-use lwm2m_core::acl::Access;
-use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
-use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 use lwm2m_core::{ChannelKind, Config, Device, Effect, FrameLimits, Instant};
 use transport_traits::mux::{HostMux, MuxHost, Role, Sleep, Transmit};
 use transport_traits::run::{run, Clock, Stopped};
 use transport_traits::{ErrorKind, ErrorType};
-
-/// Object 3: a serial number (anyone), a reboot (admin only).
-struct Board;
-
-impl Object for Board {
-    fn id(&self) -> u16 {
-        3
-    }
-
-    fn resources(&self) -> &'static [ResourceDef] {
-        const T: &[ResourceDef] = &[
-            ResourceDef::single(2).get(Access::Anyone).answers(3),
-            ResourceDef::single(4).post(Access::Admin),
-        ];
-        T
-    }
-
-    fn handle(
-        &mut self,
-        ctx: &mut Context<'_>,
-        req: &Request<'_>,
-        body: &mut Body<'_>,
-    ) -> HandlerResult {
-        match req.method {
-            Method::Get => body.push(b"SN1")?,
-            _ => ctx.request_effect(Effect::Reboot),
-        }
-        Ok(ResultCode::Ok)
-    }
-}
-
-const GET: [u8; 12] = [0xA2, 0xCA, 0, 0, 7, 1, 0, 3, 0xFF, 0xFF, 0, 2];
-const REBOOT: [u8; 12] = [0xA2, 0xDA, 0, 0, 7, 2, 0, 3, 0xFF, 0xFF, 0, 4];
 
 static MUX: HostMux<3, 64> = HostMux::new();
 static ANSWERS: Mutex<Vec<(usize, Vec<u8>)>> = Mutex::new(Vec::new());
@@ -103,7 +70,12 @@ fn requests_from_other_threads_are_served_through_the_mailboxes() {
         max_request: 59,
         max_response: 64,
     };
-    let mut device = Device::new((Board,), Config::default(), Config::reset, limits);
+    let mut device = Device::new(
+        (Board::guarded(),),
+        Config::default(),
+        Config::reset,
+        limits,
+    );
     let wall = Wall {
         start: StdInstant::now(),
     };

@@ -1,46 +1,13 @@
 //! The device loop, blocking and async, over the same scripted host: the same answers,
 //! deadlines honoured, links closed, effects returned to the port.
 
-use lwm2m_core::acl::Access;
-use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
+mod common;
+use common::{Board, GET, REBOOT};
+
 use lwm2m_core::session::Session;
-use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 use lwm2m_core::{Channel, ChannelId, ChannelKind, Config, Device, Effect, FrameLimits, Instant};
 use transport_traits::run::{self, asynch, HostEvent, Stopped};
 use transport_traits::{ErrorKind, ErrorType};
-
-/// Object 3 with a serial number and a reboot.
-struct Board;
-
-impl Object for Board {
-    fn id(&self) -> u16 {
-        3
-    }
-
-    fn resources(&self) -> &'static [ResourceDef] {
-        const T: &[ResourceDef] = &[
-            ResourceDef::single(2).get(Access::Anyone).answers(3),
-            ResourceDef::single(4).post(Access::Anyone),
-        ];
-        T
-    }
-
-    fn handle(
-        &mut self,
-        ctx: &mut Context<'_>,
-        req: &Request<'_>,
-        body: &mut Body<'_>,
-    ) -> HandlerResult {
-        match req.method {
-            Method::Get => body.push(b"SN1")?,
-            _ => ctx.request_effect(Effect::Reboot),
-        }
-        Ok(ResultCode::Ok)
-    }
-}
-
-const GET: [u8; 12] = [0xA2, 0xCA, 0, 0, 7, 1, 0, 3, 0xFF, 0xFF, 0, 2];
-const REBOOT: [u8; 12] = [0xA2, 0xDA, 0, 0, 7, 2, 0, 3, 0xFF, 0xFF, 0, 4];
 
 /// A script of events; records what the loop did.
 struct Script {
@@ -152,7 +119,7 @@ fn device() -> Device<(Board,)> {
         max_request: 64,
         max_response: 64,
     };
-    Device::new((Board,), Config::default(), Config::reset, limits)
+    Device::new((Board::open(),), Config::default(), Config::reset, limits)
 }
 
 fn check(host: &Script, first: Result<Stopped, ErrorKind>, second: Result<Stopped, ErrorKind>) {
