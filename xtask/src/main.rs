@@ -146,6 +146,7 @@ fn test() -> Result {
     interop()?;
     footprint()?;
     fuzz(fuzz_seconds())?;
+    forget_packaged_crates();
     run(
         "publish dry run",
         cargo().args(["package", "--workspace", "--quiet"]),
@@ -438,4 +439,36 @@ fn elf_sizes(path: &Path) -> Result<ElfSizes> {
         flash: section(".vector_table") + section(".text") + section(".rodata") + section(".data"),
         ram: section(".data") + section(".bss") + section(".uninit") - emulated,
     })
+}
+
+/// `cargo package --workspace` verifies each crate against the others through a local
+/// registry, whose sources cargo extracts under `$CARGO_HOME/registry/src/-<hash>/` and then
+/// reuses as long as the version is the same: a dry run from the same folder would verify
+/// against the sources of an earlier run. Those extracted copies of this workspace's crates
+/// are removed first.
+fn forget_packaged_crates() {
+    let home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry/src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        // Local registries of `cargo package` are named "-<hash>"; crates.io's are not.
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for krate in crates.flatten() {
+            let name = krate.file_name().to_string_lossy().into_owned();
+            if LIBRARY_CRATES.iter().any(|c| name.starts_with(&format!("{c}-"))) {
+                let _ = std::fs::remove_dir_all(krate.path());
+            }
+        }
+    }
 }
