@@ -466,7 +466,10 @@ fn forget_packaged_crates() {
         };
         for krate in crates.flatten() {
             let name = krate.file_name().to_string_lossy().into_owned();
-            if LIBRARY_CRATES.iter().any(|c| name.starts_with(&format!("{c}-"))) {
+            if LIBRARY_CRATES
+                .iter()
+                .any(|c| name.starts_with(&format!("{c}-")))
+            {
                 let _ = std::fs::remove_dir_all(krate.path());
             }
         }
