@@ -224,18 +224,12 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// give the id of such a channel to a new link, which would inherit the session (and
     /// its login) of the old one.
     pub fn channel_in_use(&self, channel: ChannelId) -> bool {
-        self.session
-            .owner()
-            .is_some_and(|owner| owner.id == channel)
+        self.session.is_owner(channel)
     }
 
     /// The link of `channel` closed: if it owned the session, the session ends.
     pub fn channel_closed(&mut self, channel: ChannelId) {
-        if self
-            .session
-            .owner()
-            .is_some_and(|owner| owner.id == channel)
-        {
+        if self.session.is_owner(channel) {
             info!("session owner disconnected");
             self.session.end();
         }

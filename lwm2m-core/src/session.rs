@@ -88,6 +88,11 @@ impl Session {
         self.owner
     }
 
+    /// Whether the link `channel` owns the session.
+    pub fn is_owner(&self, channel: ChannelId) -> bool {
+        self.owner.is_some_and(|owner| owner.id == channel)
+    }
+
     /// The logged-in profile id ([`ANONYMOUS`] before login).
     pub fn user(&self) -> u16 {
         self.user

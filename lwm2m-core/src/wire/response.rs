@@ -124,16 +124,19 @@ impl<'b> Body<'b> {
 #[derive(Debug)]
 pub struct Response<'b> {
     buf: &'b mut [u8],
+    /// Whether [`Response::body`] handed the data area out (an error answer then wipes it).
+    lent: bool,
 }
 
 impl<'b> Response<'b> {
     /// Wraps `buf`; `None` if it cannot hold even a status-only response.
     pub fn new(buf: &'b mut [u8]) -> Option<Response<'b>> {
-        (buf.len() >= MIN_RESPONSE_LEN).then_some(Response { buf })
+        (buf.len() >= MIN_RESPONSE_LEN).then_some(Response { buf, lent: false })
     }
 
     /// The data area, between the status byte and the status word.
     pub fn body(&mut self) -> Body<'_> {
+        self.lent = true;
         let end = self.buf.len() - STATUS_WORD_OK.len();
         Body::new(&mut self.buf[1..end])
     }
@@ -145,11 +148,13 @@ impl<'b> Response<'b> {
         let data_len = if status.is_success() {
             data_len.min(max_data)
         } else {
-            // An error carries no data: whatever the handler wrote (also past what it
-            // counted, such as a list it was building) is wiped, not just left out: it
-            // may be a secret read before the request failed.
-            let _ = data_len;
-            self.buf[1..1 + max_data].fill(0);
+            // An error carries no data: whatever was written into the body (also past
+            // what was counted, such as a list being built) is wiped, not just left out:
+            // it may be a secret read before the request failed. A status-only answer
+            // (no body handed out) has nothing to wipe.
+            if self.lent {
+                self.buf[1..1 + max_data].fill(0);
+            }
             0
         };
         self.buf[0] = status.as_u8();

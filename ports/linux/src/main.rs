@@ -437,7 +437,7 @@ impl Links {
         let open = &self.open;
         let Some(channel) = self
             .ids
-            .allocate(|id| open.contains(&id) || session.owner().is_some_and(|o| o.id == id))
+            .allocate(|id| open.contains(&id) || session.is_owner(id))
         else {
             self.refused.refused("no connection id free");
             return;
