@@ -32,6 +32,31 @@ pub enum Access {
     Write,
 }
 
+/// On whose behalf, and how protected, a request runs: computed once when the engine
+/// admits the request, and read by every access check of it and of its items. A login
+/// or a logout inside a multi-request changes it for the items after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Security {
+    /// The profile whose rights apply: the session's logged-in user, or the side
+    /// handler's profile.
+    pub profile: u16,
+    /// Where the request came from.
+    pub origin: Origin,
+}
+
+/// Where a request came from ([`Security::origin`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Origin {
+    /// The channel that owns the session, in clear.
+    Session,
+    /// A local side handler (script engine, Modbus slave), outside the session: it
+    /// cannot log in, log out or end the session.
+    Side,
+}
+
 /// The profile on whose behalf a request runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

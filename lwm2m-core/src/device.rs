@@ -1,8 +1,10 @@
 //! The sans-IO device engine: takes a request APDU and the time, returns the response
 //! APDU and the next deadline. It never blocks, allocates or panics.
 
+use crate::acl::{Origin, Security};
 use crate::config::{Config, NfcPriority};
-use crate::dispatch::dispatch;
+use crate::dispatch::{dispatch, Flow, Position, Resume};
+use crate::io::{IoCursor, IoResult, Operation};
 use crate::object::{Context, Effect, FrameLimits, ObjectSet};
 use crate::session::{Channel, ChannelId, LoginGuard, Session};
 use crate::storage::{ConfigStore, LoadState, NoStore, StoreError};
@@ -23,6 +25,49 @@ pub struct Outcome {
     pub effect: Option<Effect>,
 }
 
+/// What [`Device::start`] and [`Device::resume`] produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Step {
+    /// The request is done: the response is in the output buffer.
+    Done(Outcome),
+    /// The request waits on this operation: perform it, then call [`Device::resume`].
+    Pending(Operation),
+}
+
+/// A request waiting on an operation: all the engine keeps of it (its buffers stay with
+/// the port).
+#[derive(Clone, Copy, Debug)]
+struct Waiting {
+    channel: Channel,
+    security: Security,
+    logins: u8,
+    effect: Option<Effect>,
+    position: Position,
+    /// Operations of the current item done before this one.
+    done: u16,
+    operation: Operation,
+}
+
+/// How a request runs this time: who for, and from where.
+struct Run {
+    channel: Channel,
+    security: Security,
+    logins: u8,
+    effect: Option<Effect>,
+    io: IoCursor,
+    resume: Resume,
+}
+
+/// Writes a status-only response into `out` (within the device's response size).
+fn status_response(limits: FrameLimits, out: &mut [u8], code: ResultCode) -> usize {
+    let max_response = usize::from(limits.max_response).min(out.len());
+    match Response::new(&mut out[..max_response]) {
+        Some(response) => response.status(code),
+        None => 0,
+    }
+}
+
 /// An lwM2M device: objects, configuration image, session, the target that holds
 /// variable values, and the store that keeps the configuration across restarts.
 pub struct Device<O, T = NoTarget, S = NoStore> {
@@ -35,6 +80,7 @@ pub struct Device<O, T = NoTarget, S = NoStore> {
     target: T,
     store: S,
     nfc_override: Option<NfcPriority>,
+    waiting: Option<Waiting>,
 }
 
 impl<O: ObjectSet> Device<O> {
@@ -53,6 +99,7 @@ impl<O: ObjectSet> Device<O> {
             target: NoTarget,
             store: NoStore,
             nfc_override: None,
+            waiting: None,
         }
     }
 }
@@ -70,6 +117,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             target,
             store: self.store,
             nfc_override: self.nfc_override,
+            waiting: self.waiting,
         }
     }
 
@@ -87,11 +135,14 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             target: self.target,
             store,
             nfc_override: self.nfc_override,
+            waiting: self.waiting,
         }
     }
 
     /// Handles one request APDU from `channel` received at `now`, writing the response
-    /// APDU into `out`.
+    /// APDU into `out`, and performs the operations it waits on with the device's own
+    /// target and store (blocking): what a blocking port calls. A port that completes
+    /// operations itself calls [`Device::start`] and [`Device::resume`].
     pub fn handle(
         &mut self,
         channel: Channel,
@@ -99,15 +150,14 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         now: Instant,
         out: &mut [u8],
     ) -> Outcome {
-        self.expire(now);
-        let mut effect = None;
-        let len = self.respond(channel, None, request, now, out, &mut effect);
-        self.finish(len, effect, now)
+        let step = self.start(channel, request, now, out);
+        self.complete(step, request, now, out)
     }
 
     /// Handles one request of a local side handler (an on-board script engine, a
     /// Modbus-slave handler) with the rights of `profile`, without taking, extending or
-    /// ending the session. Login and logout are refused (`81`).
+    /// ending the session. Login and logout are refused (`81`). Blocking, like
+    /// [`Device::handle`].
     pub fn handle_side(
         &mut self,
         channel: Channel,
@@ -116,10 +166,107 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         now: Instant,
         out: &mut [u8],
     ) -> Outcome {
+        let step = self.start_side(channel, profile, request, now, out);
+        self.complete(step, request, now, out)
+    }
+
+    /// Performs the operations of `step` with the device's target and store until the
+    /// request is done.
+    fn complete(
+        &mut self,
+        mut step: Step,
+        request: &[u8],
+        now: Instant,
+        out: &mut [u8],
+    ) -> Outcome {
+        loop {
+            match step {
+                Step::Done(outcome) => return outcome,
+                Step::Pending(op) => {
+                    let result = op.perform(
+                        &self.config,
+                        request,
+                        out,
+                        &mut self.target,
+                        &mut self.store,
+                    );
+                    step = self.resume(result, request, now, out);
+                }
+            }
+        }
+    }
+
+    /// Starts one request APDU from `channel` received at `now`, writing the response
+    /// APDU into `out`: done, or waiting on an operation the port performs before it
+    /// calls [`Device::resume`] ([`crate::io`]). While a request waits, every other
+    /// request (of any channel) is answered `A8` at once and [`Device::poll`] runs the
+    /// timers.
+    pub fn start(
+        &mut self,
+        channel: Channel,
+        request: &[u8],
+        now: Instant,
+        out: &mut [u8],
+    ) -> Step {
         self.expire(now);
-        let mut effect = None;
-        let len = self.respond(channel, Some(profile), request, now, out, &mut effect);
-        self.finish(len, effect, now)
+        self.begin(channel, None, request, now, out)
+    }
+
+    /// Starts a side handler's request ([`Device::handle_side`]), like [`Device::start`].
+    pub fn start_side(
+        &mut self,
+        channel: Channel,
+        profile: u16,
+        request: &[u8],
+        now: Instant,
+        out: &mut [u8],
+    ) -> Step {
+        self.expire(now);
+        self.begin(channel, Some(profile), request, now, out)
+    }
+
+    /// Takes the waiting request up again with the `result` of its operation. `request`
+    /// and `out` must be the buffers it was started with, untouched since (a read's
+    /// bytes are already in `out`). Without a waiting request it answers nothing
+    /// (`len` 0).
+    pub fn resume(
+        &mut self,
+        result: IoResult,
+        request: &[u8],
+        now: Instant,
+        out: &mut [u8],
+    ) -> Step {
+        self.expire(now);
+        let Some(waiting) = self.waiting.take() else {
+            return Step::Done(self.finish(0, None, now));
+        };
+        let io = IoCursor {
+            done: waiting.done.saturating_add(u16::from(result.is_ok())),
+            ..IoCursor::default()
+        };
+        let resume = Resume::After {
+            position: waiting.position,
+            result,
+        };
+        let Ok(parsed) = Request::parse_apdu(request) else {
+            // It parsed when it started: only a port that changed the buffer gets here.
+            let len = status_response(self.limits, out, ResultCode::BadRequest);
+            return Step::Done(self.finish(len, waiting.effect, now));
+        };
+        let run = Run {
+            channel: waiting.channel,
+            security: waiting.security,
+            logins: waiting.logins,
+            effect: waiting.effect,
+            io,
+            resume,
+        };
+        self.execute(run, &parsed, request, now, out)
+    }
+
+    /// The operation the waiting request waits on, `None` if no request waits.
+    pub fn pending(&self) -> Option<Operation> {
+        self.waiting.as_ref().map(|w| w.operation)
     }
 
     /// Runs the timers once more after a request, which may have shortened them (a
@@ -134,67 +281,134 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn respond(
+    /// Checks a new request and admits its channel, then executes it.
+    fn begin(
         &mut self,
         channel: Channel,
         side_profile: Option<u16>,
         request: &[u8],
         now: Instant,
         out: &mut [u8],
-        effect: &mut Option<Effect>,
-    ) -> usize {
+    ) -> Step {
+        let status_only = |device: &mut Self, out: &mut [u8], code| {
+            let len = status_response(device.limits, out, code);
+            Step::Done(device.finish(len, None, now))
+        };
         if is_nfc_select(request) {
             // The only bare status word the device sends (spec decision 3).
-            return match out.get_mut(..2) {
+            let len = match out.get_mut(..2) {
                 Some(sw) => {
                     sw.copy_from_slice(&STATUS_WORD_OK);
                     2
                 }
                 None => 0,
             };
+            return Step::Done(self.finish(len, None, now));
         }
-        let max_response = usize::from(self.limits.max_response).min(out.len());
-        let Some(mut response) = Response::new(&mut out[..max_response]) else {
-            return 0;
-        };
-        let parsed = Request::parse_apdu(request);
-        let request = match parsed {
+        if self.waiting.is_some() {
+            // One request at a time: the device is busy until the operation completes.
+            return status_only(self, out, ResultCode::DeviceUnavailable);
+        }
+        let parsed = match Request::parse_apdu(request) {
             Ok(_) if request.len() - APDU_HEADER_LEN > usize::from(self.limits.max_request) => {
-                return response.status(ResultCode::BadRequest)
+                return status_only(self, out, ResultCode::BadRequest)
             }
-            Ok(request) => request,
+            Ok(parsed) => parsed,
             Err(err) => {
                 debug!("malformed request: {}", err);
-                return response.status(err.result_code());
+                return status_only(self, out, err.result_code());
             }
         };
-        if side_profile.is_none() {
-            let nfc = self.nfc_override.unwrap_or(self.config.nfc_priority);
-            if let Err(code) = self.session.admit(channel, now, nfc) {
-                return response.status(code);
+        let security = match side_profile {
+            Some(profile) => Security {
+                profile,
+                origin: Origin::Side,
+            },
+            None => {
+                let nfc = self.nfc_override.unwrap_or(self.config.nfc_priority);
+                if let Err(code) = self.session.admit(channel, now, nfc) {
+                    return status_only(self, out, code);
+                }
+                Security {
+                    profile: self.session.user(),
+                    origin: Origin::Session,
+                }
             }
-        }
+        };
+        let start = Run {
+            channel,
+            security,
+            logins: 0,
+            effect: None,
+            io: IoCursor::default(),
+            resume: Resume::Start,
+        };
+        self.execute(start, &parsed, request, now, out)
+    }
+
+    /// Runs an admitted request from its start or from where it waited.
+    fn execute(
+        &mut self,
+        run: Run,
+        parsed: &Request<'_>,
+        request: &[u8],
+        now: Instant,
+        out: &mut [u8],
+    ) -> Step {
+        let Run {
+            channel,
+            security,
+            logins,
+            mut effect,
+            io,
+            resume,
+        } = run;
+        let max_response = usize::from(self.limits.max_response).min(out.len());
+        let Some(mut response) = Response::new(&mut out[..max_response]) else {
+            return Step::Done(self.finish(0, effect, now));
+        };
         let mut ctx = Context {
             now,
             channel,
+            security,
             session: &mut self.session,
             guard: &mut self.guard,
             config: &mut self.config,
-            effect,
+            effect: &mut effect,
             limits: self.limits,
-            target: &mut self.target,
-            store: &mut self.store,
             factory: self.factory,
-            side_profile,
-            logins: 0,
+            logins,
             nfc_override: &mut self.nfc_override,
+            request,
+            io,
         };
         let mut body = response.body();
-        let status = dispatch(&mut self.objects, &mut ctx, &request, &mut body);
-        let data_len = body.len();
-        debug!("{:?} {} -> {}", request.method, request.path, status);
-        response.finish(status, data_len)
+        let flow = dispatch(&mut self.objects, &mut ctx, parsed, &mut body, resume);
+        let (security, logins, io) = (ctx.security, ctx.logins, ctx.io);
+        match (flow, io.pending) {
+            (Flow::Suspend(position), Some(operation)) => {
+                self.waiting = Some(Waiting {
+                    channel,
+                    security,
+                    logins,
+                    effect,
+                    position,
+                    done: io.done,
+                    operation,
+                });
+                Step::Pending(operation)
+            }
+            (Flow::Done(status), _) => {
+                let data_len = body.len();
+                debug!("{:?} {} -> {}", parsed.method, parsed.path, status);
+                let len = response.finish(status, data_len);
+                Step::Done(self.finish(len, effect, now))
+            }
+            (Flow::Suspend(_), None) => {
+                let len = response.status(ResultCode::InternalServerError);
+                Step::Done(self.finish(len, effect, now))
+            }
+        }
     }
 
     /// Ends what timed out by `now` and returns the next deadline. Call it at the

@@ -12,20 +12,71 @@ use crate::wire::{Body, Request, ResultCode};
 /// Bytes before the data of a multi-request response item: `len u16 | status u8`.
 const ITEM_HEADER_LEN: usize = 3;
 
-/// Executes `request` for the subject of `ctx`, writing response data into `body`. An
-/// envelope (a resource declared with [`ResourceDef::envelope`], such as the
-/// multi-request) is unwrapped here, in a loop over its items: nothing recurses, and an
-/// envelope inside an envelope is refused with `80`.
+/// Where a request stopped on an operation ([`Flow::Suspend`]), and where
+/// [`dispatch`] takes it up again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Position {
+    /// The request itself (no envelope).
+    Request,
+    /// Item `index` of a multi-request, whose answers before it take `body_len` bytes.
+    Item {
+        /// The item.
+        index: u16,
+        /// Bytes of the response body the items before it wrote.
+        body_len: usize,
+    },
+}
+
+/// How [`dispatch`] left the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Flow {
+    /// Done: the result code; the data is in the body.
+    Done(ResultCode),
+    /// Waiting on the operation in the context's cursor, at this position.
+    Suspend(Position),
+}
+
+/// Where [`dispatch`] starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// A new request.
+    Start,
+    /// The operation the request waited on at `position` completed with `result` (the
+    /// context's cursor counts it among the done ones if it succeeded).
+    After {
+        /// Where it waited.
+        position: Position,
+        /// What the operation gave.
+        result: Result<(), ResultCode>,
+    },
+}
+
+/// Executes `request` for the subject of `ctx`, writing response data into `body`, from
+/// its start or from where it waited on an operation. An envelope (a resource declared
+/// with [`ResourceDef::envelope`], such as the multi-request) is unwrapped here, in a
+/// loop over its items: nothing recurses, and an envelope inside an envelope is refused
+/// with `80`.
 pub fn dispatch<O: ObjectSet + ?Sized>(
     objects: &mut O,
     ctx: &mut Context<'_>,
     request: &Request<'_>,
     body: &mut Body<'_>,
-) -> ResultCode {
+    resume: Resume,
+) -> Flow {
     match admit(objects, ctx, request) {
-        Err(code) => code,
-        Ok(Some(Envelope::MultiRequest)) => run_multi(objects, ctx, request.payload, body),
-        Ok(None) => run_object(objects, ctx, request, body),
+        Err(code) => Flow::Done(code),
+        Ok(Some(Envelope::MultiRequest)) => run_multi(objects, ctx, request.payload, body, resume),
+        Ok(None) => match resume {
+            Resume::After {
+                result: Err(code), ..
+            } => Flow::Done(code),
+            _ => match run_object(objects, ctx, request, body) {
+                Some(code) => Flow::Done(code),
+                None => Flow::Suspend(Position::Request),
+            },
+        },
     }
 }
 
@@ -74,54 +125,85 @@ fn admit<O: ObjectSet + ?Sized>(
     Ok(def.envelope)
 }
 
-/// Hands an admitted request to its object.
+/// Hands an admitted request to its object: its result code, or `None` if it stopped on
+/// an operation (whatever it returned).
 fn run_object<O: ObjectSet + ?Sized>(
     objects: &mut O,
     ctx: &mut Context<'_>,
     request: &Request<'_>,
     body: &mut Body<'_>,
-) -> ResultCode {
-    match objects.find(request.path.object) {
+) -> Option<ResultCode> {
+    ctx.io.next = 0;
+    let code = match objects.find(request.path.object) {
         Some(object) => match object.handle(ctx, request, body) {
             Ok(code) | Err(code) => code,
         },
         None => ResultCode::NotFound,
-    }
+    };
+    ctx.io.pending.is_none().then_some(code)
 }
 
-/// Runs every item of a multi-request body in order; the body is checked for framing
-/// before anything runs.
+/// Runs every item of a multi-request body in order, from the first one or from the
+/// item that waited on an operation; the body is checked for framing before anything
+/// runs.
 fn run_multi<O: ObjectSet + ?Sized>(
     objects: &mut O,
     ctx: &mut Context<'_>,
     payload: &[u8],
     body: &mut Body<'_>,
-) -> ResultCode {
+    resume: Resume,
+) -> Flow {
     let multi = match MultiRequest::parse(payload) {
         Ok(multi) => multi,
-        Err(err) => return err.result_code(),
+        Err(err) => return Flow::Done(err.result_code()),
     };
-    // No item runs unless every answer is sure to fit: a multi-request is never half
-    // executed (its writes done, its answer lost). Too large: A0, like an answer that
-    // does not fit, but before anything ran.
-    if answers_bound(objects, ctx.config(), &multi) > body.spare().len() {
-        return ResultCode::InternalServerError;
-    }
-    for item in multi.items() {
-        let spare = body.spare();
-        let Some((header, data)) = spare.split_at_mut_checked(ITEM_HEADER_LEN) else {
-            return ResultCode::InternalServerError;
+    let (first, mut result) = match resume {
+        Resume::Start => {
+            // No item runs unless every answer is sure to fit: a multi-request is never
+            // half executed (its writes done, its answer lost). Too large: A0, like an
+            // answer that does not fit, but before anything ran.
+            if answers_bound(objects, ctx.config(), &multi) > body.spare().len() {
+                return Flow::Done(ResultCode::InternalServerError);
+            }
+            (0, None)
+        }
+        Resume::After {
+            position: Position::Item { index, body_len },
+            result,
+        } => {
+            // The answers of the items before it are in the buffer already.
+            if body.advance(body_len).is_err() {
+                return Flow::Done(ResultCode::InternalServerError);
+            }
+            (usize::from(index), Some(result))
+        }
+        Resume::After { .. } => return Flow::Done(ResultCode::InternalServerError),
+    };
+    for (index, item) in multi.items().enumerate().skip(first) {
+        let body_len = body.len();
+        let Some((header, mut item_body)) = body.nested_after(ITEM_HEADER_LEN) else {
+            return Flow::Done(ResultCode::InternalServerError);
         };
-        let mut item_body = Body::new(data);
-        let status = match Request::parse_frame(item.frame) {
-            Ok(inner) => match admit(objects, ctx, &inner) {
+        let status = match (result.take(), Request::parse_frame(item.frame)) {
+            (Some(Err(code)), _) => code,
+            (_, Ok(inner)) => match admit(objects, ctx, &inner) {
                 Err(code) => code,
                 // One level of envelope.
                 Ok(Some(_)) => ResultCode::BadRequest,
-                Ok(None) => run_object(objects, ctx, &inner, &mut item_body),
+                Ok(None) => match run_object(objects, ctx, &inner, &mut item_body) {
+                    Some(code) => code,
+                    None => {
+                        let Ok(index) = u16::try_from(index) else {
+                            return Flow::Done(ResultCode::InternalServerError);
+                        };
+                        return Flow::Suspend(Position::Item { index, body_len });
+                    }
+                },
             },
-            Err(err) => err.result_code(),
+            (_, Err(err)) => err.result_code(),
         };
+        // The next item starts with no operation done.
+        ctx.io.done = 0;
         let data_len = if status.is_success() {
             item_body.len()
         } else {
@@ -131,16 +213,16 @@ fn run_multi<O: ObjectSet + ?Sized>(
         };
         header[2] = status.as_u8();
         let Ok(item_len) = emit_response_item_len(header, 1 + data_len) else {
-            return ResultCode::InternalServerError;
+            return Flow::Done(ResultCode::InternalServerError);
         };
         if body.advance(item_len).is_err() {
-            return ResultCode::InternalServerError;
+            return Flow::Done(ResultCode::InternalServerError);
         }
         if item.stops_after(status.as_u8()) {
             break;
         }
     }
-    ResultCode::Ok
+    Flow::Done(ResultCode::Ok)
 }
 
 /// The most bytes the answers of the items of `multi` can take (item envelopes included).

@@ -51,6 +51,7 @@ pub mod auth;
 pub mod config;
 mod device;
 pub mod dispatch;
+pub mod io;
 pub mod object;
 pub mod session;
 pub mod storage;
@@ -62,7 +63,7 @@ pub mod wire;
 mod test_util;
 
 pub use config::Config;
-pub use device::{Device, Outcome};
+pub use device::{Device, Outcome, Step};
 pub use object::{Effect, FrameLimits, Object, ObjectSet};
 pub use session::{Channel, ChannelId, ChannelKind};
 pub use time::{Duration, Instant};

@@ -4,11 +4,10 @@
 //! instance rule, and the [`Access`] of each method. Dispatch, the access check and the
 //! documentation all read the same table.
 
-use crate::acl::{self, Access, Subject};
-use crate::config::{Config, NfcPriority, Rights};
+use crate::acl::{self, Access, Origin, Security, Subject};
+use crate::config::{Config, Domain, NfcPriority, Rights};
+use crate::io::{self, IoCursor, Operation, TargetVar};
 use crate::session::{Channel, LoginGuard, Session};
-use crate::storage::ConfigStore;
-use crate::target::{self, TargetIo};
 use crate::time::{Duration, Instant};
 use crate::wire::{Body, Method, Request, ResultCode, ABSENT};
 
@@ -206,23 +205,26 @@ pub struct FrameLimits {
     pub max_response: u16,
 }
 
-/// What an object sees of the device while it handles one request.
+/// What an object sees of the device while it handles one request: the request's
+/// security context, the configuration, and the operations it may ask for (a target
+/// read or write, a save: [`crate::io`]). It never reaches the session, the store or
+/// the target itself.
 pub struct Context<'a> {
     pub(crate) now: Instant,
     pub(crate) channel: Channel,
+    pub(crate) security: Security,
     pub(crate) session: &'a mut Session,
     pub(crate) guard: &'a mut LoginGuard,
     pub(crate) config: &'a mut Config,
     pub(crate) effect: &'a mut Option<Effect>,
     pub(crate) limits: FrameLimits,
-    pub(crate) target: &'a mut dyn TargetIo,
-    pub(crate) store: &'a mut dyn ConfigStore,
     pub(crate) factory: fn(&mut Config),
-    /// The profile of a side handler's request; `None` for the session's channel.
-    pub(crate) side_profile: Option<u16>,
     /// Logins attempted by this request so far (a multi-request may hold several).
     pub(crate) logins: u8,
     pub(crate) nfc_override: &'a mut Option<NfcPriority>,
+    /// The request buffer as the port passed it (where a suspended write finds its data).
+    pub(crate) request: &'a [u8],
+    pub(crate) io: IoCursor,
 }
 
 impl Context<'_> {
@@ -236,17 +238,19 @@ impl Context<'_> {
         self.channel
     }
 
-    /// On whose behalf the request runs (re-read after a login inside a multi-request).
+    /// The request's security context.
+    pub fn security(&self) -> Security {
+        self.security
+    }
+
+    /// On whose behalf the request runs (changed by a login inside a multi-request).
     pub fn subject(&self) -> Subject {
-        Subject::new(
-            self.config,
-            self.side_profile.unwrap_or(self.session.user()),
-        )
+        Subject::new(self.config, self.security.profile)
     }
 
     /// Whether the request comes from a side handler (which cannot change the session).
     pub fn is_side(&self) -> bool {
-        self.side_profile.is_some()
+        self.security.origin == Origin::Side
     }
 
     /// The rights of the subject on the data of `bundle`.
@@ -254,14 +258,61 @@ impl Context<'_> {
         acl::rights(self.config, self.subject(), bundle)
     }
 
-    /// Reads the value of variable `id` (target or in-device) into the start of `buf`.
-    pub fn read_value(&mut self, id: u16, buf: &mut [u8]) -> Result<usize, ResultCode> {
-        target::read_value(self.config, self.target, id, buf)
+    /// Appends the value of variable `id` to `body`, returning its length. An in-device
+    /// value is copied at once; a target value is an [`Operation::ReadTarget`] the
+    /// request waits on ([`crate::io`]): propagate the error, the handler runs again
+    /// once the bytes are in place. `A0` if the value does not fit `body`.
+    pub fn read_value(&mut self, id: u16, body: &mut Body<'_>) -> Result<usize, ResultCode> {
+        let var = self.config.variable(id).ok_or(ResultCode::NotFound)?;
+        let len = var.value_len().ok_or(ResultCode::NotAcceptable)?;
+        if len > body.remaining() {
+            return Err(ResultCode::InternalServerError);
+        }
+        match var.domain() {
+            Domain::Target => {
+                let var = TargetVar::of(var).ok_or(ResultCode::NotAcceptable)?;
+                let at = body.offset();
+                self.io.ask(Operation::ReadTarget { var, at })?;
+            }
+            Domain::InTapStatic | Domain::InTapVolatile => {
+                let out = body
+                    .spare()
+                    .get_mut(..len)
+                    .ok_or(ResultCode::InternalServerError)?;
+                // Never written: zeros, as the configurator would have padded.
+                out.fill(0);
+                let n = var.value.len().min(len);
+                out[..n].copy_from_slice(&var.value[..n]);
+            }
+            Domain::Gpio => return Err(ResultCode::NotImplemented),
+        }
+        body.advance(len)?;
+        Ok(len)
     }
 
-    /// Writes the value of variable `id`.
+    /// Writes `data`, which must be exactly its length, as the value of variable `id`. An
+    /// in-device value is stored at once; a target value is an
+    /// [`Operation::WriteTarget`] the request waits on: `data` must then lie in the
+    /// request (the payload of the request or of its item), else `A0`.
     pub fn write_value(&mut self, id: u16, data: &[u8]) -> Result<(), ResultCode> {
-        target::write_value(self.config, self.target, id, data)
+        let var = self.config.variable_mut(id).ok_or(ResultCode::NotFound)?;
+        if Some(data.len()) != var.value_len() {
+            return Err(ResultCode::NotAcceptable);
+        }
+        match var.domain() {
+            Domain::Target => {
+                let var = TargetVar::of(var).ok_or(ResultCode::NotAcceptable)?;
+                let at =
+                    io::offset_in(self.request, data).ok_or(ResultCode::InternalServerError)?;
+                self.io.ask(Operation::WriteTarget { var, at })
+            }
+            Domain::InTapStatic | Domain::InTapVolatile => {
+                var.value =
+                    heapless::Vec::from_slice(data).map_err(|_| ResultCode::NotAcceptable)?;
+                Ok(())
+            }
+            Domain::Gpio => Err(ResultCode::NotImplemented),
+        }
     }
 
     /// Sets whether NFC takes the session over until the next reboot (`POST /1024//24`).
@@ -307,7 +358,9 @@ impl Context<'_> {
             let nfc = self.nfc_priority();
             self.session.admit(self.channel, self.now, nfc)?;
         }
-        self.session.login(self.config, self.guard, body, self.now)
+        let result = self.session.login(self.config, self.guard, body, self.now);
+        self.security.profile = self.session.user();
+        result
     }
 
     /// Logs out and ends the session. Side handlers cannot end it (`81`).
@@ -316,6 +369,7 @@ impl Context<'_> {
             return Err(ResultCode::Unauthorized);
         }
         self.session.logout();
+        self.security.profile = self.session.user();
         Ok(())
     }
 
@@ -324,16 +378,16 @@ impl Context<'_> {
         self.session.idle_limit(self.config)
     }
 
-    /// Saves the configuration image (the configurator's save command); `A4` if the
-    /// flash write failed, `A7` if the image does not fit.
+    /// Saves the configuration image (the configurator's save command): an
+    /// [`Operation::SaveConfig`] the request waits on; `A4` if the flash write failed,
+    /// `A7` if the image does not fit.
     pub fn save_config(&mut self) -> Result<(), ResultCode> {
-        self.store.save(self.config).map_err(|err| {
-            warn!("configuration save failed: {}", err);
-            ResultCode::from(err)
-        })
+        self.io.ask(Operation::SaveConfig)
     }
 
-    /// Restores the factory configuration, saves it, and asks the port to restart.
+    /// Restores the factory configuration, saves it, and asks the port for
+    /// [`Effect::FactoryReset`]. Done again when the save completes, which gives the same
+    /// configuration.
     pub fn factory_reset(&mut self) -> Result<(), ResultCode> {
         // In place: a whole configuration is never built on the stack.
         (self.factory)(self.config);

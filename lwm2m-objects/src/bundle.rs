@@ -204,7 +204,9 @@ pub fn write_values(ctx: &mut Context<'_>, id: u16, body: &mut Body<'_>) -> Resu
 }
 
 /// Writes a container record `container_id` holding the values of the variables that
-/// `select` picks, in configuration order.
+/// `select` picks, in configuration order. The container's length is known before any
+/// value is read (from the variables' sizes), so each value is read straight into its
+/// place: a target read the request waits on lands where it belongs.
 pub fn write_value_records(
     ctx: &mut Context<'_>,
     container_id: u16,
@@ -212,34 +214,35 @@ pub fn write_value_records(
     select: impl Fn(&Context<'_>, &Variable) -> bool,
 ) -> Result<(), ResultCode> {
     let limits = ctx.limits();
-    let mut ids: heapless::Vec<u16, MAX_VARIABLES> = heapless::Vec::new();
+    let mut ids: heapless::Vec<(u16, usize), MAX_VARIABLES> = heapless::Vec::new();
+    let mut children = 0usize;
     for var in &ctx.config().variables {
         // A value no frame can carry (an image written before sizes were checked) is
         // left out rather than failing the answer for everybody.
-        if select(ctx, var) && servable_len(var, limits).is_some() {
+        if !select(ctx, var) {
+            continue;
+        }
+        if let Some(len) = servable_len(var, limits) {
             // Capacity equals the number of variables.
-            let _ = ids.push(var.id);
+            let _ = ids.push((var.id, len));
+            children = children.saturating_add(tlv::header_len(var.id, len) + len);
         }
     }
-    let spare = body.spare();
-    let n = tlv::emit_container(spare, TlvKind::MultipleResource, container_id, |out| {
-        let mut at = 0;
-        for &var_id in &ids {
-            let len = ctx
-                .config()
-                .variable(var_id)
-                .and_then(|v| v.value_len())
-                .ok_or(ResultCode::NotAcceptable)?;
-            let tail = out.get_mut(at..).ok_or(ResultCode::InternalServerError)?;
-            let header = tlv::emit_header(tail, TlvKind::ResourceValue, var_id, len)?;
-            let value = tail
-                .get_mut(header..)
-                .ok_or(ResultCode::InternalServerError)?;
-            ctx.read_value(var_id, value)?;
-            at += header + len;
-        }
-        Ok::<usize, ResultCode>(at)
-    })?;
-    body.advance(n)?;
+    let mut header = [0u8; tlv::MAX_HEADER_LEN];
+    let n = tlv::emit_header(
+        &mut header,
+        TlvKind::MultipleResource,
+        container_id,
+        children,
+    )?;
+    if n + children > body.remaining() {
+        return Err(ResultCode::InternalServerError);
+    }
+    body.push(&header[..n])?;
+    for &(var_id, len) in &ids {
+        let n = tlv::emit_header(body.spare(), TlvKind::ResourceValue, var_id, len)?;
+        body.advance(n)?;
+        ctx.read_value(var_id, body)?;
+    }
     Ok(())
 }

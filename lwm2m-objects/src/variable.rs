@@ -142,8 +142,7 @@ impl Object for VariableObject {
                 config.variables.remove(index);
             }
             (4, Method::Get) => {
-                let n = ctx.read_value(id, body.spare())?;
-                body.advance(n)?;
+                ctx.read_value(id, body)?;
             }
             (4, Method::Put) | (5, Method::Post) => ctx.write_value(id, req.payload)?,
             (3, Method::Get) => {

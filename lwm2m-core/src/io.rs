@@ -1,0 +1,243 @@
+//! Operations the engine suspends on: a target read or write, a configuration save.
+//!
+//! Handlers never perform I/O. When one needs the target or the store, the engine stops
+//! the request there and [`Device::start`] (or [`Device::resume`]) returns
+//! [`Step::Pending`] with the [`Operation`]; the port performs it — blocking, awaiting,
+//! or over several polls of a slow bus — and hands the result to [`Device::resume`],
+//! passing the same request and output buffers again. Meanwhile the device still answers
+//! other requests (`A8`: busy) and its timers still run ([`Device::poll`]).
+//!
+//! The engine keeps the request's cursor in a fixed-size state: which item of a
+//! multi-request, how many operations of the current item are done. On resume it runs
+//! the current item's handler again from its start; the operations it already did answer
+//! at once (a read's bytes are already in the output buffer), so a handler is written as
+//! if I/O were synchronous. A handler runs again only up to its next operation, so what
+//! it does before an operation must give the same result when done twice (handlers
+//! that read, or set a value and then save, do).
+//!
+//! A failed operation fails the request, or the item of a multi-request, with its result
+//! code: the handler does not run again.
+//!
+//! [`Device::start`]: crate::Device::start
+//! [`Device::resume`]: crate::Device::resume
+//! [`Device::poll`]: crate::Device::poll
+//! [`Step::Pending`]: crate::Step::Pending
+
+use crate::config::{Config, Variable};
+use crate::storage::ConfigStore;
+use crate::target::TargetIo;
+use crate::wire::ResultCode;
+
+/// What a target needs to know of a variable to read or write its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TargetVar {
+    /// Variable id (`/1029/{id}`).
+    pub id: u16,
+    /// `/1029/{id}/0`: a u32 memory address, or Modbus `function, slave, register`.
+    pub address: [u8; 4],
+    /// `/1029/{id}/1`: `[domain:2][data type:6]`.
+    pub var_type: u8,
+    /// `/1029/{id}/2`: number of elements.
+    pub quantity: u16,
+    /// Length of the value in bytes (elements × element size).
+    pub len: u16,
+}
+
+impl TargetVar {
+    /// The target's view of `var`; `None` if its type has no size or the value is longer
+    /// than any frame.
+    pub fn of(var: &Variable) -> Option<TargetVar> {
+        Some(TargetVar {
+            id: var.id,
+            address: var.address,
+            var_type: var.var_type,
+            quantity: var.quantity,
+            len: u16::try_from(var.value_len()?).ok()?,
+        })
+    }
+
+    /// The address as a big-endian u32 memory address.
+    pub const fn address_u32(&self) -> u32 {
+        u32::from_be_bytes(self.address)
+    }
+
+    /// Length of the value in bytes.
+    pub const fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the value is empty (never, for a variable of a known type).
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// An I/O operation a request waits on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Operation {
+    /// Read the value of `var` from the target into [`Operation::read_buffer`] of the
+    /// output buffer (`var.len` bytes at offset `at`).
+    ReadTarget {
+        /// The variable.
+        var: TargetVar,
+        /// Where the value goes in the output buffer.
+        at: usize,
+    },
+    /// Write [`Operation::write_data`] of the request buffer (`var.len` bytes at offset
+    /// `at`) as the value of `var` in the target.
+    WriteTarget {
+        /// The variable.
+        var: TargetVar,
+        /// Where the value is in the request buffer.
+        at: usize,
+    },
+    /// Save the configuration image ([`Device::config`](crate::Device::config)) to the
+    /// store.
+    SaveConfig,
+}
+
+/// The result of an operation, handed to [`Device::resume`](crate::Device::resume).
+pub type IoResult = Result<(), ResultCode>;
+
+impl Operation {
+    /// The bytes of the output buffer a [`Operation::ReadTarget`] fills; `None` for
+    /// other operations or a buffer that is not the one given to the engine.
+    pub fn read_buffer<'o>(&self, out: &'o mut [u8]) -> Option<&'o mut [u8]> {
+        match *self {
+            Operation::ReadTarget { var, at } => out.get_mut(at..at.checked_add(var.len())?),
+            _ => None,
+        }
+    }
+
+    /// The bytes of the request buffer a [`Operation::WriteTarget`] writes; `None` for
+    /// other operations or a buffer that is not the one given to the engine.
+    pub fn write_data<'r>(&self, request: &'r [u8]) -> Option<&'r [u8]> {
+        match *self {
+            Operation::WriteTarget { var, at } => request.get(at..at.checked_add(var.len())?),
+            _ => None,
+        }
+    }
+
+    /// Performs the operation, blocking: what a blocking port does with a
+    /// [`Step::Pending`](crate::Step::Pending). `request` and `out` are the
+    /// buffers the request was started with; `config` is the device's configuration.
+    pub fn perform<T, S>(
+        &self,
+        config: &Config,
+        request: &[u8],
+        out: &mut [u8],
+        target: &mut T,
+        store: &mut S,
+    ) -> IoResult
+    where
+        T: TargetIo + ?Sized,
+        S: ConfigStore + ?Sized,
+    {
+        match *self {
+            Operation::ReadTarget { var, .. } => {
+                let buf = self
+                    .read_buffer(out)
+                    .ok_or(ResultCode::InternalServerError)?;
+                target.read(&var, buf)
+            }
+            Operation::WriteTarget { var, .. } => {
+                let data = self
+                    .write_data(request)
+                    .ok_or(ResultCode::InternalServerError)?;
+                target.write(&var, data)
+            }
+            Operation::SaveConfig => store.save(config).map_err(|err| {
+                warn!("configuration save failed: {}", err);
+                ResultCode::from(err)
+            }),
+        }
+    }
+}
+
+/// Where `inner` starts within `outer`, if it lies wholly inside it.
+pub(crate) fn offset_in(outer: &[u8], inner: &[u8]) -> Option<usize> {
+    // Addresses only compared, never dereferenced (nom's `Offset` does the same).
+    let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
+    (start.checked_add(inner.len())? <= outer.len()).then_some(start)
+}
+
+/// How far the current request (or multi-request item) got with its operations.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IoCursor {
+    /// Operations of the current item already done (each succeeded).
+    pub(crate) done: u16,
+    /// Operations the handler asked for in this run.
+    pub(crate) next: u16,
+    /// The first operation not done yet: the handler stops there.
+    pub(crate) pending: Option<Operation>,
+}
+
+impl IoCursor {
+    /// The handler asks for `op`: `Ok` if it is done already, else it becomes the pending
+    /// operation and the handler is told to stop (`Err`, whatever the code: the engine
+    /// sees the pending operation and suspends).
+    pub(crate) fn ask(&mut self, op: Operation) -> IoResult {
+        let index = self.next;
+        self.next = self.next.saturating_add(1);
+        if index < self.done {
+            return Ok(());
+        }
+        if self.pending.is_none() {
+            self.pending = Some(op);
+        }
+        Err(ResultCode::ServiceUnavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offset_is_found_only_inside() {
+        let buf = [0u8; 16];
+        assert_eq!(offset_in(&buf, &buf[3..7]), Some(3));
+        assert_eq!(offset_in(&buf, &buf[16..]), Some(16));
+        let other = [0u8; 4];
+        assert_eq!(offset_in(&buf[4..], &buf[..2]), None);
+        assert_eq!(offset_in(&buf[..4], &buf[2..6]), None);
+        let _ = offset_in(&buf, &other);
+    }
+
+    #[test]
+    fn done_operations_answer_at_once_and_the_next_one_suspends() {
+        let mut io = IoCursor {
+            done: 2,
+            ..IoCursor::default()
+        };
+        assert_eq!(io.ask(Operation::SaveConfig), Ok(()));
+        assert_eq!(io.ask(Operation::SaveConfig), Ok(()));
+        assert!(io.ask(Operation::SaveConfig).is_err());
+        assert_eq!(io.pending, Some(Operation::SaveConfig));
+    }
+
+    #[test]
+    fn buffers_of_an_operation_are_checked() {
+        let var = TargetVar {
+            id: 1,
+            address: [0; 4],
+            var_type: 0x25,
+            quantity: 1,
+            len: 4,
+        };
+        let mut out = [0u8; 8];
+        let read = Operation::ReadTarget { var, at: 6 };
+        assert!(read.read_buffer(&mut out).is_none());
+        let read = Operation::ReadTarget { var, at: 4 };
+        assert_eq!(read.read_buffer(&mut out).map(|b| b.len()), Some(4));
+        assert!(read.write_data(&out).is_none());
+        let write = Operation::WriteTarget {
+            var,
+            at: usize::MAX,
+        };
+        assert!(write.write_data(&out).is_none());
+    }
+}
