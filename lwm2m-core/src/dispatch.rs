@@ -119,7 +119,7 @@ fn admit<O: ObjectSet + ?Sized>(
     if !exists {
         return Err(ResultCode::NotFound);
     }
-    if !def.implemented {
+    if !def.implements(request.method) {
         return Err(ResultCode::NotImplemented);
     }
     Ok(def.envelope)

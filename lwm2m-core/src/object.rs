@@ -1,8 +1,8 @@
 //! The object interface: what `lwm2m-objects` implements and the dispatcher calls.
 //!
 //! Each object declares its resources once, as a table of [`ResourceDef`]: resource id,
-//! instance rule, and the [`Access`] of each method. Dispatch, the access check and the
-//! documentation all read the same table.
+//! instance rule, the [`Access`] of each method, and which of its methods this build
+//! provides. Dispatch, the access check and the documentation all read the same table.
 
 use crate::acl::{self, Access, Origin, Security, Subject};
 use crate::config::{Config, Domain, NfcPriority, Rights};
@@ -42,9 +42,9 @@ pub struct ResourceDef {
     pub post: Access,
     /// Access of DELETE.
     pub delete: Access,
-    /// `false` for resources the client knows that this build does not provide: they
-    /// answer `A1` once the access check passed.
-    pub implemented: bool,
+    /// The methods this build provides, one bit per method ([`method_bit`]); read with
+    /// [`ResourceDef::implements`].
+    provided: u8,
     /// The most data a successful GET answers, in bytes ([`Object::answer_bound`]);
     /// [`UNBOUNDED`] until declared.
     pub answer: u16,
@@ -66,6 +66,17 @@ pub enum Envelope {
 /// multi-request holding it is refused unless the object bounds it itself.
 pub const UNBOUNDED: u16 = u16::MAX;
 
+/// The bit of `method` in [`ResourceDef::provided`].
+const fn method_bit(method: Method) -> u8 {
+    1 << (method as u8)
+}
+
+/// Every method provided (the default of an entry).
+const ALL_METHODS: u8 = method_bit(Method::Get)
+    | method_bit(Method::Put)
+    | method_bit(Method::Post)
+    | method_bit(Method::Delete);
+
 impl ResourceDef {
     const fn with(id: u16, instance: InstanceRule) -> ResourceDef {
         ResourceDef {
@@ -75,7 +86,7 @@ impl ResourceDef {
             put: Access::Never,
             post: Access::Never,
             delete: Access::Never,
-            implemented: true,
+            provided: ALL_METHODS,
             answer: UNBOUNDED,
             envelope: None,
         }
@@ -125,10 +136,22 @@ impl ResourceDef {
         self
     }
 
-    /// Marks the resource as known but not provided by this build (`A1`, no data).
+    /// Marks the resource as known but not provided by this build: every method it
+    /// declares answers `A1`, without data, once the access check passed.
     pub const fn not_implemented(mut self) -> ResourceDef {
-        self.implemented = false;
+        self.provided = 0;
         self.answer = 0;
+        self
+    }
+
+    /// Marks `method` of the resource as known but not provided by this build: it
+    /// answers `A1`, without data, once the access check passed; the other methods are
+    /// served. A GET not provided answers nothing ([`ResourceDef::answer`] 0).
+    pub const fn not_implemented_for(mut self, method: Method) -> ResourceDef {
+        self.provided &= !method_bit(method);
+        if matches!(method, Method::Get) {
+            self.answer = 0;
+        }
         self
     }
 
@@ -154,6 +177,13 @@ impl ResourceDef {
         }
     }
 
+    /// Whether this build serves `method` on the resource: the method is declared (its
+    /// access is not [`Access::Never`]) and not marked not implemented
+    /// ([`ResourceDef::not_implemented`], [`ResourceDef::not_implemented_for`]).
+    pub const fn implements(&self, method: Method) -> bool {
+        !matches!(self.access(method), Access::Never) && self.provided & method_bit(method) != 0
+    }
+
     /// Whether this entry answers to `resource` on `instance`.
     pub const fn matches(&self, resource: u16, instance: u16) -> bool {
         self.id == resource
@@ -171,14 +201,14 @@ pub fn find_resource(table: &[ResourceDef], resource: u16, instance: u16) -> Opt
 }
 
 /// What [`Object::answer_bound`] answers by default: the declared [`ResourceDef::answer`]
-/// of a GET the resource serves, nothing otherwise.
+/// of a GET the resource serves ([`ResourceDef::implements`]), nothing otherwise.
 pub fn default_bound(table: &[ResourceDef], request: &Request<'_>) -> usize {
     if request.method != Method::Get {
         return 0;
     }
     let path = request.path;
     find_resource(table, path.resource, path.instance)
-        .filter(|def| def.get != Access::Never)
+        .filter(|def| def.implements(Method::Get))
         .map_or(0, |def| usize::from(def.answer))
 }
 
@@ -502,3 +532,36 @@ tuple_object_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6, H: 7, I: 8);
 tuple_object_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6, H: 7, I: 8, J: 9);
 tuple_object_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6, H: 7, I: 8, J: 9, K: 10);
 tuple_object_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6, H: 7, I: 8, J: 9, K: 10, L: 11);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implemented_is_declared_per_method() {
+        let def = ResourceDef::single(3)
+            .get(Access::Anyone)
+            .put(Access::Admin);
+        assert!(def.implements(Method::Get) && def.implements(Method::Put));
+        // A method the entry does not declare is not served either.
+        assert!(!def.implements(Method::Post) && !def.implements(Method::Delete));
+
+        let def = def.answers(2).not_implemented_for(Method::Put);
+        assert!(def.implements(Method::Get) && !def.implements(Method::Put));
+        assert_eq!(def.answer, 2);
+        assert_eq!(def.access(Method::Put), Access::Admin, "still declared");
+
+        let def = def.not_implemented_for(Method::Get);
+        assert!(!def.implements(Method::Get));
+        assert_eq!(def.answer, 0, "a GET not provided answers nothing");
+
+        let def = ResourceDef::single(5)
+            .get(Access::Admin)
+            .post(Access::Admin)
+            .not_implemented();
+        assert!(METHODS.iter().all(|&m| !def.implements(m)));
+        assert_eq!(def.answer, 0);
+    }
+
+    const METHODS: [Method; 4] = [Method::Get, Method::Put, Method::Post, Method::Delete];
+}

@@ -5,7 +5,7 @@
 //! dispatcher), the configuration version and save command, NFC priority, and the plain
 //! configuration values of [`SETTINGS`]. Every other resource the client knows is
 //! declared with its methods and answers `A1` (not implemented) once the access check
-//! passed.
+//! passed, and so does `PUT /1024//3` (the host protocol is the link a request came on).
 
 use lwm2m_core::acl::Access::{Admin, Anyone, User};
 use lwm2m_core::config::{Config, NfcPriority, SecurityOptions};
@@ -31,8 +31,14 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(0).post(Anyone), // login, loginWithHash
     ResourceDef::single(1).post(Anyone), // logout
     ResourceDef::single(2).get(Anyone).answers(2), // getCurrentProfileId
-    ResourceDef::single(3).get(Anyone).answers(2).put(Admin), // getCurrentHostProtocol, putCurrentHostProtocol
-    ResourceDef::single(4).get(Anyone).answers(4),            // keepAlive
+    // The current host protocol is the link the request came on: a request cannot
+    // switch the device to another one, so PUT is declared but not provided.
+    ResourceDef::single(3)
+        .get(Anyone)
+        .answers(2)
+        .put(Admin)
+        .not_implemented_for(Method::Put), // getCurrentHostProtocol, putCurrentHostProtocol
+    ResourceDef::single(4).get(Anyone).answers(4), // keepAlive
     ResourceDef::single(5)
         .get(Admin)
         .post(Admin)
