@@ -264,6 +264,15 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         self.execute(run, &parsed, request, now, out)
     }
 
+    /// Gives the waiting request up without an answer: the port will not complete its
+    /// operation (it was lost with its link, or the port's I/O failed). What the request
+    /// changed before it waited stays changed; the device takes requests again.
+    pub fn cancel(&mut self) {
+        if self.waiting.take().is_some() {
+            warn!("waiting request cancelled");
+        }
+    }
+
     /// The operation the waiting request waits on, `None` if no request waits.
     pub fn pending(&self) -> Option<Operation> {
         self.waiting.as_ref().map(|w| w.operation)

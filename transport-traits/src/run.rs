@@ -256,11 +256,27 @@ where
 }
 
 /// The async device loop (feature `async`), for boards whose links are async (embassy).
+///
+/// A request that waits on an operation ([`lwm2m_core::io`]) is not blocked on: the loop
+/// awaits the port's [`asynch::Io`] and, meanwhile, keeps waiting on the host, answering
+/// every request that arrives `A8` (busy) at once. The timers run again as soon as the
+/// operation completes; as every request is answered `A8` until then, a session that
+/// timed out meanwhile ends before anybody can tell.
 #[cfg(feature = "async")]
 pub mod asynch {
     use super::*;
+    use core::pin::pin;
+    use embassy_futures::select::{select, Either};
+    use lwm2m_core::io::{IoResult, Operation};
+    use lwm2m_core::Config;
 
     /// The port's host side, async: like [`super::Host`], each wait and reply awaited.
+    ///
+    /// `wait` must be cancel-safe: while a request waits on an operation, the loop waits
+    /// on the host beside the operation and drops that wait when the operation completes
+    /// first. Meanwhile `buf` may be shorter than a request (the loop answers `A8`
+    /// without reading it): a longer request is reported with `len` 0, as
+    /// [`crate::mux::MuxHost`] does.
     #[allow(async_fn_in_trait)]
     pub trait Host: ErrorType {
         /// Waits for the next event until `deadline`; see [`super::Host::wait`].
@@ -280,10 +296,52 @@ pub mod asynch {
         ) -> Result<(), Self::Error>;
     }
 
-    /// [`super::run`] over an async host.
-    pub async fn run<O, T, S, H, C>(
+    /// The port's target and store, async: performs the operation a request waits on
+    /// ([`Operation::perform`] is the blocking equivalent).
+    #[allow(async_fn_in_trait)]
+    pub trait Io {
+        /// Performs `op`: a target read fills [`Operation::read_buffer`] of `out`, a
+        /// write sends [`Operation::write_data`] of `request`, a save stores `config`.
+        async fn perform(
+            &mut self,
+            op: &Operation,
+            config: &Config,
+            request: &[u8],
+            out: &mut [u8],
+        ) -> IoResult;
+    }
+
+    /// A blocking target and store used from the async loop (a board whose links are
+    /// async but whose target or flash driver is not).
+    #[derive(Debug, Default)]
+    pub struct BlockingIo<T, S> {
+        /// The target.
+        pub target: T,
+        /// The configuration store.
+        pub store: S,
+    }
+
+    impl<T: TargetIo, S: ConfigStore> Io for BlockingIo<T, S> {
+        async fn perform(
+            &mut self,
+            op: &Operation,
+            config: &Config,
+            request: &[u8],
+            out: &mut [u8],
+        ) -> IoResult {
+            op.perform(config, request, out, &mut self.target, &mut self.store)
+        }
+    }
+
+    /// The answer to any request while another waits on an operation: `A8`.
+    const BUSY: [u8; 3] = [0xA8, 0x90, 0x00];
+
+    /// [`super::run`] over an async host; the operations requests wait on are performed
+    /// by `io` (the device's own target and store are not used).
+    pub async fn run<O, T, S, H, I, C>(
         device: &mut Device<O, T, S>,
         host: &mut H,
+        io: &mut I,
         clock: &mut C,
         rx: &mut [u8],
         tx: &mut [u8],
@@ -293,26 +351,111 @@ pub mod asynch {
         T: TargetIo,
         S: ConfigStore,
         H: Host,
+        I: Io,
         C: Clock,
     {
         let mut deadline = device.poll(clock.now());
         loop {
             let event = host.wait(device.session(), deadline, rx).await?;
-            match on_event(device, clock, event, rx, tx, &mut deadline) {
-                Step::Wait => {}
-                Step::Stop(stopped) => return Ok(stopped),
-                Step::Reply {
+            let (channel, side, len) = match event {
+                HostEvent::Request { channel, len } => (channel, None, len),
+                HostEvent::Side {
                     channel,
+                    profile,
                     len,
-                    effect,
-                } => {
-                    let frame = tx.get(..len).unwrap_or_default();
-                    let sent = host.reply(channel, frame, effect).await;
-                    if let Some(stopped) = replied(tx, effect, sent)? {
-                        return Ok(stopped);
+                } => (channel, Some(profile), len),
+                other => match on_event(device, clock, other, rx, tx, &mut deadline) {
+                    super::Step::Stop(stopped) => return Ok(stopped),
+                    _ => continue,
+                },
+            };
+            let now = clock.now();
+            let request = rx.get(..len).unwrap_or_default();
+            let mut step = match side {
+                None => device.start(channel, request, now, tx),
+                Some(profile) => device.start_side(channel, profile, request, now, tx),
+            };
+            let mut stop = false;
+            let outcome = loop {
+                let op = match step {
+                    lwm2m_core::Step::Done(outcome) => break outcome,
+                    lwm2m_core::Step::Pending(op) => op,
+                };
+                let waited = beside(device, host, io, &op, request, tx).await;
+                let result = match waited {
+                    Ok((result, asked_stop)) => {
+                        stop |= asked_stop;
+                        result
                     }
-                }
+                    Err(err) => {
+                        // The operation was dropped unfinished: the device gives the
+                        // request up rather than wait forever.
+                        device.cancel();
+                        rx.zeroize();
+                        tx.zeroize();
+                        return Err(err);
+                    }
+                };
+                step = device.resume(result, request, clock.now(), tx);
+            };
+            rx.zeroize();
+            deadline = outcome.next_deadline;
+            let frame = tx.get(..outcome.len).unwrap_or_default();
+            let sent = host.reply(channel.id, frame, outcome.effect).await;
+            if let Some(stopped) = replied(tx, outcome.effect, sent)? {
+                return Ok(stopped);
+            }
+            if stop {
+                return Ok(Stopped::Asked);
             }
         }
+    }
+
+    /// Performs `op` while answering the host's requests `A8`; a link closed meanwhile
+    /// is closed in the device once the operation is done. Returns the operation's
+    /// result and whether the host asked the loop to stop.
+    async fn beside<O, T, S, H, I>(
+        device: &mut Device<O, T, S>,
+        host: &mut H,
+        io: &mut I,
+        op: &Operation,
+        request: &[u8],
+        tx: &mut [u8],
+    ) -> Result<(IoResult, bool), H::Error>
+    where
+        O: ObjectSet,
+        T: TargetIo,
+        S: ConfigStore,
+        H: Host,
+        I: Io,
+    {
+        let mut stop = false;
+        let mut closed: Option<ChannelId> = None;
+        let result = {
+            let (config, session) = (device.config(), device.session());
+            let mut perform = pin!(io.perform(op, config, request, tx));
+            // Room for a request's first bytes only: it is answered without being read.
+            let mut scratch = [0u8; 8];
+            loop {
+                let event =
+                    match select(perform.as_mut(), host.wait(session, None, &mut scratch)).await {
+                        Either::First(result) => break result,
+                        Either::Second(event) => event?,
+                    };
+                match event {
+                    HostEvent::Request { channel, .. } | HostEvent::Side { channel, .. } => {
+                        host.reply(channel.id, &BUSY, None).await?;
+                    }
+                    HostEvent::Closed(id) if session.is_owner(id) => closed = Some(id),
+                    HostEvent::Stop => stop = true,
+                    HostEvent::Closed(_) | HostEvent::Timeout => {}
+                }
+                scratch.zeroize();
+            }
+        };
+        if let Some(id) = closed {
+            device.channel_closed(id);
+        }
+        Ok((result, stop))
     }
 }

@@ -2,9 +2,12 @@
 //! deadlines honoured, links closed, effects returned to the port.
 
 mod common;
-use common::{Board, GET, REBOOT};
+use common::{Board, GET, REBOOT, SAVE};
 
+use lwm2m_core::io::{IoResult, Operation};
 use lwm2m_core::session::Session;
+use lwm2m_core::storage::NoStore;
+use lwm2m_core::target::NoTarget;
 use lwm2m_core::{Channel, ChannelId, ChannelKind, Config, Device, Effect, FrameLimits, Instant};
 use transport_traits::run::{self, asynch, HostEvent, Stopped};
 use transport_traits::{ErrorKind, ErrorType};
@@ -51,10 +54,17 @@ impl Script {
         self.deadlines.push(deadline);
         self.owners.push(session.owner().map(|c| c.id));
         let (bytes, event) = self.events.remove(0);
-        if let Some(bytes) = bytes {
-            buf[..bytes.len()].copy_from_slice(&bytes);
+        match (bytes, event) {
+            (Some(bytes), HostEvent::Request { channel, .. }) => match buf.get_mut(..bytes.len()) {
+                Some(room) => {
+                    room.copy_from_slice(&bytes);
+                    event
+                }
+                // Longer than the buffer: reported empty, as the async Host asks.
+                None => HostEvent::Request { channel, len: 0 },
+            },
+            (_, event) => event,
         }
-        event
     }
 }
 
@@ -171,9 +181,14 @@ fn the_blocking_and_the_async_loop_serve_the_same_script() {
 
     let mut host = Script::new();
     let mut dev = device();
+    let mut io = asynch::BlockingIo {
+        target: NoTarget,
+        store: NoStore,
+    };
     let first = embassy_futures::block_on(asynch::run(
         &mut dev,
         &mut host,
+        &mut io,
         &mut Seconds(0),
         &mut rx,
         &mut tx,
@@ -181,9 +196,89 @@ fn the_blocking_and_the_async_loop_serve_the_same_script() {
     let second = embassy_futures::block_on(asynch::run(
         &mut dev,
         &mut host,
+        &mut io,
         &mut Seconds(100),
         &mut rx,
         &mut tx,
     ));
     check(&host, first, second);
+}
+
+/// A store whose save takes `polls` polls of its future (a flash erase on an async
+/// driver), counting what it saved.
+struct SlowStore {
+    polls: u32,
+    saves: u32,
+}
+
+impl asynch::Io for SlowStore {
+    async fn perform(
+        &mut self,
+        op: &Operation,
+        _config: &Config,
+        _request: &[u8],
+        _out: &mut [u8],
+    ) -> IoResult {
+        assert_eq!(*op, Operation::SaveConfig);
+        for _ in 0..self.polls {
+            embassy_futures::yield_now().await;
+        }
+        self.saves += 1;
+        Ok(())
+    }
+}
+
+#[test]
+fn the_async_loop_answers_busy_while_an_operation_is_awaited() {
+    let ws = Channel::new(1, ChannelKind::WebSocket);
+    let ble = Channel::new(2, ChannelKind::Ble);
+    let request = |channel, bytes: &[u8]| {
+        (
+            Some(bytes.to_vec()),
+            HostEvent::Request {
+                channel,
+                len: bytes.len(),
+            },
+        )
+    };
+    let mut host = Script::new();
+    host.events = vec![
+        request(ws, &SAVE),
+        // Taken while the save is awaited (one event per poll of the store).
+        request(ble, &GET),
+        (None, HostEvent::Timeout),
+        request(ble, &GET),
+        // After the save: the owner closes, BLE takes the session.
+        (None, HostEvent::Closed(ws.id)),
+        request(ble, &GET),
+        (None, HostEvent::Stop),
+    ];
+    let mut dev = device();
+    let mut io = SlowStore { polls: 3, saves: 0 };
+    let (mut rx, mut tx) = ([0u8; 69], [0u8; 64]);
+    let stopped = embassy_futures::block_on(asynch::run(
+        &mut dev,
+        &mut host,
+        &mut io,
+        &mut Seconds(0),
+        &mut rx,
+        &mut tx,
+    ));
+    assert_eq!(stopped, Ok(Stopped::Asked));
+    assert_eq!(io.saves, 1);
+    let answers: Vec<(u16, Vec<u8>)> = host
+        .answers
+        .iter()
+        .map(|(c, a, _)| (c.0, a.clone()))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (2, vec![0xA8, 0x90, 0x00]),
+            (2, vec![0xA8, 0x90, 0x00]),
+            (1, vec![0x00, 0x90, 0x00]),
+            (2, b"\x00SN1\x90\x00".to_vec()),
+        ]
+    );
+    assert_eq!(dev.pending(), None);
 }

@@ -91,6 +91,11 @@ impl<T: TargetIo, S: ConfigStore> Harness<T, S> {
         to_hex(&self.send_on(WS1, &hex(apdu)))
     }
 
+    /// Sends a hex APDU on `channel`, returns the response as hex.
+    pub fn tx_on(&mut self, channel: Channel, apdu: &str) -> String {
+        to_hex(&self.send_on(channel, &hex(apdu)))
+    }
+
     pub fn advance_secs(&mut self, secs: u64) {
         self.now = Instant::from_millis(self.now.as_millis() + secs * 1000);
         self.device.poll(self.now);

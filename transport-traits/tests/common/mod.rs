@@ -17,6 +17,7 @@ impl Board {
         const T: &[ResourceDef] = &[
             ResourceDef::single(2).get(Access::Anyone).answers(3),
             ResourceDef::single(4).post(Access::Anyone),
+            ResourceDef::single(10).post(Access::Anyone),
         ];
         Board { table: T }
     }
@@ -46,8 +47,9 @@ impl Object for Board {
         req: &Request<'_>,
         body: &mut Body<'_>,
     ) -> HandlerResult {
-        match req.method {
-            Method::Get => body.push(b"SN1")?,
+        match (req.method, req.path.resource) {
+            (Method::Get, _) => body.push(b"SN1")?,
+            (_, 10) => ctx.save_config()?,
             _ => ctx.request_effect(Effect::Reboot),
         }
         Ok(ResultCode::Ok)
@@ -56,5 +58,7 @@ impl Object for Board {
 
 /// `GET /3//2`.
 pub const GET: [u8; 12] = [0xA2, 0xCA, 0, 0, 7, 1, 0, 3, 0xFF, 0xFF, 0, 2];
+/// `POST /3//10`: saves the configuration (an operation the request waits on).
+pub const SAVE: [u8; 12] = [0xA2, 0xDA, 0, 0, 7, 2, 0, 3, 0xFF, 0xFF, 0, 10];
 /// `POST /3//4`.
 pub const REBOOT: [u8; 12] = [0xA2, 0xDA, 0, 0, 7, 2, 0, 3, 0xFF, 0xFF, 0, 4];
