@@ -1,12 +1,15 @@
 //! The device engine without any I/O: feed request APDUs, print the responses.
 //!
-//! A port does exactly this with a real link: receive a frame, call `handle` with the
-//! current time, send the response, and sleep until the next request or
-//! `outcome.next_deadline`, then call `poll`.
+//! A port does exactly this with a real link: receive a frame, call `start` with the
+//! current time; if the request waits on an operation (a target read or write, a save),
+//! perform it — blocking, awaiting, or over several polls of a slow bus — and call
+//! `resume`; send the response, and sleep until the next request or
+//! `outcome.next_deadline`, then call `poll`. (`handle` does `start`, the operations and
+//! `resume` in one blocking call.)
 //!
 //! Run: `cargo run -p examples --example sans_io`
 
-use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant};
+use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant, Step};
 use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks};
 
 fn main() {
@@ -29,7 +32,7 @@ fn main() {
     let phone = Channel::new(1, ChannelKind::Ble);
     let mut out = [0u8; 256];
 
-    let requests: [(&str, &[u8]); 5] = [
+    let requests: [(&str, &[u8]); 6] = [
         (
             "GET /3//2 serial number",
             &[0xA2, 0xCA, 0, 0, 7, 1, 0, 3, 0xFF, 0xFF, 0, 2],
@@ -47,17 +50,32 @@ fn main() {
             &[0xA2, 0xCA, 0, 0, 7, 1, 4, 0, 0xFF, 0xFF, 0, 7],
         ),
         (
+            "POST /1024//10 save the configuration",
+            &[0xA2, 0xDA, 0, 0, 7, 2, 4, 0, 0xFF, 0xFF, 0, 10],
+        ),
+        (
             "GET /1234//0 unknown object",
             &[0xA2, 0xCA, 0, 0, 7, 1, 0x04, 0xD2, 0xFF, 0xFF, 0, 0],
         ),
     ];
     for (i, (what, apdu)) in requests.iter().enumerate() {
         let now = Instant::from_secs(i as u64);
-        let outcome = device.handle(phone, apdu, now, &mut out);
-        println!("{what:34} -> {}", hex(&out[..outcome.len]));
+        let mut step = device.start(phone, apdu, now, &mut out);
+        let outcome = loop {
+            match step {
+                Step::Done(outcome) => break outcome,
+                Step::Pending(op) => {
+                    // Another request now would be answered A8 (busy) at once.
+                    println!("{what:38}    waits on {op:?}");
+                    let result = device.perform(&op, apdu, &mut out);
+                    step = device.resume(result, apdu, now, &mut out);
+                }
+            }
+        };
+        println!("{what:38} -> {}", hex(&out[..outcome.len]));
         if let Some(deadline) = outcome.next_deadline {
             println!(
-                "{:34}    session ends if idle until t = {} ms",
+                "{:38}    session ends if idle until t = {} ms",
                 "",
                 deadline.as_millis()
             );

@@ -54,7 +54,10 @@ use lwm2m_core::config::image::MAX_IMAGE_LEN;
 use lwm2m_core::config::{Config, Domain, NfcPriority, Rights, SecurityOptions, ADMIN, ANONYMOUS};
 use lwm2m_core::target::MemoryTarget;
 use lwm2m_core::wire::{is_nfc_select, ResultCode, ABSENT, NFC_SELECT};
-use lwm2m_core::Instant;
+use lwm2m_core::{Instant, Step};
+
+/// `GET /3//2`, sent by another channel while a request waits on an operation.
+const GET_SERIAL: [u8; 12] = [0xA2, 0xCA, 0, 0, 7, 1, 0, 3, 0xFF, 0xFF, 0, 2];
 use lwm2m_core::{Channel, ChannelId, ChannelKind, Device, Duration, FrameLimits};
 use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
 use target_traits::{MemoryAccess, RamTarget};
@@ -800,15 +803,39 @@ impl Harness {
             items[0].0.frame.clone()
         };
         let request = apdu(&frame);
-        let outcome = match from {
+        let mut step = match from {
             Sender::Channel(channel) => {
                 self.device
-                    .handle(channel, &request, self.now, &mut self.out)
+                    .start(channel, &request, self.now, &mut self.out)
             }
             Sender::Side(profile) => {
                 self.device
-                    .handle_side(SIDE, profile, &request, self.now, &mut self.out)
+                    .start_side(SIDE, profile, &request, self.now, &mut self.out)
             }
+        };
+        // The operations the request waits on are performed here, one by one; while
+        // one waits, any other request is answered A8 and changes nothing.
+        let outcome = loop {
+            let op = match step {
+                Step::Done(outcome) => break outcome,
+                Step::Pending(op) => op,
+            };
+            let before = (self.device.config().clone(), self.device.session().owner());
+            let mut busy = [0u8; 16];
+            let other = Channel::new(7, ChannelKind::Ble);
+            let answer = match self.device.start(other, &GET_SERIAL, self.now, &mut busy) {
+                Step::Done(outcome) => busy[..outcome.len].to_vec(),
+                Step::Pending(_) => Vec::new(),
+            };
+            self.expect(answer == [0xA8, 0x90, 0x00], || {
+                format!("a request while {op:?} waits -> {}", to_hex(&answer))
+            });
+            self.expect(
+                before == (self.device.config().clone(), self.device.session().owner()),
+                || format!("a request while {op:?} waits changed the device"),
+            );
+            let result = self.device.perform(&op, &request, &mut self.out);
+            step = self.device.resume(result, &request, self.now, &mut self.out);
         };
         let resp = self.out[..outcome.len].to_vec();
         self.log.push(Entry::Exchange {

@@ -38,9 +38,11 @@ pub enum Access {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Security {
-    /// The profile whose rights apply: the session's logged-in user, or the side
-    /// handler's profile.
-    pub profile: u16,
+    /// The subject: the session's logged-in user, or the side handler's profile, with the
+    /// profile whose rights it uses — as they were when the request was admitted, so what
+    /// the request itself changes (a factory reset, an alias) does not change whose
+    /// rights apply to the rest of it.
+    pub subject: Subject,
     /// Where the request came from.
     pub origin: Origin,
 }

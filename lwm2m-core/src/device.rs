@@ -1,7 +1,7 @@
 //! The sans-IO device engine: takes a request APDU and the time, returns the response
 //! APDU and the next deadline. It never blocks, allocates or panics.
 
-use crate::acl::{Origin, Security};
+use crate::acl::{Origin, Security, Subject};
 use crate::config::{Config, NfcPriority};
 use crate::dispatch::{dispatch, Flow, Position, Resume};
 use crate::io::{IoCursor, IoResult, Operation};
@@ -264,6 +264,19 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         self.execute(run, &parsed, request, now, out)
     }
 
+    /// Performs `op` with the device's own target and store, blocking
+    /// ([`Operation::perform`]); `request` and `out` are the buffers of the waiting
+    /// request. [`Device::handle`] does this until the request is done.
+    pub fn perform(&mut self, op: &Operation, request: &[u8], out: &mut [u8]) -> IoResult {
+        op.perform(
+            &self.config,
+            request,
+            out,
+            &mut self.target,
+            &mut self.store,
+        )
+    }
+
     /// Gives the waiting request up without an answer: the port will not complete its
     /// operation (it was lost with its link, or the port's I/O failed). What the request
     /// changed before it waited stays changed; the device takes requests again.
@@ -330,7 +343,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         };
         let security = match side_profile {
             Some(profile) => Security {
-                profile,
+                subject: Subject::new(&self.config, profile),
                 origin: Origin::Side,
             },
             None => {
@@ -339,7 +352,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
                     return status_only(self, out, code);
                 }
                 Security {
-                    profile: self.session.user(),
+                    subject: Subject::new(&self.config, self.session.user()),
                     origin: Origin::Session,
                 }
             }

@@ -65,10 +65,25 @@ pub fn dispatch<O: ObjectSet + ?Sized>(
     body: &mut Body<'_>,
     resume: Resume,
 ) -> Flow {
-    match admit(objects, ctx, request) {
-        Err(code) => Flow::Done(code),
-        Ok(Some(Envelope::MultiRequest)) => run_multi(objects, ctx, request.payload, body, resume),
-        Ok(None) => match resume {
+    // Resumed: the request (or its envelope) was admitted when it started; it is not
+    // checked again against a configuration it may have changed itself.
+    let envelope = match resume {
+        Resume::Start => match admit(objects, ctx, request) {
+            Err(code) => return Flow::Done(code),
+            Ok(envelope) => envelope,
+        },
+        Resume::After {
+            position: Position::Request,
+            ..
+        } => None,
+        Resume::After {
+            position: Position::Item { .. },
+            ..
+        } => Some(Envelope::MultiRequest),
+    };
+    match envelope {
+        Some(Envelope::MultiRequest) => run_multi(objects, ctx, request.payload, body, resume),
+        None => match resume {
             Resume::After {
                 result: Err(code), ..
             } => Flow::Done(code),
@@ -184,20 +199,21 @@ fn run_multi<O: ObjectSet + ?Sized>(
         let Some((header, mut item_body)) = body.nested_after(ITEM_HEADER_LEN) else {
             return Flow::Done(ResultCode::InternalServerError);
         };
-        let status = match (result.take(), Request::parse_frame(item.frame)) {
+        let resumed = result.take();
+        let status = match (resumed, Request::parse_frame(item.frame)) {
             (Some(Err(code)), _) => code,
-            (_, Ok(inner)) => match admit(objects, ctx, &inner) {
+            // Admitted when it started.
+            (Some(Ok(())), Ok(inner)) => match run_object(objects, ctx, &inner, &mut item_body) {
+                Some(code) => code,
+                None => return suspend(index, body_len),
+            },
+            (None, Ok(inner)) => match admit(objects, ctx, &inner) {
                 Err(code) => code,
                 // One level of envelope.
                 Ok(Some(_)) => ResultCode::BadRequest,
                 Ok(None) => match run_object(objects, ctx, &inner, &mut item_body) {
                     Some(code) => code,
-                    None => {
-                        let Ok(index) = u16::try_from(index) else {
-                            return Flow::Done(ResultCode::InternalServerError);
-                        };
-                        return Flow::Suspend(Position::Item { index, body_len });
-                    }
+                    None => return suspend(index, body_len),
                 },
             },
             (_, Err(err)) => err.result_code(),
@@ -223,6 +239,15 @@ fn run_multi<O: ObjectSet + ?Sized>(
         }
     }
     Flow::Done(ResultCode::Ok)
+}
+
+/// Item `index` of a multi-request waits on an operation.
+fn suspend(index: usize, body_len: usize) -> Flow {
+    match u16::try_from(index) {
+        Ok(index) => Flow::Suspend(Position::Item { index, body_len }),
+        // More items than a frame can hold: unreachable, and refused rather than wrapped.
+        Err(_) => Flow::Done(ResultCode::InternalServerError),
+    }
 }
 
 /// The most bytes the answers of the items of `multi` can take (item envelopes included).

@@ -273,9 +273,10 @@ impl Context<'_> {
         self.security
     }
 
-    /// On whose behalf the request runs (changed by a login inside a multi-request).
+    /// On whose behalf the request runs: as admitted, changed by a login or a logout
+    /// inside a multi-request.
     pub fn subject(&self) -> Subject {
-        Subject::new(self.config, self.security.profile)
+        self.security.subject
     }
 
     /// Whether the request comes from a side handler (which cannot change the session).
@@ -389,7 +390,7 @@ impl Context<'_> {
             self.session.admit(self.channel, self.now, nfc)?;
         }
         let result = self.session.login(self.config, self.guard, body, self.now);
-        self.security.profile = self.session.user();
+        self.security.subject = Subject::new(self.config, self.session.user());
         result
     }
 
@@ -399,7 +400,7 @@ impl Context<'_> {
             return Err(ResultCode::Unauthorized);
         }
         self.session.logout();
-        self.security.profile = self.session.user();
+        self.security.subject = Subject::ANONYMOUS;
         Ok(())
     }
 

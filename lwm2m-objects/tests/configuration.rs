@@ -367,3 +367,24 @@ fn factory_reset_saves_the_default() {
     assert_eq!(h.device.store().saved.as_ref(), Some(&Config::default()));
     assert_eq!(h.device.config(), &Config::default());
 }
+
+/// Found by the `session` fuzz target once saves became operations: a user with the
+/// administrator's rights through its alias resets the device; the reset removes the
+/// alias, and the request, taken up again after its save, must not be checked again under
+/// the configuration it just replaced (it answered `81` after resetting and saving).
+#[test]
+fn a_factory_reset_by_an_alias_of_the_administrator_completes() {
+    let mut c = Configured::new();
+    c.login("admin", "admin");
+    // bob (profile 2) gets the administrator's rights.
+    assert_eq!(c.tx("03 0401 0002 0005 ffff"), "009000");
+    c.login("bob", "b");
+    assert_eq!(
+        c.tx("01 0400 ffff 0002"),
+        "00ffff9000",
+        "bob's rights are admin's"
+    );
+    assert_eq!(c.tx("02 0003 ffff 0005"), "009000");
+    assert_eq!(c.h.last.effect, Some(lwm2m_core::Effect::FactoryReset));
+    assert_eq!(c.h.device.config(), &Config::default());
+}
