@@ -13,7 +13,7 @@ use lwm2m_core::object::{Context, Envelope, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
 use crate::codec;
-use crate::settings::{self, Kind, SettingDef};
+use crate::settings::{self, Group, Kind, SettingDef};
 
 /// Object id.
 pub const ID: u16 = 1024;
@@ -115,11 +115,13 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef::new(
         ResourceDef::single(15).get(User).put(Admin),
         Kind::Enum(&[0, 1]),
-    ), // getMode, putMode (WifiMode: PEER_TO_PEER, NETWORK)
+    )
+    .group(Group::Wifi), // getMode, putMode (WifiMode: PEER_TO_PEER, NETWORK)
     SettingDef::new(
         ResourceDef::single(16).get(Admin).put(Admin),
         Kind::Ascii(64),
-    ), // getKey, putKey
+    )
+    .group(Group::Wifi), // getKey, putKey
     SettingDef::new(
         ResourceDef::single(17).get(User).put(Admin),
         Kind::Flags16(HOST_PROTOCOLS),
@@ -131,27 +133,35 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef::new(
         ResourceDef::single(25).get(User).put(Admin),
         Kind::Ascii(32),
-    ), // getSSID, putSSID
+    )
+    .group(Group::Wifi), // getSSID, putSSID
     SettingDef::new(
         ResourceDef::single(26).get(User).put(Admin),
         Kind::Enum(&[0, 1, 2, 3, 4]),
-    ), // getPlatform, putPlatform (CloudPlatform: NO_PLATFORM, IOTIZE, IBM_BLUEMIX, AMAZON_AWS, CUSTOM)
+    )
+    .group(Group::Cloud), // getPlatform, putPlatform (CloudPlatform: NO_PLATFORM, IOTIZE, IBM_BLUEMIX, AMAZON_AWS, CUSTOM)
     SettingDef::new(
         ResourceDef::single(27).get(Admin).put(Admin),
         Kind::Ascii(64),
-    ), // getMqttClientId, putMqttClientId
+    )
+    .group(Group::Cloud), // getMqttClientId, putMqttClientId
     SettingDef::new(
         ResourceDef::single(28).get(Admin).put(Admin),
         Kind::Ascii(64),
-    ), // getMqttUsername, putMqttUsername
+    )
+    .group(Group::Cloud), // getMqttUsername, putMqttUsername
     SettingDef::new(
         ResourceDef::single(29).get(Admin).put(Admin),
         Kind::Ascii(64),
-    ), // getMqttPassword, putMqttPassword
-    SettingDef::new(ResourceDef::single(30).get(User).put(Admin), Kind::Fixed(4)), // getIp, putIp
-    SettingDef::new(ResourceDef::single(31).get(User).put(Admin), Kind::Fixed(4)), // getGatewayIp, putGatewayIp
-    SettingDef::new(ResourceDef::single(32).get(User).put(Admin), Kind::Fixed(4)), // getIpMask, putIpMask
-    SettingDef::new(ResourceDef::single(33).get(User).put(Admin), Kind::U32), // getDataLogUploadPeriod, putDataLogUploadPeriod
+    )
+    .group(Group::Cloud), // getMqttPassword, putMqttPassword
+    SettingDef::new(ResourceDef::single(30).get(User).put(Admin), Kind::Fixed(4))
+        .group(Group::Wifi), // getIp, putIp
+    SettingDef::new(ResourceDef::single(31).get(User).put(Admin), Kind::Fixed(4))
+        .group(Group::Wifi), // getGatewayIp, putGatewayIp
+    SettingDef::new(ResourceDef::single(32).get(User).put(Admin), Kind::Fixed(4))
+        .group(Group::Wifi), // getIpMask, putIpMask
+    SettingDef::new(ResourceDef::single(33).get(User).put(Admin), Kind::U32).group(Group::Cloud), // getDataLogUploadPeriod, putDataLogUploadPeriod
     SettingDef::new(
         ResourceDef::single(36).get(User).put(Admin),
         Kind::Bytes(64),
@@ -163,59 +173,73 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef::new(
         ResourceDef::single(50).get(User).put(Admin),
         Kind::Ascii(64),
-    ), // getBrokerHostname, putBrokerHostname
+    )
+    .group(Group::Mqtt), // getBrokerHostname, putBrokerHostname
     SettingDef::new(
         ResourceDef::single(51).get(User).put(Admin),
         Kind::Ascii(16),
-    ), // getBrokerPort, putBrokerPort
+    )
+    .group(Group::Mqtt), // getBrokerPort, putBrokerPort
     SettingDef::new(
         ResourceDef::single(52).get(Admin).put(Admin),
         Kind::Ascii(64),
-    ), // getClientId, putClientId
+    )
+    .group(Group::Mqtt), // getClientId, putClientId
     SettingDef::new(
         ResourceDef::single(53).get(Admin).put(Admin),
         Kind::Ascii(64),
-    ), // getUsername, putUsername
+    )
+    .group(Group::Mqtt), // getUsername, putUsername
     SettingDef::new(
         ResourceDef::single(54).get(Admin).put(Admin),
         Kind::Ascii(64),
-    ), // getPassword, putPassword
+    )
+    .group(Group::Mqtt), // getPassword, putPassword
     SettingDef::new(
         ResourceDef::single(55).get(Admin).put(Admin),
         Kind::Ascii(64),
-    ), // getRelayNetKey, putRelayNetKey
+    )
+    .group(Group::Mqtt), // getRelayNetKey, putRelayNetKey
     SettingDef::new(
         ResourceDef::single(58).get(Admin).put(Admin),
         Kind::Ascii(64),
-    ), // getRequestTopic, getTopicPrefix, putRequestTopic, putTopicPrefix
+    )
+    .group(Group::Mqtt), // getRequestTopic, getTopicPrefix, putRequestTopic, putTopicPrefix
     SettingDef::new(
         ResourceDef::single(59).get(Admin).put(Admin),
         Kind::Ascii(64),
-    ), // getResponseTopic, putResponseTopic
+    )
+    .group(Group::Mqtt), // getResponseTopic, putResponseTopic
     SettingDef::new(
         ResourceDef::single(61).get(User).put(Admin),
         Kind::Ascii(16),
-    ), // getMqttBrokerPort, putMqttBrokerPort
+    )
+    .group(Group::Cloud), // getMqttBrokerPort, putMqttBrokerPort
     SettingDef::new(
         ResourceDef::single(66).get(User).put(Admin),
         Kind::ProfileId,
-    ), // getProfileId, putProfileId (getProfileId, putProfileId (JVM))
+    )
+    .group(Group::Jvm), // getProfileId, putProfileId (getProfileId, putProfileId (JVM))
     SettingDef::new(
         ResourceDef::single(68).get(User).put(Admin),
         Kind::Ascii(64),
-    ), // getDataLogPublishTopic, putDataLogPublishTopic
+    )
+    .group(Group::Cloud), // getDataLogPublishTopic, putDataLogPublishTopic
     SettingDef::new(
         ResourceDef::single(69).get(User).put(Admin),
         Kind::Ascii(64),
-    ), // getDataLogSubscribeTopic, putDataLogSubscribeTopic
+    )
+    .group(Group::Cloud), // getDataLogSubscribeTopic, putDataLogSubscribeTopic
     SettingDef::new(
         ResourceDef::single(77).get(User).put(Admin),
         Kind::Ascii(100),
-    ), // getNtpServer, putNtpServer (getNtpServer, putNtpServer (schema max 100))
+    )
+    .group(Group::Time), // getNtpServer, putNtpServer (getNtpServer, putNtpServer (schema max 100))
     SettingDef::new(
         ResourceDef::single(78).get(User).put(Admin),
         Kind::Ascii(64),
-    ), // getTimeZone, putTimeZone (getTimeZone, putTimeZone (schema max 64))
+    )
+    .group(Group::Time), // getTimeZone, putTimeZone (getTimeZone, putTimeZone (schema max 64))
     SettingDef::new(
         ResourceDef::single(84).get(User).put(Admin),
         Kind::Ascii(32),
@@ -223,28 +247,34 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef::new(
         ResourceDef::single(90).get(Admin).put(Admin),
         Kind::Bytes(64),
-    ), // getIds, putIds
+    )
+    .group(Group::Lora), // getIds, putIds
     SettingDef::new(
         ResourceDef::single(91).get(User).put(Admin),
         Kind::Flags8(LORA_CONFIG),
-    ), // getConfig, putConfig (getConfig, putConfig (LoraConfig))
+    )
+    .group(Group::Lora), // getConfig, putConfig (getConfig, putConfig (LoraConfig))
     SettingDef::new(
         ResourceDef::single(95).get(User).put(Admin),
         Kind::U16Max(999),
-    ), // getCountryCode, putCountryCode (getCountryCode, putCountryCode (ISO 3166 numeric))
+    )
+    .group(Group::Wifi), // getCountryCode, putCountryCode (getCountryCode, putCountryCode (ISO 3166 numeric))
     SettingDef::new(
         ResourceDef::single(96).get(User).put(Admin),
         Kind::MaskReadAsOne(WIFI_PROTOCOLS),
-    ), // getProtocol, putProtocol (putProtocol writes a mask, getProtocol decodes one value)
-    SettingDef::new(ResourceDef::single(97).get(User).put(Admin), Kind::U8), // getTxPower, putTxPower (getTxPower, putTxPower (int8))
+    )
+    .group(Group::Wifi), // getProtocol, putProtocol (putProtocol writes a mask, getProtocol decodes one value)
+    SettingDef::new(ResourceDef::single(97).get(User).put(Admin), Kind::U8).group(Group::Wifi), // getTxPower, putTxPower (getTxPower, putTxPower (int8))
     SettingDef::new(
         ResourceDef::single(98).get(User).put(Admin),
         Kind::Enum(&[0, 1, 2]),
-    ), // getSSIDVisibility, putSSIDVisibility (WifiSSIDVisibility: VISIBLE, HIDDEN_FROM_SCAN, HIDDEN)
+    )
+    .group(Group::Wifi), // getSSIDVisibility, putSSIDVisibility (WifiSSIDVisibility: VISIBLE, HIDDEN_FROM_SCAN, HIDDEN)
     SettingDef::new(
         ResourceDef::single(99).get(User).put(Admin),
         Kind::Enum(&[0, 1]),
-    ), // getKeyVisibility, putKeyVisibility (WifiKeyVisibility: VISIBLE, HIDDEN)
+    )
+    .group(Group::Wifi), // getKeyVisibility, putKeyVisibility (WifiKeyVisibility: VISIBLE, HIDDEN)
     SettingDef::new(
         ResourceDef::single(100).get(User).put(Admin).post(Admin),
         Kind::BundleId,

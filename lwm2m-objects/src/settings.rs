@@ -82,6 +82,73 @@ impl Kind {
     }
 }
 
+/// A group of settings a build carries or leaves out (a cargo feature of this crate
+/// each; `all-settings`, on by default, turns every one on). A setting of a group left
+/// out stays declared, answers `A1` and takes no room. The groups are the client's
+/// services (`objects.md` object 1024).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Group {
+    /// Always carried: the interface and target settings every device has.
+    Core,
+    /// Wi-Fi network (feature `wifi`).
+    Wifi,
+    /// MQTT relay (feature `mqtt`).
+    Mqtt,
+    /// Cloud platform and data-log upload (feature `cloud`).
+    Cloud,
+    /// LoRa (feature `lora`).
+    Lora,
+    /// BLE (feature `ble`).
+    Ble,
+    /// The on-board JVM (feature `jvm`).
+    Jvm,
+    /// Time: NTP server, time zone (feature `time`).
+    Time,
+}
+
+impl Group {
+    /// Every group.
+    pub const ALL: [Group; 8] = [
+        Group::Core,
+        Group::Wifi,
+        Group::Mqtt,
+        Group::Cloud,
+        Group::Lora,
+        Group::Ble,
+        Group::Jvm,
+        Group::Time,
+    ];
+
+    /// Whether this build carries the group.
+    pub const fn included(self) -> bool {
+        match self {
+            Group::Core => true,
+            Group::Wifi => cfg!(feature = "wifi"),
+            Group::Mqtt => cfg!(feature = "mqtt"),
+            Group::Cloud => cfg!(feature = "cloud"),
+            Group::Lora => cfg!(feature = "lora"),
+            Group::Ble => cfg!(feature = "ble"),
+            Group::Jvm => cfg!(feature = "jvm"),
+            Group::Time => cfg!(feature = "time"),
+        }
+    }
+
+    /// The group's name (its feature's).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Group::Core => "core",
+            Group::Wifi => "wifi",
+            Group::Mqtt => "mqtt",
+            Group::Cloud => "cloud",
+            Group::Lora => "lora",
+            Group::Ble => "ble",
+            Group::Jvm => "jvm",
+            Group::Time => "time",
+        }
+    }
+}
+
 /// One configuration value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SettingDef {
@@ -89,10 +156,13 @@ pub struct SettingDef {
     pub def: ResourceDef,
     /// Encoding.
     pub kind: Kind,
+    /// The group it belongs to.
+    pub group: Group,
 }
 
 impl SettingDef {
-    /// A table line: the resource and the encoding of its value, declared together.
+    /// A table line of the [`Group::Core`]: the resource and the encoding of its value,
+    /// declared together.
     pub const fn new(def: ResourceDef, kind: Kind) -> SettingDef {
         let most = kind.max_len();
         let answer = if most < u16::MAX as usize {
@@ -103,8 +173,68 @@ impl SettingDef {
         SettingDef {
             def: def.answers(answer),
             kind,
+            group: Group::Core,
         }
     }
+
+    /// The line belongs to `group`: declared, but not provided (`A1`) by a build that
+    /// leaves the group out.
+    pub const fn group(mut self, group: Group) -> SettingDef {
+        self.group = group;
+        if !group.included() {
+            self.def = self.def.not_implemented();
+        }
+        self
+    }
+
+    /// The room the value takes in the configuration at its largest (entry header
+    /// included); nothing for a group the build leaves out.
+    pub const fn room(&self) -> usize {
+        if self.group.included() {
+            self.declared_room()
+        } else {
+            0
+        }
+    }
+
+    /// The room the value would take at its largest, carried or not.
+    pub const fn declared_room(&self) -> usize {
+        lwm2m_core::config::settings::ENTRY_HEADER_LEN + self.kind.max_len()
+    }
+}
+
+/// The room the settings of `tables` carried by this build need at their largest.
+pub const fn room(tables: &[&[SettingDef]]) -> usize {
+    let mut total = 0;
+    let mut t = 0;
+    while t < tables.len() {
+        let mut i = 0;
+        while i < tables[t].len() {
+            total += tables[t][i].room();
+            i += 1;
+        }
+        t += 1;
+    }
+    total
+}
+
+/// The room the settings of `group` in `tables` would need at their largest, whether the
+/// build carries it or not (what a firmware team adds up to size `LWM2M_SETTINGS_BYTES`).
+pub const fn group_room(tables: &[&[SettingDef]], group: Group) -> usize {
+    let mut total = 0;
+    let mut t = 0;
+    while t < tables.len() {
+        let mut i = 0;
+        while i < tables[t].len() {
+            let line = &tables[t][i];
+            if line.group as u8 == group as u8 {
+                total += line.declared_room();
+            }
+            i += 1;
+        }
+        t += 1;
+    }
+    total
 }
 
 /// The resource table of an object: its `others`, then the resources of its `settings`

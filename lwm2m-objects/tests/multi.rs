@@ -130,7 +130,7 @@ fn frame_apdu(frame: &str) -> String {
 }
 
 /// Admin on a device with target variable 1 (UINT32 at 0x20000000) and a secret in
-/// `/1024//29` (MQTT password).
+/// `/1024//36` (application data, a setting every build carries).
 fn with_target_variable() -> Harness<lwm2m_core::target::MemoryTarget<RamTarget<2048>>> {
     let ram = RamTarget::<2048>::new(0x2000_0000);
     let mut h = Harness::with_target(lwm2m_core::target::MemoryTarget(ram));
@@ -139,7 +139,7 @@ fn with_target_variable() -> Harness<lwm2m_core::target::MemoryTarget<RamTarget<
         "020405 0001 ffff",
         "030405 0001 0000 20000000",
         "030405 0001 0001 23",
-        "030400 ffff 001d 53336372337420707721",
+        "030400 ffff 0024 53336372337420707721",
     ] {
         assert_eq!(h.tx(&frame_apdu(frame)), "009000", "{frame}");
     }
@@ -152,7 +152,7 @@ fn an_item_that_makes_a_later_answer_larger_is_refused_before_anything_runs() {
     // A secret read, the variable grown to 250 × u32, its value read (1000 bytes, where
     // the configuration before the request bounds it at 4), then writes.
     let frames = [
-        "010400ffff001d",
+        "010400ffff0024",
         "030405 0001 0002 fa",
         "010405 0001 0004",
         "030400ffff0009 41",

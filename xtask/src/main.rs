@@ -126,6 +126,50 @@ fn test() -> Result {
         "the async device loop",
         cargo().args(["test", "-p", "transport-traits", "--features", "async"]),
     )?;
+    // The small capacity preset without any optional settings group: the engine's and
+    // the objects' tests (the validation suite of every setting's encoding needs every
+    // group and the large preset's value sizes, the default build's).
+    let mut small = cargo();
+    small
+        .args([
+            "test",
+            "-p",
+            "lwm2m-core",
+            "-p",
+            "lwm2m-objects",
+            "--no-default-features",
+        ])
+        .args([
+            "--lib",
+            "--test",
+            "implemented",
+            "--test",
+            "multi",
+            "--test",
+            "session",
+        ])
+        .args([
+            "--test",
+            "slow_target",
+            "--test",
+            "configuration",
+            "--test",
+            "declarations",
+        ])
+        .args([
+            "--test",
+            "malformed",
+            "--test",
+            "transcript",
+            "--test",
+            "anonymous_property",
+        ])
+        .env("LWM2M_PRESET", "small")
+        .env("CARGO_TARGET_DIR", root().join("target").join("small"));
+    run(
+        "tests of the small preset without settings groups",
+        &mut small,
+    )?;
     for target in THUMB_TARGETS {
         let mut cmd = cargo();
         cmd.arg("build");

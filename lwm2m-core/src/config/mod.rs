@@ -12,24 +12,34 @@ pub mod settings;
 
 pub use settings::{SettingRef, Settings, SETTINGS_BYTES, SETTING_LEN};
 
-/// Largest number of profiles (anonymous, admin and supervisor included).
-pub const MAX_PROFILES: usize = 16;
-/// Longest profile or bundle name (the client's login field is 16 bytes).
-pub const NAME_LEN: usize = 16;
-/// Largest number of bundles.
-pub const MAX_BUNDLES: usize = 16;
-/// Largest number of ACL entries of one bundle.
-pub const MAX_ACL_ENTRIES: usize = 8;
-/// Largest number of variables.
-pub const MAX_VARIABLES: usize = 64;
-/// Longest variable meta data (`"name:unit"`).
-pub const META_LEN: usize = 32;
+pub mod capacity {
+    //! The capacities of the configuration: parameters of the build, chosen by the
+    //! firmware with `LWM2M_PRESET` (`small` or `large`, the default) and `LWM2M_<NAME>`
+    //! environment variables (in its `.cargo/config.toml` `[env]` table), read by the
+    //! build script of `lwm2m-core`.
+    //!
+    //! | capacity | small | large |
+    //! |---|---|---|
+    //! | [`MAX_PROFILES`] | 8 | 16 |
+    //! | [`MAX_BUNDLES`] | 8 | 16 |
+    //! | [`MAX_ACL_ENTRIES`] (per bundle) | 8 | 8 |
+    //! | [`MAX_VARIABLES`] | 32 | 64 |
+    //! | [`NAME_LEN`] | 16 | 16 |
+    //! | [`META_LEN`] | 16 | 32 |
+    //! | [`UNIT_LEN`] | 8 | 8 |
+    //! | [`VALUE_LEN`] | 16 | 64 |
+    //! | [`SETTINGS_BYTES`] | 672 | 2048 |
+    //!
+    //! The frame sizes are the firmware's buffers ([`crate::FrameLimits`]).
+    include!(concat!(env!("OUT_DIR"), "/capacity.rs"));
+}
+
+pub use capacity::{
+    MAX_ACL_ENTRIES, MAX_BUNDLES, MAX_PROFILES, MAX_VARIABLES, META_LEN, NAME_LEN, UNIT_LEN,
+    VALUE_LEN,
+};
 /// Largest number of elements of a variable (`/1029/{id}/2` is one byte on the wire).
 pub const MAX_QUANTITY: u16 = 255;
-/// Longest variable unit (`/1029/{id}/9`).
-pub const UNIT_LEN: usize = 8;
-/// Largest value of a variable stored in the device itself (in-Tap domains).
-pub const VALUE_LEN: usize = 64;
 
 /// Profile id of the anonymous profile: every session starts with it.
 pub const ANONYMOUS: u16 = 0;

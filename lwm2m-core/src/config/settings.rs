@@ -19,8 +19,7 @@ use zeroize::Zeroize;
 
 use super::CapacityError;
 
-/// Room for every configuration value of a build, headers included.
-pub const SETTINGS_BYTES: usize = 2048;
+pub use super::capacity::SETTINGS_BYTES;
 /// Longest configuration value.
 pub const SETTING_LEN: usize = 128;
 /// Bytes before each value: object, resource, length.
