@@ -21,7 +21,9 @@
 
 use heapless::Vec;
 
-use super::{AclEntry, Bundle, Config, NfcPriority, Profile, Rights, SecurityOptions, Variable};
+use super::{
+    AclEntry, Bundle, Config, NfcPriority, Profile, Rights, SecurityOptions, Variable, SETTING_LEN,
+};
 use zeroize::Zeroize;
 
 use crate::auth::{field_text, Credential, ScramRecord, Secret16, FIELD_LEN};
@@ -53,13 +55,19 @@ const CRED_PLAIN: u8 = 1;
 const CRED_HASHED: u8 = 2;
 const CRED_SCRAM: u8 = 3;
 
-struct Writer<'b> {
+/// Where an encoded image goes, piece by piece: a buffer, a CRC, the flash.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), ImageError>;
+}
+
+/// Into a buffer.
+struct SliceSink<'b> {
     buf: &'b mut [u8],
     len: usize,
 }
 
-impl Writer<'_> {
-    fn bytes(&mut self, bytes: &[u8]) -> Result<(), ImageError> {
+impl Sink for SliceSink<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), ImageError> {
         let end = self.len + bytes.len();
         self.buf
             .get_mut(self.len..end)
@@ -67,6 +75,25 @@ impl Writer<'_> {
             .copy_from_slice(bytes);
         self.len = end;
         Ok(())
+    }
+}
+
+/// Into a function (streaming).
+struct FnSink<F>(F);
+
+impl<F: FnMut(&[u8]) -> Result<(), ImageError>> Sink for FnSink<F> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), ImageError> {
+        (self.0)(bytes)
+    }
+}
+
+struct Writer<S> {
+    sink: S,
+}
+
+impl<S: Sink> Writer<S> {
+    fn bytes(&mut self, bytes: &[u8]) -> Result<(), ImageError> {
+        self.sink.put(bytes)
     }
 
     fn u8(&mut self, v: u8) -> Result<(), ImageError> {
@@ -92,19 +119,40 @@ impl Writer<'_> {
     }
 }
 
-struct Reader<'a> {
-    rest: &'a [u8],
+/// Where an image is decoded from, piece by piece: a buffer, or the flash (streaming).
+pub trait Source {
+    /// Fills `out` with the next bytes of the image; [`ImageError::Corrupt`] if fewer
+    /// are left.
+    fn read(&mut self, out: &mut [u8]) -> Result<(), ImageError>;
+
+    /// Whether every byte of the image was read.
+    fn is_empty(&self) -> bool;
 }
 
-impl<'a> Reader<'a> {
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], ImageError> {
-        let (head, rest) = self.rest.split_at_checked(n).ok_or(ImageError::Corrupt)?;
-        self.rest = rest;
-        Ok(head)
+impl Source for &[u8] {
+    fn read(&mut self, out: &mut [u8]) -> Result<(), ImageError> {
+        let (head, rest) = self
+            .split_at_checked(out.len())
+            .ok_or(ImageError::Corrupt)?;
+        out.copy_from_slice(head);
+        *self = rest;
+        Ok(())
     }
 
+    fn is_empty(&self) -> bool {
+        <[u8]>::is_empty(self)
+    }
+}
+
+struct Reader<S> {
+    source: S,
+}
+
+impl<S: Source> Reader<S> {
     fn array<const N: usize>(&mut self) -> Result<[u8; N], ImageError> {
-        self.bytes(N)?.try_into().map_err(|_| ImageError::Corrupt)
+        let mut out = [0u8; N];
+        self.source.read(&mut out)?;
+        Ok(out)
     }
 
     fn u8(&mut self) -> Result<u8, ImageError> {
@@ -121,14 +169,43 @@ impl<'a> Reader<'a> {
 
     fn short<const N: usize>(&mut self) -> Result<Vec<u8, N>, ImageError> {
         let len = usize::from(self.u8()?);
-        Vec::from_slice(self.bytes(len)?).map_err(|_| ImageError::Corrupt)
+        let mut out = Vec::new();
+        out.resize(len, 0).map_err(|_| ImageError::Corrupt)?;
+        self.source.read(&mut out)?;
+        Ok(out)
     }
 }
 
 impl Config {
     /// Encodes the image into `buf`, returning its length.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, ImageError> {
-        let mut w = Writer { buf, len: 0 };
+        let mut w = Writer {
+            sink: SliceSink { buf, len: 0 },
+        };
+        self.write(&mut w)?;
+        Ok(w.sink.len)
+    }
+
+    /// Encodes the image piece by piece into `sink` (a CRC, the flash), in order:
+    /// nothing as large as the image is ever held.
+    pub fn encode_with(
+        &self,
+        sink: impl FnMut(&[u8]) -> Result<(), ImageError>,
+    ) -> Result<(), ImageError> {
+        self.write(&mut Writer { sink: FnSink(sink) })
+    }
+
+    /// The length of the image [`Config::encode`] writes.
+    pub fn encoded_len(&self) -> Result<usize, ImageError> {
+        let mut len = 0usize;
+        self.encode_with(|piece| {
+            len += piece.len();
+            Ok(())
+        })?;
+        Ok(len)
+    }
+
+    fn write<S: Sink>(&self, w: &mut Writer<S>) -> Result<(), ImageError> {
         w.bytes(&MAGIC)?;
         w.u16(FORMAT)?;
         w.u32(self.version)?;
@@ -184,7 +261,7 @@ impl Config {
             w.u16(s.resource)?;
             w.short(s.value)?;
         }
-        Ok(w.len)
+        Ok(())
     }
 
     /// Decodes an image produced by [`Config::encode`]; trailing bytes are an error.
@@ -198,16 +275,22 @@ impl Config {
     /// Decodes an image into `self`, in place (no configuration is built on the stack).
     /// On an error `self` is the factory default ([`Config::reset`]).
     pub fn decode_into(&mut self, image: &[u8]) -> Result<(), ImageError> {
-        let decoded = self.decode_fields(image);
+        self.decode_from(image)
+    }
+
+    /// Decodes an image read piece by piece from `source` (the flash: nothing as large
+    /// as the image is ever held) into `self`, in place; on an error `self` is the
+    /// factory default. Every byte of `source` must belong to the image.
+    pub fn decode_from(&mut self, source: impl Source) -> Result<(), ImageError> {
+        let decoded = self.decode_fields(Reader { source });
         if decoded.is_err() {
             self.reset();
         }
         decoded
     }
 
-    fn decode_fields(&mut self, image: &[u8]) -> Result<(), ImageError> {
-        let mut r = Reader { rest: image };
-        if r.bytes(MAGIC.len()).ok() != Some(&MAGIC[..]) || r.u16()? != FORMAT {
+    fn decode_fields<S: Source>(&mut self, mut r: Reader<S>) -> Result<(), ImageError> {
+        if r.array::<4>().ok() != Some(MAGIC) || r.u16()? != FORMAT {
             return Err(ImageError::UnknownFormat);
         }
         let config = self;
@@ -232,9 +315,12 @@ impl Config {
                     credential
                 }
                 CRED_HASHED => Credential::Hashed(Secret16(r.array()?)),
-                CRED_SCRAM => Credential::Scram(
-                    ScramRecord::from_bytes(r.bytes(36)?).ok_or(ImageError::Corrupt)?,
-                ),
+                CRED_SCRAM => {
+                    let mut record: [u8; 36] = r.array()?;
+                    let credential = ScramRecord::from_bytes(&record).map(Credential::Scram);
+                    record.zeroize();
+                    credential.ok_or(ImageError::Corrupt)?
+                }
                 _ => return Err(ImageError::Corrupt),
             };
             let profile = Profile {
@@ -279,17 +365,16 @@ impl Config {
         }
         for _ in 0..r.u8()? {
             let (object, resource) = (r.u16()?, r.u16()?);
-            let len = usize::from(r.u8()?);
-            let value = r.bytes(len)?;
+            let value: Vec<u8, SETTING_LEN> = r.short()?;
             if config.settings.get(object, resource).is_some() {
                 return Err(ImageError::Invalid);
             }
-            config
-                .settings
-                .set(object, resource, value)
-                .map_err(|_| ImageError::Corrupt)?;
+            let set = config.settings.set(object, resource, &value);
+            let mut value = value;
+            value.zeroize();
+            set.map_err(|_| ImageError::Corrupt)?;
         }
-        if !r.rest.is_empty() {
+        if !r.source.is_empty() {
             return Err(ImageError::Corrupt);
         }
         config.validate().map_err(|_| ImageError::Invalid)
