@@ -87,7 +87,7 @@ const CAPACITIES: &[Capacity] = &[
     Capacity {
         name: "VALUE_LEN",
         doc: "Largest value of a variable stored in the device itself (in-Tap domains).",
-        small: 16,
+        small: 8,
         large: 64,
         min: 1,
         max: 255,

@@ -1028,7 +1028,9 @@ impl<F: NorFlash> ConfigStore for FlashStore<F> {
 )]
 mod tests {
     use super::*;
-    use crate::config::{Profile, Variable, MAX_PROFILES, MAX_VARIABLES, META_LEN, UNIT_LEN};
+    use crate::config::{
+        Profile, Variable, MAX_PROFILES, MAX_VARIABLES, META_LEN, UNIT_LEN, VALUE_LEN,
+    };
     use embedded_storage::nor_flash::{
         check_erase, check_read, check_write, ErrorType, NorFlashError, NorFlashErrorKind,
     };
@@ -1312,9 +1314,11 @@ mod tests {
         for id in 0..variables {
             let mut v = Variable::new(id);
             v.meta = heapless::Vec::from_slice(b"temperature:C").unwrap();
+            // In the device, UINT8 × 16 (as many as the build's value store holds).
+            let len = VALUE_LEN.min(16);
             v.var_type = 0x80 | 0x21;
-            v.quantity = 16;
-            v.value = heapless::Vec::from_slice(&[n ^ id as u8; 16]).unwrap();
+            v.quantity = len as u16;
+            v.value = heapless::Vec::from_slice(&[n ^ id as u8; 16][..len]).unwrap();
             config.variables.push(v).unwrap();
         }
         config

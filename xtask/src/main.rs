@@ -399,16 +399,102 @@ fn footprint() -> Result {
             ]),
         )?;
     }
+    let small = footprint_run("small")?;
+    let large = footprint_run("large")?;
+    let figure = |run: &FirmwareRun, name: &str| -> Result<u64> {
+        run.text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("the firmware printed no {name}: {}", run.text))
+    };
+    let (engine, config) = (figure(&small, "engine")?, figure(&small, "config")?);
+    let (engine_large, config_large) = (figure(&large, "engine")?, figure(&large, "config")?);
+    let boot_stack = figure(&small, "boot-stack")?;
+    let stack = figure(&small, "stack")?;
+    let request_stack = |i: usize| figure(&small, &format!("request-{i}"));
+    let (get, login, password, save, reset) = (
+        request_stack(0)?,
+        request_stack(1)?,
+        request_stack(7)?,
+        request_stack(15)?,
+        request_stack(16)?,
+    );
+    println!();
+    println!(
+        "Cortex-M4 (thumbv7em-none-eabihf, opt-level z, LTO, panic abort), the core, every object"
+    );
+    println!("and a flash store; 256-byte frames; no optional settings group:");
+    println!();
+    println!("| what | small preset | large preset |");
+    println!("|---|---|---|");
+    println!(
+        "| flash (text + rodata + data) | {} | {} |",
+        small.sizes.flash, large.sizes.flash
+    );
+    println!(
+        "| static RAM (data + bss, with the frame buffers; the emulated flash left out) | {} | {} |",
+        small.sizes.ram, large.sizes.ram
+    );
+    println!("| of which the engine state (`Device`) | {engine} | {engine_large} |");
+    println!("| of which its configuration image (`Config`) | {config} | {config_large} |");
+    println!(
+        "| stack to boot (build the engine, load its configuration in place) | {boot_stack} | {} |",
+        figure(&large, "boot-stack")?
+    );
+    println!(
+        "| worst stack of a request | {stack} | {} |",
+        figure(&large, "stack")?
+    );
+    println!();
+    println!("Stack of single requests (small preset):");
+    println!();
+    println!("| request | stack |");
+    println!("|---|---|");
+    println!("| `GET /3//2` | {get} |");
+    println!("| login admin/admin (one PBKDF2-HMAC-SHA1) | {login} |");
+    println!("| set a password (one PBKDF2-HMAC-SHA1) | {password} |");
+    println!("| save the configuration | {save} |");
+    println!("| factory reset (restore and save) | {reset} |");
+    println!();
+    println!("RAM of each settings group at its largest (`LWM2M_SETTINGS_BYTES` must hold the groups a build carries):");
+    println!();
+    println!("| group | bytes |");
+    println!("|---|---|");
+    for line in small.text.lines() {
+        if let Some((group, room)) = line.strip_prefix("group-").and_then(|l| l.split_once('=')) {
+            println!("| {group} | {room} |");
+        }
+    }
+    println!(
+        "footprint: flash={} ram={} stack={}",
+        small.sizes.flash, small.sizes.ram, stack
+    );
+    Ok(())
+}
+
+/// What one build of the footprint firmware printed, and its sizes.
+struct FirmwareRun {
+    sizes: ElfSizes,
+    text: String,
+}
+
+/// Builds the footprint firmware with capacity `preset` and runs it under QEMU.
+fn footprint_run(preset: &str) -> Result<FirmwareRun> {
     let dir = root().join("xtask/footprint-firmware");
+    let target_dir = dir.join("target").join(preset);
     run(
-        "build the footprint firmware (thumbv7em-none-eabihf)",
+        &format!("build the footprint firmware, {preset} preset (thumbv7em-none-eabihf)"),
         Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(&dir)
-            .args(["build", "--release", "--locked"]),
+            .env("LWM2M_PRESET", preset)
+            .arg("build")
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .args(["--release", "--locked"]),
     )?;
-    let elf_path = dir.join("target/thumbv7em-none-eabihf/release/footprint-firmware");
+    let elf_path = target_dir.join("thumbv7em-none-eabihf/release/footprint-firmware");
     let sizes = elf_sizes(&elf_path)?;
-
     let out = Command::new("timeout")
         .arg("120")
         .arg("qemu-system-arm")
@@ -428,40 +514,17 @@ fn footprint() -> Result {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         return Err(format!(
-            "the footprint firmware failed under QEMU ({}): {text}{}",
+            "the footprint firmware ({preset}) failed under QEMU ({}): {text}{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let figure = |name: &str| -> Result<u64> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| format!("the firmware printed no {name}: {text}"))
-    };
-    let (engine, boot_stack, stack) = (figure("engine")?, figure("boot-stack")?, figure("stack")?);
-    println!();
-    println!(
-        "Cortex-M4 (thumbv7em-none-eabihf, opt-level z, LTO), core + every object + flash store:"
-    );
-    println!();
-    println!("| what | bytes |");
-    println!("|---|---|");
-    println!("| flash (text + rodata + data) | {} |", sizes.flash);
-    println!(
-        "| static RAM (data + bss), emulated flash left out | {} |",
-        sizes.ram
-    );
-    println!(
-        "| of which the engine (`Device` with its configuration and store buffer) | {engine} |"
-    );
-    println!("| stack to build the engine at boot | {boot_stack} |");
-    println!("| worst stack of a request (GET, login, multi-request, configuration writes, save, factory reset) | {stack} |");
-    println!(
-        "footprint: flash={} ram={} stack={}",
-        sizes.flash, sizes.ram, stack
-    );
-    Ok(())
+    if !text.contains(&format!("preset={preset}")) {
+        return Err(format!(
+            "the firmware was not built with the {preset} preset: {text}"
+        ));
+    }
+    Ok(FirmwareRun { sizes, text })
 }
 
 struct ElfSizes {

@@ -167,7 +167,7 @@ impl<S: Source> Reader<S> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
-    fn short<const N: usize>(&mut self) -> Result<Vec<u8, N>, ImageError> {
+    fn short<const N: usize>(&mut self) -> Result<Vec<u8, N, u8>, ImageError> {
         let len = usize::from(self.u8()?);
         let mut out = Vec::new();
         out.resize(len, 0).map_err(|_| ImageError::Corrupt)?;
@@ -365,7 +365,7 @@ impl Config {
         }
         for _ in 0..r.u8()? {
             let (object, resource) = (r.u16()?, r.u16()?);
-            let value: Vec<u8, SETTING_LEN> = r.short()?;
+            let value: Vec<u8, SETTING_LEN, u8> = r.short()?;
             if config.settings.get(object, resource).is_some() {
                 return Err(ImageError::Invalid);
             }

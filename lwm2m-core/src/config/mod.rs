@@ -27,7 +27,7 @@ pub mod capacity {
     //! | [`NAME_LEN`] | 16 | 16 |
     //! | [`META_LEN`] | 16 | 32 |
     //! | [`UNIT_LEN`] | 8 | 8 |
-    //! | [`VALUE_LEN`] | 16 | 64 |
+    //! | [`VALUE_LEN`] | 8 | 64 |
     //! | [`SETTINGS_BYTES`] | 672 | 2048 |
     //!
     //! The frame sizes are the firmware's buffers ([`crate::FrameLimits`]).
@@ -49,7 +49,7 @@ pub const ADMIN: u16 = 0xFFFF;
 pub const SUPERVISOR: u16 = 0xFFFE;
 
 /// A profile name: ASCII bytes, at most [`NAME_LEN`].
-pub type Name = Vec<u8, NAME_LEN>;
+pub type Name = Vec<u8, NAME_LEN, u8>;
 
 /// The security options of `/1024//6` (`protocol.md` §5.2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -163,7 +163,7 @@ pub struct Bundle {
     /// `/1028/{id}/2`: data-log period in seconds (0: not logged).
     pub datalog_period: u32,
     /// `/1028/{id}/0` entries, at most one per profile.
-    pub acl: Vec<AclEntry, MAX_ACL_ENTRIES>,
+    pub acl: Vec<AclEntry, MAX_ACL_ENTRIES, u8>,
 }
 
 impl Bundle {
@@ -214,13 +214,13 @@ pub struct Variable {
     /// `/1029/{id}/6`: owning bundle, `None` until assigned.
     pub bundle: Option<u16>,
     /// `/1029/{id}/8`: UTF-8 `"name:unit"`.
-    pub meta: Vec<u8, META_LEN>,
+    pub meta: Vec<u8, META_LEN, u8>,
     /// `/1029/{id}/9`.
-    pub unit: Vec<u8, UNIT_LEN>,
+    pub unit: Vec<u8, UNIT_LEN, u8>,
     /// Extra size given at creation (the configurator passes the raw meta length).
     pub extra_size: u8,
     /// The value of in-device variables.
-    pub value: Vec<u8, VALUE_LEN>,
+    pub value: Vec<u8, VALUE_LEN, u8>,
 }
 
 impl Variable {
@@ -338,11 +338,11 @@ pub struct Config {
     /// `/1024//24`.
     pub nfc_priority: NfcPriority,
     /// Object 1025.
-    pub profiles: Vec<Profile, MAX_PROFILES>,
+    pub profiles: Vec<Profile, MAX_PROFILES, u8>,
     /// Object 1028.
-    pub bundles: Vec<Bundle, MAX_BUNDLES>,
+    pub bundles: Vec<Bundle, MAX_BUNDLES, u8>,
     /// Object 1029.
-    pub variables: Vec<Variable, MAX_VARIABLES>,
+    pub variables: Vec<Variable, MAX_VARIABLES, u8>,
     /// Plain values served from declarative tables (app name, target protocol, ...).
     pub settings: Settings,
 }

@@ -87,6 +87,11 @@ impl NorFlash for RamFlash {
 
 type Engine = Device<StandardObjects<NoHooks>, NoTarget, FlashStore<RamFlash>>;
 
+/// The frame buffers, in static RAM as on a board: one request APDU (the advertised
+/// request and its 5-byte header) and one response.
+static mut RX: [u8; LIMITS.max_request as usize + 5] = [0; LIMITS.max_request as usize + 5];
+static mut TX: [u8; LIMITS.max_response as usize] = [0; LIMITS.max_response as usize];
+
 /// The engine, in static RAM (`ENGINE` in the symbol table, for the report).
 #[no_mangle]
 #[link_section = ".uninit.ENGINE"]
@@ -177,6 +182,8 @@ const REQUESTS: &[(&str, u8)] = &[
     ("a2da00000b 030400ffff000a 01020003", 0x00),
     // Factory reset: POST /3//5 (restores and saves the default)
     ("a2da000007 020003ffff0005", 0x00),
+    // A setting of a group this build leaves out (Wi-Fi SSID): declared, not provided.
+    ("a2ca000007 010400ffff0019", 0xA1),
     // Logout
     ("a2da000007 020400ffff0001", 0x00),
 ];
@@ -190,11 +197,16 @@ fn main() -> ! {
     paint();
     let device = boot();
     let boot_stack = used();
-    paint();
-    serve(device);
-    let stack = used();
+    let (stack, worst) = serve(device);
+    hprintln!("preset={}", lwm2m_core::config::capacity::PRESET);
     hprintln!("engine={}", size_of::<Engine>());
+    hprintln!("config={}", size_of::<Config>());
+    for group in lwm2m_objects::settings::Group::ALL {
+        let room = lwm2m_objects::settings::group_room(&lwm2m_objects::SETTINGS_TABLES, group);
+        hprintln!("group-{}={}", group.name(), room);
+    }
     hprintln!("boot-stack={}", boot_stack);
+    hprintln!("worst-request={}", worst);
     hprintln!("stack={}", stack);
     debug::exit(debug::EXIT_SUCCESS);
     loop {}
@@ -234,25 +246,34 @@ fn boot() -> &'static mut Engine {
     device
 }
 
-/// Runs the measured requests, checking every answer.
+/// Runs the measured requests, checking every answer; the most stack one of them took
+/// and which one it was.
 #[inline(never)]
-fn serve(device: &mut Engine) {
+fn serve(device: &mut Engine) -> (usize, usize) {
+    let mut worst = (0, 0);
     let channel = Channel::new(1, ChannelKind::Serial);
-    let mut request = [0u8; 300];
-    let mut response = [0u8; 256];
+    // SAFETY: single-threaded; only this function uses the frame buffers.
+    let (request, response) = unsafe { (&mut *addr_of_mut!(RX), &mut *addr_of_mut!(TX)) };
     for (i, (apdu, status)) in REQUESTS.iter().enumerate() {
-        let n = hex(apdu, &mut request);
+        let n = hex(apdu, request);
+        paint();
         let outcome = device.handle(
             channel,
             &request[..n],
             Instant::from_millis(i as u64),
-            &mut response,
+            response,
         );
+        let stack = used();
+        hprintln!("request-{}={}", i, stack);
+        if stack > worst.0 {
+            worst = (stack, i);
+        }
         if outcome.len < 3 || response[0] != *status {
             hprintln!("request {} answered {:02x}", i, response[0]);
             fail("unexpected answer");
         }
     }
+    worst
 }
 
 fn fail(what: &str) -> ! {
