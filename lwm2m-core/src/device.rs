@@ -295,10 +295,9 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// side handler's `PUT /1024//34` does not extend the idle session it shortens): the
     /// deadline returned is never in the past.
     fn finish(&mut self, len: usize, effect: Option<Effect>, now: Instant) -> Outcome {
-        self.expire(now);
         Outcome {
             len,
-            next_deadline: self.next_deadline(),
+            next_deadline: self.poll(now),
             effect,
         }
     }
@@ -436,8 +435,21 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// Ends what timed out by `now` and returns the next deadline. Call it at the
     /// deadline returned last, or sooner.
     pub fn poll(&mut self, now: Instant) -> Option<Instant> {
-        self.expire(now);
-        self.next_deadline()
+        // The session's deadline is computed once: ended if it passed, else the next one.
+        let session = match self.session.deadline(&self.config) {
+            Some(deadline) if now >= deadline => {
+                self.session.end();
+                info!("session idle timeout");
+                None
+            }
+            deadline => deadline,
+        };
+        // Clears an elapsed lock-out.
+        let _ = self.guard.check(now);
+        match (session, self.guard.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn expire(&mut self, now: Instant) {

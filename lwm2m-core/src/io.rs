@@ -159,7 +159,7 @@ impl Operation {
 
 /// Where `inner` starts within `outer`, if it lies wholly inside it.
 pub(crate) fn offset_in(outer: &[u8], inner: &[u8]) -> Option<usize> {
-    // Addresses only compared, never dereferenced (nom's `Offset` does the same).
+    // Addresses only compared, never dereferenced (as nom's `Offset` does).
     let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
     (start.checked_add(inner.len())? <= outer.len()).then_some(start)
 }

@@ -10,9 +10,6 @@
 //! exists for input that passed every check, and nothing here can panic or read out of
 //! bounds on any input.
 
-use nom::number::complete::{be_u16, be_u8};
-use nom::Parser;
-
 use super::{WireError, WireErrorKind};
 
 /// APDU class byte of every Tap request.
@@ -163,14 +160,18 @@ impl<'a> Request<'a> {
     /// Parses a bare Tap request frame (no APDU header), as found inside a multi-request,
     /// an encrypted frame or a single packet.
     pub fn parse_frame(frame: &'a [u8]) -> Result<Request<'a>, WireError> {
-        let (payload, (method, object, instance, resource)) =
-            (be_u8, be_u16, be_u16, be_u16).parse(frame).map_err(
-                |_: nom::Err<nom::error::Error<&[u8]>>| WireError::new(WireErrorKind::Truncated),
-            )?;
+        // A fixed layout: method u8, object, instance and resource u16 (big-endian).
+        let (&[method, o0, o1, i0, i1, r0, r1], payload) = frame
+            .split_first_chunk::<FRAME_HEADER_LEN>()
+            .ok_or(WireError::new(WireErrorKind::Truncated))?;
         let method = Method::from_u8(method).ok_or(WireError::new(WireErrorKind::UnknownMethod))?;
         Ok(Request {
             method,
-            path: Path::new(object, instance, resource),
+            path: Path::new(
+                u16::from_be_bytes([o0, o1]),
+                u16::from_be_bytes([i0, i1]),
+                u16::from_be_bytes([r0, r1]),
+            ),
             payload,
         })
     }
