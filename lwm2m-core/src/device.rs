@@ -5,7 +5,7 @@ use crate::acl::{Origin, Security, Subject};
 use crate::config::{Config, NfcPriority};
 use crate::dispatch::{dispatch, Flow, Position, Resume};
 use crate::io::{IoCursor, IoResult, Operation};
-use crate::object::{Context, Effect, FrameLimits, ObjectSet};
+use crate::object::{Context, Effect, FrameLimits, Inline, ObjectSet};
 use crate::session::{Channel, ChannelId, LoginGuard, Session};
 use crate::storage::{ConfigStore, LoadState, NoStore, StoreError};
 use crate::target::{NoTarget, TargetIo};
@@ -50,6 +50,11 @@ struct Waiting {
 }
 
 /// How a request runs this time: who for, and from where.
+/// [`Run::inline`]: the device's own target and store perform operations at once.
+const INLINE: bool = true;
+/// [`Run::inline`]: operations suspend the request ([`Step::Pending`]).
+const SUSPEND: bool = false;
+
 struct Run {
     channel: Channel,
     security: Security,
@@ -57,6 +62,9 @@ struct Run {
     effect: Option<Effect>,
     io: IoCursor,
     resume: Resume,
+    /// Whether the device's own target and store perform operations at once (the blocking
+    /// [`Device::handle`]) rather than suspending the request.
+    inline: bool,
 }
 
 /// Writes a status-only response into `out` (within the device's response size).
@@ -150,7 +158,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         now: Instant,
         out: &mut [u8],
     ) -> Outcome {
-        let step = self.start(channel, request, now, out);
+        self.expire(now);
+        let step = self.begin(channel, None, request, now, out, INLINE);
         self.complete(step, request, now, out)
     }
 
@@ -166,7 +175,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         now: Instant,
         out: &mut [u8],
     ) -> Outcome {
-        let step = self.start_side(channel, profile, request, now, out);
+        self.expire(now);
+        let step = self.begin(channel, Some(profile), request, now, out, INLINE);
         self.complete(step, request, now, out)
     }
 
@@ -209,7 +219,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         out: &mut [u8],
     ) -> Step {
         self.expire(now);
-        self.begin(channel, None, request, now, out)
+        self.begin(channel, None, request, now, out, SUSPEND)
     }
 
     /// Starts a side handler's request ([`Device::handle_side`]), like [`Device::start`].
@@ -222,7 +232,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         out: &mut [u8],
     ) -> Step {
         self.expire(now);
-        self.begin(channel, Some(profile), request, now, out)
+        self.begin(channel, Some(profile), request, now, out, SUSPEND)
     }
 
     /// Takes the waiting request up again with the `result` of its operation. `request`
@@ -260,6 +270,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             effect: waiting.effect,
             io,
             resume,
+            inline: SUSPEND,
         };
         self.execute(run, &parsed, request, now, out)
     }
@@ -310,6 +321,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         request: &[u8],
         now: Instant,
         out: &mut [u8],
+        inline: bool,
     ) -> Step {
         let status_only = |device: &mut Self, out: &mut [u8], code| {
             let len = status_response(device.limits, out, code);
@@ -363,6 +375,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             effect: None,
             io: IoCursor::default(),
             resume: Resume::Start,
+            inline,
         };
         self.execute(start, &parsed, request, now, out)
     }
@@ -383,6 +396,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             mut effect,
             io,
             resume,
+            inline,
         } = run;
         let max_response = usize::from(self.limits.max_response).min(out.len());
         let Some(mut response) = Response::new(&mut out[..max_response]) else {
@@ -402,6 +416,13 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             nfc_override: &mut self.nfc_override,
             request,
             io,
+            inline: match inline {
+                INLINE => Some(Inline {
+                    target: &mut self.target,
+                    store: &mut self.store,
+                }),
+                SUSPEND => None,
+            },
         };
         let mut body = response.body();
         let flow = dispatch(&mut self.objects, &mut ctx, parsed, &mut body, resume);

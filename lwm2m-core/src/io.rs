@@ -18,6 +18,10 @@
 //! A failed operation fails the request, or the item of a multi-request, with its result
 //! code: the handler does not run again.
 //!
+//! [`Device::handle`](crate::Device::handle), the blocking entry point, does not suspend:
+//! the device's own target and store perform each operation on the spot, and the handler
+//! runs once.
+//!
 //! [`Device::start`]: crate::Device::start
 //! [`Device::resume`]: crate::Device::resume
 //! [`Device::poll`]: crate::Device::poll

@@ -8,6 +8,8 @@ use crate::acl::{self, Access, Origin, Security, Subject};
 use crate::config::{Config, Domain, NfcPriority, Rights};
 use crate::io::{self, IoCursor, Operation, TargetVar};
 use crate::session::{Channel, LoginGuard, Session};
+use crate::storage::ConfigStore;
+use crate::target::TargetIo;
 use crate::time::{Duration, Instant};
 use crate::wire::{Body, Method, Request, ResultCode, ABSENT};
 
@@ -255,6 +257,15 @@ pub struct Context<'a> {
     /// The request buffer as the port passed it (where a suspended write finds its data).
     pub(crate) request: &'a [u8],
     pub(crate) io: IoCursor,
+    /// The device's own target and store when the request runs blocking
+    /// ([`crate::Device::handle`]): operations are performed at once, not suspended.
+    pub(crate) inline: Option<Inline<'a>>,
+}
+
+/// A blocking target and store that perform a request's operations at once.
+pub(crate) struct Inline<'a> {
+    pub(crate) target: &'a mut dyn TargetIo,
+    pub(crate) store: &'a mut dyn ConfigStore,
 }
 
 impl Context<'_> {
@@ -302,8 +313,19 @@ impl Context<'_> {
         match var.domain() {
             Domain::Target => {
                 let var = TargetVar::of(var).ok_or(ResultCode::NotAcceptable)?;
-                let at = body.offset();
-                self.io.ask(Operation::ReadTarget { var, at })?;
+                match self.inline.as_mut() {
+                    Some(io) => {
+                        let out = body
+                            .spare()
+                            .get_mut(..len)
+                            .ok_or(ResultCode::InternalServerError)?;
+                        io.target.read(&var, out)?;
+                    }
+                    None => {
+                        let at = body.offset();
+                        self.io.ask(Operation::ReadTarget { var, at })?;
+                    }
+                }
             }
             Domain::InTapStatic | Domain::InTapVolatile => {
                 let out = body
@@ -413,7 +435,13 @@ impl Context<'_> {
     /// [`Operation::SaveConfig`] the request waits on; `A4` if the flash write failed,
     /// `A7` if the image does not fit.
     pub fn save_config(&mut self) -> Result<(), ResultCode> {
-        self.io.ask(Operation::SaveConfig)
+        match self.inline.as_mut() {
+            Some(io) => io.store.save(self.config).map_err(|err| {
+                warn!("configuration save failed: {}", err);
+                ResultCode::from(err)
+            }),
+            None => self.io.ask(Operation::SaveConfig),
+        }
     }
 
     /// Restores the factory configuration, saves it, and asks the port for
