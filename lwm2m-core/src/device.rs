@@ -158,7 +158,6 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         now: Instant,
         out: &mut [u8],
     ) -> Outcome {
-        self.expire(now);
         let step = self.begin(channel, None, request, now, out, INLINE);
         self.complete(step, request, now, out)
     }
@@ -175,7 +174,6 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         now: Instant,
         out: &mut [u8],
     ) -> Outcome {
-        self.expire(now);
         let step = self.begin(channel, Some(profile), request, now, out, INLINE);
         self.complete(step, request, now, out)
     }
@@ -193,13 +191,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             match step {
                 Step::Done(outcome) => return outcome,
                 Step::Pending(op) => {
-                    let result = op.perform(
-                        &self.config,
-                        request,
-                        out,
-                        &mut self.target,
-                        &mut self.store,
-                    );
+                    let result = self.perform(&op, request, out);
                     step = self.resume(result, request, now, out);
                 }
             }
@@ -218,7 +210,6 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         now: Instant,
         out: &mut [u8],
     ) -> Step {
-        self.expire(now);
         self.begin(channel, None, request, now, out, SUSPEND)
     }
 
@@ -231,7 +222,6 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         now: Instant,
         out: &mut [u8],
     ) -> Step {
-        self.expire(now);
         self.begin(channel, Some(profile), request, now, out, SUSPEND)
     }
 
@@ -313,7 +303,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         }
     }
 
-    /// Checks a new request and admits its channel, then executes it.
+    /// Runs the timers, checks a new request and admits its channel, then executes it.
     fn begin(
         &mut self,
         channel: Channel,
@@ -323,6 +313,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         out: &mut [u8],
         inline: bool,
     ) -> Step {
+        self.expire(now);
         let status_only = |device: &mut Self, out: &mut [u8], code| {
             let len = status_response(device.limits, out, code);
             Step::Done(device.finish(len, None, now))

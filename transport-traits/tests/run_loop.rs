@@ -20,19 +20,21 @@ struct Script {
     owners: Vec<Option<ChannelId>>,
 }
 
+/// A scripted request of `channel`.
+fn request(channel: Channel, bytes: &[u8]) -> (Option<Vec<u8>>, HostEvent) {
+    (
+        Some(bytes.to_vec()),
+        HostEvent::Request {
+            channel,
+            len: bytes.len(),
+        },
+    )
+}
+
 impl Script {
     fn new() -> Script {
         let ws = Channel::new(1, ChannelKind::WebSocket);
         let ble = Channel::new(2, ChannelKind::Ble);
-        let request = |channel, bytes: &[u8]| {
-            (
-                Some(bytes.to_vec()),
-                HostEvent::Request {
-                    channel,
-                    len: bytes.len(),
-                },
-            )
-        };
         Script {
             events: vec![
                 request(ws, &GET),
@@ -65,6 +67,16 @@ impl Script {
             },
             (_, event) => event,
         }
+    }
+}
+
+impl Script {
+    /// The answers sent, by channel.
+    fn answered(&self) -> Vec<(u16, Vec<u8>)> {
+        self.answers
+            .iter()
+            .map(|(c, a, _)| (c.0, a.clone()))
+            .collect()
     }
 }
 
@@ -114,6 +126,18 @@ impl asynch::Host for Script {
     }
 }
 
+/// Runs the async loop to its end on this thread.
+fn run_async<I: asynch::Io>(
+    dev: &mut Device<(Board,)>,
+    host: &mut Script,
+    io: &mut I,
+    mut clock: Seconds,
+    rx: &mut [u8],
+    tx: &mut [u8],
+) -> Result<Stopped, ErrorKind> {
+    embassy_futures::block_on(asynch::run(dev, host, io, &mut clock, rx, tx))
+}
+
 /// A clock that moves one second per reading.
 struct Seconds(u64);
 
@@ -139,11 +163,7 @@ fn check(host: &Script, first: Result<Stopped, ErrorKind>, second: Result<Stoppe
         "a reboot returns to the port"
     );
     assert_eq!(second, Ok(Stopped::Asked));
-    let answers: Vec<(u16, Vec<u8>)> = host
-        .answers
-        .iter()
-        .map(|(c, a, _)| (c.0, a.clone()))
-        .collect();
+    let answers = host.answered();
     assert_eq!(
         answers,
         [
@@ -185,22 +205,8 @@ fn the_blocking_and_the_async_loop_serve_the_same_script() {
         target: NoTarget,
         store: NoStore,
     };
-    let first = embassy_futures::block_on(asynch::run(
-        &mut dev,
-        &mut host,
-        &mut io,
-        &mut Seconds(0),
-        &mut rx,
-        &mut tx,
-    ));
-    let second = embassy_futures::block_on(asynch::run(
-        &mut dev,
-        &mut host,
-        &mut io,
-        &mut Seconds(100),
-        &mut rx,
-        &mut tx,
-    ));
+    let first = run_async(&mut dev, &mut host, &mut io, Seconds(0), &mut rx, &mut tx);
+    let second = run_async(&mut dev, &mut host, &mut io, Seconds(100), &mut rx, &mut tx);
     check(&host, first, second);
 }
 
@@ -232,15 +238,6 @@ impl asynch::Io for SlowStore {
 fn the_async_loop_answers_busy_while_an_operation_is_awaited() {
     let ws = Channel::new(1, ChannelKind::WebSocket);
     let ble = Channel::new(2, ChannelKind::Ble);
-    let request = |channel, bytes: &[u8]| {
-        (
-            Some(bytes.to_vec()),
-            HostEvent::Request {
-                channel,
-                len: bytes.len(),
-            },
-        )
-    };
     let mut host = Script::new();
     host.events = vec![
         request(ws, &SAVE),
@@ -256,21 +253,10 @@ fn the_async_loop_answers_busy_while_an_operation_is_awaited() {
     let mut dev = device();
     let mut io = SlowStore { polls: 3, saves: 0 };
     let (mut rx, mut tx) = ([0u8; 69], [0u8; 64]);
-    let stopped = embassy_futures::block_on(asynch::run(
-        &mut dev,
-        &mut host,
-        &mut io,
-        &mut Seconds(0),
-        &mut rx,
-        &mut tx,
-    ));
+    let stopped = run_async(&mut dev, &mut host, &mut io, Seconds(0), &mut rx, &mut tx);
     assert_eq!(stopped, Ok(Stopped::Asked));
     assert_eq!(io.saves, 1);
-    let answers: Vec<(u16, Vec<u8>)> = host
-        .answers
-        .iter()
-        .map(|(c, a, _)| (c.0, a.clone()))
-        .collect();
+    let answers = host.answered();
     assert_eq!(
         answers,
         [
