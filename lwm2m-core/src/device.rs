@@ -47,6 +47,22 @@ struct Waiting {
     /// Operations of the current item done before this one.
     done: u16,
     operation: Operation,
+    /// Length and CRC of the request buffer: it must be the same on resume.
+    fingerprint: (usize, u32),
+}
+
+/// The length and CRC-32 of a request buffer.
+fn fingerprint(request: &[u8]) -> (usize, u32) {
+    const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+    (request.len(), CRC.checksum(request))
+}
+
+/// A status-only response after the whole response buffer was wiped (a waiting read
+/// may have put bytes in it).
+fn wiped_status(limits: FrameLimits, out: &mut [u8], code: ResultCode) -> usize {
+    let max_response = usize::from(limits.max_response).min(out.len());
+    out[..max_response].fill(0);
+    status_response(limits, out, code)
 }
 
 /// How a request runs this time: who for, and from where.
@@ -240,18 +256,26 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         let Some(waiting) = self.waiting.take() else {
             return Step::Done(self.finish(0, None, now));
         };
+        // The same request, or nothing runs: another one would skip its access check.
+        let parsed = match Request::parse_apdu(request) {
+            Ok(parsed) if waiting.fingerprint == fingerprint(request) => parsed,
+            _ => {
+                warn!("resumed with another request: refused");
+                let len = wiped_status(self.limits, out, ResultCode::BadRequest);
+                return Step::Done(self.finish(len, waiting.effect, now));
+            }
+        };
+        let Some(done) = waiting.done.checked_add(u16::from(result.is_ok())) else {
+            let len = wiped_status(self.limits, out, ResultCode::InternalServerError);
+            return Step::Done(self.finish(len, waiting.effect, now));
+        };
         let io = IoCursor {
-            done: waiting.done.saturating_add(u16::from(result.is_ok())),
+            done,
             ..IoCursor::default()
         };
         let resume = Resume::After {
             position: waiting.position,
             result,
-        };
-        let Ok(parsed) = Request::parse_apdu(request) else {
-            // It parsed when it started: only a port that changed the buffer gets here.
-            let len = status_response(self.limits, out, ResultCode::BadRequest);
-            return Step::Done(self.finish(len, waiting.effect, now));
         };
         let run = Run {
             channel: waiting.channel,
@@ -428,6 +452,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
                     position,
                     done: io.done,
                     operation,
+                    fingerprint: fingerprint(request),
                 });
                 Step::Pending(operation)
             }
@@ -484,11 +509,23 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// give the id of such a channel to a new link, which would inherit the session (and
     /// its login) of the old one.
     pub fn channel_in_use(&self, channel: ChannelId) -> bool {
-        self.session.is_owner(channel)
+        self.session.is_owner(channel) || self.waiting_on(channel)
     }
 
-    /// The link of `channel` closed: if it owned the session, the session ends.
+    /// Whether the request that waits on an operation came from `channel`.
+    fn waiting_on(&self, channel: ChannelId) -> bool {
+        self.waiting
+            .as_ref()
+            .is_some_and(|w| w.channel.id == channel)
+    }
+
+    /// The link of `channel` closed: if it owned the session, the session ends; a request
+    /// of it that waits on an operation is given up ([`Device::cancel`]: its answer has
+    /// nowhere to go, and it must not take the session again for a dead link).
     pub fn channel_closed(&mut self, channel: ChannelId) {
+        if self.waiting_on(channel) {
+            self.cancel();
+        }
         if self.session.is_owner(channel) {
             info!("session owner disconnected");
             self.session.end();
@@ -547,5 +584,74 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// device on the same flash and target).
     pub fn into_parts(self) -> (T, S) {
         (self.target, self.store)
+    }
+}
+
+/// A request with more operations than the cursor counts ends.
+#[cfg(test)]
+mod suspension_tests {
+    use super::*;
+    use crate::acl::Access;
+    use crate::object::{HandlerResult, Object, ResourceDef};
+    use crate::session::ChannelKind;
+    use crate::wire::Body;
+
+    /// POST /32771//0 asks for more saves than a u16 counts (ignoring each answer, as a
+    /// handler that batches its operations may).
+    struct ManySaves;
+
+    const SAVES: u32 = u16::MAX as u32 + 2;
+
+    impl Object for ManySaves {
+        fn id(&self) -> u16 {
+            32771
+        }
+
+        fn resources(&self) -> &'static [ResourceDef] {
+            const T: &[ResourceDef] = &[ResourceDef::single(0).post(Access::Anyone)];
+            T
+        }
+
+        fn handle(
+            &mut self,
+            ctx: &mut Context<'_>,
+            _req: &Request<'_>,
+            _body: &mut Body<'_>,
+        ) -> HandlerResult {
+            for _ in 0..SAVES {
+                let _ = ctx.save_config();
+            }
+            Ok(ResultCode::Ok)
+        }
+    }
+
+    #[test]
+    fn a_request_with_more_operations_than_the_cursor_counts_ends() {
+        let limits = FrameLimits {
+            max_request: 64,
+            max_response: 64,
+        };
+        let mut device = Device::new((ManySaves,), Config::default(), Config::reset, limits);
+        let channel = Channel::new(1, ChannelKind::WebSocket);
+        let request = [0xA2, 0xDA, 0, 0, 7, 2, 0x80, 0x03, 0xFF, 0xFF, 0, 0];
+        let now = Instant::ZERO;
+        let mut out = [0u8; 64];
+        let step = device.start(channel, &request, now, &mut out);
+        assert_eq!(step, Step::Pending(Operation::SaveConfig));
+        // Fast-forward: 65 534 saves done (as that many resumes would have left it).
+        device.waiting.as_mut().unwrap().done = u16::MAX - 1;
+        let mut step = device.resume(Ok(()), &request, now, &mut out);
+        // Two more saves at most, then the request ends (answered, or refused A0): the
+        // cursor must not stop counting and ask for the same save forever.
+        for _ in 0..4 {
+            match step {
+                Step::Done(_) => return,
+                Step::Pending(_) => step = device.resume(Ok(()), &request, now, &mut out),
+            }
+        }
+        panic!(
+            "still pending after every save was done (done = {})",
+            device.waiting.map_or(0, |w| w.done)
+        );
     }
 }

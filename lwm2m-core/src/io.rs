@@ -185,7 +185,11 @@ impl IoCursor {
     /// sees the pending operation and suspends).
     pub(crate) fn ask(&mut self, op: Operation) -> IoResult {
         let index = self.next;
-        self.next = self.next.saturating_add(1);
+        // More operations than the cursor counts: the request ends (A0), never loops.
+        self.next = self
+            .next
+            .checked_add(1)
+            .ok_or(ResultCode::InternalServerError)?;
         if index < self.done {
             return Ok(());
         }

@@ -303,7 +303,8 @@ impl Context<'_> {
     /// Appends the value of variable `id` to `body`, returning its length. An in-device
     /// value is copied at once; a target value is an [`Operation::ReadTarget`] the
     /// request waits on ([`crate::io`]): propagate the error, the handler runs again
-    /// once the bytes are in place. `A0` if the value does not fit `body`.
+    /// once the bytes are in place. `A0` if the value does not fit `body`, or if `body`
+    /// is not the request's (or nested in it) and the value is in the target.
     pub fn read_value(&mut self, id: u16, body: &mut Body<'_>) -> Result<usize, ResultCode> {
         let var = self.config.variable(id).ok_or(ResultCode::NotFound)?;
         let len = var.value_len().ok_or(ResultCode::NotAcceptable)?;
@@ -313,6 +314,11 @@ impl Context<'_> {
         match var.domain() {
             Domain::Target => {
                 let var = TargetVar::of(var).ok_or(ResultCode::NotAcceptable)?;
+                // Only a body of the response can receive a read made later: a body over
+                // a buffer of the handler's own is refused on every board alike.
+                let at = body
+                    .response_offset()
+                    .ok_or(ResultCode::InternalServerError)?;
                 match self.inline.as_mut() {
                     Some(io) => {
                         let out = body
@@ -321,10 +327,7 @@ impl Context<'_> {
                             .ok_or(ResultCode::InternalServerError)?;
                         io.target.read(&var, out)?;
                     }
-                    None => {
-                        let at = body.offset();
-                        self.io.ask(Operation::ReadTarget { var, at })?;
-                    }
+                    None => self.io.ask(Operation::ReadTarget { var, at })?,
                 }
             }
             Domain::InTapStatic | Domain::InTapVolatile => {
@@ -355,6 +358,9 @@ impl Context<'_> {
         match var.domain() {
             Domain::Target => {
                 let var = TargetVar::of(var).ok_or(ResultCode::NotAcceptable)?;
+                if let Some(io) = self.inline.as_mut() {
+                    return io.target.write(&var, data);
+                }
                 let at =
                     io::offset_in(self.request, data).ok_or(ResultCode::InternalServerError)?;
                 self.io.ask(Operation::WriteTarget { var, at })

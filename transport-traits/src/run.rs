@@ -259,15 +259,18 @@ where
 ///
 /// A request that waits on an operation ([`lwm2m_core::io`]) is not blocked on: the loop
 /// awaits the port's [`asynch::Io`] and, meanwhile, keeps waiting on the host, answering
-/// every request that arrives `A8` (busy) at once. The timers run again as soon as the
-/// operation completes; as every request is answered `A8` until then, a session that
-/// timed out meanwhile ends before anybody can tell.
+/// every request that arrives `A8` (busy) at once (the NFC SELECT `90 00`). The timers run
+/// again as soon as the operation completes; as every request is answered `A8` until
+/// then, a session that timed out meanwhile ends before anybody can tell. If the waiting
+/// request's link closes meanwhile, the request is given up once the operation is done
+/// (nobody to answer); a [`HostEvent::Stop`] drops the operation at once.
 #[cfg(feature = "async")]
 pub mod asynch {
     use super::*;
     use core::pin::pin;
     use embassy_futures::select::{select, Either};
     use lwm2m_core::io::{IoResult, Operation};
+    use lwm2m_core::wire::{is_nfc_select, STATUS_WORD_OK};
     use lwm2m_core::Config;
 
     /// The port's host side, async: like [`super::Host`], each wait and reply awaited.
@@ -375,17 +378,20 @@ pub mod asynch {
                 None => device.start(channel, request, now, tx),
                 Some(profile) => device.start_side(channel, profile, request, now, tx),
             };
-            let mut stop = false;
             let outcome = loop {
                 let op = match step {
-                    lwm2m_core::Step::Done(outcome) => break outcome,
+                    lwm2m_core::Step::Done(outcome) => break Some(outcome),
                     lwm2m_core::Step::Pending(op) => op,
                 };
-                let waited = beside(device, host, io, &op, request, tx).await;
-                let result = match waited {
-                    Ok((result, asked_stop)) => {
-                        stop |= asked_stop;
-                        result
+                let result = match beside(device, host, io, &op, request, tx).await {
+                    Ok(Waited::Done(result)) => result,
+                    // Its link closed: the device gave the request up, nobody to answer.
+                    Ok(Waited::Gone) => break None,
+                    Ok(Waited::Stop) => {
+                        device.cancel();
+                        rx.zeroize();
+                        tx.zeroize();
+                        return Ok(Stopped::Asked);
                     }
                     Err(err) => {
                         // The operation was dropped unfinished: the device gives the
@@ -399,21 +405,33 @@ pub mod asynch {
                 step = device.resume(result, request, clock.now(), tx);
             };
             rx.zeroize();
+            let Some(outcome) = outcome else {
+                tx.zeroize();
+                deadline = device.next_deadline();
+                continue;
+            };
             deadline = outcome.next_deadline;
             let frame = tx.get(..outcome.len).unwrap_or_default();
             let sent = host.reply(channel.id, frame, outcome.effect).await;
             if let Some(stopped) = replied(tx, outcome.effect, sent)? {
                 return Ok(stopped);
             }
-            if stop {
-                return Ok(Stopped::Asked);
-            }
         }
     }
 
-    /// Performs `op` while answering the host's requests `A8`; a link closed meanwhile
-    /// is closed in the device once the operation is done. Returns the operation's
-    /// result and whether the host asked the loop to stop.
+    /// How the wait beside an operation ended.
+    enum Waited {
+        /// The operation completed with this result.
+        Done(IoResult),
+        /// The link of the waiting request closed: the device gave the request up.
+        Gone,
+        /// The host asked the loop to stop (the operation is dropped unfinished).
+        Stop,
+    }
+
+    /// Performs `op` while answering the host's requests `A8` (the NFC SELECT `90 00`); a
+    /// link closed meanwhile that the device still knows is closed in the device once the
+    /// operation is done.
     async fn beside<O, T, S, H, I>(
         device: &mut Device<O, T, S>,
         host: &mut H,
@@ -421,7 +439,7 @@ pub mod asynch {
         op: &Operation,
         request: &[u8],
         tx: &mut [u8],
-    ) -> Result<(IoResult, bool), H::Error>
+    ) -> Result<Waited, H::Error>
     where
         O: ObjectSet,
         T: TargetIo,
@@ -429,33 +447,42 @@ pub mod asynch {
         H: Host,
         I: Io,
     {
-        let mut stop = false;
-        let mut closed: Option<ChannelId> = None;
+        // The owner's link and the waiting request's, at most.
+        let mut closed: [Option<ChannelId>; 2] = [None, None];
         let result = {
-            let (config, session) = (device.config(), device.session());
-            let mut perform = pin!(io.perform(op, config, request, tx));
-            // Room for a request's first bytes only: it is answered without being read.
-            let mut scratch = [0u8; 8];
+            let shared: &Device<O, T, S> = device;
+            let mut perform = pin!(io.perform(op, shared.config(), request, tx));
+            // Room for the NFC SELECT; a longer request is answered without being read.
+            let mut scratch = [0u8; 16];
             loop {
-                let event =
-                    match select(perform.as_mut(), host.wait(session, None, &mut scratch)).await {
-                        Either::First(result) => break result,
-                        Either::Second(event) => event?,
-                    };
+                let wait = host.wait(shared.session(), None, &mut scratch);
+                let event = match select(perform.as_mut(), wait).await {
+                    Either::First(result) => break result,
+                    Either::Second(event) => event?,
+                };
                 match event {
-                    HostEvent::Request { channel, .. } | HostEvent::Side { channel, .. } => {
-                        host.reply(channel.id, &BUSY, None).await?;
+                    HostEvent::Request { channel, len } | HostEvent::Side { channel, len, .. } => {
+                        let select = scratch.get(..len).is_some_and(is_nfc_select);
+                        let answer: &[u8] = if select { &STATUS_WORD_OK } else { &BUSY };
+                        host.reply(channel.id, answer, None).await?;
                     }
-                    HostEvent::Closed(id) if session.is_owner(id) => closed = Some(id),
-                    HostEvent::Stop => stop = true,
+                    HostEvent::Closed(id) if shared.channel_in_use(id) => {
+                        if let Some(slot) = closed.iter_mut().find(|c| c.is_none()) {
+                            *slot = Some(id);
+                        }
+                    }
+                    HostEvent::Stop => return Ok(Waited::Stop),
                     HostEvent::Closed(_) | HostEvent::Timeout => {}
                 }
                 scratch.zeroize();
             }
         };
-        if let Some(id) = closed {
+        for id in closed.into_iter().flatten() {
             device.channel_closed(id);
         }
-        Ok((result, stop))
+        Ok(match device.pending() {
+            Some(_) => Waited::Done(result),
+            None => Waited::Gone,
+        })
     }
 }

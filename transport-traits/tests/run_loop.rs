@@ -8,7 +8,9 @@ use lwm2m_core::io::{IoResult, Operation};
 use lwm2m_core::session::Session;
 use lwm2m_core::storage::NoStore;
 use lwm2m_core::target::NoTarget;
-use lwm2m_core::{Channel, ChannelId, ChannelKind, Config, Device, Effect, FrameLimits, Instant};
+use lwm2m_core::{
+    Channel, ChannelId, ChannelKind, Config, Device, Effect, FrameLimits, Instant, Step,
+};
 use transport_traits::run::{self, asynch, HostEvent, Stopped};
 use transport_traits::{ErrorKind, ErrorType};
 
@@ -267,4 +269,147 @@ fn the_async_loop_answers_busy_while_an_operation_is_awaited() {
         ]
     );
     assert_eq!(dev.pending(), None);
+}
+
+// The async loop while an operation is awaited: the NFC SELECT, a stop.
+
+/// A store whose save never completes (a flash or bus driver that hangs).
+struct StuckStore;
+
+impl asynch::Io for StuckStore {
+    async fn perform(
+        &mut self,
+        _op: &Operation,
+        _config: &Config,
+        _request: &[u8],
+        _out: &mut [u8],
+    ) -> IoResult {
+        core::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[test]
+fn the_nfc_select_is_answered_90_00_while_an_operation_is_awaited() {
+    let ws = Channel::new(1, ChannelKind::WebSocket);
+    let nfc = Channel::new(3, ChannelKind::Nfc);
+    let select = lwm2m_core::wire::NFC_SELECT;
+    let mut host = Script::new();
+    host.events = vec![
+        (
+            Some(SAVE.to_vec()),
+            HostEvent::Request {
+                channel: ws,
+                len: SAVE.len(),
+            },
+        ),
+        // A phone taps while the save is awaited.
+        (
+            Some(select.to_vec()),
+            HostEvent::Request {
+                channel: nfc,
+                len: select.len(),
+            },
+        ),
+        (None, HostEvent::Timeout),
+        (None, HostEvent::Stop),
+    ];
+    let mut dev = device();
+    // The core answers the SELECT with a bare 90 00 even while a request waits.
+    {
+        let mut out = [0u8; 64];
+        let Step::Pending(_) = dev.start(ws, &SAVE, Instant::ZERO, &mut out) else {
+            panic!("a save waits")
+        };
+        let mut busy = [0u8; 16];
+        let Step::Done(outcome) = dev.start(nfc, &select, Instant::ZERO, &mut busy) else {
+            panic!()
+        };
+        assert_eq!(&busy[..outcome.len], &[0x90, 0x00], "the core's answer");
+        dev.cancel();
+    }
+    let mut io = SlowStore { polls: 3, saves: 0 };
+    let (mut rx, mut tx) = ([0u8; 69], [0u8; 64]);
+    let stopped = embassy_futures::block_on(asynch::run(
+        &mut dev,
+        &mut host,
+        &mut io,
+        &mut Seconds(0),
+        &mut rx,
+        &mut tx,
+    ));
+    assert_eq!(stopped, Ok(Stopped::Asked));
+    let nfc_answer: Vec<Vec<u8>> = host
+        .answers
+        .iter()
+        .filter(|(c, _, _)| *c == nfc.id)
+        .map(|(_, a, _)| a.clone())
+        .collect();
+    assert_eq!(
+        nfc_answer,
+        [vec![0x90, 0x00]],
+        "the async loop answers the NFC SELECT A8 while an operation is awaited"
+    );
+}
+
+/// A host that says Stop once, and fails the test if the loop waits on it again.
+struct StopOnce {
+    events: Vec<HostEvent>,
+    stopped: bool,
+}
+
+impl ErrorType for StopOnce {
+    type Error = ErrorKind;
+}
+
+impl asynch::Host for StopOnce {
+    async fn wait(
+        &mut self,
+        _session: &Session,
+        _deadline: Option<Instant>,
+        buf: &mut [u8],
+    ) -> Result<HostEvent, ErrorKind> {
+        assert!(
+            !self.stopped,
+            "the loop waited on the host again after it was asked to stop \
+             (it stays inside an operation that never completes)"
+        );
+        let event = self.events.remove(0);
+        if let HostEvent::Request { len, .. } = event {
+            buf[..len].copy_from_slice(&SAVE);
+        }
+        self.stopped = event == HostEvent::Stop;
+        Ok(event)
+    }
+
+    async fn reply(&mut self, _: ChannelId, _: &[u8], _: Option<Effect>) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_async_loop_stops_when_asked_while_an_operation_hangs() {
+    let ws = Channel::new(1, ChannelKind::WebSocket);
+    let mut host = StopOnce {
+        events: vec![
+            HostEvent::Request {
+                channel: ws,
+                len: SAVE.len(),
+            },
+            HostEvent::Stop,
+        ],
+        stopped: false,
+    };
+    let mut dev = device();
+    let (mut rx, mut tx) = ([0u8; 69], [0u8; 64]);
+    let stopped = embassy_futures::block_on(asynch::run(
+        &mut dev,
+        &mut host,
+        &mut StuckStore,
+        &mut Seconds(0),
+        &mut rx,
+        &mut tx,
+    ));
+    assert_eq!(stopped, Ok(Stopped::Asked));
+    assert_eq!(dev.pending(), None, "the request given up");
 }

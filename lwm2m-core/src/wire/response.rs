@@ -27,18 +27,22 @@ impl From<BodyFull> for ResultCode {
 pub struct Body<'b> {
     buf: &'b mut [u8],
     len: usize,
-    /// Where `buf` starts in the response buffer.
-    origin: usize,
+    /// Where `buf` starts in the response buffer; `None` for a body over another buffer.
+    origin: Option<usize>,
 }
 
 impl<'b> Body<'b> {
     /// A body writing into `buf` (the whole of `buf` is data space).
     pub fn new(buf: &'b mut [u8]) -> Body<'b> {
-        Body::at(buf, 0)
+        Body {
+            buf,
+            len: 0,
+            origin: None,
+        }
     }
 
     /// A body over `buf`, which starts `origin` bytes into the response buffer.
-    pub(crate) fn at(buf: &'b mut [u8], origin: usize) -> Body<'b> {
+    pub(crate) fn at(buf: &'b mut [u8], origin: Option<usize>) -> Body<'b> {
         Body {
             buf,
             len: 0,
@@ -47,9 +51,10 @@ impl<'b> Body<'b> {
     }
 
     /// Where the next byte goes, counted from the start of the response buffer (where a
-    /// suspended read puts its bytes, [`crate::io::Operation::ReadTarget`]).
-    pub fn offset(&self) -> usize {
-        self.origin + self.len
+    /// suspended read puts its bytes, [`crate::io::Operation::ReadTarget`]); `None` for a
+    /// body over a buffer of the handler's own.
+    pub fn response_offset(&self) -> Option<usize> {
+        self.origin.and_then(|origin| origin.checked_add(self.len))
     }
 
     /// Bytes written so far.
@@ -133,14 +138,14 @@ impl<'b> Body<'b> {
     /// A sub-body over the unwritten tail; what it writes is committed with
     /// [`Body::advance`] using its length.
     pub fn nested(&mut self) -> Body<'_> {
-        let origin = self.offset();
+        let origin = self.response_offset();
         Body::at(self.spare(), origin)
     }
 
     /// A sub-body over the unwritten tail after `skip` bytes (a multi-request item's
     /// data after its header); `None` if fewer bytes are left.
     pub(crate) fn nested_after(&mut self, skip: usize) -> Option<(&mut [u8], Body<'_>)> {
-        let origin = self.offset() + skip;
+        let origin = self.response_offset().and_then(|at| at.checked_add(skip));
         let (head, tail) = self.spare().split_at_mut_checked(skip)?;
         Some((head, Body::at(tail, origin)))
     }
@@ -164,7 +169,7 @@ impl<'b> Response<'b> {
     pub fn body(&mut self) -> Body<'_> {
         self.lent = true;
         let end = self.buf.len() - STATUS_WORD_OK.len();
-        Body::at(&mut self.buf[1..end], 1)
+        Body::at(&mut self.buf[1..end], Some(1))
     }
 
     /// Finishes the response with `status` and `data_len` bytes of data already written
