@@ -65,7 +65,8 @@ const CAPACITIES: &[Capacity] = &[
         doc: "Longest profile or bundle name (the client's login field is 16 bytes).",
         small: 16,
         large: 16,
-        min: 5,
+        // The factory profiles' names ("supervisor") must fit.
+        min: 10,
         max: 16,
     },
     Capacity {

@@ -112,7 +112,13 @@ impl<O: ObjectSet> Device<O> {
     /// the factory configuration on first boot). `factory` restores the factory
     /// configuration in place (such as [`Config::reset`]) on a factory reset. `limits`
     /// must describe the buffers the port passes to [`Device::handle`].
-    pub fn new(objects: O, config: Config, factory: fn(&mut Config), limits: FrameLimits) -> Self {
+    pub fn new(
+        mut objects: O,
+        mut config: Config,
+        factory: fn(&mut Config),
+        limits: FrameLimits,
+    ) -> Self {
+        objects.config_loaded(&mut config);
         Device {
             objects,
             config,
@@ -537,7 +543,9 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// means a first boot: on [`LoadState::Damaged`] (the configuration is then the
     /// factory one) or [`LoadState::Previous`], say so before serving requests.
     pub fn load_config(&mut self) -> Result<LoadState, StoreError> {
-        self.store.load_into(&mut self.config)
+        let loaded = self.store.load_into(&mut self.config);
+        self.objects.config_loaded(&mut self.config);
+        loaded
     }
 
     /// The configuration image.

@@ -518,6 +518,11 @@ pub trait Object {
         false
     }
 
+    /// The device took `config` (at boot, or loaded from its store): the object drops
+    /// what of its own section this build cannot serve (values of settings it leaves
+    /// out, which would take room and could never be read or changed).
+    fn config_loaded(&mut self, _config: &mut Config) {}
+
     /// Handles a request that passed the table lookup and the access check.
     fn handle(
         &mut self,
@@ -532,6 +537,9 @@ pub trait Object {
 pub trait ObjectSet {
     /// The object with this id.
     fn find(&mut self, id: u16) -> Option<&mut dyn Object>;
+
+    /// Tells every object that the device took `config` ([`Object::config_loaded`]).
+    fn config_loaded(&mut self, config: &mut Config);
 }
 
 impl ObjectSet for [&mut dyn Object] {
@@ -539,6 +547,12 @@ impl ObjectSet for [&mut dyn Object] {
         self.iter_mut()
             .find(|o| o.id() == id)
             .map(|o| &mut **o as &mut dyn Object)
+    }
+
+    fn config_loaded(&mut self, config: &mut Config) {
+        for object in self.iter_mut() {
+            object.config_loaded(config);
+        }
     }
 }
 
@@ -550,6 +564,10 @@ macro_rules! tuple_object_set {
                     return Some(&mut self.$index);
                 })+
                 None
+            }
+
+            fn config_loaded(&mut self, config: &mut Config) {
+                $(self.$index.config_loaded(config);)+
             }
         }
     };

@@ -427,8 +427,9 @@ struct Newest {
 enum Known {
     /// Nothing yet: the next save scans the flash first.
     Unknown,
-    /// Neither slot holds a valid image.
-    Empty,
+    /// Neither slot holds a valid image; the newest plausible header, if any (a damaged
+    /// image: the next save must be newer than it, or it would read as the newest).
+    Empty(Option<Newest>),
     /// This slot holds the newest valid image.
     Newest(Newest),
 }
@@ -436,6 +437,13 @@ enum Known {
 /// A stack buffer aligned for drivers that want word-aligned sources.
 #[repr(C, align(8))]
 struct Stage([u8; STAGE_LEN]);
+
+impl Drop for Stage {
+    /// Image bytes (password hashes, keys) never stay on the stack, whatever the exit.
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
 
 fn flash_error<E: core::fmt::Debug>(_err: E) -> StoreError {
     StoreError::new(StoreErrorKind::Flash)
@@ -713,11 +721,15 @@ impl<F: NorFlash> FlashStore<F> {
         }
         let len = usize::try_from(header.length).map_err(|_| region_error())?;
         let at = self.body_start(slot)?;
+        let mut digest = CRC.digest();
+        digest.update(&header.sequence.to_le_bytes());
+        digest.update(&header.length.to_le_bytes());
         let mut source = FlashSource {
             flash: &mut self.flash,
             at,
             left: len,
             failed: None,
+            digest,
         };
         let decoded = config.decode_from(&mut source);
         if let Some(err) = source.failed {
@@ -726,6 +738,16 @@ impl<F: NorFlash> FlashStore<F> {
         }
         if decoded.is_err() {
             warn!("config slot {}: CRC ok but image undecodable", slot.index());
+            return Ok(false);
+        }
+        // The bytes decoded are the bytes checked: a flash that reads differently the
+        // second time is caught here, not loaded.
+        if source.left != 0 || source.digest.finalize() != header.crc {
+            warn!(
+                "config slot {}: the image changed while it was read",
+                slot.index()
+            );
+            config.reset();
             return Ok(false);
         }
         Ok(true)
@@ -839,6 +861,8 @@ struct FlashSource<'f, F> {
     left: usize,
     /// A flash error (the decoder only knows image errors).
     failed: Option<StoreError>,
+    /// The CRC of every byte handed to the decoder.
+    digest: crc::Digest<'static, u32>,
 }
 
 impl<F: ReadNorFlash> Source for &mut FlashSource<'_, F> {
@@ -859,6 +883,7 @@ impl<F: ReadNorFlash> Source for &mut FlashSource<'_, F> {
             self.failed = Some(err);
             return Err(ImageError::Corrupt);
         }
+        self.digest.update(out);
         let n = u32::try_from(out.len()).map_err(|_| ImageError::Corrupt)?;
         self.at = self.at.checked_add(n).ok_or(ImageError::Corrupt)?;
         self.left = self.left.saturating_sub(out.len());
@@ -940,12 +965,6 @@ impl<F: NorFlash> FlashSink<F> {
     }
 }
 
-impl<F> Drop for FlashSink<F> {
-    fn drop(&mut self) {
-        self.stage.0.zeroize();
-    }
-}
-
 impl<F: NorFlash> ConfigStore for FlashStore<F> {
     // Out of line: its configuration-sized frame is paid only when it runs (at boot),
     // not by every request that could reach a save.
@@ -961,6 +980,38 @@ impl<F: NorFlash> ConfigStore for FlashStore<F> {
     }
 
     fn load_into(&mut self, config: &mut Config) -> Result<LoadState, StoreError> {
+        let loaded = self.load_slots(config);
+        if loaded.is_err() {
+            // A flash error: the caller's configuration is the factory one, as documented.
+            config.reset();
+        }
+        loaded
+    }
+
+    fn save(&mut self, config: &Config) -> Result<(), StoreError> {
+        if self.known == Known::Unknown {
+            self.find_newest()?;
+        }
+        let (slot, sequence) = match self.known {
+            Known::Newest(newest) | Known::Empty(Some(newest)) => {
+                (newest.slot.other(), newest.sequence.wrapping_add(1))
+            }
+            Known::Empty(None) | Known::Unknown => (Slot::A, 1),
+        };
+        // Refused before anything is erased.
+        let len = config
+            .encoded_len()
+            .map_err(|_| StoreError::new(StoreErrorKind::Image))?;
+        if len > self.max_image_len() {
+            return Err(StoreError::new(StoreErrorKind::TooLarge));
+        }
+        self.commit(slot, sequence, config, len)
+    }
+}
+
+impl<F: NorFlash> FlashStore<F> {
+    /// [`ConfigStore::load_into`] without the reset on a flash error.
+    fn load_slots(&mut self, config: &mut Config) -> Result<LoadState, StoreError> {
         let a = self.read_header(Slot::A)?;
         let b = self.read_header(Slot::B)?;
         let candidates = match (a, b) {
@@ -989,7 +1040,11 @@ impl<F: NorFlash> ConfigStore for FlashStore<F> {
             }
             newest_damaged = true;
         }
-        self.known = Known::Empty;
+        let plausible = candidates.into_iter().flatten().next();
+        self.known = Known::Empty(plausible.map(|(slot, header)| Newest {
+            slot,
+            sequence: header.sequence,
+        }));
         config.reset();
         if self.never_committed(Slot::A)? && self.never_committed(Slot::B)? {
             Ok(LoadState::Blank)
@@ -997,24 +1052,6 @@ impl<F: NorFlash> ConfigStore for FlashStore<F> {
             warn!("no valid configuration in a store that holds one");
             Ok(LoadState::Damaged)
         }
-    }
-
-    fn save(&mut self, config: &Config) -> Result<(), StoreError> {
-        if self.known == Known::Unknown {
-            self.find_newest()?;
-        }
-        let (slot, sequence) = match self.known {
-            Known::Newest(newest) => (newest.slot.other(), newest.sequence.wrapping_add(1)),
-            Known::Empty | Known::Unknown => (Slot::A, 1),
-        };
-        // Refused before anything is erased.
-        let len = config
-            .encoded_len()
-            .map_err(|_| StoreError::new(StoreErrorKind::Image))?;
-        if len > self.max_image_len() {
-            return Err(StoreError::new(StoreErrorKind::TooLarge));
-        }
-        self.commit(slot, sequence, config, len)
     }
 }
 
@@ -1848,6 +1885,134 @@ mod tests {
         }
         assert_eq!(ResultCode::NvmError as u8, 0xA4);
         assert_eq!(ResultCode::NvmFull as u8, 0xA7);
+    }
+
+    /// A flash whose byte at `flip` reads with its low bit inverted from the second read
+    /// covering it on (a weak cell, a marginal read, a probe on the bus); every other
+    /// read is the inner flash's.
+    #[derive(Clone, Debug)]
+    struct Unstable<M> {
+        inner: M,
+        flip: usize,
+        seen: usize,
+    }
+
+    impl<M: Tearable> ErrorType for Unstable<M> {
+        type Error = MockError;
+    }
+
+    impl<M: Tearable> ReadNorFlash for Unstable<M> {
+        const READ_SIZE: usize = M::READ_SIZE;
+
+        fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), MockError> {
+            self.inner.read(offset, bytes)?;
+            let at = offset as usize;
+            if (at..at + bytes.len()).contains(&self.flip) {
+                self.seen += 1;
+                if self.seen >= 2 {
+                    bytes[self.flip - at] ^= 0x01;
+                }
+            }
+            Ok(())
+        }
+
+        fn capacity(&self) -> usize {
+            self.inner.capacity()
+        }
+    }
+
+    impl<M: Tearable> NorFlash for Unstable<M> {
+        const WRITE_SIZE: usize = M::WRITE_SIZE;
+        const ERASE_SIZE: usize = M::ERASE_SIZE;
+
+        fn erase(&mut self, from: u32, to: u32) -> Result<(), MockError> {
+            self.inner.erase(from, to)
+        }
+
+        fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), MockError> {
+            self.inner.write(offset, bytes)
+        }
+    }
+
+    /// Regression (the bug this test caught): the CRC is checked over a first read of the image and the configuration
+    /// decoded from a second one, so bytes that read differently the second time are
+    /// loaded although no CRC ever covered them.
+    #[test]
+    fn bytes_read_after_the_crc_check_are_not_loaded_unchecked() {
+        let old = config(1, 2);
+        let new = config(2, 3);
+        // `new` is in slot B (4096..8192).
+        let flash = with_saved(Small::new(), &[&old, &new]);
+        // The low byte of `inactivity_secs` (image bytes 12..14).
+        let flip = 4096 + body_offset::<Small>() + 13;
+        let unstable = Unstable {
+            inner: flash,
+            flip,
+            seen: 0,
+        };
+        let mut store: FlashStore<Unstable<Small>> = FlashStore::new(unstable, 0..8192).unwrap();
+        match store.load().unwrap() {
+            Loaded::Config(c) | Loaded::Previous(c) => assert!(
+                c == new || c == old,
+                "loaded a configuration never saved: inactivity {} (saved {} and {})",
+                c.inactivity_secs,
+                old.inactivity_secs,
+                new.inactivity_secs
+            ),
+            Loaded::Blank | Loaded::Damaged => {}
+        }
+    }
+
+    /// Regression (the bug this test caught): after a load finds nothing valid (`Known::Empty`), a save goes to slot A
+    /// with sequence 1 whatever the headers say; the damaged slot B, whose sequence is
+    /// higher, still reads as the newest, so the next boot reports the configuration just
+    /// saved as `Previous` (the damage of a newer image). The Linux port then refuses to
+    /// start again right after `--factory-reset`.
+    #[test]
+    fn a_save_after_damage_loads_as_the_newest_configuration() {
+        for load_first in [true, false] {
+            // Slot A sequence 1, slot B sequence 2; then both images damaged.
+            let mut flash = with_saved(Small::new(), &[&config(0, 1), &config(1, 1)]);
+            let body = body_offset::<Small>();
+            flash.data[body + 3] ^= 0x5A;
+            flash.data[4096 + body + 3] ^= 0x5A;
+            let mut store: FlashStore<Small> = FlashStore::new(flash, 0..8192).unwrap();
+            if load_first {
+                assert_eq!(store.load(), Ok(Loaded::Damaged));
+            }
+            // What `--factory-reset` does.
+            let fresh = Config::default();
+            store.save(&fresh).unwrap();
+            let mut store: FlashStore<Small> =
+                FlashStore::new(store.into_inner(), 0..8192).unwrap();
+            assert_eq!(
+                store.load(),
+                Ok(Loaded::Config(fresh)),
+                "load first {load_first}"
+            );
+        }
+    }
+
+    /// Regression (the bug this test caught): `load_into` promises that `config` is the factory default unless a
+    /// configuration was found, and `read_image_into` resets it on a flash error while
+    /// decoding; a flash error while reading a header or checking a CRC returns through
+    /// `?` and leaves the caller's configuration as it was.
+    #[test]
+    fn a_flash_error_during_a_load_leaves_the_factory_default() {
+        let flash = with_saved(Small::new(), &[&config(1, 2)]);
+        // Reboot: the flash fails at once (read 0: the header of slot A).
+        let faulty = FaultyFlash {
+            off: true,
+            ..FaultyFlash::new(flash, None, Tear::All)
+        };
+        let mut store: FlashStore<FaultyFlash<Small>> = FlashStore::new(faulty, 0..8192).unwrap();
+        let mut running = config(7, 7);
+        let loaded = store.load_into(&mut running);
+        assert_eq!(loaded.map_err(|e| e.kind()), Err(StoreErrorKind::Flash));
+        assert!(
+            running == Config::default(),
+            "the caller's configuration was left as it was"
+        );
     }
 
     proptest! {

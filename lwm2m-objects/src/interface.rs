@@ -346,6 +346,11 @@ impl Object for InterfaceObject {
         RESOURCES
     }
 
+    /// Values of settings this build does not carry take no room.
+    fn config_loaded(&mut self, config: &mut Config) {
+        settings::forget_unserved(config, ID, SETTINGS);
+    }
+
     fn handle(
         &mut self,
         ctx: &mut Context<'_>,

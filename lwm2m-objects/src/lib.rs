@@ -70,6 +70,60 @@ mod tests {
     use super::settings::{group_room, Group};
     use super::*;
 
+    /// Regression (the bug this test caught): a setting of a group left out "takes no room", but nothing drops the
+    /// values of such a group from a loaded image (one saved by a build that carried the
+    /// group, before a firmware update left it out): `Config::decode` keeps them (the
+    /// Wi-Fi key among them, unreachable since the resources answer A1, and saved again
+    /// with every save), they take the room `SETTINGS_ROOM` sized for the carried groups,
+    /// and a carried setting written at its declared size answers A7. Fails in the small
+    /// preset without groups (`cargo xtask test`'s configuration:
+    /// `LWM2M_PRESET=small cargo test -p lwm2m-objects --no-default-features --lib`).
+    #[test]
+    fn values_of_a_left_out_group_in_a_loaded_image_take_no_room() {
+        extern crate std;
+        use lwm2m_core::config::image::MAX_IMAGE_LEN;
+        use lwm2m_core::config::{Config, SETTING_LEN};
+        use std::vec;
+        let objects = [(1024u16, interface::SETTINGS), (1027, target::SETTINGS)];
+        // The image of a build carrying every group, its settings at their largest (as
+        // many as this build's room holds).
+        let mut saved = Config::default();
+        for (object, table) in objects {
+            for line in table.iter().filter(|line| !line.group.included()) {
+                let len = line.kind.max_len().min(SETTING_LEN);
+                let _ = saved.set_setting(object, line.def.id, &vec![b'k'; len]);
+            }
+        }
+        let mut buf = vec![0u8; MAX_IMAGE_LEN];
+        let n = saved.encode(&mut buf).unwrap();
+        // What this build loads, handed to its objects as `Device::new` and
+        // `Device::load_config` do.
+        let mut loaded = Config::decode(&buf[..n]).expect("the image loads");
+        let info = DeviceInfo {
+            manufacturer: "IoTize",
+            flavor: "test",
+            serial: heapless::String::new(),
+            firmware_version: "1.0",
+        };
+        lwm2m_core::ObjectSet::config_loaded(&mut standard_objects(info, NoHooks), &mut loaded);
+        // Every setting this build carries, written at its declared size, fits.
+        for (object, table) in objects {
+            for line in table.iter().filter(|line| line.group.included()) {
+                let len = line.kind.max_len().min(SETTING_LEN);
+                assert!(
+                    loaded
+                        .set_setting(object, line.def.id, &vec![1; len])
+                        .is_ok(),
+                    "/{object}//{} ({len} bytes) answers A7: {} of {} bytes taken by \
+                     values of groups left out",
+                    line.def.id,
+                    saved.settings.used(),
+                    lwm2m_core::config::SETTINGS_BYTES
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_room_of_a_build_is_that_of_the_groups_it_carries() {
         let carried: usize = Group::ALL

@@ -282,6 +282,17 @@ pub fn handle_in(
     }
 }
 
+/// Forgets the values of object `object` that `table` does not serve in this build (a
+/// setting of a group left out, or no line at all) or that are longer than their line
+/// declares: what an image saved by a build carrying more groups may hold.
+pub fn forget_unserved(config: &mut Config, object: u16, table: &[SettingDef]) {
+    config.settings.retain(|s| {
+        s.object != object
+            || find(table, s.resource)
+                .is_some_and(|line| line.group.included() && s.value.len() <= line.kind.max_len())
+    });
+}
+
 /// Forgets the values of `table` (object `object`) of reference kind `kind` that name
 /// `id` ([`Kind::ProfileId`] or [`Kind::BundleId`]), which then read as their default: a
 /// deleted profile or bundle is referred to by nothing, and one created later with the

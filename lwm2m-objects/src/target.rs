@@ -105,6 +105,11 @@ impl Object for TargetObject {
         RESOURCES
     }
 
+    /// Values of settings this build does not carry take no room.
+    fn config_loaded(&mut self, config: &mut lwm2m_core::config::Config) {
+        settings::forget_unserved(config, ID, SETTINGS);
+    }
+
     fn handle(
         &mut self,
         ctx: &mut Context<'_>,

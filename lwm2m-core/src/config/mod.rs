@@ -559,6 +559,28 @@ mod tests {
         assert_eq!(config, Config::default());
     }
 
+    /// Regression (the bug this test caught): build.rs lets `LWM2M_NAME_LEN` go down to 5, but the factory profiles are
+    /// named "anonymous" (9) and "supervisor" (10): `Profile::new` truncates them, and the
+    /// supervisor the client's configurator logs in as no longer exists by that name
+    /// (while "super" logs in with the supervisor's password). Fails with
+    /// `LWM2M_NAME_LEN=5..=9`.
+    #[test]
+    fn the_factory_profiles_keep_their_names_at_every_name_len() {
+        let config = Config::default();
+        for (id, name) in [
+            (ANONYMOUS, &b"anonymous"[..]),
+            (ADMIN, b"admin"),
+            (SUPERVISOR, b"supervisor"),
+        ] {
+            assert_eq!(
+                config.profile_by_name(name).map(|p| p.id),
+                Some(id),
+                "NAME_LEN {NAME_LEN}: {}",
+                core::str::from_utf8(name).unwrap()
+            );
+        }
+    }
+
     #[test]
     fn debug_output_shows_no_secret() {
         let mut config = Config::default();
