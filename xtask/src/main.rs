@@ -152,6 +152,8 @@ fn test() -> Result {
             "--test",
             "slow_target",
             "--test",
+            "suspension",
+            "--test",
             "configuration",
             "--test",
             "declarations",
