@@ -435,6 +435,10 @@ fn footprint() -> Result {
         small.sizes.flash, large.sizes.flash
     );
     println!(
+        "| of which the password hashing (sha1, hmac, pbkdf2) | {} | {} |",
+        small.sizes.crypto, large.sizes.crypto
+    );
+    println!(
         "| static RAM (data + bss, with the frame buffers; the emulated flash left out) | {} | {} |",
         small.sizes.ram, large.sizes.ram
     );
@@ -532,6 +536,8 @@ fn footprint_run(preset: &str) -> Result<FirmwareRun> {
 struct ElfSizes {
     flash: u64,
     ram: u64,
+    /// Flash of the password hashing code.
+    crypto: u64,
 }
 
 /// Flash and static RAM of the firmware from its sections, without the emulated flash.
@@ -544,9 +550,31 @@ fn elf_sizes(path: &Path) -> Result<ElfSizes> {
         .symbols()
         .find(|s| s.name() == Ok("EMULATED_FLASH"))
         .map_or(0, |s| s.size());
+    // The password hashing (PBKDF2-HMAC-SHA1): its functions, by their (legacy-mangled)
+    // names.
+    let crypto = elf
+        .symbols()
+        .filter(|s| s.kind() == object::SymbolKind::Text)
+        .filter(|s| {
+            s.name().is_ok_and(|name| {
+                [
+                    "sha1",
+                    "hmac",
+                    "pbkdf2",
+                    "hash_password",
+                    "6digest",
+                    "digest..",
+                ]
+                .iter()
+                .any(|part| name.contains(part))
+            })
+        })
+        .map(|s| s.size())
+        .sum();
     Ok(ElfSizes {
         flash: section(".vector_table") + section(".text") + section(".rodata") + section(".data"),
         ram: section(".data") + section(".bss") + section(".uninit") - emulated,
+        crypto,
     })
 }
 
