@@ -106,35 +106,30 @@ fn admit<O: ObjectSet + ?Sized>(
     request: &Request<'_>,
 ) -> Result<Option<Envelope>, ResultCode> {
     let path = request.path;
-    let (def, exists, bundle) = {
-        let object = objects.find(path.object).ok_or(ResultCode::NotFound)?;
-        let def = find_resource(object.resources(), path.resource, path.instance)
-            .ok_or(ResultCode::NotFound)?;
-        let exists =
-            def.instance != InstanceRule::Existing || object.instance_exists(ctx, path.instance);
-        let bundle = match def.access(request.method) {
-            acl::Access::Read | acl::Access::Write if exists => {
-                object.owning_bundle(ctx.config(), path.instance)
-            }
-            _ => None,
-        };
-        (*def, exists, bundle)
-    };
+    let object = objects.find(path.object).ok_or(ResultCode::NotFound)?;
+    let def = find_resource(object.resources(), path.resource, path.instance)
+        .ok_or(ResultCode::NotFound)?;
     let access = def.access(request.method);
     if access == acl::Access::Never {
         return Err(ResultCode::MethodNotAllowed);
     }
+    let exists =
+        def.instance != InstanceRule::Existing || object.instance_exists(ctx, path.instance);
     let by_bundle = matches!(access, acl::Access::Read | acl::Access::Write);
     if by_bundle && !exists {
         return Err(ResultCode::NotFound);
     }
+    let bundle = match by_bundle {
+        true => object.owning_bundle(ctx.config(), path.instance),
+        false => None,
+    };
     acl::check(ctx.config(), access, ctx.subject(), path.instance, || {
         bundle
     })?;
     if !exists {
         return Err(ResultCode::NotFound);
     }
-    if !def.implements(request.method) {
+    if !def.provides(request.method) {
         return Err(ResultCode::NotImplemented);
     }
     Ok(def.envelope)

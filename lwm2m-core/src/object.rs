@@ -183,7 +183,12 @@ impl ResourceDef {
     /// access is not [`Access::Never`]) and not marked not implemented
     /// ([`ResourceDef::not_implemented`], [`ResourceDef::not_implemented_for`]).
     pub const fn implements(&self, method: Method) -> bool {
-        !matches!(self.access(method), Access::Never) && self.provided & method_bit(method) != 0
+        !matches!(self.access(method), Access::Never) && self.provides(method)
+    }
+
+    /// Whether `method` is not marked not implemented (its access aside).
+    pub(crate) const fn provides(&self, method: Method) -> bool {
+        self.provided & method_bit(method) != 0
     }
 
     /// Whether this entry answers to `resource` on `instance`.

@@ -324,14 +324,16 @@ fn instructions() -> Result {
         "build the measured requests",
         cargo().args([
             "build",
-            "--release",
+            "--profile",
+            "instructions",
             "-p",
             "lwm2m-objects",
             "--example",
             "instructions",
         ]),
     )?;
-    let binary = root().join("target/release/examples/instructions");
+    // Built as a firmware is: link-time optimisation, one codegen unit (`[profile.instructions]`).
+    let binary = root().join("target/instructions/examples/instructions");
     // (case, iterations, what it is)
     let cases = [
         ("get", 1000, "GET /3//2, anonymous"),
