@@ -10,7 +10,10 @@ use crate::session::{Channel, ChannelId, LoginGuard, Session};
 use crate::storage::{ConfigStore, LoadState, NoStore, StoreError};
 use crate::target::{NoTarget, TargetIo};
 use crate::time::Instant;
-use crate::wire::{is_nfc_select, Request, Response, ResultCode, APDU_HEADER_LEN, STATUS_WORD_OK};
+use crate::wire::multi::MultiRequest;
+use crate::wire::{
+    is_nfc_select, Method, Path, Request, Response, ResultCode, APDU_HEADER_LEN, STATUS_WORD_OK,
+};
 
 /// What [`Device::handle`] produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,12 +52,31 @@ struct Waiting {
     operation: Operation,
     /// Length and CRC of the request buffer: it must be the same on resume.
     fingerprint: (usize, u32),
+    /// The method and path of the item that waits: it must be the same on resume.
+    item: Option<(Method, Path)>,
 }
 
-/// The length and CRC-32 of a request buffer.
+/// The length and CRC-32 of a request buffer: catches a port that changed the buffer by
+/// mistake. A checksum can be forged, so what keeps the access check is [`item_at`].
 fn fingerprint(request: &[u8]) -> (usize, u32) {
     const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
     (request.len(), CRC.checksum(request))
+}
+
+/// The method and path of the request, or of the multi-request item, at `position`: a
+/// resumed request runs that item without checking its access again, so it must be the
+/// one that was admitted (whatever bytes a port hands back, they cannot make another
+/// method or resource run unchecked; the items after it are checked when they run).
+fn item_at(parsed: &Request<'_>, position: Position) -> Option<(Method, Path)> {
+    match position {
+        Position::Request => Some((parsed.method, parsed.path)),
+        Position::Item { index, .. } => {
+            let multi = MultiRequest::parse(parsed.payload).ok()?;
+            let item = multi.items().nth(usize::from(index))?;
+            let inner = Request::parse_frame(item.frame).ok()?;
+            Some((inner.method, inner.path))
+        }
+    }
 }
 
 /// A status-only response after the whole response buffer was wiped (a waiting read
@@ -264,7 +286,13 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         };
         // The same request, or nothing runs: another one would skip its access check.
         let parsed = match Request::parse_apdu(request) {
-            Ok(parsed) if waiting.fingerprint == fingerprint(request) => parsed,
+            Ok(parsed)
+                if waiting.fingerprint == fingerprint(request)
+                    && waiting.item.is_some()
+                    && item_at(&parsed, waiting.position) == waiting.item =>
+            {
+                parsed
+            }
             _ => {
                 warn!("resumed with another request: refused");
                 let len = wiped_status(self.limits, out, ResultCode::BadRequest);
@@ -306,6 +334,17 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             &mut self.target,
             &mut self.store,
         )
+    }
+
+    /// Records what identifies the waiting request (out of line: a blocking request never
+    /// waits, and its stack does not pay for this).
+    #[cold]
+    #[inline(never)]
+    fn remember(&mut self, parsed: &Request<'_>, request: &[u8]) {
+        if let Some(waiting) = self.waiting.as_mut() {
+            waiting.fingerprint = fingerprint(request);
+            waiting.item = item_at(parsed, waiting.position);
+        }
     }
 
     /// Gives the waiting request up without an answer: the port will not complete its
@@ -458,8 +497,10 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
                     position,
                     done: io.done,
                     operation,
-                    fingerprint: fingerprint(request),
+                    fingerprint: (0, 0),
+                    item: None,
                 });
+                self.remember(parsed, request);
                 Step::Pending(operation)
             }
             (Flow::Done(status), _) => {

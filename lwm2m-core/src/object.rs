@@ -353,8 +353,8 @@ impl Context<'_> {
 
     /// Writes `data`, which must be exactly its length, as the value of variable `id`. An
     /// in-device value is stored at once; a target value is an
-    /// [`Operation::WriteTarget`] the request waits on: `data` must then lie in the
-    /// request (the payload of the request or of its item), else `A0`.
+    /// [`Operation::WriteTarget`] the request waits on: `data` must lie in the request
+    /// (the payload of the request or of its item), else `A0`, on every board alike.
     pub fn write_value(&mut self, id: u16, data: &[u8]) -> Result<(), ResultCode> {
         let var = self.config.variable_mut(id).ok_or(ResultCode::NotFound)?;
         if Some(data.len()) != var.value_len() {
@@ -363,11 +363,13 @@ impl Context<'_> {
         match var.domain() {
             Domain::Target => {
                 let var = TargetVar::of(var).ok_or(ResultCode::NotAcceptable)?;
+                // Only bytes of the request can be written later: other bytes are refused
+                // on every board alike.
+                let at =
+                    io::offset_in(self.request, data).ok_or(ResultCode::InternalServerError)?;
                 if let Some(io) = self.inline.as_mut() {
                     return io.target.write(&var, data);
                 }
-                let at =
-                    io::offset_in(self.request, data).ok_or(ResultCode::InternalServerError)?;
                 self.io.ask(Operation::WriteTarget { var, at })
             }
             Domain::InTapStatic | Domain::InTapVolatile => {

@@ -318,3 +318,179 @@ fn a_read_into_a_scratch_body_answers_the_same_through_start_resume() {
         "the read landed at offset 0 of the response, not in the handler's body"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The fingerprint of the request buffer is a CRC: whoever writes the other request (the
+// next client, when a port reuses its buffer) can make it collide. What keeps the access
+// check is that the waiting item must keep its method and path.
+// ---------------------------------------------------------------------------------------
+
+/// CRC-32C (iSCSI), the fingerprint's CRC.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Sets `message[at..at + 4]` so that its CRC-32C is `target` (CRC is affine over GF(2):
+/// solve for the 32 bits of the window).
+fn forge_crc(message: &mut [u8], at: usize, target: u32) {
+    let base = crc32c(message);
+    // The effect on the CRC of each bit of the window.
+    let mut rows: Vec<(u32, u32)> = (0..32)
+        .map(|bit| {
+            let mut m = message.to_vec();
+            m[at + bit / 8] ^= 1 << (bit % 8);
+            (crc32c(&m) ^ base, 1u32 << bit)
+        })
+        .collect();
+    // Gaussian elimination: find a set of bits whose effects XOR to `base ^ target`.
+    let mut want = base ^ target;
+    let mut chosen = 0u32;
+    for pivot in 0..32 {
+        let mask = 1u32 << pivot;
+        let Some(i) = (pivot..32).find(|&i| rows[i].0 & mask != 0) else {
+            continue;
+        };
+        rows.swap(pivot, i);
+        let (effect, bits) = rows[pivot];
+        for (j, row) in rows.iter_mut().enumerate() {
+            if j != pivot && row.0 & mask != 0 {
+                row.0 ^= effect;
+                row.1 ^= bits;
+            }
+        }
+        if want & mask != 0 {
+            want ^= effect;
+            chosen ^= bits;
+        }
+    }
+    assert_eq!(want, 0, "the window spans the CRC");
+    for bit in 0..32 {
+        if chosen & (1 << bit) != 0 {
+            message[at + bit / 8] ^= 1 << (bit % 8);
+        }
+    }
+    assert_eq!(crc32c(message), target);
+}
+
+#[test]
+fn resume_with_a_request_forged_to_the_same_crc_is_refused() {
+    assert_eq!(crc32c(b"123456789"), 0xE306_9283, "the CRC-32C check value");
+    let mut h = configured();
+    // Anonymous may read bundle 1.
+    assert_eq!(
+        to_hex(&h.send_on(WS1, &apdu(3, 1028, 1, 0, &[0x41, 0x00, 0x01]))),
+        "009000"
+    );
+    assert_eq!(h.tx(LOGOUT), "009000");
+    assert_eq!(h.device.config().inactivity_secs, 60);
+
+    // Anonymous starts a multi-request it may run: a target read, then GET /3//2 (with
+    // five bytes of payload the handler ignores).
+    let read = multi(&[get(1029, 1, 4), apdu(1, 3, 0xFFFF, 2, &[0; 5])]);
+    let mut out = [0u8; 1024];
+    let Step::Pending(_) = h.device.start(WS1, &read, h.now, &mut out) else {
+        panic!("a target read waits")
+    };
+    // The port receives the next request into the same buffer before it resumes (the
+    // bug the fingerprint is there to catch). The sender wrote it: PUT /1024//34 = 0
+    // (admin only), then a GET /3//2 whose four payload bytes make the CRC collide.
+    let mut forged = multi(&[
+        apdu(3, 1024, 0xFFFF, 34, &[0]),
+        apdu(1, 3, 0xFFFF, 2, &[0; 4]),
+    ]);
+    assert_eq!(forged.len(), read.len(), "the same length");
+    let window = forged.len() - 5; // the four payload bytes of the last item
+    forge_crc(&mut forged, window, crc32c(&read));
+    assert_ne!(forged, read);
+    let Step::Done(outcome) = h.device.resume(Ok(()), &forged, h.now, &mut out) else {
+        panic!()
+    };
+    let answer = to_hex(&out[..outcome.len]);
+    assert_eq!(
+        h.device.config().inactivity_secs,
+        60,
+        "anonymous changed an admin-only setting through a request with the CRC of \
+         the one it started (answer {answer})"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// A target write of bytes that are not in the request: Device::handle wrote them,
+// start/resume refused them (A0); now both refuse them.
+// ---------------------------------------------------------------------------------------
+
+/// Object 32772: POST /32772//0 writes the inverse of its one-byte payload to variable 2
+/// (a firmware object converting what the client sent before it reaches the target).
+struct Inverting;
+
+impl Object for Inverting {
+    fn id(&self) -> u16 {
+        32772
+    }
+
+    fn resources(&self) -> &'static [ResourceDef] {
+        const TABLE: &[ResourceDef] = &[ResourceDef::single(0).post(Access::Anyone)];
+        TABLE
+    }
+
+    fn handle(
+        &mut self,
+        ctx: &mut Context<'_>,
+        req: &Request<'_>,
+        _body: &mut Body<'_>,
+    ) -> HandlerResult {
+        let byte = *req.payload.first().ok_or(ResultCode::NotAcceptable)?;
+        ctx.write_value(2, &[!byte])?;
+        Ok(ResultCode::Ok)
+    }
+}
+
+fn inverting_device() -> Device<(Inverting,), CountingTarget> {
+    let mut config = Config::default();
+    let mut var = Variable::new(2); // UINT8 × 1, target
+    var.address = 7u32.to_be_bytes();
+    config.variables.push(var).unwrap();
+    Device::new((Inverting,), config, Config::reset, LIMITS).with_target(CountingTarget::default())
+}
+
+#[test]
+fn a_write_of_bytes_outside_the_request_answers_the_same_through_start_resume() {
+    let request = apdu(2, 32772, 0xFFFF, 0, &[0x0F]);
+
+    let mut blocking = inverting_device();
+    let mut out = [0u8; 1024];
+    let outcome = blocking.handle(WS1, &request, lwm2m_core::Instant::ZERO, &mut out);
+    let expected = to_hex(&out[..outcome.len]);
+
+    let mut sans_io = inverting_device();
+    let mut out = [0u8; 1024];
+    let mut step = sans_io.start(WS1, &request, lwm2m_core::Instant::ZERO, &mut out);
+    let answer = loop {
+        match step {
+            Step::Done(outcome) => break to_hex(&out[..outcome.len]),
+            Step::Pending(op) => {
+                let result = sans_io.perform(&op, &request, &mut out);
+                step = sans_io.resume(result, &request, lwm2m_core::Instant::ZERO, &mut out);
+            }
+        }
+    };
+    assert_eq!(
+        (answer.as_str(), sans_io.target().memory[7]),
+        (expected.as_str(), blocking.target().memory[7]),
+        "Device::handle answers {expected} (target byte {:#04x}), start/resume answers \
+         {answer} (target byte {:#04x})",
+        blocking.target().memory[7],
+        sans_io.target().memory[7]
+    );
+}

@@ -449,37 +449,50 @@ pub mod asynch {
     {
         // The owner's link and the waiting request's, at most.
         let mut closed: [Option<ChannelId>; 2] = [None, None];
-        let result = {
+        let ended = {
             let shared: &Device<O, T, S> = device;
             let mut perform = pin!(io.perform(op, shared.config(), request, tx));
             // Room for the NFC SELECT; a longer request is answered without being read.
             let mut scratch = [0u8; 16];
-            loop {
+            let ended = loop {
                 let wait = host.wait(shared.session(), None, &mut scratch);
                 let event = match select(perform.as_mut(), wait).await {
-                    Either::First(result) => break result,
-                    Either::Second(event) => event?,
+                    Either::First(result) => break Ok(Some(result)),
+                    Either::Second(Ok(event)) => event,
+                    Either::Second(Err(err)) => break Err(err),
                 };
                 match event {
                     HostEvent::Request { channel, len } | HostEvent::Side { channel, len, .. } => {
                         let select = scratch.get(..len).is_some_and(is_nfc_select);
                         let answer: &[u8] = if select { &STATUS_WORD_OK } else { &BUSY };
-                        host.reply(channel.id, answer, None).await?;
-                    }
-                    HostEvent::Closed(id) if shared.channel_in_use(id) => {
-                        if let Some(slot) = closed.iter_mut().find(|c| c.is_none()) {
-                            *slot = Some(id);
+                        if let Err(err) = host.reply(channel.id, answer, None).await {
+                            break Err(err);
                         }
                     }
-                    HostEvent::Stop => return Ok(Waited::Stop),
+                    HostEvent::Closed(id) if shared.channel_in_use(id) => {
+                        if !closed.contains(&Some(id)) {
+                            if let Some(slot) = closed.iter_mut().find(|c| c.is_none()) {
+                                *slot = Some(id);
+                            }
+                        }
+                    }
+                    HostEvent::Stop => break Ok(None),
                     HostEvent::Closed(_) | HostEvent::Timeout => {}
                 }
                 scratch.zeroize();
-            }
+            };
+            scratch.zeroize();
+            ended
         };
+        // On every way out: a link closed meanwhile is closed in the device, or it would
+        // keep owning the session (and a new link on its id would inherit it).
         for id in closed.into_iter().flatten() {
             device.channel_closed(id);
         }
+        let result = match ended? {
+            Some(result) => result,
+            None => return Ok(Waited::Stop),
+        };
         Ok(match device.pending() {
             Some(_) => Waited::Done(result),
             None => Waited::Gone,

@@ -413,3 +413,166 @@ fn the_async_loop_stops_when_asked_while_an_operation_hangs() {
     assert_eq!(stopped, Ok(Stopped::Asked));
     assert_eq!(dev.pending(), None, "the request given up");
 }
+
+// The async loop while an operation is awaited: the closes it records.
+
+/// The async loop on a script whose requests and side requests land in the buffer.
+struct Events {
+    events: Vec<(Option<Vec<u8>>, HostEvent)>,
+    answers: Vec<(ChannelId, Vec<u8>)>,
+}
+
+impl ErrorType for Events {
+    type Error = ErrorKind;
+}
+
+impl asynch::Host for Events {
+    async fn wait(
+        &mut self,
+        _session: &Session,
+        _deadline: Option<Instant>,
+        buf: &mut [u8],
+    ) -> Result<HostEvent, ErrorKind> {
+        let (bytes, event) = self.events.remove(0);
+        Ok(match (bytes, event) {
+            (Some(bytes), HostEvent::Request { channel, .. } | HostEvent::Side { channel, .. })
+                if bytes.len() > buf.len() =>
+            {
+                HostEvent::Request { channel, len: 0 }
+            }
+            (Some(bytes), event) => {
+                buf[..bytes.len()].copy_from_slice(&bytes);
+                event
+            }
+            (None, event) => event,
+        })
+    }
+
+    async fn reply(
+        &mut self,
+        channel: ChannelId,
+        frame: &[u8],
+        _: Option<Effect>,
+    ) -> Result<(), ErrorKind> {
+        self.answers.push((channel, frame.to_vec()));
+        Ok(())
+    }
+}
+
+/// The session owner's link closes while its save is awaited, then the port stops the
+/// loop (to go on later, as `run` allows): the close was recorded beside the operation
+/// but is applied only when the operation completes, and Stop returns before that.
+#[test]
+fn a_link_closed_before_a_stop_is_not_left_owning_the_session() {
+    let ws = Channel::new(1, ChannelKind::WebSocket);
+    let ble = Channel::new(2, ChannelKind::Ble);
+    let mut host = Events {
+        events: vec![
+            (
+                Some(SAVE.to_vec()),
+                HostEvent::Request {
+                    channel: ws,
+                    len: SAVE.len(),
+                },
+            ),
+            (None, HostEvent::Closed(ws.id)),
+            (None, HostEvent::Stop),
+        ],
+        answers: Vec::new(),
+    };
+    let mut dev = device();
+    let (mut rx, mut tx) = ([0u8; 69], [0u8; 64]);
+    let stopped = embassy_futures::block_on(asynch::run(
+        &mut dev,
+        &mut host,
+        &mut StuckStore,
+        &mut Seconds(0),
+        &mut rx,
+        &mut tx,
+    ));
+    assert_eq!(stopped, Ok(Stopped::Asked));
+    assert_eq!(dev.pending(), None, "the request given up");
+    let owner = dev.session().owner().map(|c| c.id);
+    // The port goes on: another link is refused (A8) for as long as the dead link's
+    // session lasts, and a new link given id 1 (a fixed-id link reconnecting) would
+    // inherit it, login included.
+    host.events = vec![
+        (
+            Some(GET.to_vec()),
+            HostEvent::Request {
+                channel: ble,
+                len: GET.len(),
+            },
+        ),
+        (None, HostEvent::Stop),
+    ];
+    let again = embassy_futures::block_on(asynch::run(
+        &mut dev,
+        &mut host,
+        &mut StuckStore,
+        &mut Seconds(10),
+        &mut rx,
+        &mut tx,
+    ));
+    assert_eq!(again, Ok(Stopped::Asked));
+    assert_eq!(
+        owner,
+        None,
+        "channel 1 closed, yet it still owns the session after the stop (BLE answered {:02x?})",
+        host.answers.last().map(|(_, a)| a.clone())
+    );
+    assert!(!dev.channel_in_use(ws.id));
+}
+
+/// A side handler's save waits while channel 1 owns the session. The side channel is
+/// reported closed twice (a mailbox closed, reopened and closed again) before the owner's
+/// link closes: the loop keeps two closes and drops the third, the owner's.
+#[test]
+fn a_repeated_close_does_not_crowd_out_the_owners_close() {
+    let ws = Channel::new(1, ChannelKind::WebSocket);
+    let side = Channel::new(5, ChannelKind::Side);
+    let mut host = Events {
+        events: vec![
+            (
+                Some(GET.to_vec()),
+                HostEvent::Request {
+                    channel: ws,
+                    len: GET.len(),
+                },
+            ),
+            (
+                Some(SAVE.to_vec()),
+                HostEvent::Side {
+                    channel: side,
+                    profile: 0,
+                    len: SAVE.len(),
+                },
+            ),
+            // Taken while the save is awaited (one event per poll of the store).
+            (None, HostEvent::Closed(side.id)),
+            (None, HostEvent::Closed(side.id)),
+            (None, HostEvent::Closed(ws.id)),
+            (None, HostEvent::Stop),
+        ],
+        answers: Vec::new(),
+    };
+    let mut dev = device();
+    let mut io = SlowStore { polls: 3, saves: 0 };
+    let (mut rx, mut tx) = ([0u8; 69], [0u8; 64]);
+    let stopped = embassy_futures::block_on(asynch::run(
+        &mut dev,
+        &mut host,
+        &mut io,
+        &mut Seconds(0),
+        &mut rx,
+        &mut tx,
+    ));
+    assert_eq!(stopped, Ok(Stopped::Asked));
+    assert_eq!(io.saves, 1);
+    assert_eq!(dev.pending(), None);
+    assert_eq!(
+        dev.session().owner().map(|c| c.id),
+        None,
+        "channel 1 closed while the side request waited, yet it still owns the session"
+    );
+}
