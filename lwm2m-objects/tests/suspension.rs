@@ -12,22 +12,7 @@ use lwm2m_core::target::{TargetIo, TargetVar};
 use lwm2m_core::wire::{Body, Method, Request};
 use lwm2m_core::{Config, Device, ResultCode, Step};
 
-/// An APDU from a bare Tap frame.
-fn apdu(method: u8, object: u16, instance: u16, resource: u16, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![method];
-    for v in [object, instance, resource] {
-        frame.extend_from_slice(&v.to_be_bytes());
-    }
-    frame.extend_from_slice(payload);
-    let ins = if method == 1 { 0xCA } else { 0xDA };
-    let mut out = vec![0xA2, ins, 0, 0, frame.len() as u8];
-    out.extend_from_slice(&frame);
-    out
-}
-
-fn get(object: u16, instance: u16, resource: u16) -> Vec<u8> {
-    apdu(1, object, instance, resource, &[])
-}
+use common::{get_apdu as get, request_apdu as apdu};
 
 /// `GET /1024//89` holding `items` (APDUs), each expected to succeed or not (0xFF: go on).
 fn multi(items: &[Vec<u8>]) -> Vec<u8> {

@@ -129,9 +129,9 @@ impl asynch::Host for Script {
 }
 
 /// Runs the async loop to its end on this thread.
-fn run_async<I: asynch::Io>(
+fn run_async<H: asynch::Host<Error = ErrorKind>, I: asynch::Io>(
     dev: &mut Device<(Board,)>,
-    host: &mut Script,
+    host: &mut H,
     io: &mut I,
     mut clock: Seconds,
     rx: &mut [u8],
@@ -330,14 +330,7 @@ fn the_nfc_select_is_answered_90_00_while_an_operation_is_awaited() {
     }
     let mut io = SlowStore { polls: 3, saves: 0 };
     let (mut rx, mut tx) = ([0u8; 69], [0u8; 64]);
-    let stopped = embassy_futures::block_on(asynch::run(
-        &mut dev,
-        &mut host,
-        &mut io,
-        &mut Seconds(0),
-        &mut rx,
-        &mut tx,
-    ));
+    let stopped = run_async(&mut dev, &mut host, &mut io, Seconds(0), &mut rx, &mut tx);
     assert_eq!(stopped, Ok(Stopped::Asked));
     let nfc_answer: Vec<Vec<u8>> = host
         .answers
@@ -402,14 +395,14 @@ fn the_async_loop_stops_when_asked_while_an_operation_hangs() {
     };
     let mut dev = device();
     let (mut rx, mut tx) = ([0u8; 69], [0u8; 64]);
-    let stopped = embassy_futures::block_on(asynch::run(
+    let stopped = run_async(
         &mut dev,
         &mut host,
         &mut StuckStore,
-        &mut Seconds(0),
+        Seconds(0),
         &mut rx,
         &mut tx,
-    ));
+    );
     assert_eq!(stopped, Ok(Stopped::Asked));
     assert_eq!(dev.pending(), None, "the request given up");
 }
@@ -482,14 +475,14 @@ fn a_link_closed_before_a_stop_is_not_left_owning_the_session() {
     };
     let mut dev = device();
     let (mut rx, mut tx) = ([0u8; 69], [0u8; 64]);
-    let stopped = embassy_futures::block_on(asynch::run(
+    let stopped = run_async(
         &mut dev,
         &mut host,
         &mut StuckStore,
-        &mut Seconds(0),
+        Seconds(0),
         &mut rx,
         &mut tx,
-    ));
+    );
     assert_eq!(stopped, Ok(Stopped::Asked));
     assert_eq!(dev.pending(), None, "the request given up");
     let owner = dev.session().owner().map(|c| c.id);
@@ -506,14 +499,14 @@ fn a_link_closed_before_a_stop_is_not_left_owning_the_session() {
         ),
         (None, HostEvent::Stop),
     ];
-    let again = embassy_futures::block_on(asynch::run(
+    let again = run_async(
         &mut dev,
         &mut host,
         &mut StuckStore,
-        &mut Seconds(10),
+        Seconds(10),
         &mut rx,
         &mut tx,
-    ));
+    );
     assert_eq!(again, Ok(Stopped::Asked));
     assert_eq!(
         owner,
@@ -559,14 +552,7 @@ fn a_repeated_close_does_not_crowd_out_the_owners_close() {
     let mut dev = device();
     let mut io = SlowStore { polls: 3, saves: 0 };
     let (mut rx, mut tx) = ([0u8; 69], [0u8; 64]);
-    let stopped = embassy_futures::block_on(asynch::run(
-        &mut dev,
-        &mut host,
-        &mut io,
-        &mut Seconds(0),
-        &mut rx,
-        &mut tx,
-    ));
+    let stopped = run_async(&mut dev, &mut host, &mut io, Seconds(0), &mut rx, &mut tx);
     assert_eq!(stopped, Ok(Stopped::Asked));
     assert_eq!(io.saves, 1);
     assert_eq!(dev.pending(), None);

@@ -24,6 +24,30 @@ pub fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// The APDU of method `method` on `/object/instance/resource` with `payload`.
+pub fn request_apdu(
+    method: u8,
+    object: u16,
+    instance: u16,
+    resource: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut frame = vec![method];
+    for v in [object, instance, resource] {
+        frame.extend_from_slice(&v.to_be_bytes());
+    }
+    frame.extend_from_slice(payload);
+    let ins = if method == 1 { 0xCA } else { 0xDA };
+    let mut out = vec![0xA2, ins, 0, 0, frame.len() as u8];
+    out.extend_from_slice(&frame);
+    out
+}
+
+/// The APDU of a GET of `/object/instance/resource`.
+pub fn get_apdu(object: u16, instance: u16, resource: u16) -> Vec<u8> {
+    request_apdu(1, object, instance, resource, &[])
+}
+
 pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
