@@ -26,6 +26,18 @@ fn multi(items: &[Vec<u8>]) -> Vec<u8> {
     apdu(1, 1024, 0xFFFF, 89, &body)
 }
 
+/// [`configured`], bundle 1 readable by anonymous, logged out.
+fn readable_by_anonymous() -> Harness {
+    let mut h = configured();
+    assert_eq!(
+        to_hex(&h.send_on(WS1, &apdu(3, 1028, 1, 0, &[0x41, 0x00, 0x01]))),
+        "009000"
+    );
+    assert_eq!(h.tx(LOGOUT), "009000");
+    assert_eq!(h.device.config().inactivity_secs, 60);
+    h
+}
+
 /// Logs in as admin on WS1 and declares bundle 1 with target variable 1 (UINT16 × 2).
 fn configured() -> Harness {
     let mut h = Harness::new();
@@ -103,14 +115,7 @@ fn the_channel_of_a_waiting_request_stays_in_use() {
 
 #[test]
 fn resume_with_another_request_does_not_run_it_unchecked() {
-    let mut h = configured();
-    // Anonymous may read bundle 1.
-    assert_eq!(
-        to_hex(&h.send_on(WS1, &apdu(3, 1028, 1, 0, &[0x41, 0x00, 0x01]))),
-        "009000"
-    );
-    assert_eq!(h.tx(LOGOUT), "009000");
-    assert_eq!(h.device.config().inactivity_secs, 60);
+    let mut h = readable_by_anonymous();
 
     // Anonymous starts a read it may do...
     let read = get(1029, 1, 4);
@@ -371,14 +376,7 @@ fn forge_crc(message: &mut [u8], at: usize, target: u32) {
 #[test]
 fn resume_with_a_request_forged_to_the_same_crc_is_refused() {
     assert_eq!(crc32c(b"123456789"), 0xE306_9283, "the CRC-32C check value");
-    let mut h = configured();
-    // Anonymous may read bundle 1.
-    assert_eq!(
-        to_hex(&h.send_on(WS1, &apdu(3, 1028, 1, 0, &[0x41, 0x00, 0x01]))),
-        "009000"
-    );
-    assert_eq!(h.tx(LOGOUT), "009000");
-    assert_eq!(h.device.config().inactivity_secs, 60);
+    let mut h = readable_by_anonymous();
 
     // Anonymous starts a multi-request it may run: a target read, then GET /3//2 (with
     // five bytes of payload the handler ignores).
