@@ -79,6 +79,19 @@ fn item_at(parsed: &Request<'_>, position: Position) -> Option<(Method, Path)> {
     }
 }
 
+/// What identifies a request that starts to wait: its [`fingerprint`] and [`item_at`] its
+/// position. Out of line: a blocking request never waits, and its stack does not pay for
+/// this.
+#[cold]
+#[inline(never)]
+fn identify(
+    parsed: &Request<'_>,
+    request: &[u8],
+    position: Position,
+) -> ((usize, u32), Option<(Method, Path)>) {
+    (fingerprint(request), item_at(parsed, position))
+}
+
 /// A status-only response after the whole response buffer was wiped (a waiting read
 /// may have put bytes in it).
 fn wiped_status(limits: FrameLimits, out: &mut [u8], code: ResultCode) -> usize {
@@ -87,12 +100,12 @@ fn wiped_status(limits: FrameLimits, out: &mut [u8], code: ResultCode) -> usize 
     status_response(limits, out, code)
 }
 
-/// How a request runs this time: who for, and from where.
 /// [`Run::inline`]: the device's own target and store perform operations at once.
 const INLINE: bool = true;
 /// [`Run::inline`]: operations suspend the request ([`Step::Pending`]).
 const SUSPEND: bool = false;
 
+/// How a request runs this time: who for, and from where.
 struct Run {
     channel: Channel,
     security: Security,
@@ -103,6 +116,14 @@ struct Run {
     /// Whether the device's own target and store perform operations at once (the blocking
     /// [`Device::handle`]) rather than suspending the request.
     inline: bool,
+}
+
+/// The earlier of two deadlines, either of which may be absent.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Writes a status-only response into `out` (within the device's response size).
@@ -336,17 +357,6 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         )
     }
 
-    /// Records what identifies the waiting request (out of line: a blocking request never
-    /// waits, and its stack does not pay for this).
-    #[cold]
-    #[inline(never)]
-    fn remember(&mut self, parsed: &Request<'_>, request: &[u8]) {
-        if let Some(waiting) = self.waiting.as_mut() {
-            waiting.fingerprint = fingerprint(request);
-            waiting.item = item_at(parsed, waiting.position);
-        }
-    }
-
     /// Gives the waiting request up without an answer: the port will not complete its
     /// operation (it was lost with its link, or the port's I/O failed). What the request
     /// changed before it waited stays changed; the device takes requests again.
@@ -489,6 +499,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         let (security, logins, io) = (ctx.security, ctx.logins, ctx.io);
         match (flow, io.pending) {
             (Flow::Suspend(position), Some(operation)) => {
+                let (fingerprint, item) = identify(parsed, request, position);
                 self.waiting = Some(Waiting {
                     channel,
                     security,
@@ -497,10 +508,9 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
                     position,
                     done: io.done,
                     operation,
-                    fingerprint: (0, 0),
-                    item: None,
+                    fingerprint,
+                    item,
                 });
-                self.remember(parsed, request);
                 Step::Pending(operation)
             }
             (Flow::Done(status), _) => {
@@ -519,37 +529,21 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// Ends what timed out by `now` and returns the next deadline. Call it at the
     /// deadline returned last, or sooner.
     pub fn poll(&mut self, now: Instant) -> Option<Instant> {
-        // The session's deadline is computed once: ended if it passed, else the next one.
-        let session = match self.session.deadline(&self.config) {
-            Some(deadline) if now >= deadline => {
-                self.session.end();
-                info!("session idle timeout");
-                None
-            }
-            deadline => deadline,
-        };
-        // Clears an elapsed lock-out.
-        let _ = self.guard.check(now);
-        match (session, self.guard.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.expire(now)
     }
 
-    fn expire(&mut self, now: Instant) {
-        if self.session.expire(&self.config, now) {
-            info!("session idle timeout");
-        }
+    /// Ends what timed out by `now` (idle session, elapsed lock-out) and returns the next
+    /// deadline, each computed once.
+    fn expire(&mut self, now: Instant) -> Option<Instant> {
+        let session = self.session.expire(&self.config, now);
         // Clears an elapsed lock-out.
         let _ = self.guard.check(now);
+        earliest(session, self.guard.deadline())
     }
 
     /// The earliest time something times out, `None` if nothing is pending.
     pub fn next_deadline(&self) -> Option<Instant> {
-        match (self.session.deadline(&self.config), self.guard.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.session.deadline(&self.config), self.guard.deadline())
     }
 
     /// Whether the engine still knows `channel`: it owns the session. A port must not

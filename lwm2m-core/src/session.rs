@@ -148,14 +148,16 @@ impl Session {
         Some(self.last_activity + self.idle_limit(config)?)
     }
 
-    /// Ends the session if it has been idle past its limit. Returns whether it ended.
-    pub fn expire(&mut self, config: &Config, now: Instant) -> bool {
+    /// Ends the session if it has been idle past its limit. Returns when it ends if
+    /// nothing more arrives ([`Session::deadline`] after the check): `None` once it ended.
+    pub fn expire(&mut self, config: &Config, now: Instant) -> Option<Instant> {
         match self.deadline(config) {
             Some(deadline) if now >= deadline => {
+                info!("session idle timeout");
                 self.end();
-                true
+                None
             }
-            _ => false,
+            deadline => deadline,
         }
     }
 
