@@ -207,7 +207,57 @@ enum Step {
     Stop(Stopped),
 }
 
-/// The part of the loop that does no I/O, shared by the blocking and the async loop.
+/// A request the host delivered: who from, with whose rights, how long.
+struct Arrived {
+    channel: Channel,
+    /// The side handler's profile; `None` for a request of a link.
+    side: Option<u16>,
+    len: usize,
+}
+
+/// The part of the loop that does no I/O for an event, shared by the blocking and the
+/// async loop: a request to run, or what the loop does about any other event.
+fn arrived<O, T, S, C>(
+    device: &mut Device<O, T, S>,
+    clock: &mut C,
+    event: HostEvent,
+    deadline: &mut Option<Instant>,
+) -> Result<Arrived, Step>
+where
+    O: ObjectSet,
+    T: TargetIo,
+    S: ConfigStore,
+    C: Clock,
+{
+    match event {
+        HostEvent::Request { channel, len } => Ok(Arrived {
+            channel,
+            side: None,
+            len,
+        }),
+        HostEvent::Side {
+            channel,
+            profile,
+            len,
+        } => Ok(Arrived {
+            channel,
+            side: Some(profile),
+            len,
+        }),
+        HostEvent::Closed(channel) => {
+            device.channel_closed(channel);
+            *deadline = device.next_deadline();
+            Err(Step::Wait)
+        }
+        HostEvent::Timeout => {
+            *deadline = device.poll(clock.now());
+            Err(Step::Wait)
+        }
+        HostEvent::Stop => Err(Step::Stop(Stopped::Asked)),
+    }
+}
+
+/// What the blocking loop does after an event: the request run to its end.
 fn on_event<O, T, S, C>(
     device: &mut Device<O, T, S>,
     clock: &mut C,
@@ -222,23 +272,9 @@ where
     S: ConfigStore,
     C: Clock,
 {
-    let (channel, side, len) = match event {
-        HostEvent::Request { channel, len } => (channel, None, len),
-        HostEvent::Side {
-            channel,
-            profile,
-            len,
-        } => (channel, Some(profile), len),
-        HostEvent::Closed(channel) => {
-            device.channel_closed(channel);
-            *deadline = device.next_deadline();
-            return Step::Wait;
-        }
-        HostEvent::Timeout => {
-            *deadline = device.poll(clock.now());
-            return Step::Wait;
-        }
-        HostEvent::Stop => return Step::Stop(Stopped::Asked),
+    let Arrived { channel, side, len } = match arrived(device, clock, event, deadline) {
+        Ok(request) => request,
+        Err(step) => return step,
     };
     let now = clock.now();
     let request = rx.get(..len).unwrap_or_default();
@@ -360,17 +396,11 @@ pub mod asynch {
         let mut deadline = device.poll(clock.now());
         loop {
             let event = host.wait(device.session(), deadline, rx).await?;
-            let (channel, side, len) = match event {
-                HostEvent::Request { channel, len } => (channel, None, len),
-                HostEvent::Side {
-                    channel,
-                    profile,
-                    len,
-                } => (channel, Some(profile), len),
-                other => match on_event(device, clock, other, rx, tx, &mut deadline) {
-                    super::Step::Stop(stopped) => return Ok(stopped),
-                    _ => continue,
-                },
+            let Arrived { channel, side, len } = match arrived(device, clock, event, &mut deadline)
+            {
+                Ok(request) => request,
+                Err(super::Step::Stop(stopped)) => return Ok(stopped),
+                Err(_) => continue,
             };
             let now = clock.now();
             let request = rx.get(..len).unwrap_or_default();
@@ -388,17 +418,11 @@ pub mod asynch {
                     // Its link closed: the device gave the request up, nobody to answer.
                     Ok(Waited::Gone) => break None,
                     Ok(Waited::Stop) => {
-                        device.cancel();
-                        rx.zeroize();
-                        tx.zeroize();
+                        give_up(device, rx, tx);
                         return Ok(Stopped::Asked);
                     }
                     Err(err) => {
-                        // The operation was dropped unfinished: the device gives the
-                        // request up rather than wait forever.
-                        device.cancel();
-                        rx.zeroize();
-                        tx.zeroize();
+                        give_up(device, rx, tx);
                         return Err(err);
                     }
                 };
@@ -417,6 +441,19 @@ pub mod asynch {
                 return Ok(stopped);
             }
         }
+    }
+
+    /// The operation was dropped unfinished: the device gives the request up rather than
+    /// wait forever, and the buffers are wiped.
+    fn give_up<O, T, S>(device: &mut Device<O, T, S>, rx: &mut [u8], tx: &mut [u8])
+    where
+        O: ObjectSet,
+        T: TargetIo,
+        S: ConfigStore,
+    {
+        device.cancel();
+        rx.zeroize();
+        tx.zeroize();
     }
 
     /// How the wait beside an operation ended.
