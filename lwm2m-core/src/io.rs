@@ -153,12 +153,18 @@ impl Operation {
                     .ok_or(ResultCode::InternalServerError)?;
                 target.write(&var, data)
             }
-            Operation::SaveConfig => store.save(config).map_err(|err| {
-                warn!("configuration save failed: {}", err);
-                ResultCode::from(err)
-            }),
+            Operation::SaveConfig => save(store, config),
         }
     }
+}
+
+/// Saves `config` to `store`: `A4` if the flash write failed, `A7` if the image does not
+/// fit (the one place a save failure becomes a result code).
+pub(crate) fn save<S: ConfigStore + ?Sized>(store: &mut S, config: &Config) -> IoResult {
+    store.save(config).map_err(|err| {
+        warn!("configuration save failed: {}", err);
+        ResultCode::from(err)
+    })
 }
 
 /// Where `inner` starts within `outer`, if it lies wholly inside it.

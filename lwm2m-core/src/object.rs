@@ -449,10 +449,7 @@ impl Context<'_> {
     /// `A7` if the image does not fit.
     pub fn save_config(&mut self) -> Result<(), ResultCode> {
         match self.inline.as_mut() {
-            Some(io) => io.store.save(self.config).map_err(|err| {
-                warn!("configuration save failed: {}", err);
-                ResultCode::from(err)
-            }),
+            Some(inline) => io::save(inline.store, self.config),
             None => self.io.ask(Operation::SaveConfig),
         }
     }

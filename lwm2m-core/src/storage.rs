@@ -517,12 +517,18 @@ fn write_range<F: NorFlash>(flash: &mut F, offset: u32, data: &[u8]) -> Result<(
     Ok(())
 }
 
-/// The CRC of an image with its sequence number and length.
-#[cfg(test)]
-fn image_crc(sequence: u32, length: u32, image: &[u8]) -> u32 {
+/// The CRC of a slot begun: its sequence number and length, the image still to come.
+fn image_digest(sequence: u32, length: u32) -> crc::Digest<'static, u32> {
     let mut digest = CRC.digest();
     digest.update(&sequence.to_le_bytes());
     digest.update(&length.to_le_bytes());
+    digest
+}
+
+/// The CRC of an image with its sequence number and length.
+#[cfg(test)]
+fn image_crc(sequence: u32, length: u32, image: &[u8]) -> u32 {
+    let mut digest = image_digest(sequence, length);
     digest.update(image);
     digest.finalize()
 }
@@ -721,9 +727,7 @@ impl<F: NorFlash> FlashStore<F> {
         }
         let len = usize::try_from(header.length).map_err(|_| region_error())?;
         let at = self.body_start(slot)?;
-        let mut digest = CRC.digest();
-        digest.update(&header.sequence.to_le_bytes());
-        digest.update(&header.length.to_le_bytes());
+        let digest = image_digest(header.sequence, header.length);
         let mut source = FlashSource {
             flash: &mut self.flash,
             at,
@@ -757,9 +761,7 @@ impl<F: NorFlash> FlashStore<F> {
     fn crc_matches(&mut self, slot: Slot, header: &Header) -> Result<bool, StoreError> {
         let len = usize::try_from(header.length).map_err(|_| region_error())?;
         let at = self.body_start(slot)?;
-        let mut digest = CRC.digest();
-        digest.update(&header.sequence.to_le_bytes());
-        digest.update(&header.length.to_le_bytes());
+        let mut digest = image_digest(header.sequence, header.length);
         read_range(&mut self.flash, at, len, |piece| {
             digest.update(piece);
             Ok(())
@@ -786,9 +788,7 @@ impl<F: NorFlash> FlashStore<F> {
         len: usize,
     ) -> Result<(), StoreError> {
         let length = u32::try_from(len).map_err(|_| StoreError::new(StoreErrorKind::TooLarge))?;
-        let mut digest = CRC.digest();
-        digest.update(&sequence.to_le_bytes());
-        digest.update(&length.to_le_bytes());
+        let mut digest = image_digest(sequence, length);
         config
             .encode_with(|piece| {
                 digest.update(piece);
