@@ -9,7 +9,7 @@ use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, Resource
 use lwm2m_core::wire::tlv::{self, Tlv, TlvKind};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode, ABSENT};
 
-use crate::variable::servable_len;
+use crate::variable::{record_len, servable_len};
 use crate::{codec, interface};
 
 /// Object id.
@@ -194,7 +194,7 @@ pub fn values_bound(config: &Config, bundle: Option<u16>) -> usize {
         .variables
         .iter()
         .filter(|v| bundle.is_none() || v.bundle == bundle)
-        .filter_map(|v| Some(tlv::header_len(v.id, v.value_len()?) + v.value_len()?))
+        .filter_map(|v| Some(record_len(v.id, v.value_len()?)))
         .fold(tlv::MAX_HEADER_LEN, usize::saturating_add)
 }
 
@@ -225,7 +225,7 @@ pub fn write_value_records(
         if let Some(len) = servable_len(var, limits) {
             // Capacity equals the number of variables.
             let _ = ids.push((var.id, len));
-            children = children.saturating_add(tlv::header_len(var.id, len) + len);
+            children = children.saturating_add(record_len(var.id, len));
         }
     }
     let mut header = [0u8; tlv::MAX_HEADER_LEN];

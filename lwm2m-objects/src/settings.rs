@@ -187,16 +187,6 @@ impl SettingDef {
         self
     }
 
-    /// The room the value takes in the configuration at its largest (entry header
-    /// included); nothing for a group the build leaves out.
-    pub const fn room(&self) -> usize {
-        if self.group.included() {
-            self.declared_room()
-        } else {
-            0
-        }
-    }
-
     /// The room the value would take at its largest, carried or not.
     pub const fn declared_room(&self) -> usize {
         lwm2m_core::config::settings::ENTRY_HEADER_LEN + self.kind.max_len()
@@ -206,14 +196,12 @@ impl SettingDef {
 /// The room the settings of `tables` carried by this build need at their largest.
 pub const fn room(tables: &[&[SettingDef]]) -> usize {
     let mut total = 0;
-    let mut t = 0;
-    while t < tables.len() {
-        let mut i = 0;
-        while i < tables[t].len() {
-            total += tables[t][i].room();
-            i += 1;
+    let mut g = 0;
+    while g < Group::ALL.len() {
+        if Group::ALL[g].included() {
+            total += group_room(tables, Group::ALL[g]);
         }
-        t += 1;
+        g += 1;
     }
     total
 }

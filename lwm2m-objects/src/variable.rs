@@ -195,7 +195,7 @@ pub fn servable_len(var: &Variable, limits: FrameLimits) -> Option<usize> {
 }
 
 /// Length of the TLV record of a value of `len` bytes of variable `id`.
-const fn record_len(id: u16, len: usize) -> usize {
+pub(crate) const fn record_len(id: u16, len: usize) -> usize {
     tlv::header_len(id, len) + len
 }
 
