@@ -157,27 +157,14 @@ fn a_bundle_of_16_target_variables_reads_the_same_through_a_slow_target() {
 #[test]
 fn values_and_a_multi_request_read_the_same_through_a_slow_target() {
     // GET /1029/4/4, GET /3//2, GET /1029//4 (every value), PUT /1029/2/4 then GET it.
-    let mut multi = Vec::new();
     let value = [0xDE, 0xAD, 0xBE, 0xEF];
-    for frame in [
+    let multi_apdu = multi_apdu(&[
         get(1029, 4, 4),
         get(3, 0xFFFF, 2),
         get(1029, 0xFFFF, 4),
         apdu(3, 1029, 2, 4, &value),
         get(1029, 2, 4),
-    ] {
-        let frame = &frame[5..];
-        multi.extend_from_slice(&(frame.len() as u16).to_be_bytes());
-        multi.extend_from_slice(frame);
-        multi.push(0xFF);
-    }
-    let multi_apdu = {
-        let mut frame = vec![1, 0x04, 0x00, 0xFF, 0xFF, 0x00, 89];
-        frame.extend_from_slice(&multi);
-        let mut out = vec![0xA2, 0xCA, 0, 0, frame.len() as u8];
-        out.extend_from_slice(&frame);
-        out
-    };
+    ]);
     let mut fast = fast_device();
     let expected = fast.send_on(WS1, &multi_apdu);
     assert_eq!(expected[0], 0x00, "{}", to_hex(&expected));

@@ -12,19 +12,7 @@ use lwm2m_core::target::{TargetIo, TargetVar};
 use lwm2m_core::wire::{Body, Method, Request};
 use lwm2m_core::{Config, Device, ResultCode, Step};
 
-use common::{get_apdu as get, request_apdu as apdu};
-
-/// `GET /1024//89` holding `items` (APDUs), each expected to succeed or not (0xFF: go on).
-fn multi(items: &[Vec<u8>]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for item in items {
-        let frame = &item[5..];
-        body.extend_from_slice(&(frame.len() as u16).to_be_bytes());
-        body.extend_from_slice(frame);
-        body.push(0xFF);
-    }
-    apdu(1, 1024, 0xFFFF, 89, &body)
-}
+use common::{get_apdu as get, multi_apdu as multi, request_apdu as apdu};
 
 /// [`configured`], bundle 1 readable by anonymous, logged out.
 fn readable_by_anonymous() -> Harness {

@@ -48,6 +48,19 @@ pub fn get_apdu(object: u16, instance: u16, resource: u16) -> Vec<u8> {
     request_apdu(1, object, instance, resource, &[])
 }
 
+/// `GET /1024//89` holding `items` (APDUs), every one run whatever the others answer
+/// (expected status 0xFF).
+pub fn multi_apdu(items: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for item in items {
+        let frame = &item[5..];
+        body.extend_from_slice(&(frame.len() as u16).to_be_bytes());
+        body.extend_from_slice(frame);
+        body.push(0xFF);
+    }
+    request_apdu(1, 1024, 0xFFFF, 89, &body)
+}
+
 pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
