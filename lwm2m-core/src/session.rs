@@ -148,17 +148,33 @@ impl Session {
         Some(self.last_activity + self.idle_limit(config)?)
     }
 
-    /// Ends the session if it has been idle past its limit. Returns when it ends if
-    /// nothing more arrives ([`Session::deadline`] after the check): `None` once it ended.
-    pub fn expire(&mut self, config: &Config, now: Instant) -> Option<Instant> {
+    /// Ends the session if it has been idle past its limit. Returns whether it ended.
+    pub fn expire(&mut self, config: &Config, now: Instant) -> bool {
+        let ended = self
+            .deadline(config)
+            .is_some_and(|deadline| now >= deadline);
+        if ended {
+            self.end_idle();
+        }
+        ended
+    }
+
+    /// [`Session::expire`], returning the deadline left instead ([`Session::deadline`]
+    /// after the check, computed once): `None` if the session ended or never ends.
+    pub fn expire_at(&mut self, config: &Config, now: Instant) -> Option<Instant> {
         match self.deadline(config) {
             Some(deadline) if now >= deadline => {
-                info!("session idle timeout");
-                self.end();
+                self.end_idle();
                 None
             }
             deadline => deadline,
         }
+    }
+
+    /// Ends a session idle past its limit.
+    fn end_idle(&mut self) {
+        info!("session idle timeout");
+        self.end();
     }
 
     /// Checks a login body against the configuration and logs the profile in.
