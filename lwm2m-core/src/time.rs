@@ -61,8 +61,21 @@ impl Duration {
     }
 
     /// Length in whole seconds (rounded down).
+    ///
+    /// Long division in 16-bit digits: four 32-bit divisions, so a 32-bit
+    /// microcontroller links no 64-bit division routine (about 1 KiB of flash).
     pub const fn as_secs(self) -> u64 {
-        self.0 / 1000
+        let mut quotient = 0u64;
+        let mut rest = 0u32;
+        let mut shift = 64;
+        while shift > 0 {
+            shift -= 16;
+            // rest < 1000, so this is below 1000 · 2^16 and fits a u32.
+            let digit = (rest << 16) | ((self.0 >> shift) as u32 & 0xFFFF);
+            quotient = (quotient << 16) | (digit / 1000) as u64;
+            rest = digit % 1000;
+        }
+        quotient
     }
 }
 
@@ -77,5 +90,33 @@ impl Sub<Instant> for Instant {
     type Output = Duration;
     fn sub(self, rhs: Instant) -> Duration {
         self.saturating_since(rhs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn whole_seconds_at_the_edges() {
+        for ms in [
+            0,
+            999,
+            1000,
+            1001,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            assert_eq!(Duration::from_millis(ms).as_secs(), ms / 1000, "{ms}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn whole_seconds_are_the_quotient(ms in any::<u64>()) {
+            prop_assert_eq!(Duration::from_millis(ms).as_secs(), ms / 1000);
+        }
     }
 }

@@ -42,9 +42,33 @@ pub fn empty(payload: &[u8]) -> Result<(), ResultCode> {
     }
 }
 
+/// `v` as decimal text, without `core::fmt` (which would cost a firmware about 1 KiB).
+pub fn decimal(mut v: u32, digits: &mut [u8; 10]) -> &[u8] {
+    let mut start = digits.len();
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        start -= 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    digits.get(start..).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn decimal_text_is_what_display_writes() {
+        for v in [0, 7, 10, 99, 100, 12_345, 1_700_000_000, u32::MAX] {
+            let mut digits = [0; 10];
+            assert_eq!(decimal(v, &mut digits), v.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn uint_accepts_only_the_listed_widths() {

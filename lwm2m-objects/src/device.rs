@@ -5,7 +5,7 @@ use lwm2m_core::acl::Access::{Admin, Anyone, User};
 use lwm2m_core::config::{Config, SecurityOptions};
 use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
-use lwm2m_core::{Effect, Instant};
+use lwm2m_core::{Duration, Effect, Instant};
 
 use crate::codec;
 
@@ -117,7 +117,7 @@ impl<H: DeviceHooks> DeviceObject<H> {
             None => self
                 .hooks
                 .unix_time()
-                .unwrap_or((now.as_millis() / 1000) as u32),
+                .unwrap_or(Duration::from_millis(now.as_millis()).as_secs() as u32),
         }
     }
 }
@@ -180,9 +180,8 @@ impl<H: DeviceHooks> Object for DeviceObject<H> {
             }
             (13, Method::Get) => {
                 // The client decodes the time as text (objects.md §7.3): decimal seconds.
-                let mut text: String<10> = String::new();
-                let _ = core::fmt::write(&mut text, format_args!("{}", self.unix_time(ctx.now())));
-                body.push(text.as_bytes())?;
+                let mut digits = [0; 10];
+                body.push(codec::decimal(self.unix_time(ctx.now()), &mut digits))?;
             }
             (13, Method::Put) => {
                 // The client writes a u32; decimal text is accepted too (decision 12).

@@ -87,11 +87,13 @@ impl<F: FnMut(&[u8]) -> Result<(), ImageError>> Sink for FnSink<F> {
     }
 }
 
-struct Writer<S> {
-    sink: S,
+/// The encoder's view of its sink: one encoder for every sink (a buffer, a CRC, the
+/// flash), so a firmware carries one copy of it.
+struct Writer<'s> {
+    sink: &'s mut dyn Sink,
 }
 
-impl<S: Sink> Writer<S> {
+impl Writer<'_> {
     fn bytes(&mut self, bytes: &[u8]) -> Result<(), ImageError> {
         self.sink.put(bytes)
     }
@@ -144,11 +146,12 @@ impl Source for &[u8] {
     }
 }
 
-struct Reader<S> {
-    source: S,
+/// The decoder's view of its source: one decoder for every source.
+struct Reader<'s> {
+    source: &'s mut dyn Source,
 }
 
-impl<S: Source> Reader<S> {
+impl Reader<'_> {
     fn array<const N: usize>(&mut self) -> Result<[u8; N], ImageError> {
         let mut out = [0u8; N];
         self.source.read(&mut out)?;
@@ -168,22 +171,29 @@ impl<S: Source> Reader<S> {
     }
 
     fn short<const N: usize>(&mut self) -> Result<Vec<u8, N, u8>, ImageError> {
-        let len = usize::from(self.u8()?);
         let mut out = Vec::new();
+        let len = self.short_len(N)?;
         out.resize(len, 0).map_err(|_| ImageError::Corrupt)?;
         self.source.read(&mut out)?;
         Ok(out)
+    }
+
+    /// The length of a short byte string, at most `max`.
+    fn short_len(&mut self, max: usize) -> Result<usize, ImageError> {
+        let len = usize::from(self.u8()?);
+        if len > max {
+            return Err(ImageError::Corrupt);
+        }
+        Ok(len)
     }
 }
 
 impl Config {
     /// Encodes the image into `buf`, returning its length.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, ImageError> {
-        let mut w = Writer {
-            sink: SliceSink { buf, len: 0 },
-        };
-        self.write(&mut w)?;
-        Ok(w.sink.len)
+        let mut sink = SliceSink { buf, len: 0 };
+        self.write(&mut Writer { sink: &mut sink })?;
+        Ok(sink.len)
     }
 
     /// Encodes the image piece by piece into `sink` (a CRC, the flash), in order:
@@ -192,7 +202,9 @@ impl Config {
         &self,
         sink: impl FnMut(&[u8]) -> Result<(), ImageError>,
     ) -> Result<(), ImageError> {
-        self.write(&mut Writer { sink: FnSink(sink) })
+        self.write(&mut Writer {
+            sink: &mut FnSink(sink),
+        })
     }
 
     /// The length of the image [`Config::encode`] writes.
@@ -205,7 +217,7 @@ impl Config {
         Ok(len)
     }
 
-    fn write<S: Sink>(&self, w: &mut Writer<S>) -> Result<(), ImageError> {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), ImageError> {
         w.bytes(&MAGIC)?;
         w.u16(FORMAT)?;
         w.u32(self.version)?;
@@ -281,15 +293,17 @@ impl Config {
     /// Decodes an image read piece by piece from `source` (the flash: nothing as large
     /// as the image is ever held) into `self`, in place; on an error `self` is the
     /// factory default. Every byte of `source` must belong to the image.
-    pub fn decode_from(&mut self, source: impl Source) -> Result<(), ImageError> {
-        let decoded = self.decode_fields(Reader { source });
+    pub fn decode_from(&mut self, mut source: impl Source) -> Result<(), ImageError> {
+        let decoded = self.decode_fields(Reader {
+            source: &mut source,
+        });
         if decoded.is_err() {
             self.reset();
         }
         decoded
     }
 
-    fn decode_fields<S: Source>(&mut self, mut r: Reader<S>) -> Result<(), ImageError> {
+    fn decode_fields(&mut self, mut r: Reader<'_>) -> Result<(), ImageError> {
         if r.array::<4>().ok() != Some(MAGIC) || r.u16()? != FORMAT {
             return Err(ImageError::UnknownFormat);
         }

@@ -15,7 +15,7 @@ use core::mem::{size_of, MaybeUninit};
 use core::ptr::{addr_of, addr_of_mut};
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::{debug, hio};
 use embedded_storage::nor_flash::{
     check_erase, check_read, check_write, ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash,
 };
@@ -134,12 +134,12 @@ fn used() -> usize {
     top - at
 }
 
+/// Decodes the hex digits of `text` (spaces ignored) into `out`; the number of bytes.
 fn hex(text: &str, out: &mut [u8]) -> usize {
-    let digits = text.bytes().filter(|b| !b.is_ascii_whitespace());
     let mut n = 0;
     let mut high = None;
-    for d in digits {
-        let v = (d as char).to_digit(16).unwrap_or(0) as u8;
+    for d in text.bytes().filter(|&b| b != b' ') {
+        let v = if d >= b'a' { d - b'a' + 10 } else { d - b'0' };
         match high.take() {
             None => high = Some(v),
             Some(h) => {
@@ -149,6 +149,48 @@ fn hex(text: &str, out: &mut [u8]) -> usize {
         }
     }
     n
+}
+
+/// Prints `text` over semihosting.
+fn print(text: &[u8]) {
+    if let Ok(mut out) = hio::hstdout() {
+        let _ = out.write_all(text);
+    }
+}
+
+/// Writes `v` in decimal into `line` at `n`; the new end.
+fn decimal(mut v: usize, line: &mut [u8], mut n: usize) -> usize {
+    let mut digits = [0u8; 10];
+    let mut k = 0;
+    loop {
+        digits[k] = b'0' + (v % 10) as u8;
+        k += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    while k > 0 {
+        k -= 1;
+        line[n] = digits[k];
+        n += 1;
+    }
+    n
+}
+
+/// Prints the line `{key}{index}={value}` (the index only when given), in decimal, without
+/// `core::fmt`: the firmware measures the stack's flash, not the formatting machinery's.
+fn report(key: &str, index: Option<usize>, value: usize) {
+    let mut line = [0u8; 48];
+    let mut n = key.len();
+    line[..n].copy_from_slice(key.as_bytes());
+    if let Some(i) = index {
+        n = decimal(i, &mut line, n);
+    }
+    line[n] = b'=';
+    n = decimal(value, &mut line, n + 1);
+    line[n] = b'\n';
+    print(&line[..n + 1]);
 }
 
 /// The requests measured, with the status they must answer.
@@ -198,16 +240,19 @@ fn main() -> ! {
     let device = boot();
     let boot_stack = used();
     let (stack, worst) = serve(device);
-    hprintln!("preset={}", lwm2m_core::config::capacity::PRESET);
-    hprintln!("engine={}", size_of::<Engine>());
-    hprintln!("config={}", size_of::<Config>());
+    print(b"preset=");
+    print(lwm2m_core::config::capacity::PRESET.as_bytes());
+    print(b"\n");
+    report("engine", None, size_of::<Engine>());
+    report("config", None, size_of::<Config>());
     for group in lwm2m_objects::settings::Group::ALL {
         let room = lwm2m_objects::settings::group_room(&lwm2m_objects::SETTINGS_TABLES, group);
-        hprintln!("group-{}={}", group.name(), room);
+        print(b"group-");
+        report(group.name(), None, room);
     }
-    hprintln!("boot-stack={}", boot_stack);
-    hprintln!("worst-request={}", worst);
-    hprintln!("stack={}", stack);
+    report("boot-stack", None, boot_stack);
+    report("worst-request", None, worst);
+    report("stack", None, stack);
     debug::exit(debug::EXIT_SUCCESS);
     loop {}
 }
@@ -264,12 +309,12 @@ fn serve(device: &mut Engine) -> (usize, usize) {
             response,
         );
         let stack = used();
-        hprintln!("request-{}={}", i, stack);
+        report("request-", Some(i), stack);
         if stack > worst.0 {
             worst = (stack, i);
         }
         if outcome.len < 3 || response[0] != *status {
-            hprintln!("request {} answered {:02x}", i, response[0]);
+            report("unexpected answer, request ", Some(i), usize::from(response[0]));
             fail("unexpected answer");
         }
     }
@@ -277,7 +322,9 @@ fn serve(device: &mut Engine) -> (usize, usize) {
 }
 
 fn fail(what: &str) -> ! {
-    hprintln!("footprint firmware: {}", what);
+    print(b"footprint firmware: ");
+    print(what.as_bytes());
+    print(b"\n");
     debug::exit(debug::EXIT_FAILURE);
     loop {}
 }
