@@ -3,7 +3,8 @@
 
 use lwm2m_core::acl::Access::{Admin, Read};
 use lwm2m_core::config::{
-    AclEntry, Bundle, Config, Name, Rights, Variable, ADMIN, MAX_VARIABLES, NAME_LEN,
+    remove_ordered, AclEntry, Bundle, Config, Name, Rights, Variable, ADMIN, MAX_VARIABLES,
+    NAME_LEN,
 };
 use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::tlv::{self, Tlv, TlvKind};
@@ -92,7 +93,7 @@ impl Object for BundleObject {
                     .iter()
                     .position(|b| b.id == id)
                     .ok_or(ResultCode::NotFound)?;
-                config.bundles.remove(index);
+                remove_ordered(&mut config.bundles, index);
                 // Its variables now belong to no bundle: administrator only.
                 for var in config.variables.iter_mut().filter(|v| v.bundle == Some(id)) {
                     var.bundle = None;
@@ -175,7 +176,7 @@ fn set_acl_entry(bundle: &mut Bundle, entry: AclEntry) -> Result<(), ResultCode>
     let existing = bundle.acl.iter().position(|e| e.profile == entry.profile);
     match (existing, entry.rights == Rights::NONE) {
         (Some(i), true) => {
-            bundle.acl.remove(i);
+            remove_ordered(&mut bundle.acl, i);
         }
         (Some(i), false) => bundle.acl[i] = entry,
         (None, true) => {}

@@ -2,7 +2,10 @@
 
 use lwm2m_core::acl::Access::{Admin, SelfOrAdmin};
 use lwm2m_core::auth::{Credential, ScramRecord, Secret16, FIELD_LEN};
-use lwm2m_core::config::{Name, Profile, SecurityOptions, ADMIN, ANONYMOUS, NAME_LEN, SUPERVISOR};
+use lwm2m_core::config::{
+    remove_ordered, retain_ordered, Name, Profile, SecurityOptions, ADMIN, ANONYMOUS, NAME_LEN,
+    SUPERVISOR,
+};
 use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode, ABSENT};
 
@@ -134,7 +137,7 @@ fn delete(ctx: &mut Context<'_>, id: u16) -> Result<(), ResultCode> {
         .iter()
         .position(|p| p.id == id)
         .ok_or(ResultCode::NotFound)?;
-    profiles.remove(index);
+    remove_ordered(profiles, index);
     // Users of the deleted profile fall back to their own rights.
     for profile in profiles.iter_mut().filter(|p| p.alias == id) {
         profile.alias = profile.id;
@@ -142,7 +145,7 @@ fn delete(ctx: &mut Context<'_>, id: u16) -> Result<(), ResultCode> {
     // Nothing it was granted passes to a profile created later with the same id (the
     // configurator numbers profiles 1, 2, 3...).
     for bundle in ctx.config_mut().bundles.iter_mut() {
-        bundle.acl.retain(|entry| entry.profile != id);
+        retain_ordered(&mut bundle.acl, |entry| entry.profile != id);
     }
     interface::profile_deleted(ctx.config_mut(), id);
     Ok(())

@@ -22,7 +22,9 @@
 //! everybody.
 
 use lwm2m_core::acl::Access::{Admin, Anyone, Read, Write};
-use lwm2m_core::config::{Config, Domain, Rights, Variable, META_LEN, UNIT_LEN, VALUE_LEN};
+use lwm2m_core::config::{
+    remove_ordered, Config, Domain, Rights, Variable, META_LEN, UNIT_LEN, VALUE_LEN,
+};
 use lwm2m_core::object::{default_bound, Context, FrameLimits, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{tlv, Body, Method, Request, ResultCode, ABSENT};
 
@@ -139,7 +141,7 @@ impl Object for VariableObject {
                     .iter()
                     .position(|v| v.id == id)
                     .ok_or(ResultCode::NotFound)?;
-                config.variables.remove(index);
+                remove_ordered(&mut config.variables, index);
             }
             (4, Method::Get) => {
                 ctx.read_value(id, body)?;
@@ -266,11 +268,13 @@ fn configure(
             probe.quantity = quantity;
         }
         check_sizes(ctx.limits(), &probe)?;
-        // A value kept in the device no longer matches the new layout.
-        probe.value.clear();
-        *ctx.config_mut()
+        let var = ctx
+            .config_mut()
             .variable_mut(id)
-            .ok_or(ResultCode::NotFound)? = probe;
+            .ok_or(ResultCode::NotFound)?;
+        (var.var_type, var.quantity) = (probe.var_type, probe.quantity);
+        // A value kept in the device no longer matches the new layout.
+        var.value.clear();
         return Ok(());
     }
     let var = ctx

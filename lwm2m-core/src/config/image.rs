@@ -98,24 +98,29 @@ impl Writer<'_> {
         self.sink.put(bytes)
     }
 
+    #[inline(never)]
     fn u8(&mut self, v: u8) -> Result<(), ImageError> {
         self.bytes(&[v])
     }
 
+    #[inline(never)]
     fn u16(&mut self, v: u16) -> Result<(), ImageError> {
         self.bytes(&v.to_be_bytes())
     }
 
+    #[inline(never)]
     fn u32(&mut self, v: u32) -> Result<(), ImageError> {
         self.bytes(&v.to_be_bytes())
     }
 
     /// A short byte string: u8 length then the bytes (every capacity is below 256).
+    #[inline(never)]
     fn short(&mut self, bytes: &[u8]) -> Result<(), ImageError> {
         self.u8(u8::try_from(bytes.len()).map_err(|_| ImageError::Corrupt)?)?;
         self.bytes(bytes)
     }
 
+    #[inline(never)]
     fn count(&mut self, n: usize) -> Result<(), ImageError> {
         self.u8(u8::try_from(n).map_err(|_| ImageError::Corrupt)?)
     }
@@ -158,14 +163,17 @@ impl Reader<'_> {
         Ok(out)
     }
 
+    #[inline(never)]
     fn u8(&mut self) -> Result<u8, ImageError> {
         Ok(self.array::<1>()?[0])
     }
 
+    #[inline(never)]
     fn u16(&mut self) -> Result<u16, ImageError> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
+    #[inline(never)]
     fn u32(&mut self) -> Result<u32, ImageError> {
         Ok(u32::from_be_bytes(self.array()?))
     }
@@ -179,6 +187,7 @@ impl Reader<'_> {
     }
 
     /// The length of a short byte string, at most `max`.
+    #[inline(never)]
     fn short_len(&mut self, max: usize) -> Result<usize, ImageError> {
         let len = usize::from(self.u8()?);
         if len > max {
@@ -303,6 +312,7 @@ impl Config {
         decoded
     }
 
+    #[inline(never)]
     fn decode_fields(&mut self, mut r: Reader<'_>) -> Result<(), ImageError> {
         if r.array::<4>().ok() != Some(MAGIC) || r.u16()? != FORMAT {
             return Err(ImageError::UnknownFormat);

@@ -418,6 +418,7 @@ impl Config {
     /// Checks the meaning of a configuration, as [`image`] decoding does before a
     /// loaded image is used: everything the objects refuse to write is refused here too,
     /// so a crafted image cannot give the device a state no request could have.
+    #[inline(never)]
     pub fn validate(&self) -> Result<(), InvalidConfig> {
         use InvalidConfig::*;
         let anonymous = self.profile(ANONYMOUS).ok_or(BuiltinProfile)?;
@@ -527,11 +528,61 @@ impl Config {
     }
 }
 
+/// Removes the element at `index` of `list`, keeping the order of the others; `None`
+/// when there is none.
+///
+/// The element travels to the end by swaps: unlike `Vec::remove` this needs no `memmove`,
+/// which nothing else of the stack needs either (about 1.5 KiB of a Cortex-M firmware).
+pub fn remove_ordered<T, const N: usize>(list: &mut Vec<T, N, u8>, index: usize) -> Option<T> {
+    let last = list.len().checked_sub(1)?;
+    if index > last {
+        return None;
+    }
+    for i in index..last {
+        list.swap(i, i + 1);
+    }
+    list.pop()
+}
+
+/// Keeps the elements of `list` that `keep` accepts, in their order (as `Vec::retain`,
+/// without `memmove`: see [`remove_ordered`]).
+pub fn retain_ordered<T, const N: usize>(
+    list: &mut Vec<T, N, u8>,
+    mut keep: impl FnMut(&T) -> bool,
+) {
+    let mut kept = 0;
+    for i in 0..list.len() {
+        if list.get(i).is_some_and(&mut keep) {
+            list.swap(kept, i);
+            kept += 1;
+        }
+    }
+    list.truncate(kept);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::hash_password;
     use std::format;
+
+    #[test]
+    fn ordered_removal_keeps_the_order_of_the_others() {
+        let full: Vec<u8, 6, u8> = Vec::from_slice(&[1, 2, 3, 4, 5, 6]).unwrap();
+        for index in 0..7 {
+            let mut list = full.clone();
+            let removed = remove_ordered(&mut list, index);
+            let mut expected = full.clone();
+            let wanted = (index < expected.len()).then(|| expected.remove(index));
+            assert_eq!((removed, &list), (wanted, &expected), "index {index}");
+        }
+        let mut list = full.clone();
+        retain_ordered(&mut list, |&v| v % 3 != 0);
+        assert_eq!(list[..], [1, 2, 4, 5]);
+        retain_ordered(&mut list, |_| false);
+        assert!(list.is_empty());
+        assert_eq!(remove_ordered(&mut list, 0), None);
+    }
 
     #[test]
     fn the_factory_passwords_are_the_documented_ones() {

@@ -210,7 +210,7 @@ impl Settings {
             return;
         };
         if let Some(live) = self.bytes.get_mut(at..self.used) {
-            live.copy_within(len.., 0);
+            crate::wire::shift_down(live, len);
         }
         let new_used = self.used.saturating_sub(end.saturating_sub(at));
         if let Some(freed) = self.bytes.get_mut(new_used..self.used) {

@@ -219,7 +219,10 @@ where
         return Err(too_small.into());
     }
     let header = header_len(id, value_len);
-    buf.copy_within(MAX_HEADER_LEN..MAX_HEADER_LEN + value_len, header);
+    let moved = buf
+        .get_mut(header..MAX_HEADER_LEN + value_len)
+        .ok_or(too_small)?;
+    super::shift_down(moved, MAX_HEADER_LEN.saturating_sub(header));
     emit_header(buf, kind, id, value_len)?;
     Ok(header + value_len)
 }
