@@ -13,7 +13,7 @@ use lwm2m_core::object::{Context, Envelope, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
 use crate::codec;
-use crate::settings::{self, Group, Kind, SettingDef};
+use crate::settings::{self, Group, Kind, Setting, SettingDef};
 
 /// Object id.
 pub const ID: u16 = 1024;
@@ -305,6 +305,9 @@ pub const SETTINGS: &[SettingDef] = &[
 pub const RESOURCES: &[ResourceDef] =
     &settings::table::<{ OTHER_RESOURCES.len() + SETTINGS.len() }>(OTHER_RESOURCES, SETTINGS);
 
+/// The run-time lines of [`SETTINGS`].
+pub const SETTING_LINES: &[Setting] = &settings::lines::<{ SETTINGS.len() }>(SETTINGS);
+
 /// `HostProtocol` bits (`enums.json`): NFC, BLUETOOTH, GSM, USB_RLINK, USB_CMISIS_DAP,
 /// WIFI, BLE, UART, MQTT, WEBSOCKET.
 const HOST_PROTOCOLS: u16 =
@@ -318,12 +321,12 @@ const WIFI_PROTOCOLS: u8 = 0x01 | 0x02 | 0x04;
 /// A deleted profile is no longer the NFC auto-login nor the JVM profile: both fall back
 /// to anonymous.
 pub fn profile_deleted(config: &mut Config, id: u16) {
-    settings::drop_references(config, ID, SETTINGS, Kind::ProfileId, id);
+    settings::drop_references(config, ID, SETTING_LINES, Kind::ProfileId, id);
 }
 
 /// A deleted bundle no longer owns a special feature: the feature belongs to no bundle.
 pub fn bundle_deleted(config: &mut Config, id: u16) {
-    settings::drop_references(config, ID, SETTINGS, Kind::BundleId, id);
+    settings::drop_references(config, ID, SETTING_LINES, Kind::BundleId, id);
 }
 
 /// Object 1024.
@@ -348,7 +351,7 @@ impl Object for InterfaceObject {
 
     /// Values of settings this build does not carry take no room.
     fn config_loaded(&mut self, config: &mut Config) {
-        settings::forget_unserved(config, ID, SETTINGS);
+        settings::forget_unserved(config, ID, SETTING_LINES);
     }
 
     fn handle(
@@ -418,7 +421,7 @@ impl Object for InterfaceObject {
                 // take effect at once.
                 ctx.override_nfc_priority(priority);
             }
-            _ => return settings::handle_in(SETTINGS, ctx, ID, req, body),
+            _ => return settings::handle_in(SETTING_LINES, ctx, ID, req, body),
         }
         Ok(ResultCode::Ok)
     }

@@ -250,15 +250,49 @@ pub const fn table<const N: usize>(
     out
 }
 
+/// A setting as the engine sees it at run time: its resource, encoding and group. The
+/// rest of its declaration (rights, answer size) is in the object's resource table
+/// ([`table`]), so a firmware holds each declaration once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setting {
+    /// Resource id.
+    pub id: u16,
+    /// The group it belongs to.
+    pub group: Group,
+    /// Encoding.
+    pub kind: Kind,
+}
+
+/// The run-time lines of `settings` (`N` is their number; anything else fails the build).
+pub const fn lines<const N: usize>(settings: &[SettingDef]) -> [Setting; N] {
+    assert!(settings.len() == N, "N is the number of settings");
+    let mut out = [Setting {
+        id: 0,
+        group: Group::Core,
+        kind: Kind::U8,
+    }; N];
+    let mut i = 0;
+    while i < N {
+        let line = &settings[i];
+        out[i] = Setting {
+            id: line.def.id,
+            group: line.group,
+            kind: line.kind,
+        };
+        i += 1;
+    }
+    out
+}
+
 /// The line of `table` for `resource`.
-pub fn find(table: &[SettingDef], resource: u16) -> Option<&SettingDef> {
-    table.iter().find(|line| line.def.id == resource)
+pub fn find(table: &[Setting], resource: u16) -> Option<&Setting> {
+    table.iter().find(|line| line.id == resource)
 }
 
 /// Handles a request on a resource of `table` (object `object`); a resource that is not
 /// in the table is not provided by this build (`A1`).
 pub fn handle_in(
-    table: &[SettingDef],
+    table: &[Setting],
     ctx: &mut Context<'_>,
     object: u16,
     req: &Request<'_>,
@@ -273,7 +307,7 @@ pub fn handle_in(
 /// Forgets the values of object `object` that `table` does not serve in this build (a
 /// setting of a group left out, or no line at all) or that are longer than their line
 /// declares: what an image saved by a build carrying more groups may hold.
-pub fn forget_unserved(config: &mut Config, object: u16, table: &[SettingDef]) {
+pub fn forget_unserved(config: &mut Config, object: u16, table: &[Setting]) {
     config.settings.retain(|s| {
         s.object != object
             || find(table, s.resource)
@@ -285,13 +319,7 @@ pub fn forget_unserved(config: &mut Config, object: u16, table: &[SettingDef]) {
 /// `id` ([`Kind::ProfileId`] or [`Kind::BundleId`]), which then read as their default: a
 /// deleted profile or bundle is referred to by nothing, and one created later with the
 /// same id inherits nothing.
-pub fn drop_references(
-    config: &mut Config,
-    object: u16,
-    table: &[SettingDef],
-    kind: Kind,
-    id: u16,
-) {
+pub fn drop_references(config: &mut Config, object: u16, table: &[Setting], kind: Kind, id: u16) {
     let id = id.to_be_bytes();
     config.settings.retain(|s| {
         let refers = s.object == object
@@ -450,17 +478,17 @@ fn serial_record_is_valid(bits: u64) -> bool {
 pub fn handle(
     ctx: &mut Context<'_>,
     object: u16,
-    def: &SettingDef,
+    def: &Setting,
     req: &Request<'_>,
     body: &mut Body<'_>,
 ) -> HandlerResult {
     match req.method {
-        Method::Get => emit(def.kind, ctx.config().setting(object, def.def.id), body)?,
+        Method::Get => emit(def.kind, ctx.config().setting(object, def.id), body)?,
         Method::Put | Method::Post => {
             let mut scratch = [0u8; 4];
             let value = canonical(def.kind, ctx.config(), req.payload, &mut scratch)?;
             // Legal but longer than the image holds: A7.
-            ctx.config_mut().set_setting(object, def.def.id, value)?;
+            ctx.config_mut().set_setting(object, def.id, value)?;
         }
         Method::Delete => return Err(ResultCode::MethodNotAllowed),
     }
@@ -588,13 +616,14 @@ mod tests {
             SettingDef::new(ResourceDef::single(95), Kind::U16),
             SettingDef::new(ResourceDef::single(102), Kind::BundleId),
         ];
+        const LINES: &[Setting] = &lines::<4>(TABLE);
         let mut config = Config::default();
         for resource in [43, 95, 102] {
             config.set_setting(1024, resource, &[0, 1]).unwrap();
         }
         config.set_setting(1024, 66, &[0, 2]).unwrap();
         config.set_setting(1027, 43, &[0, 1]).unwrap();
-        drop_references(&mut config, 1024, TABLE, Kind::ProfileId, 1);
+        drop_references(&mut config, 1024, LINES, Kind::ProfileId, 1);
         assert_eq!(config.setting(1024, 43), None);
         assert_eq!(config.setting(1024, 66), Some(&[0, 2][..]));
         assert_eq!(
@@ -608,7 +637,7 @@ mod tests {
             Some(&[0, 1][..]),
             "another object"
         );
-        drop_references(&mut config, 1024, TABLE, Kind::BundleId, 1);
+        drop_references(&mut config, 1024, LINES, Kind::BundleId, 1);
         assert_eq!(config.setting(1024, 102), None);
     }
 

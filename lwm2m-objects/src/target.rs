@@ -7,7 +7,7 @@ use lwm2m_core::acl::Access::{Admin, User};
 use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Request};
 
-use crate::settings::{self, Kind, SettingDef};
+use crate::settings::{self, Kind, Setting, SettingDef};
 
 /// Object id.
 pub const ID: u16 = 1027;
@@ -85,6 +85,9 @@ pub const SETTINGS: &[SettingDef] = &[
 pub const RESOURCES: &[ResourceDef] =
     &settings::table::<{ OTHER_RESOURCES.len() + SETTINGS.len() }>(OTHER_RESOURCES, SETTINGS);
 
+/// The run-time lines of [`SETTINGS`].
+pub const SETTING_LINES: &[Setting] = &settings::lines::<{ SETTINGS.len() }>(SETTINGS);
+
 /// Object 1027.
 #[derive(Debug, Default)]
 pub struct TargetObject;
@@ -107,7 +110,7 @@ impl Object for TargetObject {
 
     /// Values of settings this build does not carry take no room.
     fn config_loaded(&mut self, config: &mut lwm2m_core::config::Config) {
-        settings::forget_unserved(config, ID, SETTINGS);
+        settings::forget_unserved(config, ID, SETTING_LINES);
     }
 
     fn handle(
@@ -116,6 +119,6 @@ impl Object for TargetObject {
         req: &Request<'_>,
         body: &mut Body<'_>,
     ) -> HandlerResult {
-        settings::handle_in(SETTINGS, ctx, ID, req, body)
+        settings::handle_in(SETTING_LINES, ctx, ID, req, body)
     }
 }

@@ -437,7 +437,7 @@ fn footprint() -> Result {
         small.sizes.flash, large.sizes.flash
     );
     println!(
-        "| of which the password hashing (sha1, hmac, pbkdf2) | {} | {} |",
+        "| of which the password hashing (PBKDF2-HMAC-SHA1 over the sha1 crate) | {} | {} |",
         small.sizes.crypto, large.sizes.crypto
     );
     println!(
@@ -566,6 +566,9 @@ fn elf_sizes(path: &Path) -> Result<ElfSizes> {
                     "hash_password",
                     "6digest",
                     "digest..",
+                    "4auth4Hmac",
+                    "auth..Hmac",
+                    "4auth6finish",
                 ]
                 .iter()
                 .any(|part| name.contains(part))

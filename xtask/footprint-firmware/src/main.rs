@@ -22,6 +22,7 @@ use embedded_storage::nor_flash::{
 use lwm2m_core::storage::{flash_size_needed, FlashStore};
 use lwm2m_core::target::NoTarget;
 use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant};
+use lwm2m_objects::settings::{group_room, Group};
 use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
 
 /// The frame sizes of this firmware.
@@ -98,6 +99,18 @@ static mut TX: [u8; LIMITS.max_response as usize] = [0; LIMITS.max_response as u
 static mut ENGINE: MaybeUninit<Engine> = MaybeUninit::uninit();
 
 const PAINT: u32 = 0xA5A5_A5A5;
+
+/// The room of each settings group, computed by the compiler: the declaration tables stay
+/// out of the firmware, as in a board's.
+const GROUP_ROOMS: [usize; Group::ALL.len()] = {
+    let mut rooms = [0; Group::ALL.len()];
+    let mut i = 0;
+    while i < rooms.len() {
+        rooms[i] = group_room(&lwm2m_objects::SETTINGS_TABLES, Group::ALL[i]);
+        i += 1;
+    }
+    rooms
+};
 
 extern "C" {
     /// End of static RAM (start of the heap region cortex-m-rt leaves free).
@@ -328,8 +341,7 @@ fn main() -> ! {
     print(b"\n");
     report("engine", None, size_of::<Engine>());
     report("config", None, size_of::<Config>());
-    for group in lwm2m_objects::settings::Group::ALL {
-        let room = lwm2m_objects::settings::group_room(&lwm2m_objects::SETTINGS_TABLES, group);
+    for (group, room) in Group::ALL.iter().zip(GROUP_ROOMS) {
         print(b"group-");
         report(group.name(), None, room);
     }
@@ -416,6 +428,20 @@ fn fail(what: &str) -> ! {
     debug::exit(debug::EXIT_FAILURE);
     loop {}
 }
+
+extern "C" {
+    /// cortex-m-rt's handler of every exception and interrupt left unhandled.
+    fn DefaultHandler();
+}
+
+/// The interrupt vectors of the board, as its device crate would give them: the 32
+/// interrupts of the MPS2 AN386 (CMSDK: UARTs, timers, GPIO, Ethernet...), none used.
+/// Without cortex-m-rt's `device` feature the table would have the 240 entries of any
+/// ARMv7-M, 832 bytes of flash no board has.
+#[link_section = ".vector_table.interrupts"]
+#[no_mangle]
+#[used]
+static __INTERRUPTS: [unsafe extern "C" fn(); 32] = [DefaultHandler; 32];
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
