@@ -59,8 +59,7 @@ struct Waiting {
 /// The length and CRC-32 of a request buffer: catches a port that changed the buffer by
 /// mistake. A checksum can be forged, so what keeps the access check is [`item_at`].
 fn fingerprint(request: &[u8]) -> (usize, u32) {
-    const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
-    (request.len(), CRC.checksum(request))
+    (request.len(), crate::storage::CRC.checksum(request))
 }
 
 /// The method and path of the request, or of the multi-request item, at `position`: a
