@@ -172,11 +172,24 @@ impl Hmac {
     /// The HMAC of `message` (at most [`SHORT_MESSAGE`] bytes): two compressions.
     fn short(&self, message: &[u8]) -> [u8; SHA1_LEN] {
         let mut block = [0u8; SHA1_BLOCK];
-        let mut digest = finish(self.inner, message, &mut block);
-        let out = finish(self.outer, &digest, &mut block);
+        let mut digest = [0u8; SHA1_LEN];
+        pad_block(&mut block, message);
+        compress_into(self.inner, &block, &mut digest);
+        pad_block(&mut block, &digest);
+        let mut out = [0u8; SHA1_LEN];
+        compress_into(self.outer, &block, &mut out);
         digest.zeroize();
         block.zeroize();
         out
+    }
+
+    /// `HMAC(u)` into `u`, a digest: `block` holds the padding of a digest-long
+    /// message already ([`pad_block`]), so a round only copies 20 bytes in twice.
+    fn round(&self, u: &mut [u8; SHA1_LEN], block: &mut [u8; SHA1_BLOCK]) {
+        block[..SHA1_LEN].copy_from_slice(u);
+        compress_into(self.inner, block, u);
+        block[..SHA1_LEN].copy_from_slice(u);
+        compress_into(self.outer, block, u);
     }
 }
 
@@ -187,22 +200,24 @@ impl Drop for Hmac {
     }
 }
 
-/// The digest of a SHA-1 that is at `state` after one block and ends with `message` (at
-/// most [`SHORT_MESSAGE`] bytes), built in `block`.
-fn finish(mut state: [u32; 5], message: &[u8], block: &mut [u8; SHA1_BLOCK]) -> [u8; SHA1_LEN] {
+/// Fills `block` with the last block of a message of one block then `message` (at most
+/// [`SHORT_MESSAGE`] bytes): `message`, `0x80`, zeros, the length in bits.
+fn pad_block(block: &mut [u8; SHA1_BLOCK], message: &[u8]) {
     let len = message.len().min(SHORT_MESSAGE);
     block.fill(0);
     block[..len].copy_from_slice(&message[..len]);
     block[len] = 0x80;
     let bits = ((SHA1_BLOCK + len) as u64) * 8;
     block[SHA1_BLOCK - 8..].copy_from_slice(&bits.to_be_bytes());
+}
+
+/// The digest of a SHA-1 at `state` that ends with `block`, into `out`.
+fn compress_into(mut state: [u32; 5], block: &[u8; SHA1_BLOCK], out: &mut [u8; SHA1_LEN]) {
     sha1::block_api::compress(&mut state, core::slice::from_ref(block));
-    let mut out = [0u8; SHA1_LEN];
     for (bytes, word) in out.chunks_exact_mut(4).zip(state) {
         bytes.copy_from_slice(&word.to_be_bytes());
     }
     state.zeroize();
-    out
 }
 
 /// The first block of `PBKDF2-HMAC-SHA1(password, salt, rounds)` (RFC 8018 §5.2; a
@@ -217,11 +232,14 @@ fn pbkdf2_sha1(password: &[u8], salt: &[u8], rounds: u32) -> [u8; SHA1_LEN] {
     first[salt_len..salt_len + 4].copy_from_slice(&1u32.to_be_bytes());
     let mut u = hmac.short(&first[..salt_len + 4]);
     let mut t = u;
+    let mut block = [0u8; SHA1_BLOCK];
+    pad_block(&mut block, &u);
     for _ in 1..rounds {
-        u = hmac.short(&u);
+        hmac.round(&mut u, &mut block);
         t.iter_mut().zip(&u).for_each(|(t, u)| *t ^= u);
     }
     u.zeroize();
+    block.zeroize();
     t
 }
 
