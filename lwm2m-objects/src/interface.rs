@@ -13,7 +13,7 @@ use lwm2m_core::object::{Context, Envelope, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
 use crate::codec;
-use crate::settings::{self, Group, Kind, Setting, SettingDef};
+use crate::settings::{self, EnumValues, Group, Kind, Setting, SettingDef};
 
 /// Object id.
 pub const ID: u16 = 1024;
@@ -106,15 +106,15 @@ pub const SETTINGS: &[SettingDef] = &[
     ), // getAppPath, putAppPath (getAppPath, putAppPath (schema: URL of 128))
     SettingDef::new(
         ResourceDef::single(13).get(User).put(Admin),
-        Kind::Enum(&[0, 1, 2]),
+        Kind::Enum(EnumValues::of(&[0, 1, 2])),
     ), // getNfcPairingMode, putNfcPairingMode (NfcPairingMode: NO, MANDATORY, MANDATORY_FOR_LOGIN)
     SettingDef::new(
         ResourceDef::single(14).get(User).put(Admin),
-        Kind::Enum(&[0, 2, 3]),
+        Kind::Enum(EnumValues::of(&[0, 2, 3])),
     ), // getPowerOptimisationLevel, putPowerOptimisationLevel (LowPowerOptimizationLevel: NO, STANDBY, SHUTDOWN)
     SettingDef::new(
         ResourceDef::single(15).get(User).put(Admin),
-        Kind::Enum(&[0, 1]),
+        Kind::Enum(EnumValues::of(&[0, 1])),
     )
     .group(Group::Wifi), // getMode, putMode (WifiMode: PEER_TO_PEER, NETWORK)
     SettingDef::new(
@@ -137,7 +137,7 @@ pub const SETTINGS: &[SettingDef] = &[
     .group(Group::Wifi), // getSSID, putSSID
     SettingDef::new(
         ResourceDef::single(26).get(User).put(Admin),
-        Kind::Enum(&[0, 1, 2, 3, 4]),
+        Kind::Enum(EnumValues::of(&[0, 1, 2, 3, 4])),
     )
     .group(Group::Cloud), // getPlatform, putPlatform (CloudPlatform: NO_PLATFORM, IOTIZE, IBM_BLUEMIX, AMAZON_AWS, CUSTOM)
     SettingDef::new(
@@ -267,12 +267,12 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef::new(ResourceDef::single(97).get(User).put(Admin), Kind::U8).group(Group::Wifi), // getTxPower, putTxPower (getTxPower, putTxPower (int8))
     SettingDef::new(
         ResourceDef::single(98).get(User).put(Admin),
-        Kind::Enum(&[0, 1, 2]),
+        Kind::Enum(EnumValues::of(&[0, 1, 2])),
     )
     .group(Group::Wifi), // getSSIDVisibility, putSSIDVisibility (WifiSSIDVisibility: VISIBLE, HIDDEN_FROM_SCAN, HIDDEN)
     SettingDef::new(
         ResourceDef::single(99).get(User).put(Admin),
-        Kind::Enum(&[0, 1]),
+        Kind::Enum(EnumValues::of(&[0, 1])),
     )
     .group(Group::Wifi), // getKeyVisibility, putKeyVisibility (WifiKeyVisibility: VISIBLE, HIDDEN)
     SettingDef::new(

@@ -35,7 +35,7 @@ pub enum Kind {
     U32,
     /// One byte holding a value of one of the client's enums (`enums.json`); the first
     /// value listed is the default.
-    Enum(&'static [u8]),
+    Enum(EnumValues),
     /// A one-byte bit field: only these bits may be set.
     Flags8(u8),
     /// A u16 bit field, also accepted on one byte: only these bits may be set.
@@ -54,6 +54,66 @@ pub enum Kind {
     /// S3P record, or the 8-byte serial/Modbus bit field followed by zero or more 5-byte
     /// TapNPass USB aliases.
     ProtocolConfiguration,
+}
+
+/// The values of an enum setting ([`Kind::Enum`]), in three bytes: 0 to 14 and 255.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnumValues {
+    /// Bit `v` for value `v` (0 to 14), bit 15 for 255.
+    bits: u16,
+    /// The first value listed.
+    default: u8,
+}
+
+impl EnumValues {
+    /// The values listed, the first being the default; a value other than 0 to 14 or
+    /// 255, or no value at all, fails the build (or panics outside a constant).
+    pub const fn of(values: &[u8]) -> EnumValues {
+        assert!(!values.is_empty(), "an enum has values");
+        let mut bits = 0u16;
+        let mut i = 0;
+        while i < values.len() {
+            bits |= match EnumValues::bit(values[i]) {
+                Some(bit) => bit,
+                None => panic!("enum values are 0 to 14, or 255"),
+            };
+            i += 1;
+        }
+        EnumValues {
+            bits,
+            default: values[0],
+        }
+    }
+
+    const fn bit(value: u8) -> Option<u16> {
+        match value {
+            0..=14 => Some(1 << value),
+            255 => Some(1 << 15),
+            _ => None,
+        }
+    }
+
+    /// Whether `value` is one of them.
+    pub const fn contains(self, value: u8) -> bool {
+        match EnumValues::bit(value) {
+            Some(bit) => self.bits & bit != 0,
+            None => false,
+        }
+    }
+
+    /// The value a setting has before anything was written.
+    pub const fn default_value(self) -> u8 {
+        self.default
+    }
+
+    /// The largest value.
+    pub const fn largest(self) -> u8 {
+        if self.bits & (1 << 15) != 0 {
+            255
+        } else {
+            (15 - self.bits.leading_zeros()) as u8
+        }
+    }
 }
 
 impl Kind {
@@ -363,7 +423,7 @@ fn canonical<'a>(
             _ => return refuse,
         },
         Kind::Enum(values) => match codec::uint(payload, &[1])? {
-            value if values.contains(&(value as u8)) => (value, 1),
+            value if values.contains(value as u8) => (value, 1),
             _ => return refuse,
         },
         Kind::Flags8(bits) => match codec::uint(payload, &[1])? {
@@ -412,7 +472,7 @@ fn emit(kind: Kind, stored: Option<&[u8]>, body: &mut Body<'_>) -> Result<(), Re
             body.push_u8(highest_bit(mask))?;
         }
         (_, Some(value)) => body.push(value)?,
-        (Kind::Enum(values), None) => body.push_u8(values.first().copied().unwrap_or(0))?,
+        (Kind::Enum(values), None) => body.push_u8(values.default_value())?,
         (_, None) => {
             for _ in 0..kind.default_len() {
                 body.push_u8(0)?;
@@ -540,13 +600,21 @@ mod tests {
     #[test]
     fn enums_take_their_values_only_and_default_to_the_first() {
         // LowPowerOptimizationLevel: NO 0, STANDBY 2, SHUTDOWN 3.
-        let kind = Kind::Enum(&[0, 2, 3]);
+        let kind = Kind::Enum(EnumValues::of(&[0, 2, 3]));
         assert_eq!(check(kind, &[2]), Ok(vec![2]));
         assert_eq!(check(kind, &[1]), REFUSED);
         assert_eq!(check(kind, &[0, 2]), REFUSED);
         assert_eq!(check(kind, &[]), REFUSED);
-        assert_eq!(read(Kind::Enum(&[7, 1]), None), vec![7]);
+        assert_eq!(read(Kind::Enum(EnumValues::of(&[7, 1])), None), vec![7]);
         assert_eq!(read(kind, Some(&[3])), vec![3]);
+        let wide = EnumValues::of(&[0, 1, 14, 255]);
+        for v in 0..=255u8 {
+            assert_eq!(wide.contains(v), [0, 1, 14, 255].contains(&v), "{v}");
+        }
+        assert_eq!(
+            (wide.largest(), EnumValues::of(&[0, 2, 3]).largest()),
+            (255, 3)
+        );
     }
 
     #[test]

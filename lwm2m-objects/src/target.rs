@@ -7,7 +7,7 @@ use lwm2m_core::acl::Access::{Admin, User};
 use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Request};
 
-use crate::settings::{self, Kind, Setting, SettingDef};
+use crate::settings::{self, EnumValues, Kind, Setting, SettingDef};
 
 /// Object id.
 pub const ID: u16 = 1027;
@@ -65,11 +65,11 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
 pub const SETTINGS: &[SettingDef] = &[
     SettingDef::new(
         ResourceDef::single(1).get(User).put(Admin).post(Admin),
-        Kind::Enum(&[0, 1, 2, 3, 4, 6, 7, 255]),
+        Kind::Enum(EnumValues::of(&[0, 1, 2, 3, 4, 6, 7, 255])),
     ), // getProtocol, putProtocol, setProtocol (TargetProtocol: SWD, S3P, JTAG, MODBUS, DIRECT_IO, SERIAL, CUSTOM, NONE)
     SettingDef::new(
         ResourceDef::single(2).get(User).put(Admin),
-        Kind::Enum(&[0, 1]),
+        Kind::Enum(EnumValues::of(&[0, 1])),
     ), // getCoreType, putCoreType (TargetCoreType: M0_CORTEX, M1_CORTEX)
     SettingDef::new(ResourceDef::single(6).get(User).put(Admin), Kind::Fixed(4)), // getFirmwareVersion, putFirmwareVersion (firmware version (u8.u8.u16))
     SettingDef::new(ResourceDef::single(8).get(User).put(Admin), Kind::U16), // getMinVoltage, putMinVoltage (min voltage)

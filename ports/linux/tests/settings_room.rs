@@ -19,7 +19,7 @@ fn largest(kind: Kind) -> (Vec<u8>, Vec<u8>) {
         Kind::U16 => vec![0x12, 0x34],
         Kind::U32 => vec![0x12, 0x34, 0x56, 0x78],
         Kind::U16Max(max) => max.to_be_bytes().to_vec(),
-        Kind::Enum(values) => vec![*values.last().unwrap()],
+        Kind::Enum(values) => vec![values.largest()],
         Kind::Flags8(bits) => vec![bits],
         Kind::Flags16(bits) => bits.to_be_bytes().to_vec(),
         Kind::MaskReadAsOne(bits) => {
