@@ -19,7 +19,7 @@
 //! Passwords are stored as their hash (credential tag 2); tag 1, a password in clear
 //! written by earlier releases, is read and hashed on load.
 
-use heapless::Vec;
+use heapless::{Vec, VecView};
 
 use super::{
     AclEntry, Bundle, Config, NfcPriority, Profile, Rights, SecurityOptions, Variable, SETTING_LEN,
@@ -178,22 +178,13 @@ impl Reader<'_> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
-    fn short<const N: usize>(&mut self) -> Result<Vec<u8, N, u8>, ImageError> {
-        let mut out = Vec::new();
-        let len = self.short_len(N)?;
-        out.resize(len, 0).map_err(|_| ImageError::Corrupt)?;
-        self.source.read(&mut out)?;
-        Ok(out)
-    }
-
-    /// The length of a short byte string, at most `max`.
+    /// A short byte string into `out` (any capacity: one copy of this for every field).
     #[inline(never)]
-    fn short_len(&mut self, max: usize) -> Result<usize, ImageError> {
+    fn short_into(&mut self, out: &mut VecView<u8, u8>) -> Result<(), ImageError> {
         let len = usize::from(self.u8()?);
-        if len > max {
-            return Err(ImageError::Corrupt);
-        }
-        Ok(len)
+        out.clear();
+        out.resize(len, 0).map_err(|_| ImageError::Corrupt)?;
+        self.source.read(out)
     }
 }
 
@@ -327,9 +318,14 @@ impl Config {
         config.variables.clear();
         config.settings.clear();
         for _ in 0..r.u8()? {
-            let id = r.u16()?;
-            let name = r.short()?;
-            let credential = match r.u8()? {
+            // Decoded in place: the list holds the element before its fields are read.
+            config
+                .profiles
+                .push(Profile::new(r.u16()?, b""))
+                .map_err(|_| ImageError::Corrupt)?;
+            let profile = config.profiles.last_mut().ok_or(ImageError::Corrupt)?;
+            r.short_into(profile.name.as_mut_view())?;
+            profile.credential = match r.u8()? {
                 CRED_NONE => Credential::None,
                 // Written by earlier releases, which kept plain passwords in clear.
                 CRED_PLAIN => {
@@ -347,21 +343,16 @@ impl Config {
                 }
                 _ => return Err(ImageError::Corrupt),
             };
-            let profile = Profile {
-                id,
-                name,
-                credential,
-                lifetime_secs: r.u16()?,
-                alias: r.u16()?,
-            };
-            config
-                .profiles
-                .push(profile)
-                .map_err(|_| ImageError::Corrupt)?;
+            profile.lifetime_secs = r.u16()?;
+            profile.alias = r.u16()?;
         }
         for _ in 0..r.u8()? {
-            let mut bundle = Bundle::new(r.u16()?);
-            bundle.name = r.short()?;
+            config
+                .bundles
+                .push(Bundle::new(r.u16()?))
+                .map_err(|_| ImageError::Corrupt)?;
+            let bundle = config.bundles.last_mut().ok_or(ImageError::Corrupt)?;
+            r.short_into(bundle.name.as_mut_view())?;
             bundle.datalog_period = r.u32()?;
             for _ in 0..r.u8()? {
                 let entry = AclEntry {
@@ -370,26 +361,26 @@ impl Config {
                 };
                 bundle.acl.push(entry).map_err(|_| ImageError::Corrupt)?;
             }
-            config
-                .bundles
-                .push(bundle)
-                .map_err(|_| ImageError::Corrupt)?;
         }
         for _ in 0..r.u8()? {
-            let mut v = Variable::new(r.u16()?);
+            config
+                .variables
+                .push(Variable::new(r.u16()?))
+                .map_err(|_| ImageError::Corrupt)?;
+            let v = config.variables.last_mut().ok_or(ImageError::Corrupt)?;
             v.address = r.array()?;
             v.var_type = r.u8()?;
             v.quantity = r.u16()?;
             v.bundle = Some(r.u16()?).filter(|&b| b != NO_BUNDLE);
-            v.meta = r.short()?;
-            v.unit = r.short()?;
+            r.short_into(v.meta.as_mut_view())?;
+            r.short_into(v.unit.as_mut_view())?;
             v.extra_size = r.u8()?;
-            v.value = r.short()?;
-            config.variables.push(v).map_err(|_| ImageError::Corrupt)?;
+            r.short_into(v.value.as_mut_view())?;
         }
         for _ in 0..r.u8()? {
             let (object, resource) = (r.u16()?, r.u16()?);
-            let value: Vec<u8, SETTING_LEN, u8> = r.short()?;
+            let mut value: Vec<u8, SETTING_LEN, u8> = Vec::new();
+            r.short_into(value.as_mut_view())?;
             if config.settings.get(object, resource).is_some() {
                 return Err(ImageError::Invalid);
             }
