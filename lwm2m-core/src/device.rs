@@ -149,10 +149,15 @@ impl State {
     /// Runs the timers once more after a request, which may have shortened them (a
     /// side handler's `PUT /1024//34` does not extend the idle session it shortens): the
     /// deadline returned is never in the past.
+    ///
+    /// Every entry point ran the timers at `now` before the request (`Device::expire`):
+    /// only the session is looked at again, the lock-out cannot have elapsed since (a
+    /// failed login only sets it later than `now`).
     fn finish(&mut self, len: usize, effect: Option<Effect>, now: Instant) -> Outcome {
+        let session = self.session.expire_at(&self.config, now);
         Outcome {
             len,
-            next_deadline: self.poll(now),
+            next_deadline: earliest(session, self.guard.deadline()),
             effect,
         }
     }
