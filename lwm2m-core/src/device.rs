@@ -417,7 +417,10 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             let len = status_response(device.state.limits, out, code);
             Step::Done(device.finish(len, None, now))
         };
-        if is_nfc_select(request) {
+        // Checked (not answered) first: an NFC SELECT (class 00) never parses, so it is
+        // looked for only among the requests that do not.
+        let parsed = Request::parse_apdu(request);
+        if parsed.is_err() && is_nfc_select(request) {
             // The only bare status word the device sends (spec decision 3).
             let len = match out.get_mut(..2) {
                 Some(sw) => {
@@ -432,7 +435,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             // One request at a time: the device is busy until the operation completes.
             return status_only(self, out, ResultCode::DeviceUnavailable);
         }
-        let parsed = match Request::parse_apdu(request) {
+        let parsed = match parsed {
             Ok(_)
                 if request.len() - APDU_HEADER_LEN > usize::from(self.state.limits.max_request) =>
             {
