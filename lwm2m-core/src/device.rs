@@ -4,8 +4,8 @@
 use crate::acl::{Origin, Security, Subject};
 use crate::config::{Config, NfcPriority};
 use crate::dispatch::{dispatch, Flow, Position, Resume};
-use crate::io::{IoCursor, IoResult, Operation};
-use crate::object::{Context, Effect, FrameLimits, Inline, ObjectSet};
+use crate::io::{self, IoCursor, IoResult, Operation, TargetVar};
+use crate::object::{Context, Effect, FrameLimits, InlineIo, ObjectSet};
 use crate::session::{Channel, ChannelId, LoginGuard, Session};
 use crate::storage::{ConfigStore, LoadState, NoStore, StoreError};
 use crate::target::{NoTarget, TargetIo};
@@ -93,16 +93,34 @@ const INLINE: bool = true;
 /// Operations suspend the request ([`Step::Pending`]).
 const SUSPEND: bool = false;
 
-/// The target and store a request runs with: the device's own when it runs blocking
-/// ([`INLINE`]), none when its operations suspend it.
-fn inline<'a>(
-    inline: bool,
-    target: &'a mut dyn TargetIo,
-    store: &'a mut dyn ConfigStore,
-) -> Option<Inline<'a>> {
-    match inline {
-        INLINE => Some(Inline { target, store }),
-        SUSPEND => None,
+/// The device's own target and store.
+struct Parts<T, S> {
+    target: T,
+    store: S,
+}
+
+impl<T: TargetIo, S: ConfigStore> Parts<T, S> {
+    /// What a request runs with: these when it runs blocking ([`INLINE`]), nothing when
+    /// its operations suspend it.
+    fn inline(&mut self, inline: bool) -> Option<&mut dyn InlineIo> {
+        match inline {
+            INLINE => Some(self),
+            SUSPEND => None,
+        }
+    }
+}
+
+impl<T: TargetIo, S: ConfigStore> InlineIo for Parts<T, S> {
+    fn read(&mut self, var: &TargetVar, out: &mut [u8]) -> IoResult {
+        self.target.read(var, out)
+    }
+
+    fn write(&mut self, var: &TargetVar, data: &[u8]) -> IoResult {
+        self.target.write(var, data)
+    }
+
+    fn save(&mut self, config: &Config) -> IoResult {
+        io::save(&mut self.store, config)
     }
 }
 
@@ -128,8 +146,7 @@ fn status_response(limits: FrameLimits, out: &mut [u8], code: ResultCode) -> usi
 pub struct Device<O, T = NoTarget, S = NoStore> {
     objects: O,
     state: State,
-    target: T,
-    store: S,
+    parts: Parts<T, S>,
     waiting: Option<Waiting>,
 }
 
@@ -198,8 +215,10 @@ impl<O: ObjectSet> Device<O> {
                 factory,
                 nfc_override: None,
             },
-            target: NoTarget,
-            store: NoStore,
+            parts: Parts {
+                target: NoTarget,
+                store: NoStore,
+            },
             waiting: None,
         }
     }
@@ -211,8 +230,10 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         Device {
             objects: self.objects,
             state: self.state,
-            target,
-            store: self.store,
+            parts: Parts {
+                target,
+                store: self.parts.store,
+            },
             waiting: self.waiting,
         }
     }
@@ -224,8 +245,10 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         Device {
             objects: self.objects,
             state: self.state,
-            target: self.target,
-            store,
+            parts: Parts {
+                target: self.parts.target,
+                store,
+            },
             waiting: self.waiting,
         }
     }
@@ -379,8 +402,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             &self.state.config,
             request,
             out,
-            &mut self.target,
-            &mut self.store,
+            &mut self.parts.target,
+            &mut self.parts.store,
         )
     }
 
@@ -472,7 +495,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             effect: None,
             request,
             io: IoCursor::default(),
-            inline: inline(run, &mut self.target, &mut self.store),
+            inline: self.parts.inline(run),
         };
         execute(
             &mut self.objects,
@@ -536,7 +559,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// means a first boot: on [`LoadState::Damaged`] (the configuration is then the
     /// factory one) or [`LoadState::Previous`], say so before serving requests.
     pub fn load_config(&mut self) -> Result<LoadState, StoreError> {
-        let loaded = self.store.load_into(&mut self.state.config);
+        let loaded = self.parts.store.load_into(&mut self.state.config);
         self.objects.config_loaded(&mut self.state.config);
         loaded
     }
@@ -568,23 +591,23 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
 
     /// The target.
     pub fn target(&self) -> &T {
-        &self.target
+        &self.parts.target
     }
 
     /// The target, mutably.
     pub fn target_mut(&mut self) -> &mut T {
-        &mut self.target
+        &mut self.parts.target
     }
 
     /// The configuration store.
     pub fn store(&self) -> &S {
-        &self.store
+        &self.parts.store
     }
 
     /// Takes the device apart into its target and store (e.g. to reboot a simulated
     /// device on the same flash and target).
     pub fn into_parts(self) -> (T, S) {
-        (self.target, self.store)
+        (self.parts.target, self.parts.store)
     }
 }
 

@@ -7,10 +7,8 @@
 use crate::acl::{self, Access, Origin, Security, Subject};
 use crate::config::{Config, Domain, NfcPriority, Rights};
 use crate::device::State;
-use crate::io::{self, IoCursor, Operation, TargetVar};
+use crate::io::{self, IoCursor, IoResult, Operation, TargetVar};
 use crate::session::Channel;
-use crate::storage::ConfigStore;
-use crate::target::TargetIo;
 use crate::time::{Duration, Instant};
 use crate::wire::{Body, Method, Request, ResultCode, ABSENT};
 
@@ -262,13 +260,18 @@ pub struct Context<'a> {
     pub(crate) io: IoCursor,
     /// The device's own target and store when the request runs blocking
     /// ([`crate::Device::handle`]): operations are performed at once, not suspended.
-    pub(crate) inline: Option<Inline<'a>>,
+    pub(crate) inline: Option<&'a mut dyn InlineIo>,
 }
 
-/// A blocking target and store that perform a request's operations at once.
-pub(crate) struct Inline<'a> {
-    pub(crate) target: &'a mut dyn TargetIo,
-    pub(crate) store: &'a mut dyn ConfigStore,
+/// A blocking target and store that perform a request's operations at once (the
+/// device's own: one pointer in the [`Context`]).
+pub(crate) trait InlineIo {
+    /// Reads the value of `var` from the target into `out`.
+    fn read(&mut self, var: &TargetVar, out: &mut [u8]) -> IoResult;
+    /// Writes `data` as the value of `var` in the target.
+    fn write(&mut self, var: &TargetVar, data: &[u8]) -> IoResult;
+    /// Saves `config` to the store ([`io::save`]).
+    fn save(&mut self, config: &Config) -> IoResult;
 }
 
 impl Context<'_> {
@@ -328,7 +331,7 @@ impl Context<'_> {
                             .spare()
                             .get_mut(..len)
                             .ok_or(ResultCode::InternalServerError)?;
-                        io.target.read(&var, out)?;
+                        io.read(&var, out)?;
                     }
                     None => self.io.ask(Operation::ReadTarget { var, at })?,
                 }
@@ -370,7 +373,7 @@ impl Context<'_> {
                 let at =
                     io::offset_in(self.request, data).ok_or(ResultCode::InternalServerError)?;
                 if let Some(io) = self.inline.as_mut() {
-                    return io.target.write(&var, data);
+                    return io.write(&var, data);
                 }
                 self.io.ask(Operation::WriteTarget { var, at })
             }
@@ -454,7 +457,7 @@ impl Context<'_> {
     /// `A7` if the image does not fit.
     pub fn save_config(&mut self) -> Result<(), ResultCode> {
         match self.inline.as_mut() {
-            Some(inline) => io::save(inline.store, &self.state.config),
+            Some(inline) => inline.save(&self.state.config),
             None => self.io.ask(Operation::SaveConfig),
         }
     }
