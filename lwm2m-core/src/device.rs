@@ -4,8 +4,8 @@
 use crate::acl::{Origin, Security, Subject};
 use crate::config::{Config, NfcPriority};
 use crate::dispatch::{dispatch, Flow, Position, Resume};
-use crate::io::{IoCursor, IoResult, Operation};
-use crate::object::{Context, Effect, FrameLimits, Inline, ObjectSet};
+use crate::io::{self, IoCursor, IoResult, Operation, TargetVar};
+use crate::object::{Context, Effect, FrameLimits, InlineIo, ObjectSet};
 use crate::session::{Channel, ChannelId, LoginGuard, Session};
 use crate::storage::{ConfigStore, LoadState, NoStore, StoreError};
 use crate::target::{NoTarget, TargetIo};
@@ -86,22 +86,41 @@ fn wiped_status(limits: FrameLimits, out: &mut [u8], code: ResultCode) -> usize 
     status_response(limits, out, code)
 }
 
-/// [`Run::inline`]: the device's own target and store perform operations at once.
+/// The device's own target and store perform operations at once (the blocking
+/// [`Device::handle`]).
 const INLINE: bool = true;
-/// [`Run::inline`]: operations suspend the request ([`Step::Pending`]).
+/// Operations suspend the request ([`Step::Pending`]).
 const SUSPEND: bool = false;
 
-/// How a request runs this time: who for, and from where.
-struct Run {
-    channel: Channel,
-    security: Security,
-    logins: u8,
-    effect: Option<Effect>,
-    io: IoCursor,
-    resume: Resume,
-    /// Whether the device's own target and store perform operations at once (the blocking
-    /// [`Device::handle`]) rather than suspending the request.
-    inline: bool,
+/// The device's own target and store.
+struct Parts<T, S> {
+    target: T,
+    store: S,
+}
+
+impl<T: TargetIo, S: ConfigStore> Parts<T, S> {
+    /// What a request runs with: these when it runs blocking ([`INLINE`]), nothing when
+    /// its operations suspend it.
+    fn inline(&mut self, inline: bool) -> Option<&mut dyn InlineIo> {
+        match inline {
+            INLINE => Some(self),
+            SUSPEND => None,
+        }
+    }
+}
+
+impl<T: TargetIo, S: ConfigStore> InlineIo for Parts<T, S> {
+    fn read(&mut self, var: &TargetVar, out: &mut [u8]) -> IoResult {
+        self.target.read(var, out)
+    }
+
+    fn write(&mut self, var: &TargetVar, data: &[u8]) -> IoResult {
+        self.target.write(var, data)
+    }
+
+    fn save(&mut self, config: &Config) -> IoResult {
+        io::save(&mut self.store, config)
+    }
 }
 
 /// The earlier of two deadlines, either of which may be absent.
@@ -125,15 +144,55 @@ fn status_response(limits: FrameLimits, out: &mut [u8], code: ResultCode) -> usi
 /// variable values, and the store that keeps the configuration across restarts.
 pub struct Device<O, T = NoTarget, S = NoStore> {
     objects: O,
-    config: Config,
-    factory: fn(&mut Config),
-    session: Session,
-    guard: LoginGuard,
-    limits: FrameLimits,
-    target: T,
-    store: S,
-    nfc_override: Option<NfcPriority>,
+    state: State,
+    parts: Parts<T, S>,
     waiting: Option<Waiting>,
+}
+
+/// What a request reaches of the device through its [`Context`] (one pointer): the
+/// configuration, the session and the login guard, the frame sizes, the factory reset,
+/// the NFC priority override.
+pub(crate) struct State {
+    pub(crate) config: Config,
+    pub(crate) session: Session,
+    pub(crate) guard: LoginGuard,
+    pub(crate) limits: FrameLimits,
+    pub(crate) factory: fn(&mut Config),
+    pub(crate) nfc_override: Option<NfcPriority>,
+}
+
+impl State {
+    /// Runs the timers once more after a request, which may have shortened them (a
+    /// side handler's `PUT /1024//34` does not extend the idle session it shortens): the
+    /// deadline returned is never in the past.
+    ///
+    /// Every entry point ran the timers at `now` before the request (`Device::expire`):
+    /// only the session is looked at again, the lock-out cannot have elapsed since (a
+    /// failed login only sets it later than `now`).
+    // The end of every request: a hint to build it into `execute` where the build inlines
+    // (a size-optimised firmware build does not take it).
+    #[inline]
+    fn finish(&mut self, len: usize, effect: Option<Effect>, now: Instant) -> Outcome {
+        let session = self.session.expire_at(&self.config, now);
+        Outcome {
+            len,
+            next_deadline: earliest(session, self.guard.deadline()),
+            effect,
+        }
+    }
+
+    /// [`Device::poll`].
+    fn poll(&mut self, now: Instant) -> Option<Instant> {
+        let session = self.session.expire_at(&self.config, now);
+        // Clears an elapsed lock-out.
+        let _ = self.guard.check(now);
+        earliest(session, self.guard.deadline())
+    }
+
+    /// The NFC priority in force: the override, else the configuration.
+    pub(crate) fn nfc_priority(&self) -> NfcPriority {
+        self.nfc_override.unwrap_or(self.config.nfc_priority)
+    }
 }
 
 impl<O: ObjectSet> Device<O> {
@@ -150,14 +209,18 @@ impl<O: ObjectSet> Device<O> {
         objects.config_loaded(&mut config);
         Device {
             objects,
-            config,
-            factory,
-            session: Session::default(),
-            guard: LoginGuard::default(),
-            limits,
-            target: NoTarget,
-            store: NoStore,
-            nfc_override: None,
+            state: State {
+                config,
+                session: Session::default(),
+                guard: LoginGuard::default(),
+                limits,
+                factory,
+                nfc_override: None,
+            },
+            parts: Parts {
+                target: NoTarget,
+                store: NoStore,
+            },
             waiting: None,
         }
     }
@@ -168,14 +231,11 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     pub fn with_target<T2: TargetIo>(self, target: T2) -> Device<O, T2, S> {
         Device {
             objects: self.objects,
-            config: self.config,
-            factory: self.factory,
-            session: self.session,
-            guard: self.guard,
-            limits: self.limits,
-            target,
-            store: self.store,
-            nfc_override: self.nfc_override,
+            state: self.state,
+            parts: Parts {
+                target,
+                store: self.parts.store,
+            },
             waiting: self.waiting,
         }
     }
@@ -186,14 +246,11 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     pub fn with_store<S2: ConfigStore>(self, store: S2) -> Device<O, T, S2> {
         Device {
             objects: self.objects,
-            config: self.config,
-            factory: self.factory,
-            session: self.session,
-            guard: self.guard,
-            limits: self.limits,
-            target: self.target,
-            store,
-            nfc_override: self.nfc_override,
+            state: self.state,
+            parts: Parts {
+                target: self.parts.target,
+                store,
+            },
             waiting: self.waiting,
         }
     }
@@ -302,32 +359,41 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             }
             _ => {
                 warn!("resumed with another request: refused");
-                let len = wiped_status(self.limits, out, ResultCode::BadRequest);
+                let len = wiped_status(self.state.limits, out, ResultCode::BadRequest);
                 return Step::Done(self.finish(len, waiting.effect, now));
             }
         };
         let Some(done) = waiting.done.checked_add(u16::from(result.is_ok())) else {
-            let len = wiped_status(self.limits, out, ResultCode::InternalServerError);
+            let len = wiped_status(self.state.limits, out, ResultCode::InternalServerError);
             return Step::Done(self.finish(len, waiting.effect, now));
-        };
-        let io = IoCursor {
-            done,
-            ..IoCursor::default()
         };
         let resume = Resume::After {
             position: waiting.position,
             result,
         };
-        let run = Run {
+        let ctx = Context {
+            state: &mut self.state,
+            now,
             channel: waiting.channel,
             security: waiting.security,
             logins: waiting.logins,
             effect: waiting.effect,
-            io,
-            resume,
-            inline: SUSPEND,
+            request,
+            io: IoCursor {
+                done,
+                next: 0,
+                pending: None,
+            },
+            inline: None,
         };
-        self.execute(run, &parsed, request, now, out)
+        execute(
+            &mut self.objects,
+            &mut self.waiting,
+            ctx,
+            &parsed,
+            resume,
+            out,
+        )
     }
 
     /// Performs `op` with the device's own target and store, blocking
@@ -335,24 +401,12 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// request. [`Device::handle`] does this until the request is done.
     pub fn perform(&mut self, op: &Operation, request: &[u8], out: &mut [u8]) -> IoResult {
         op.perform(
-            &self.config,
+            &self.state.config,
             request,
             out,
-            &mut self.target,
-            &mut self.store,
+            &mut self.parts.target,
+            &mut self.parts.store,
         )
-    }
-
-    /// Records what identifies the waiting request (out of line: a blocking request never
-    /// waits, and its stack does not pay for this; computing it in `execute` and passing
-    /// it back costs every request 16 bytes of stack, measured by `cargo xtask footprint`).
-    #[cold]
-    #[inline(never)]
-    fn remember(&mut self, parsed: &Request<'_>, request: &[u8]) {
-        if let Some(waiting) = self.waiting.as_mut() {
-            waiting.fingerprint = fingerprint(request);
-            waiting.item = item_at(parsed, waiting.position);
-        }
     }
 
     /// Gives the waiting request up without an answer: the port will not complete its
@@ -369,15 +423,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         self.waiting.as_ref().map(|w| w.operation)
     }
 
-    /// Runs the timers once more after a request, which may have shortened them (a
-    /// side handler's `PUT /1024//34` does not extend the idle session it shortens): the
-    /// deadline returned is never in the past.
     fn finish(&mut self, len: usize, effect: Option<Effect>, now: Instant) -> Outcome {
-        Outcome {
-            len,
-            next_deadline: self.poll(now),
-            effect,
-        }
+        self.state.finish(len, effect, now)
     }
 
     /// Runs the timers, checks a new request and admits its channel, then executes it.
@@ -388,14 +435,17 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         request: &[u8],
         now: Instant,
         out: &mut [u8],
-        inline: bool,
+        run: bool,
     ) -> Step {
         self.expire(now);
         let status_only = |device: &mut Self, out: &mut [u8], code| {
-            let len = status_response(device.limits, out, code);
+            let len = status_response(device.state.limits, out, code);
             Step::Done(device.finish(len, None, now))
         };
-        if is_nfc_select(request) {
+        // Checked (not answered) first: an NFC SELECT (class 00) never parses, so it is
+        // looked for only among the requests that do not.
+        let parsed = Request::parse_apdu(request);
+        if parsed.is_err() && is_nfc_select(request) {
             // The only bare status word the device sends (spec decision 3).
             let len = match out.get_mut(..2) {
                 Some(sw) => {
@@ -410,8 +460,10 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             // One request at a time: the device is busy until the operation completes.
             return status_only(self, out, ResultCode::DeviceUnavailable);
         }
-        let parsed = match Request::parse_apdu(request) {
-            Ok(_) if request.len() - APDU_HEADER_LEN > usize::from(self.limits.max_request) => {
+        let parsed = match parsed {
+            Ok(_)
+                if request.len() - APDU_HEADER_LEN > usize::from(self.state.limits.max_request) =>
+            {
                 return status_only(self, out, ResultCode::BadRequest)
             }
             Ok(parsed) => parsed,
@@ -422,134 +474,66 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         };
         let security = match side_profile {
             Some(profile) => Security {
-                subject: Subject::new(&self.config, profile),
+                subject: Subject::new(&self.state.config, profile),
                 origin: Origin::Side,
             },
             None => {
-                let nfc = self.nfc_override.unwrap_or(self.config.nfc_priority);
-                if let Err(code) = self.session.admit(channel, now, nfc) {
+                let nfc = self.state.nfc_priority();
+                if let Err(code) = self.state.session.admit(channel, now, nfc) {
                     return status_only(self, out, code);
                 }
                 Security {
-                    subject: Subject::new(&self.config, self.session.user()),
+                    subject: Subject::new(&self.state.config, self.state.session.user()),
                     origin: Origin::Session,
                 }
             }
         };
-        let start = Run {
+        let ctx = Context {
+            state: &mut self.state,
+            now,
             channel,
             security,
             logins: 0,
             effect: None,
-            io: IoCursor::default(),
-            resume: Resume::Start,
-            inline,
-        };
-        self.execute(start, &parsed, request, now, out)
-    }
-
-    /// Runs an admitted request from its start or from where it waited.
-    fn execute(
-        &mut self,
-        run: Run,
-        parsed: &Request<'_>,
-        request: &[u8],
-        now: Instant,
-        out: &mut [u8],
-    ) -> Step {
-        let Run {
-            channel,
-            security,
-            logins,
-            mut effect,
-            io,
-            resume,
-            inline,
-        } = run;
-        let max_response = usize::from(self.limits.max_response).min(out.len());
-        let Some(mut response) = Response::new(&mut out[..max_response]) else {
-            return Step::Done(self.finish(0, effect, now));
-        };
-        let mut ctx = Context {
-            now,
-            channel,
-            security,
-            session: &mut self.session,
-            guard: &mut self.guard,
-            config: &mut self.config,
-            effect: &mut effect,
-            limits: self.limits,
-            factory: self.factory,
-            logins,
-            nfc_override: &mut self.nfc_override,
             request,
-            io,
-            inline: match inline {
-                INLINE => Some(Inline {
-                    target: &mut self.target,
-                    store: &mut self.store,
-                }),
-                SUSPEND => None,
-            },
+            io: IoCursor::default(),
+            inline: self.parts.inline(run),
         };
-        let mut body = response.body();
-        let flow = dispatch(&mut self.objects, &mut ctx, parsed, &mut body, resume);
-        let (security, logins, io) = (ctx.security, ctx.logins, ctx.io);
-        match (flow, io.pending) {
-            (Flow::Suspend(position), Some(operation)) => {
-                self.waiting = Some(Waiting {
-                    channel,
-                    security,
-                    logins,
-                    effect,
-                    position,
-                    done: io.done,
-                    operation,
-                    // Filled by `remember`, out of line (see there).
-                    fingerprint: (0, 0),
-                    item: None,
-                });
-                self.remember(parsed, request);
-                Step::Pending(operation)
-            }
-            (Flow::Done(status), _) => {
-                let data_len = body.len();
-                debug!("{:?} {} -> {}", parsed.method, parsed.path, status);
-                let len = response.finish(status, data_len);
-                Step::Done(self.finish(len, effect, now))
-            }
-            (Flow::Suspend(_), None) => {
-                let len = response.status(ResultCode::InternalServerError);
-                Step::Done(self.finish(len, effect, now))
-            }
-        }
+        execute(
+            &mut self.objects,
+            &mut self.waiting,
+            ctx,
+            &parsed,
+            Resume::Start,
+            out,
+        )
     }
 
     /// Ends what timed out by `now` and returns the next deadline. Call it at the
     /// deadline returned last, or sooner.
     pub fn poll(&mut self, now: Instant) -> Option<Instant> {
-        let session = self.session.expire_at(&self.config, now);
-        // Clears an elapsed lock-out.
-        let _ = self.guard.check(now);
-        earliest(session, self.guard.deadline())
+        self.state.poll(now)
     }
 
     fn expire(&mut self, now: Instant) {
-        self.session.expire(&self.config, now);
+        self.state.session.expire(&self.state.config, now);
         // Clears an elapsed lock-out.
-        let _ = self.guard.check(now);
+        let _ = self.state.guard.check(now);
     }
 
     /// The earliest time something times out, `None` if nothing is pending.
     pub fn next_deadline(&self) -> Option<Instant> {
-        earliest(self.session.deadline(&self.config), self.guard.deadline())
+        earliest(
+            self.state.session.deadline(&self.state.config),
+            self.state.guard.deadline(),
+        )
     }
 
     /// Whether the engine still knows `channel`: it owns the session. A port must not
     /// give the id of such a channel to a new link, which would inherit the session (and
     /// its login) of the old one.
     pub fn channel_in_use(&self, channel: ChannelId) -> bool {
-        self.session.is_owner(channel) || self.waiting_on(channel)
+        self.state.session.is_owner(channel) || self.waiting_on(channel)
     }
 
     /// Whether the request that waits on an operation came from `channel`.
@@ -566,9 +550,9 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         if self.waiting_on(channel) {
             self.cancel();
         }
-        if self.session.is_owner(channel) {
+        if self.state.session.is_owner(channel) {
             info!("session owner disconnected");
-            self.session.end();
+            self.state.session.end();
         }
     }
 
@@ -577,14 +561,14 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// means a first boot: on [`LoadState::Damaged`] (the configuration is then the
     /// factory one) or [`LoadState::Previous`], say so before serving requests.
     pub fn load_config(&mut self) -> Result<LoadState, StoreError> {
-        let loaded = self.store.load_into(&mut self.config);
-        self.objects.config_loaded(&mut self.config);
+        let loaded = self.parts.store.load_into(&mut self.state.config);
+        self.objects.config_loaded(&mut self.state.config);
         loaded
     }
 
     /// The configuration image.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.state.config
     }
 
     /// The objects.
@@ -599,33 +583,102 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
 
     /// The session.
     pub fn session(&self) -> &Session {
-        &self.session
+        &self.state.session
     }
 
     /// The frame sizes of this device.
     pub fn limits(&self) -> FrameLimits {
-        self.limits
+        self.state.limits
     }
 
     /// The target.
     pub fn target(&self) -> &T {
-        &self.target
+        &self.parts.target
     }
 
     /// The target, mutably.
     pub fn target_mut(&mut self) -> &mut T {
-        &mut self.target
+        &mut self.parts.target
     }
 
     /// The configuration store.
     pub fn store(&self) -> &S {
-        &self.store
+        &self.parts.store
     }
 
     /// Takes the device apart into its target and store (e.g. to reboot a simulated
     /// device on the same flash and target).
     pub fn into_parts(self) -> (T, S) {
-        (self.target, self.store)
+        (self.parts.target, self.parts.store)
+    }
+}
+
+/// Runs an admitted request from its start or from where it waited (`resume`), in the
+/// context `ctx` the entry point built (straight into its frame: nothing is copied).
+fn execute<O: ObjectSet>(
+    objects: &mut O,
+    waiting: &mut Option<Waiting>,
+    mut ctx: Context<'_>,
+    parsed: &Request<'_>,
+    resume: Resume,
+    out: &mut [u8],
+) -> Step {
+    let max_response = usize::from(ctx.state.limits.max_response).min(out.len());
+    let Some(mut response) = Response::new(&mut out[..max_response]) else {
+        return Step::Done(ctx.state.finish(0, ctx.effect, ctx.now));
+    };
+    let mut body = response.body();
+    let flow = dispatch(objects, &mut ctx, parsed, &mut body, resume);
+    let Context {
+        state,
+        now,
+        channel,
+        security,
+        logins,
+        effect,
+        request,
+        io,
+        ..
+    } = ctx;
+    match (flow, io.pending) {
+        (Flow::Suspend(position), Some(operation)) => {
+            *waiting = Some(Waiting {
+                channel,
+                security,
+                logins,
+                effect,
+                position,
+                done: io.done,
+                operation,
+                // Filled by `remember`, out of line (see there).
+                fingerprint: (0, 0),
+                item: None,
+            });
+            remember(waiting, parsed, request);
+            Step::Pending(operation)
+        }
+        (Flow::Done(status), _) => {
+            let data_len = body.len();
+            debug!("{:?} {} -> {}", parsed.method, parsed.path, status);
+            let len = response.finish(status, data_len);
+            Step::Done(state.finish(len, effect, now))
+        }
+        (Flow::Suspend(_), None) => {
+            let len = response.status(ResultCode::InternalServerError);
+            Step::Done(state.finish(len, effect, now))
+        }
+    }
+}
+
+/// Records what identifies the waiting request (out of line: a blocking request never
+/// waits, and its stack does not pay for this; computing it in `execute` and passing
+/// it back costs every request 16 bytes of stack, measured by `cargo xtask footprint`).
+#[cold]
+#[inline(never)]
+fn remember(waiting: &mut Option<Waiting>, parsed: &Request<'_>, request: &[u8]) {
+    if let Some(waiting) = waiting.as_mut() {
+        waiting.fingerprint = fingerprint(request);
+        waiting.item = item_at(parsed, waiting.position);
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::acl;
 #[cfg(doc)]
 use crate::object::ResourceDef;
-use crate::object::{find_resource, Context, Envelope, InstanceRule, ObjectSet};
+use crate::object::{find_resource, Context, Envelope, InstanceRule, Object, ObjectSet};
 use crate::wire::multi::{emit_response_item_len, MultiRequest};
 use crate::wire::{Body, Request, ResultCode};
 
@@ -67,44 +67,41 @@ pub fn dispatch<O: ObjectSet + ?Sized>(
 ) -> Flow {
     // Resumed: the request (or its envelope) was admitted when it started; it is not
     // checked again against a configuration it may have changed itself.
-    let envelope = match resume {
+    let code = match resume {
         Resume::Start => match admit(objects, ctx, request) {
-            Err(code) => return Flow::Done(code),
-            Ok(envelope) => envelope,
+            Err(code) => Some(code),
+            Ok((_, Some(Envelope::MultiRequest))) => {
+                return run_multi(objects, ctx, request.payload, body, resume)
+            }
+            Ok((object, None)) => run_object(Some(object), ctx, request, body),
         },
-        Resume::After {
-            position: Position::Request,
-            ..
-        } => None,
         Resume::After {
             position: Position::Item { .. },
             ..
-        } => Some(Envelope::MultiRequest),
+        } => return run_multi(objects, ctx, request.payload, body, resume),
+        Resume::After {
+            result: Err(code), ..
+        } => Some(code),
+        Resume::After { result: Ok(()), .. } => {
+            run_object(objects.find(request.path.object), ctx, request, body)
+        }
     };
-    match envelope {
-        Some(Envelope::MultiRequest) => run_multi(objects, ctx, request.payload, body, resume),
-        None => match resume {
-            Resume::After {
-                result: Err(code), ..
-            } => Flow::Done(code),
-            _ => match run_object(objects, ctx, request, body) {
-                Some(code) => Flow::Done(code),
-                None => Flow::Suspend(Position::Request),
-            },
-        },
+    match code {
+        Some(code) => Flow::Done(code),
+        None => Flow::Suspend(Position::Request),
     }
 }
 
-/// Looks `request` up in its object's table and checks the subject's rights: the
-/// envelope the resource is, if any, or the result code that answers it.
+/// Looks `request` up in its object's table and checks the subject's rights: the object
+/// and the envelope the resource is, if any, or the result code that answers it.
 ///
 /// Rights are decided before existence is revealed, except for data protected by its
 /// bundle's ACL, whose bundle is only known once the instance is found.
-fn admit<O: ObjectSet + ?Sized>(
-    objects: &mut O,
+fn admit<'o, O: ObjectSet + ?Sized>(
+    objects: &'o mut O,
     ctx: &Context<'_>,
     request: &Request<'_>,
-) -> Result<Option<Envelope>, ResultCode> {
+) -> Result<(&'o mut dyn Object, Option<Envelope>), ResultCode> {
     let path = request.path;
     let object = objects.find(path.object).ok_or(ResultCode::NotFound)?;
     let def = find_resource(object.resources(), path.resource, path.instance)
@@ -132,19 +129,19 @@ fn admit<O: ObjectSet + ?Sized>(
     if !def.provides(request.method) {
         return Err(ResultCode::NotImplemented);
     }
-    Ok(def.envelope)
+    Ok((object, def.envelope))
 }
 
 /// Hands an admitted request to its object: its result code, or `None` if it stopped on
 /// an operation (whatever it returned).
-fn run_object<O: ObjectSet + ?Sized>(
-    objects: &mut O,
+fn run_object(
+    object: Option<&mut dyn Object>,
     ctx: &mut Context<'_>,
     request: &Request<'_>,
     body: &mut Body<'_>,
 ) -> Option<ResultCode> {
     ctx.io.next = 0;
-    let code = match objects.find(request.path.object) {
+    let code = match object {
         Some(object) => match object.handle(ctx, request, body) {
             Ok(code) | Err(code) => code,
         },
@@ -198,15 +195,18 @@ fn run_multi<O: ObjectSet + ?Sized>(
         let status = match (resumed, Request::parse_frame(item.frame)) {
             (Some(Err(code)), _) => code,
             // Admitted when it started.
-            (Some(Ok(())), Ok(inner)) => match run_object(objects, ctx, &inner, &mut item_body) {
-                Some(code) => code,
-                None => return suspend(index, body_len),
-            },
+            (Some(Ok(())), Ok(inner)) => {
+                let object = objects.find(inner.path.object);
+                match run_object(object, ctx, &inner, &mut item_body) {
+                    Some(code) => code,
+                    None => return suspend(index, body_len),
+                }
+            }
             (None, Ok(inner)) => match admit(objects, ctx, &inner) {
                 Err(code) => code,
                 // One level of envelope.
-                Ok(Some(_)) => ResultCode::BadRequest,
-                Ok(None) => match run_object(objects, ctx, &inner, &mut item_body) {
+                Ok((_, Some(_))) => ResultCode::BadRequest,
+                Ok((object, None)) => match run_object(Some(object), ctx, &inner, &mut item_body) {
                     Some(code) => code,
                     None => return suspend(index, body_len),
                 },

@@ -6,10 +6,9 @@
 
 use crate::acl::{self, Access, Origin, Security, Subject};
 use crate::config::{Config, Domain, NfcPriority, Rights};
-use crate::io::{self, IoCursor, Operation, TargetVar};
-use crate::session::{Channel, LoginGuard, Session};
-use crate::storage::ConfigStore;
-use crate::target::TargetIo;
+use crate::device::State;
+use crate::io::{self, IoCursor, IoResult, Operation, TargetVar};
+use crate::session::Channel;
 use crate::time::{Duration, Instant};
 use crate::wire::{Body, Method, Request, ResultCode, ABSENT};
 
@@ -247,30 +246,32 @@ pub struct FrameLimits {
 /// read or write, a save: [`crate::io`]). It never reaches the session, the store or
 /// the target itself.
 pub struct Context<'a> {
+    /// The device's state (one pointer: building a context per request costs little).
+    pub(crate) state: &'a mut State,
     pub(crate) now: Instant,
     pub(crate) channel: Channel,
     pub(crate) security: Security,
-    pub(crate) session: &'a mut Session,
-    pub(crate) guard: &'a mut LoginGuard,
-    pub(crate) config: &'a mut Config,
-    pub(crate) effect: &'a mut Option<Effect>,
-    pub(crate) limits: FrameLimits,
-    pub(crate) factory: fn(&mut Config),
     /// Logins attempted by this request so far (a multi-request may hold several).
     pub(crate) logins: u8,
-    pub(crate) nfc_override: &'a mut Option<NfcPriority>,
+    /// What the port is asked to do once the response is sent.
+    pub(crate) effect: Option<Effect>,
     /// The request buffer as the port passed it (where a suspended write finds its data).
     pub(crate) request: &'a [u8],
     pub(crate) io: IoCursor,
     /// The device's own target and store when the request runs blocking
     /// ([`crate::Device::handle`]): operations are performed at once, not suspended.
-    pub(crate) inline: Option<Inline<'a>>,
+    pub(crate) inline: Option<&'a mut dyn InlineIo>,
 }
 
-/// A blocking target and store that perform a request's operations at once.
-pub(crate) struct Inline<'a> {
-    pub(crate) target: &'a mut dyn TargetIo,
-    pub(crate) store: &'a mut dyn ConfigStore,
+/// A blocking target and store that perform a request's operations at once (the
+/// device's own: one pointer in the [`Context`]).
+pub(crate) trait InlineIo {
+    /// Reads the value of `var` from the target into `out`.
+    fn read(&mut self, var: &TargetVar, out: &mut [u8]) -> IoResult;
+    /// Writes `data` as the value of `var` in the target.
+    fn write(&mut self, var: &TargetVar, data: &[u8]) -> IoResult;
+    /// Saves `config` to the store ([`io::save`]).
+    fn save(&mut self, config: &Config) -> IoResult;
 }
 
 impl Context<'_> {
@@ -302,7 +303,7 @@ impl Context<'_> {
 
     /// The rights of the subject on the data of `bundle`.
     pub fn rights(&self, bundle: Option<u16>) -> Rights {
-        acl::rights(self.config, self.subject(), bundle)
+        acl::rights(&self.state.config, self.subject(), bundle)
     }
 
     /// Appends the value of variable `id` to `body`, returning its length. An in-device
@@ -311,7 +312,7 @@ impl Context<'_> {
     /// once the bytes are in place. `A0` if the value does not fit `body`, or if `body`
     /// is not the request's (or nested in it) and the value is in the target.
     pub fn read_value(&mut self, id: u16, body: &mut Body<'_>) -> Result<usize, ResultCode> {
-        let var = self.config.variable(id).ok_or(ResultCode::NotFound)?;
+        let var = self.state.config.variable(id).ok_or(ResultCode::NotFound)?;
         let len = var.value_len().ok_or(ResultCode::NotAcceptable)?;
         if len > body.remaining() {
             return Err(ResultCode::InternalServerError);
@@ -330,7 +331,7 @@ impl Context<'_> {
                             .spare()
                             .get_mut(..len)
                             .ok_or(ResultCode::InternalServerError)?;
-                        io.target.read(&var, out)?;
+                        io.read(&var, out)?;
                     }
                     None => self.io.ask(Operation::ReadTarget { var, at })?,
                 }
@@ -356,7 +357,11 @@ impl Context<'_> {
     /// [`Operation::WriteTarget`] the request waits on: `data` must lie in the request
     /// (the payload of the request or of its item), else `A0`, on every board alike.
     pub fn write_value(&mut self, id: u16, data: &[u8]) -> Result<(), ResultCode> {
-        let var = self.config.variable_mut(id).ok_or(ResultCode::NotFound)?;
+        let var = self
+            .state
+            .config
+            .variable_mut(id)
+            .ok_or(ResultCode::NotFound)?;
         if Some(data.len()) != var.value_len() {
             return Err(ResultCode::NotAcceptable);
         }
@@ -368,7 +373,7 @@ impl Context<'_> {
                 let at =
                     io::offset_in(self.request, data).ok_or(ResultCode::InternalServerError)?;
                 if let Some(io) = self.inline.as_mut() {
-                    return io.target.write(&var, data);
+                    return io.write(&var, data);
                 }
                 self.io.ask(Operation::WriteTarget { var, at })
             }
@@ -383,27 +388,27 @@ impl Context<'_> {
 
     /// Sets whether NFC takes the session over until the next reboot (`POST /1024//24`).
     pub fn override_nfc_priority(&mut self, priority: NfcPriority) {
-        *self.nfc_override = Some(priority);
+        self.state.nfc_override = Some(priority);
     }
 
     /// The NFC priority in force: the override, else the configuration.
     pub fn nfc_priority(&self) -> NfcPriority {
-        self.nfc_override.unwrap_or(self.config.nfc_priority)
+        self.state.nfc_priority()
     }
 
     /// The configuration image.
     pub fn config(&self) -> &Config {
-        self.config
+        &self.state.config
     }
 
     /// The configuration image, for writes (already authorised by the access check).
     pub fn config_mut(&mut self) -> &mut Config {
-        self.config
+        &mut self.state.config
     }
 
     /// The device's frame sizes.
     pub fn limits(&self) -> FrameLimits {
-        self.limits
+        self.state.limits
     }
 
     /// Logs in with a `POST /1024//0` body. Side handlers cannot log in (`81`). One
@@ -420,12 +425,15 @@ impl Context<'_> {
         self.logins = 1;
         // A logout earlier in the same multi-request freed the session: this channel
         // takes it again before logging in.
-        if self.session.owner().is_none() {
-            let nfc = self.nfc_priority();
-            self.session.admit(self.channel, self.now, nfc)?;
+        let state = &mut *self.state;
+        if state.session.owner().is_none() {
+            let nfc = state.nfc_priority();
+            state.session.admit(self.channel, self.now, nfc)?;
         }
-        let result = self.session.login(self.config, self.guard, body, self.now);
-        self.security.subject = Subject::new(self.config, self.session.user());
+        let result = state
+            .session
+            .login(&state.config, &mut state.guard, body, self.now);
+        self.security.subject = Subject::new(&state.config, state.session.user());
         result
     }
 
@@ -434,14 +442,14 @@ impl Context<'_> {
         if self.is_side() {
             return Err(ResultCode::Unauthorized);
         }
-        self.session.logout();
+        self.state.session.logout();
         self.security.subject = Subject::ANONYMOUS;
         Ok(())
     }
 
     /// How long the session may stay idle, `None` if forever.
     pub fn idle_limit(&self) -> Option<Duration> {
-        self.session.idle_limit(self.config)
+        self.state.session.idle_limit(&self.state.config)
     }
 
     /// Saves the configuration image (the configurator's save command): an
@@ -449,7 +457,7 @@ impl Context<'_> {
     /// `A7` if the image does not fit.
     pub fn save_config(&mut self) -> Result<(), ResultCode> {
         match self.inline.as_mut() {
-            Some(inline) => io::save(inline.store, self.config),
+            Some(inline) => inline.save(&self.state.config),
             None => self.io.ask(Operation::SaveConfig),
         }
     }
@@ -459,7 +467,7 @@ impl Context<'_> {
     /// configuration.
     pub fn factory_reset(&mut self) -> Result<(), ResultCode> {
         // In place: a whole configuration is never built on the stack.
-        (self.factory)(self.config);
+        (self.state.factory)(&mut self.state.config);
         self.save_config()?;
         self.request_effect(Effect::FactoryReset);
         Ok(())
@@ -467,7 +475,7 @@ impl Context<'_> {
 
     /// Asks the port to do something once the response is sent.
     pub fn request_effect(&mut self, effect: Effect) {
-        *self.effect = Some(effect);
+        self.effect = Some(effect);
     }
 }
 

@@ -107,20 +107,26 @@ impl Session {
         now: Instant,
         nfc: NfcPriority,
     ) -> Result<(), ResultCode> {
-        if let Some(owner) = self.owner.filter(|owner| owner.id != channel.id) {
-            if channel.kind != ChannelKind::Nfc || nfc != NfcPriority::Priority {
-                return Err(ResultCode::DeviceUnavailable);
+        match self.owner {
+            Some(owner) if owner.id == channel.id => {}
+            Some(owner) => {
+                if channel.kind != ChannelKind::Nfc || nfc != NfcPriority::Priority {
+                    return Err(ResultCode::DeviceUnavailable);
+                }
+                info!("NFC takes the session over from {:?}", owner);
+                self.open(channel);
             }
-            info!("NFC takes the session over from {:?}", owner);
-            self.end();
-        }
-        if self.owner.is_none() {
-            info!("session opened by {:?}", channel);
-            self.owner = Some(channel);
-            self.user = ANONYMOUS;
+            None => self.open(channel),
         }
         self.last_activity = now;
         Ok(())
+    }
+
+    /// `channel` owns a new session, anonymous (what ended before is forgotten).
+    fn open(&mut self, channel: Channel) {
+        info!("session opened by {:?}", channel);
+        self.owner = Some(channel);
+        self.user = ANONYMOUS;
     }
 
     /// Ends the session: back to anonymous, nobody owns the device.
