@@ -623,6 +623,12 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         &self.store
     }
 
+    /// The configuration store, for the port: the firmware reads the blobs it keeps
+    /// (certificates, JVM code: [`crate::blob`]) here.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
     /// Takes the device apart into its target and store (e.g. to reboot a simulated
     /// device on the same flash and target).
     pub fn into_parts(self) -> (T, S) {
