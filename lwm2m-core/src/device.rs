@@ -230,8 +230,11 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         self.complete(step, request, now, out)
     }
 
-    /// Performs the operations of `step` with the device's target and store until the
-    /// request is done.
+    /// The outcome of a request run inline. Such a run never suspends: its handlers'
+    /// operations are performed on the spot, through the device's own target and store
+    /// (`object::Inline`). Should it suspend all the same, the request ends with `A0`
+    /// rather than performing the operation here, which would link every kind of
+    /// operation (blob ones included) into every blocking firmware.
     fn complete(
         &mut self,
         mut step: Step,
@@ -242,9 +245,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         loop {
             match step {
                 Step::Done(outcome) => return outcome,
-                Step::Pending(op) => {
-                    let result = self.perform(&op, request, out);
-                    step = self.resume(result, request, now, out);
+                Step::Pending(_) => {
+                    step = self.resume(Err(ResultCode::InternalServerError), request, now, out);
                 }
             }
         }
