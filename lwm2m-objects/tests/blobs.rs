@@ -51,7 +51,10 @@ impl NorFlash for RamFlash {
         Ok(())
     }
     fn write(&mut self, at: u32, data: &[u8]) -> Result<(), Self::Error> {
-        assert!(at % 4 == 0 && data.len() % 4 == 0, "aligned writes only");
+        assert!(
+            at.is_multiple_of(4) && data.len().is_multiple_of(4),
+            "aligned writes only"
+        );
         let at = at as usize;
         for (cell, byte) in self.0[at..at + data.len()].iter_mut().zip(data) {
             *cell &= byte;
