@@ -2,6 +2,7 @@
 //! APDU and the next deadline. It never blocks, allocates or panics.
 
 use crate::acl::{Origin, Security, Subject};
+use crate::blob::BlobId;
 use crate::config::{Config, NfcPriority};
 use crate::dispatch::{dispatch, Flow, Position, Resume};
 use crate::io::{self, IoCursor, IoResult, Operation, TargetVar};
@@ -120,6 +121,14 @@ impl<T: TargetIo, S: ConfigStore> InlineIo for Parts<T, S> {
 
     fn save(&mut self, config: &Config) -> IoResult {
         io::save(&mut self.store, config)
+    }
+
+    fn append_blob(&mut self, blob: BlobId, data: &[u8]) -> IoResult {
+        io::stored(self.store.append_blob(blob, data))
+    }
+
+    fn clear_blob(&mut self, blob: BlobId) -> IoResult {
+        io::stored(self.store.clear_blob(blob))
     }
 }
 
@@ -286,8 +295,11 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         self.complete(step, request, now, out)
     }
 
-    /// Performs the operations of `step` with the device's target and store until the
-    /// request is done.
+    /// The outcome of a request run inline. Such a run never suspends: its handlers'
+    /// operations are performed on the spot, through the device's own target and store
+    /// (`object::Inline`). Should it suspend all the same, the request ends with `A0`
+    /// rather than performing the operation here, which would link every kind of
+    /// operation (blob ones included) into every blocking firmware.
     fn complete(
         &mut self,
         mut step: Step,
@@ -298,9 +310,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         loop {
             match step {
                 Step::Done(outcome) => return outcome,
-                Step::Pending(op) => {
-                    let result = self.perform(&op, request, out);
-                    step = self.resume(result, request, now, out);
+                Step::Pending(_) => {
+                    step = self.resume(Err(ResultCode::InternalServerError), request, now, out);
                 }
             }
         }
@@ -604,6 +615,12 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// The configuration store.
     pub fn store(&self) -> &S {
         &self.parts.store
+    }
+
+    /// The configuration store, for the port: the firmware reads the blobs it keeps
+    /// (certificates, JVM code: [`crate::blob`]) here.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.parts.store
     }
 
     /// Takes the device apart into its target and store (e.g. to reboot a simulated

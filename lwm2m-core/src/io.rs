@@ -1,4 +1,5 @@
-//! Operations the engine suspends on: a target read or write, a configuration save.
+//! Operations the engine suspends on: a target read or write, a configuration save, an
+//! append to a blob or its clear.
 //!
 //! Handlers never perform I/O. When one needs the target or the store, the engine stops
 //! the request there and [`Device::start`] (or [`Device::resume`]) returns
@@ -27,8 +28,9 @@
 //! [`Device::poll`]: crate::Device::poll
 //! [`Step::Pending`]: crate::Step::Pending
 
+use crate::blob::BlobId;
 use crate::config::{Config, Variable};
-use crate::storage::ConfigStore;
+use crate::storage::{ConfigStore, StoreError};
 use crate::target::TargetIo;
 use crate::wire::ResultCode;
 
@@ -101,6 +103,21 @@ pub enum Operation {
     /// Save the configuration image ([`Device::config`](crate::Device::config)) to the
     /// store.
     SaveConfig,
+    /// Append [`Operation::write_data`] of the request buffer (`len` bytes at offset
+    /// `at`) to `blob` in the store ([`ConfigStore::append_blob`], [`crate::blob`]).
+    AppendBlob {
+        /// The blob.
+        blob: BlobId,
+        /// Where the data is in the request buffer.
+        at: usize,
+        /// How many bytes.
+        len: u16,
+    },
+    /// Empty `blob` in the store ([`ConfigStore::clear_blob`]).
+    ClearBlob {
+        /// The blob.
+        blob: BlobId,
+    },
 }
 
 /// The result of an operation, handed to [`Device::resume`](crate::Device::resume).
@@ -116,11 +133,15 @@ impl Operation {
         }
     }
 
-    /// The bytes of the request buffer a [`Operation::WriteTarget`] writes; `None` for
-    /// other operations or a buffer that is not the one given to the engine.
+    /// The bytes of the request buffer a [`Operation::WriteTarget`] writes or an
+    /// [`Operation::AppendBlob`] appends; `None` for other operations or a buffer that is
+    /// not the one given to the engine.
     pub fn write_data<'r>(&self, request: &'r [u8]) -> Option<&'r [u8]> {
         match *self {
             Operation::WriteTarget { var, at } => request.get(at..at.checked_add(var.len())?),
+            Operation::AppendBlob { at, len, .. } => {
+                request.get(at..at.checked_add(usize::from(len))?)
+            }
             _ => None,
         }
     }
@@ -154,8 +175,24 @@ impl Operation {
                 target.write(&var, data)
             }
             Operation::SaveConfig => save(store, config),
+            Operation::AppendBlob { blob, .. } => {
+                let data = self
+                    .write_data(request)
+                    .ok_or(ResultCode::InternalServerError)?;
+                stored(store.append_blob(blob, data))
+            }
+            Operation::ClearBlob { blob } => stored(store.clear_blob(blob)),
         }
     }
+}
+
+/// The result code of a blob operation: `A7` if the blob's region has no room (or the
+/// store keeps no such blob), `A4` if the flash failed.
+pub(crate) fn stored(result: Result<(), StoreError>) -> IoResult {
+    result.map_err(|err| {
+        warn!("blob operation failed: {}", err);
+        ResultCode::from(err)
+    })
 }
 
 /// Saves `config` to `store`: `A4` if the flash write failed, `A7` if the image does not
@@ -253,5 +290,25 @@ mod tests {
             at: usize::MAX,
         };
         assert!(write.write_data(&out).is_none());
+        let blob = crate::blob::BlobId(57);
+        let append = Operation::AppendBlob {
+            blob,
+            at: 6,
+            len: 2,
+        };
+        assert_eq!(append.write_data(&out), Some(&out[6..8]));
+        let append = Operation::AppendBlob {
+            blob,
+            at: 7,
+            len: 2,
+        };
+        assert!(append.write_data(&out).is_none());
+        let append = Operation::AppendBlob {
+            blob,
+            at: usize::MAX,
+            len: 1,
+        };
+        assert!(append.write_data(&out).is_none());
+        assert!(Operation::ClearBlob { blob }.write_data(&out).is_none());
     }
 }

@@ -48,6 +48,7 @@ mod fmt;
 
 pub mod acl;
 pub mod auth;
+pub mod blob;
 pub mod config;
 mod device;
 pub mod dispatch;

@@ -5,6 +5,7 @@
 //! provides. Dispatch, the access check and the documentation all read the same table.
 
 use crate::acl::{self, Access, Origin, Security, Subject};
+use crate::blob::BlobId;
 use crate::config::{Config, Domain, NfcPriority, Rights};
 use crate::device::State;
 use crate::io::{self, IoCursor, IoResult, Operation, TargetVar};
@@ -243,7 +244,7 @@ pub struct FrameLimits {
 
 /// What an object sees of the device while it handles one request: the request's
 /// security context, the configuration, and the operations it may ask for (a target
-/// read or write, a save: [`crate::io`]). It never reaches the session, the store or
+/// read or write, a save, a blob append or clear: [`crate::io`]). It never reaches the session, the store or
 /// the target itself.
 pub struct Context<'a> {
     /// The device's state (one pointer: building a context per request costs little).
@@ -272,6 +273,10 @@ pub(crate) trait InlineIo {
     fn write(&mut self, var: &TargetVar, data: &[u8]) -> IoResult;
     /// Saves `config` to the store ([`io::save`]).
     fn save(&mut self, config: &Config) -> IoResult;
+    /// Appends `data` to `blob` in the store.
+    fn append_blob(&mut self, blob: BlobId, data: &[u8]) -> IoResult;
+    /// Empties `blob` in the store.
+    fn clear_blob(&mut self, blob: BlobId) -> IoResult;
 }
 
 impl Context<'_> {
@@ -459,6 +464,29 @@ impl Context<'_> {
         match self.inline.as_mut() {
             Some(inline) => inline.save(&self.state.config),
             None => self.io.ask(Operation::SaveConfig),
+        }
+    }
+
+    /// Appends `data` to `blob` in the store (a chunk of a certificate, of the JVM code:
+    /// [`crate::blob`]): an [`Operation::AppendBlob`] the request waits on. `data` must
+    /// lie in the request (the payload of the request or of its item), else `A0`; `A7`
+    /// if the blob's region has no room for it (nothing is written) or the store keeps
+    /// no such blob, `A4` if the flash failed.
+    pub fn append_blob(&mut self, blob: BlobId, data: &[u8]) -> Result<(), ResultCode> {
+        let at = io::offset_in(self.request, data).ok_or(ResultCode::InternalServerError)?;
+        let len = u16::try_from(data.len()).map_err(|_| ResultCode::NvmFull)?;
+        match self.inline.as_mut() {
+            Some(inline) => inline.append_blob(blob, data),
+            None => self.io.ask(Operation::AppendBlob { blob, at, len }),
+        }
+    }
+
+    /// Empties `blob` in the store: an [`Operation::ClearBlob`] the request waits on;
+    /// `A4` if the flash failed.
+    pub fn clear_blob(&mut self, blob: BlobId) -> Result<(), ResultCode> {
+        match self.inline.as_mut() {
+            Some(inline) => inline.clear_blob(blob),
+            None => self.io.ask(Operation::ClearBlob { blob }),
         }
     }
 

@@ -90,6 +90,7 @@ use crc::{Crc, NoTable, CRC_32_ISCSI};
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 use zeroize::Zeroize;
 
+use crate::blob::BlobId;
 use crate::config::image::{ImageError, Source, MAX_IMAGE_LEN};
 use crate::config::Config;
 use crate::wire::ResultCode;
@@ -135,6 +136,18 @@ pub trait ConfigStore {
     /// On `Err` the previously saved configuration is still loadable (the new one may
     /// or may not be).
     fn save(&mut self, config: &Config) -> Result<(), StoreError>;
+
+    /// Appends `data` to `blob` (a certificate, the JVM code: [`crate::blob`]), kept
+    /// beside the configuration, never in it. The default keeps no blobs: every append
+    /// answers [`StoreErrorKind::BlobFull`] (`A7`, no room for it).
+    fn append_blob(&mut self, _blob: BlobId, _data: &[u8]) -> Result<(), StoreError> {
+        Err(StoreError::new(StoreErrorKind::BlobFull))
+    }
+
+    /// Empties `blob`. The default keeps no blobs: there is nothing to clear.
+    fn clear_blob(&mut self, _blob: BlobId) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// What [`ConfigStore::load`] found.
@@ -202,6 +215,14 @@ impl<T: ConfigStore + ?Sized> ConfigStore for &mut T {
     fn save(&mut self, config: &Config) -> Result<(), StoreError> {
         T::save(self, config)
     }
+
+    fn append_blob(&mut self, blob: BlobId, data: &[u8]) -> Result<(), StoreError> {
+        T::append_blob(self, blob, data)
+    }
+
+    fn clear_blob(&mut self, blob: BlobId) -> Result<(), StoreError> {
+        T::clear_blob(self, blob)
+    }
 }
 
 /// A store that keeps nothing: every boot starts from the default configuration and
@@ -240,6 +261,9 @@ pub enum StoreErrorKind {
     /// The flash region given to [`FlashStore::new`] is misaligned, out of the flash,
     /// too small for two slots, or the flash geometry is unsupported.
     Region,
+    /// The blob's region has no room for the data, or the store keeps no such blob
+    /// ([`crate::blob`]).
+    BlobFull,
 }
 
 impl StoreError {
@@ -256,7 +280,7 @@ impl StoreError {
     /// The result code a device answers for this error.
     pub const fn result_code(&self) -> ResultCode {
         match self.kind {
-            StoreErrorKind::TooLarge => ResultCode::NvmFull,
+            StoreErrorKind::TooLarge | StoreErrorKind::BlobFull => ResultCode::NvmFull,
             _ => ResultCode::NvmError,
         }
     }
@@ -269,6 +293,7 @@ impl core::fmt::Display for StoreError {
             StoreErrorKind::TooLarge => "configuration image too large for the store",
             StoreErrorKind::Image => "configuration could not be encoded",
             StoreErrorKind::Region => "flash region unusable for a configuration store",
+            StoreErrorKind::BlobFull => "no room for the blob in the store",
         })
     }
 }
@@ -309,7 +334,7 @@ pub const STAGE_LEN: usize = 128;
 pub(crate) const CRC: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_ISCSI);
 
 /// `n` rounded up to a multiple of `align` (`align` 0 counts as 1), `None` on overflow.
-const fn round_up(n: usize, align: usize) -> Option<usize> {
+pub(crate) const fn round_up(n: usize, align: usize) -> Option<usize> {
     let align = if align == 0 { 1 } else { align };
     let Some(m) = n.checked_add(align.saturating_sub(1)) else {
         return None;
@@ -438,7 +463,7 @@ enum Known {
 
 /// A stack buffer aligned for drivers that want word-aligned sources.
 #[repr(C, align(8))]
-struct Stage([u8; STAGE_LEN]);
+pub(crate) struct Stage(pub(crate) [u8; STAGE_LEN]);
 
 impl Drop for Stage {
     /// Image bytes (password hashes, keys) never stay on the stack, whatever the exit.
@@ -447,17 +472,17 @@ impl Drop for Stage {
     }
 }
 
-fn flash_error<E: core::fmt::Debug>(_err: E) -> StoreError {
+pub(crate) fn flash_error<E: core::fmt::Debug>(_err: E) -> StoreError {
     StoreError::new(StoreErrorKind::Flash)
 }
 
-fn region_error() -> StoreError {
+pub(crate) fn region_error() -> StoreError {
     StoreError::new(StoreErrorKind::Region)
 }
 
 /// Reads `len` bytes at `offset` whatever the alignment (through the staging buffer,
 /// with reads widened to `F::READ_SIZE`), passing them in order to `sink`.
-fn read_range<F: ReadNorFlash>(
+pub(crate) fn read_range<F: ReadNorFlash>(
     flash: &mut F,
     offset: u32,
     len: usize,
@@ -494,7 +519,11 @@ fn read_range<F: ReadNorFlash>(
 
 /// Writes `data` at `offset` (a multiple of `F::WRITE_SIZE`) through the staging
 /// buffer, padding the last chunk with 0xFF up to a whole write unit.
-fn write_range<F: NorFlash>(flash: &mut F, offset: u32, data: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn write_range<F: NorFlash>(
+    flash: &mut F,
+    offset: u32,
+    data: &[u8],
+) -> Result<(), StoreError> {
     let align = F::WRITE_SIZE;
     let chunk = STAGE_LEN
         .checked_sub(STAGE_LEN.checked_rem(align).ok_or_else(region_error)?)
@@ -1065,7 +1094,7 @@ impl<F: NorFlash> FlashStore<F> {
     clippy::expect_used,
     clippy::panic
 )]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::{
         Profile, Variable, MAX_PROFILES, MAX_VARIABLES, META_LEN, UNIT_LEN, VALUE_LEN,
@@ -1077,7 +1106,7 @@ mod tests {
 
     /// Errors of the mock flashes.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    enum MockError {
+    pub(crate) enum MockError {
         /// Misaligned or out-of-bounds access.
         Access(NorFlashErrorKind),
         /// A write unit written twice without an erase in between.
@@ -1101,7 +1130,7 @@ mod tests {
     /// and must be aligned, and each write unit may be written once per erase (as on
     /// flashes with ECC).
     #[derive(Clone, Debug)]
-    struct MemFlash<
+    pub(crate) struct MemFlash<
         const SIZE: usize,
         const ERASE: usize,
         const WRITE: usize,
@@ -1114,7 +1143,7 @@ mod tests {
     impl<const SIZE: usize, const ERASE: usize, const WRITE: usize, const READ: usize>
         MemFlash<SIZE, ERASE, WRITE, READ>
     {
-        fn new() -> Self {
+        pub(crate) fn new() -> Self {
             MemFlash {
                 data: vec![0xFF; SIZE],
                 written: vec![false; SIZE / WRITE],
@@ -1169,7 +1198,7 @@ mod tests {
     }
 
     /// A flash whose operations can be cut short.
-    trait Tearable: NorFlash<Error = MockError> + Clone {
+    pub(crate) trait Tearable: NorFlash<Error = MockError> + Clone {
         /// Applies only the first `keep` bytes of an erase.
         fn tear_erase(&mut self, from: u32, to: u32, keep: usize);
         /// Applies only the first `keep` bytes of a write.
@@ -1205,7 +1234,7 @@ mod tests {
 
     /// How much of the operation the power cut lets through.
     #[derive(Clone, Copy, Debug)]
-    enum Tear {
+    pub(crate) enum Tear {
         Nothing,
         OneByte,
         Half,
@@ -1214,7 +1243,7 @@ mod tests {
         All,
     }
 
-    const TEARS: [Tear; 5] = [
+    pub(crate) const TEARS: [Tear; 5] = [
         Tear::Nothing,
         Tear::OneByte,
         Tear::Half,
@@ -1237,18 +1266,18 @@ mod tests {
     /// Counts write and erase operations; cuts the power at operation `cut_at` (0-based):
     /// that operation is torn and fails, and every later operation (reads included)
     /// fails until the inner flash is taken out ("reboot").
-    struct FaultyFlash<M> {
+    pub(crate) struct FaultyFlash<M> {
         inner: M,
-        ops: usize,
+        pub(crate) ops: usize,
         cut_at: Option<usize>,
         tear: Tear,
         off: bool,
         /// Every write and erase attempted: `(is_erase, offset, length)`.
-        log: Vec<(bool, u32, usize)>,
+        pub(crate) log: Vec<(bool, u32, usize)>,
     }
 
     impl<M: Tearable> FaultyFlash<M> {
-        fn new(inner: M, cut_at: Option<usize>, tear: Tear) -> Self {
+        pub(crate) fn new(inner: M, cut_at: Option<usize>, tear: Tear) -> Self {
             FaultyFlash {
                 inner,
                 ops: 0,
@@ -1259,7 +1288,7 @@ mod tests {
             }
         }
 
-        fn into_inner(self) -> M {
+        pub(crate) fn into_inner(self) -> M {
             self.inner
         }
 
@@ -1325,11 +1354,11 @@ mod tests {
     }
 
     /// 8 KiB, 1 KiB sectors, 4-byte writes (nRF-like).
-    type Small = MemFlash<{ 8 * 1024 }, 1024, 4>;
+    pub(crate) type Small = MemFlash<{ 8 * 1024 }, 1024, 4>;
     /// 16 KiB, 4 KiB sectors, 32-byte writes, 8-byte reads (STM32H7-like).
-    type Wide = MemFlash<{ 16 * 1024 }, 4096, 32, 8>;
+    pub(crate) type Wide = MemFlash<{ 16 * 1024 }, 4096, 32, 8>;
     /// 4 KiB, 512-byte sectors, byte writes.
-    type Bytes = MemFlash<{ 4 * 1024 }, 512, 1>;
+    pub(crate) type Bytes = MemFlash<{ 4 * 1024 }, 512, 1>;
 
     fn region<M: Tearable>(flash: &M) -> Range<u32> {
         0..flash.capacity() as u32
@@ -1878,6 +1907,7 @@ mod tests {
             (StoreErrorKind::TooLarge, ResultCode::NvmFull),
             (StoreErrorKind::Image, ResultCode::NvmError),
             (StoreErrorKind::Region, ResultCode::NvmError),
+            (StoreErrorKind::BlobFull, ResultCode::NvmFull),
         ];
         for (kind, code) in kinds {
             let err = StoreError::from(kind);

@@ -3,11 +3,13 @@
 //! This stage provides login/logout, the session resources, security options, the
 //! inactivity period, frame sizes, keep-alive, multi-request (run by the core's
 //! dispatcher), the configuration version and save command, NFC priority, and the plain
-//! configuration values of [`SETTINGS`]. Every other resource the client knows is
+//! configuration values of [`SETTINGS`], and the append resources of [`BLOBS`]
+//! (certificates, the JVM code), streamed to the store. Every other resource the client knows is
 //! declared with its methods and answers `A1` (not implemented) once the access check
 //! passed, and so does `PUT /1024//3` (the host protocol is the link a request came on).
 
 use lwm2m_core::acl::Access::{Admin, Anyone, User};
+use lwm2m_core::blob::BlobId;
 use lwm2m_core::config::{Config, NfcPriority, SecurityOptions};
 use lwm2m_core::object::{Context, Envelope, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
@@ -61,8 +63,8 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
         .post(Admin), // getNfcConnectionPriority, putNfcConnectionPriority, postNfcConnectionPriority
     ResourceDef::single(34).get(Anyone).answers(2).put(Admin), // getHostInactivityPeriod, putHostInactivityPeriod
     ResourceDef::single(35).get(Admin).not_implemented(),      // getHostname
-    ResourceDef::single(37).put(Admin).not_implemented(),      // putCertificatePublicKey
-    ResourceDef::single(38).put(Admin).not_implemented(),      // putCertificatePrivateKey
+    Group::Certificates.gate(ResourceDef::single(37).put(Admin)), // putCertificatePublicKey
+    Group::Certificates.gate(ResourceDef::single(38).put(Admin)), // putCertificatePrivateKey
     ResourceDef::single(40).get(Anyone).not_implemented(),     // login
     ResourceDef::single(41).get(Anyone).not_implemented(),     // loginProof
     ResourceDef::single(42)
@@ -73,12 +75,9 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(45).get(Anyone).not_implemented(),     // setInitializationVector
     ResourceDef::single(47).get(Anyone).not_implemented(),     // initialize
     ResourceDef::single(48).get(Anyone).not_implemented(),     // send
-    ResourceDef::single(57).put(Admin).not_implemented(),      // putBrokerCertificate
+    Group::Mqtt.gate(ResourceDef::single(57).put(Admin)),      // putBrokerCertificate
     ResourceDef::single(60).get(Admin).not_implemented(),      // getProductKey
-    ResourceDef::single(74)
-        .put(Admin)
-        .post(Admin)
-        .not_implemented(), // appendCode, clearCode
+    Group::Jvm.gate(ResourceDef::single(74).put(Admin).post(Admin)), // appendCode, clearCode
     ResourceDef::single(75)
         .get(Admin)
         .post(Admin)
@@ -93,6 +92,42 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
         .get(Anyone)
         .envelope(Envelope::MultiRequest), // executeMultiRequestFrame
 ];
+
+/// The append resources of object 1024, kept by the store as blobs
+/// ([`lwm2m_core::blob`], never in the configuration image), each named by its resource
+/// id: the client sends their data in [`blobs::CHUNK`]-byte pieces, one PUT each, which
+/// the device appends; an empty PUT clears the blob (the client's way to clear the JVM
+/// code, and the only way to replace a certificate), and so does `POST /1024//74`
+/// (clearCode). Administrator only; a chunk the blob's region has no room for is `A7`
+/// and changes nothing. A group the build leaves out answers `A1`.
+pub const BLOBS: &[(BlobId, Group)] = &[
+    (blobs::CERTIFICATE_PUBLIC_KEY, Group::Certificates),
+    (blobs::CERTIFICATE_PRIVATE_KEY, Group::Certificates),
+    (blobs::BROKER_CERTIFICATE, Group::Mqtt),
+    (blobs::JVM_CODE, Group::Jvm),
+];
+
+/// The blobs of object 1024 and the sizes a port gives their regions
+/// ([`lwm2m_core::blob::blob_region_len`]`(bytes, CHUNK)`).
+pub mod blobs {
+    use lwm2m_core::blob::BlobId;
+
+    /// `/1024//37` putCertificatePublicKey: the TLS client certificate (PEM).
+    pub const CERTIFICATE_PUBLIC_KEY: BlobId = BlobId(37);
+    /// `/1024//38` putCertificatePrivateKey: its private key (PEM).
+    pub const CERTIFICATE_PRIVATE_KEY: BlobId = BlobId(38);
+    /// `/1024//57` putBrokerCertificate: the MQTT broker's CA certificate (PEM).
+    pub const BROKER_CERTIFICATE: BlobId = BlobId(57);
+    /// `/1024//74` appendCode: the JVM byte code.
+    pub const JVM_CODE: BlobId = BlobId(74);
+    /// The size of the client's chunks (`ServiceCallRunner` `chunkSize`).
+    pub const CHUNK: usize = 220;
+    /// The largest certificate or key a port should make room for: 4 KiB (a PEM chain
+    /// of two RSA-2048 certificates).
+    pub const CERTIFICATE_BYTES: usize = 4096;
+    /// The largest JVM code a port should make room for: 32 KiB.
+    pub const JVM_CODE_BYTES: usize = 32 * 1024;
+}
 
 /// Configuration values of object 1024 served from the table (see [`settings`]): the
 /// encoding of `objects.md` object 1024, the enums of `enums.json`, and the schema's
@@ -421,8 +456,28 @@ impl Object for InterfaceObject {
                 // take effect at once.
                 ctx.override_nfc_priority(priority);
             }
+            #[cfg(any(feature = "certificates", feature = "mqtt", feature = "jvm"))]
+            (37 | 38 | 57 | 74, Method::Put | Method::Post) => blob(ctx, req)?,
             _ => return settings::handle_in(SETTING_LINES, ctx, ID, req, body),
         }
         Ok(ResultCode::Ok)
     }
+}
+
+/// A request on a blob of [`BLOBS`] (the table says which methods and groups are
+/// served): a PUT appends its payload, an empty PUT or a POST clears.
+#[cfg(any(feature = "certificates", feature = "mqtt", feature = "jvm"))]
+fn blob(ctx: &mut Context<'_>, req: &Request<'_>) -> Result<(), ResultCode> {
+    let (blob, _) = BLOBS
+        .iter()
+        .find(|(blob, _)| blob.0 == req.path.resource)
+        .ok_or(ResultCode::NotImplemented)?;
+    if req.method == Method::Post {
+        codec::empty(req.payload)?;
+        return ctx.clear_blob(*blob);
+    }
+    if req.payload.is_empty() {
+        return ctx.clear_blob(*blob);
+    }
+    ctx.append_blob(*blob, req.payload)
 }

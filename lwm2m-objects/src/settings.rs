@@ -165,11 +165,14 @@ pub enum Group {
     Jvm,
     /// Time: NTP server, time zone (feature `time`).
     Time,
+    /// The TLS client certificate and its private key, blobs of the store (feature
+    /// `certificates`; no setting of the configuration).
+    Certificates,
 }
 
 impl Group {
     /// Every group.
-    pub const ALL: [Group; 8] = [
+    pub const ALL: [Group; 9] = [
         Group::Core,
         Group::Wifi,
         Group::Mqtt,
@@ -178,6 +181,7 @@ impl Group {
         Group::Ble,
         Group::Jvm,
         Group::Time,
+        Group::Certificates,
     ];
 
     /// Whether this build carries the group.
@@ -191,6 +195,7 @@ impl Group {
             Group::Ble => cfg!(feature = "ble"),
             Group::Jvm => cfg!(feature = "jvm"),
             Group::Time => cfg!(feature = "time"),
+            Group::Certificates => cfg!(feature = "certificates"),
         }
     }
 
@@ -205,6 +210,17 @@ impl Group {
             Group::Ble => "ble",
             Group::Jvm => "jvm",
             Group::Time => "time",
+            Group::Certificates => "certificates",
+        }
+    }
+
+    /// `def` as this build serves it: as declared if the build carries the group, else
+    /// declared but not provided (`A1`).
+    pub const fn gate(self, def: ResourceDef) -> ResourceDef {
+        if self.included() {
+            def
+        } else {
+            def.not_implemented()
         }
     }
 }

@@ -340,7 +340,11 @@ pub mod asynch {
     #[allow(async_fn_in_trait)]
     pub trait Io {
         /// Performs `op`: a target read fills [`Operation::read_buffer`] of `out`, a
-        /// write sends [`Operation::write_data`] of `request`, a save stores `config`.
+        /// write sends [`Operation::write_data`] of `request`, a save stores `config`,
+        /// a blob append stores [`Operation::write_data`] of `request` in the blob, a
+        /// blob clear empties it ([`lwm2m_core::blob`]). [`Operation`] grows: an
+        /// implementation answers the kinds it does not know with
+        /// [`Operation::perform`] over a blocking store, or `A1`.
         async fn perform(
             &mut self,
             op: &Operation,
@@ -351,7 +355,8 @@ pub mod asynch {
     }
 
     /// A blocking target and store used from the async loop (a board whose links are
-    /// async but whose target or flash driver is not).
+    /// async but whose target or flash driver is not): every operation, blob ones
+    /// included, through [`Operation::perform`].
     #[derive(Debug, Default)]
     pub struct BlockingIo<T, S> {
         /// The target.

@@ -1,5 +1,6 @@
-//! The desktop's "flash": a file that behaves like a NOR flash, holding the configuration
-//! store (`--state DIR` keeps it in `DIR/config.flash`).
+//! The desktop's "flash": files that behave like NOR flash, holding the configuration
+//! store (`--state DIR` keeps it in `DIR/config.flash`) and the blobs (certificates, JVM
+//! code: `DIR/blobs.flash`, [`BLOB_REGIONS`]).
 //!
 //! [`FileFlash`] keeps NOR semantics so the desktop exercises the same code paths as a
 //! board: erase sets whole 4 KiB sectors to `0xFF`, a write may only clear bits (the new
@@ -17,14 +18,33 @@ use embedded_storage::nor_flash::{
     check_erase, check_read, check_write, ErrorType, NorFlash, NorFlashError, NorFlashErrorKind,
     ReadNorFlash,
 };
+use lwm2m_core::blob::{blob_region_len, BlobId, BlobRegion, BlobStore, FlashBlobs};
 use lwm2m_core::storage::{ConfigStore, FlashStore, Loaded, StoreError};
 use lwm2m_core::Config;
+use lwm2m_objects::interface::blobs;
 
 /// Name of the flash file inside the state directory.
 pub const FILE_NAME: &str = "config.flash";
 /// Size of the flash file: two 16 KiB slots (a configuration image needs at most 12 KiB
 /// per slot with 4 KiB sectors, see [`lwm2m_core::storage::flash_size_needed`]).
 pub const CAPACITY: u32 = 2 * 16 * 1024;
+
+/// Name of the blob flash file inside the state directory.
+pub const BLOB_FILE_NAME: &str = "blobs.flash";
+/// The region of a certificate or key: 4 KiB in 220-byte chunks, two 4 KiB sectors.
+const CERTIFICATE_REGION: u32 =
+    blob_region_len::<FileFlash>(blobs::CERTIFICATE_BYTES, blobs::CHUNK);
+/// The region of the JVM code: 32 KiB in 220-byte chunks, nine sectors.
+const CODE_REGION: u32 = blob_region_len::<FileFlash>(blobs::JVM_CODE_BYTES, blobs::CHUNK);
+const PUBLIC_KEY: BlobRegion =
+    BlobRegion::new(blobs::CERTIFICATE_PUBLIC_KEY, 0, CERTIFICATE_REGION);
+const PRIVATE_KEY: BlobRegion = PUBLIC_KEY.then(blobs::CERTIFICATE_PRIVATE_KEY, CERTIFICATE_REGION);
+const BROKER: BlobRegion = PRIVATE_KEY.then(blobs::BROKER_CERTIFICATE, CERTIFICATE_REGION);
+const CODE: BlobRegion = BROKER.then(blobs::JVM_CODE, CODE_REGION);
+/// Where each blob lives in `blobs.flash`.
+pub const BLOB_REGIONS: &[BlobRegion] = &[PUBLIC_KEY, PRIVATE_KEY, BROKER, CODE];
+/// Size of the blob flash file: the regions of [`BLOB_REGIONS`] (60 KiB).
+pub const BLOB_CAPACITY: u32 = CODE.end;
 
 /// `err` with the path it is about, unless it names it already.
 pub fn naming(path: &Path, err: io::Error) -> io::Error {
@@ -35,10 +55,18 @@ pub fn naming(path: &Path, err: io::Error) -> io::Error {
     io::Error::new(err.kind(), format!("{shown}: {err}"))
 }
 
-/// A NOR flash emulated by a file of [`CAPACITY`] bytes (erased: `0xFF`).
+/// A NOR flash emulated by a file (erased: `0xFF`) of [`CAPACITY`] bytes for the
+/// configuration, [`BLOB_CAPACITY`] for the blobs, or by memory ([`FileFlash::memory`]).
 #[derive(Debug)]
 pub struct FileFlash {
-    file: File,
+    backing: Backing,
+    capacity: u32,
+}
+
+#[derive(Debug)]
+enum Backing {
+    File(File),
+    Memory(Vec<u8>),
 }
 
 /// Why a [`FileFlash`] operation failed.
@@ -82,14 +110,16 @@ impl From<io::Error> for FileFlashError {
 pub enum OpenError {
     /// The file or its folder could not be read, created or written (the path is named).
     Io(io::Error),
-    /// The file exists with another size than [`CAPACITY`]: truncated, or not this
-    /// device's flash. It is not reinterpreted (an empty file would read as a blank store
-    /// and boot the factory credentials).
+    /// The file exists with another size than its own ([`CAPACITY`], [`BLOB_CAPACITY`]):
+    /// truncated, or not this device's flash. It is not reinterpreted (an empty file
+    /// would read as a blank store and boot the factory credentials).
     WrongSize {
         /// The file.
         path: PathBuf,
         /// Its length.
         len: u64,
+        /// The length it should have.
+        expected: u32,
     },
 }
 
@@ -103,9 +133,13 @@ impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OpenError::Io(err) => err.fmt(f),
-            OpenError::WrongSize { path, len } => write!(
+            OpenError::WrongSize {
+                path,
+                len,
+                expected,
+            } => write!(
                 f,
-                "{}: {len} bytes, a flash image has {CAPACITY}",
+                "{}: {len} bytes, a flash image has {expected}",
                 path.display()
             ),
         }
@@ -118,18 +152,41 @@ impl FileFlash {
     /// file of another size is never this device's doing. An existing file of another
     /// size is [`OpenError::WrongSize`], unless `replace`, which recreates it erased.
     pub fn open(dir: &Path, replace: bool) -> Result<FileFlash, OpenError> {
-        let path = dir.join(FILE_NAME);
+        FileFlash::open_named(dir, FILE_NAME, CAPACITY, replace)
+    }
+
+    /// Opens `dir/blobs.flash` as [`FileFlash::open`] does `config.flash`.
+    pub fn open_blobs(dir: &Path, replace: bool) -> Result<FileFlash, OpenError> {
+        FileFlash::open_named(dir, BLOB_FILE_NAME, BLOB_CAPACITY, replace)
+    }
+
+    /// An erased flash of `capacity` bytes in memory (nothing survives the process).
+    pub fn memory(capacity: u32) -> FileFlash {
+        FileFlash {
+            backing: Backing::Memory(vec![0xFF; capacity as usize]),
+            capacity,
+        }
+    }
+
+    fn open_named(
+        dir: &Path,
+        name: &str,
+        capacity: u32,
+        replace: bool,
+    ) -> Result<FileFlash, OpenError> {
+        let path = dir.join(name);
         match std::fs::metadata(&path) {
-            Ok(meta) if meta.len() == u64::from(CAPACITY) => {}
+            Ok(meta) if meta.len() == u64::from(capacity) => {}
             Ok(meta) if !replace => {
                 return Err(OpenError::WrongSize {
                     path,
                     len: meta.len(),
+                    expected: capacity,
                 })
             }
-            Ok(_) => create_erased(dir, &path).map_err(|err| naming(&path, err))?,
+            Ok(_) => create_erased(dir, &path, capacity).map_err(|err| naming(&path, err))?,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                create_erased(dir, &path).map_err(|err| naming(&path, err))?
+                create_erased(dir, &path, capacity).map_err(|err| naming(&path, err))?
             }
             Err(err) => return Err(naming(&path, err).into()),
         }
@@ -138,15 +195,50 @@ impl FileFlash {
             .write(true)
             .open(&path)
             .map_err(|err| naming(&path, err))?;
-        Ok(FileFlash { file })
+        Ok(FileFlash {
+            backing: Backing::File(file),
+            capacity,
+        })
+    }
+
+    fn read_at(&mut self, bytes: &mut [u8], at: u32) -> io::Result<()> {
+        match &mut self.backing {
+            Backing::File(file) => file.read_exact_at(bytes, u64::from(at)),
+            Backing::Memory(cells) => {
+                let at = at as usize;
+                let src = cells
+                    .get(at..at + bytes.len())
+                    .ok_or(io::ErrorKind::UnexpectedEof)?;
+                bytes.copy_from_slice(src);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes `bytes` at `at` and makes them durable.
+    fn write_at(&mut self, bytes: &[u8], at: u32) -> io::Result<()> {
+        match &mut self.backing {
+            Backing::File(file) => {
+                file.write_all_at(bytes, u64::from(at))?;
+                file.sync_data()
+            }
+            Backing::Memory(cells) => {
+                let at = at as usize;
+                let dest = cells
+                    .get_mut(at..at + bytes.len())
+                    .ok_or(io::ErrorKind::UnexpectedEof)?;
+                dest.copy_from_slice(bytes);
+                Ok(())
+            }
+        }
     }
 }
 
-/// Writes an erased flash file of [`CAPACITY`] bytes at `path`, atomically.
-fn create_erased(dir: &Path, path: &Path) -> io::Result<()> {
+/// Writes an erased flash file of `capacity` bytes at `path`, atomically.
+fn create_erased(dir: &Path, path: &Path, capacity: u32) -> io::Result<()> {
     let new = path.with_extension("flash.new");
     let file = File::create(&new).map_err(|err| naming(&new, err))?;
-    file.write_all_at(&vec![0xFF; CAPACITY as usize], 0)?;
+    file.write_all_at(&vec![0xFF; capacity as usize], 0)?;
     file.sync_all()?;
     std::fs::rename(&new, path)?;
     // Make the directory entry durable too.
@@ -162,12 +254,12 @@ impl ReadNorFlash for FileFlash {
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FileFlashError> {
         check_read(self, offset, bytes.len()).map_err(FileFlashError::Access)?;
-        self.file.read_exact_at(bytes, u64::from(offset))?;
+        self.read_at(bytes, offset)?;
         Ok(())
     }
 
     fn capacity(&self) -> usize {
-        CAPACITY as usize
+        self.capacity as usize
     }
 }
 
@@ -178,66 +270,92 @@ impl NorFlash for FileFlash {
     fn erase(&mut self, from: u32, to: u32) -> Result<(), FileFlashError> {
         check_erase(self, from, to).map_err(FileFlashError::Access)?;
         let len = usize::try_from(to - from).map_err(io::Error::other)?;
-        self.file.write_all_at(&vec![0xFF; len], u64::from(from))?;
-        self.file.sync_data()?;
+        self.write_at(&vec![0xFF; len], from)?;
         Ok(())
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FileFlashError> {
         check_write(self, offset, bytes.len()).map_err(FileFlashError::Access)?;
         let mut cells = vec![0u8; bytes.len()];
-        self.file.read_exact_at(&mut cells, u64::from(offset))?;
+        self.read_at(&mut cells, offset)?;
         for (cell, byte) in cells.iter_mut().zip(bytes) {
             *cell &= byte;
         }
-        self.file.write_all_at(&cells, u64::from(offset))?;
-        self.file.sync_data()?;
+        self.write_at(&cells, offset)?;
         Ok(())
     }
 }
 
-/// The port's configuration store: [`FlashStore`] over [`FileFlash`] with `--state DIR`,
-/// memory without (a reboot of the device keeps what was saved; the process does not).
-pub enum DesktopStore {
+/// The port's store: the configuration in [`FlashStore`] over [`FileFlash`] with
+/// `--state DIR`, memory without (a reboot of the device keeps what was saved; the
+/// process does not), and the blobs in [`FlashBlobs`] over `DIR/blobs.flash` (memory
+/// without `--state`).
+pub struct DesktopStore {
+    config: ConfigSide,
+    blobs: FlashBlobs<FileFlash>,
+}
+
+enum ConfigSide {
     /// No state directory: the last saved configuration, until the process ends.
     Ram(Option<Box<Config>>),
-    /// `DIR/config.flash` (boxed: the store holds an image-sized buffer).
+    /// `DIR/config.flash`.
     File(Box<FlashStore<FileFlash>>),
 }
 
 impl DesktopStore {
-    /// The store of `--state DIR` (the flash file is created on first use), RAM only for
-    /// `None`. `replace`: recreate a flash file of the wrong size ([`FileFlash::open`]).
+    /// The store of `--state DIR` (the flash files are created on first use), RAM only
+    /// for `None`. `replace`: recreate a flash file of the wrong size
+    /// ([`FileFlash::open`]).
     pub fn open(state: Option<&Path>, replace: bool) -> Result<DesktopStore, OpenError> {
+        let blobs = |flash| FlashBlobs::new(flash, BLOB_REGIONS).map_err(io::Error::other);
         let Some(dir) = state else {
-            return Ok(DesktopStore::Ram(None));
+            return Ok(DesktopStore {
+                config: ConfigSide::Ram(None),
+                blobs: blobs(FileFlash::memory(BLOB_CAPACITY))?,
+            });
         };
         std::fs::create_dir_all(dir).map_err(|err| naming(dir, err))?;
         let store = FlashStore::new(FileFlash::open(dir, replace)?, 0..CAPACITY)
             .map_err(io::Error::other)?;
-        Ok(DesktopStore::File(Box::new(store)))
+        Ok(DesktopStore {
+            config: ConfigSide::File(Box::new(store)),
+            blobs: blobs(FileFlash::open_blobs(dir, replace)?)?,
+        })
+    }
+
+    /// The blobs: the certificates and the JVM code the client sent.
+    pub fn blobs(&mut self) -> &mut FlashBlobs<FileFlash> {
+        &mut self.blobs
     }
 }
 
 impl ConfigStore for DesktopStore {
     fn load(&mut self) -> Result<Loaded, StoreError> {
-        match self {
-            DesktopStore::Ram(saved) => Ok(saved
+        match &mut self.config {
+            ConfigSide::Ram(saved) => Ok(saved
                 .as_deref()
                 .cloned()
                 .map_or(Loaded::Blank, Loaded::Config)),
-            DesktopStore::File(store) => store.load(),
+            ConfigSide::File(store) => store.load(),
         }
     }
 
     fn save(&mut self, config: &Config) -> Result<(), StoreError> {
-        match self {
-            DesktopStore::Ram(saved) => {
+        match &mut self.config {
+            ConfigSide::Ram(saved) => {
                 *saved = Some(Box::new(config.clone()));
                 Ok(())
             }
-            DesktopStore::File(store) => store.save(config),
+            ConfigSide::File(store) => store.save(config),
         }
+    }
+
+    fn append_blob(&mut self, blob: BlobId, data: &[u8]) -> Result<(), StoreError> {
+        self.blobs.append(blob, data)
+    }
+
+    fn clear_blob(&mut self, blob: BlobId) -> Result<(), StoreError> {
+        self.blobs.clear(blob)
     }
 }
 
@@ -284,6 +402,48 @@ mod tests {
     #[test]
     fn the_file_is_large_enough_for_any_configuration() {
         assert!(flash_size_needed::<FileFlash>() <= CAPACITY);
+    }
+
+    #[test]
+    fn blobs_survive_reopening_the_files() {
+        let dir = TempDir::new("blobs");
+        let cert: Vec<u8> = (0..1000u32).map(|i| b'A' + (i % 26) as u8).collect();
+        let mut store = DesktopStore::open(Some(&dir.0), false).unwrap();
+        for chunk in cert.chunks(blobs::CHUNK) {
+            store.append_blob(blobs::BROKER_CERTIFICATE, chunk).unwrap();
+        }
+        store.append_blob(blobs::JVM_CODE, b"code").unwrap();
+        drop(store);
+        assert_eq!(
+            std::fs::metadata(dir.0.join(BLOB_FILE_NAME)).unwrap().len(),
+            u64::from(BLOB_CAPACITY)
+        );
+        let mut store = DesktopStore::open(Some(&dir.0), false).unwrap();
+        let mut out = vec![0u8; 2000];
+        let n = store
+            .blobs()
+            .read(blobs::BROKER_CERTIFICATE, 0, &mut out)
+            .unwrap();
+        assert_eq!(&out[..n], &cert[..]);
+        assert_eq!(store.blobs().stored_len(blobs::JVM_CODE).unwrap(), 4);
+        store.clear_blob(blobs::JVM_CODE).unwrap();
+        drop(store);
+        let mut store = DesktopStore::open(Some(&dir.0), false).unwrap();
+        assert_eq!(store.blobs().stored_len(blobs::JVM_CODE).unwrap(), 0);
+        // The declared sizes fit their regions.
+        for chunk in vec![0x30u8; blobs::JVM_CODE_BYTES].chunks(blobs::CHUNK) {
+            store.append_blob(blobs::JVM_CODE, chunk).unwrap();
+        }
+        // Without --state, blobs live as long as the process.
+        let mut ram = DesktopStore::open(None, false).unwrap();
+        ram.append_blob(blobs::CERTIFICATE_PUBLIC_KEY, b"pem")
+            .unwrap();
+        assert_eq!(
+            ram.blobs()
+                .stored_len(blobs::CERTIFICATE_PUBLIC_KEY)
+                .unwrap(),
+            3
+        );
     }
 
     #[test]

@@ -323,7 +323,15 @@ fn open_store(args: &Args) -> Result<(flash::DesktopStore, bool), BootError> {
 }
 
 fn start(args: &Args) -> Result<(), BootError> {
-    let (store, replaced) = open_store(args)?;
+    let (mut store, replaced) = open_store(args)?;
+    for region in flash::BLOB_REGIONS {
+        // What a board would hand its TLS stack or its JVM; the desktop only reports it.
+        match lwm2m_core::blob::BlobStore::stored_len(store.blobs(), region.blob) {
+            Ok(0) => {}
+            Ok(n) => log::info!("blob /1024//{}: {n} bytes", region.blob.0),
+            Err(err) => log::warn!("blob /1024//{}: {err}", region.blob.0),
+        }
+    }
     let mut device = boot(
         args,
         MemoryTarget(RamTarget::new(TARGET_RAM_BASE)),
