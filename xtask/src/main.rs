@@ -433,7 +433,7 @@ fn footprint() -> Result {
     println!("| what | small preset | large preset |");
     println!("|---|---|---|");
     println!(
-        "| flash (text + rodata + data) | {} | {} |",
+        "| flash (vector table, text, rodata, data) | {} | {} |",
         small.sizes.flash, large.sizes.flash
     );
     println!(
@@ -454,6 +454,14 @@ fn footprint() -> Result {
         "| worst stack of a request | {stack} | {} |",
         figure(&large, "stack")?
     );
+    println!();
+    println!("Flash by part (small preset; code by symbol name):");
+    println!();
+    println!("| part | bytes |");
+    println!("|---|---|");
+    for (part, bytes) in &small.sizes.parts {
+        println!("| {part} | {bytes} |");
+    }
     println!();
     println!("Stack of single requests (small preset):");
     println!();
@@ -540,7 +548,42 @@ struct ElfSizes {
     ram: u64,
     /// Flash of the password hashing code.
     crypto: u64,
+    /// Code of each part ([`PARTS`]), then the read-only data and the vector table.
+    parts: Vec<(&'static str, u64)>,
 }
+
+/// The parts the flash is split into, each with the pieces of the (legacy-mangled) symbol
+/// names of its code, first match wins; code that matches none is "other".
+const PARTS: &[(&str, &[&str])] = &[
+    (
+        "password hashing (PBKDF2-HMAC-SHA1)",
+        &[
+            "sha1",
+            "hmac",
+            "pbkdf2",
+            "hash_password",
+            "6digest",
+            "digest..",
+            "4auth4Hmac",
+            "auth..Hmac",
+            "4auth6finish",
+        ],
+    ),
+    ("objects (`lwm2m-objects`)", &["lwm2m_objects"]),
+    (
+        "configuration image and flash store (`config::image`, `storage`, `blob`)",
+        &["6config5image", "config..image", "7storage", "storage..", "4blob", "blob.."],
+    ),
+    ("engine (the rest of `lwm2m-core`)", &["lwm2m_core"]),
+    (
+        "compiler built-ins (memcpy, memset, division)",
+        &["compiler_builtins", "__aeabi", "memcmp", "memcpy", "memset"],
+    ),
+    (
+        "the test firmware and its board (start-up, report, emulated flash; its request loop inlines `Device::handle`)",
+        &["footprint_firmware", "cortex_m", "Reset", "Handler", "__pre_init"],
+    ),
+];
 
 /// Flash and static RAM of the firmware from its sections, without the emulated flash.
 fn elf_sizes(path: &Path) -> Result<ElfSizes> {
@@ -576,7 +619,35 @@ fn elf_sizes(path: &Path) -> Result<ElfSizes> {
         })
         .map(|s| s.size())
         .sum();
+    let mut parts: Vec<(&'static str, u64)> = PARTS.iter().map(|(name, _)| (*name, 0)).collect();
+    let mut other = 0;
+    // Functions the linker folded into one (`--icf=all`) share an address: counted once.
+    let mut seen = std::collections::HashSet::new();
+    for symbol in elf.symbols() {
+        if symbol.kind() != object::SymbolKind::Text || !seen.insert(symbol.address() & !1) {
+            continue;
+        }
+        let name = symbol.name().unwrap_or("");
+        match PARTS
+            .iter()
+            .position(|(_, pieces)| pieces.iter().any(|piece| name.contains(piece)))
+        {
+            Some(i) => parts[i].1 += symbol.size(),
+            None => other += symbol.size(),
+        }
+    }
+    // Code without a sized symbol (padding, literal pools the symbols leave out) counts as
+    // other too, so that the parts add up to the flash.
+    let sized: u64 = parts.iter().map(|(_, n)| n).sum::<u64>() + other;
+    other += section(".text").saturating_sub(sized);
+    parts.push(("other code (core, heapless, zeroize...)", other));
+    parts.push((
+        "read-only data (resource tables, strings)",
+        section(".rodata"),
+    ));
+    parts.push(("vector table", section(".vector_table")));
     Ok(ElfSizes {
+        parts,
         flash: section(".vector_table") + section(".text") + section(".rodata") + section(".data"),
         ram: section(".data") + section(".bss") + section(".uninit") - emulated,
         crypto,
