@@ -29,7 +29,9 @@
 //! # Power cuts
 //!
 //! An append checks the room first (no room: [`StoreErrorKind::BlobFull`], `A7`, nothing
-//! written), then writes header, data and commit word, **the commit word last**.
+//! written), then writes header, data and commit word, **the commit word last**, and
+//! reads the record back: one that would not count (written over cells that were not
+//! erased) is [`StoreErrorKind::Flash`], `A4`, never a success.
 //!
 //! - Cut anywhere in an append: the record is not committed, the blob is what it was
 //!   before (earlier chunks intact), and the configuration, elsewhere, is untouched. The
@@ -419,11 +421,12 @@ impl<F: NorFlash> BlobStore for FlashBlobs<F> {
         let mut header = [0xFFu8; HEADER_LEN];
         let mut digest = CRC.digest();
         digest.update(data);
+        let crc = digest.finalize();
         for (cell, byte) in header.iter_mut().zip(
             len.to_le_bytes()
                 .into_iter()
                 .chain((!len).to_le_bytes())
-                .chain(digest.finalize().to_le_bytes()),
+                .chain(crc.to_le_bytes()),
         ) {
             *cell = byte;
         }
@@ -432,6 +435,21 @@ impl<F: NorFlash> BlobStore for FlashBlobs<F> {
         write_range(&mut self.flash, log.end, &header)?;
         write_range(&mut self.flash, data_at, data)?;
         write_range(&mut self.flash, commit_at, &COMMIT)?;
+        // Read back as a walk will read it: cells that were not erased (a torn erase
+        // that left the marker whole) make a record that does not count, and the client
+        // must not be told its chunk is stored.
+        let mut digest = CRC.digest();
+        read_range(&mut self.flash, data_at, data.len(), |piece| {
+            digest.update(piece);
+            Ok(())
+        })?;
+        if read_word::<F, HEADER_LEN>(&mut self.flash, log.end)? != header
+            || digest.finalize() != crc
+            || read_word::<F, 4>(&mut self.flash, commit_at)? != COMMIT
+        {
+            warn!("blob {}: the appended record does not read back", blob.0);
+            return Err(flash_error(()));
+        }
         debug!("blob {}: {} bytes appended", blob.0, data.len());
         Ok(())
     }

@@ -167,6 +167,14 @@ impl<H: DeviceHooks> Object for DeviceObject<H> {
                 if options.contains(SecurityOptions::DISABLE_RESOURCE_FACTORY_RESET) {
                     return Err(ResultCode::ResourceLocked);
                 }
+                // The certificates, the private key and the JVM code go with the
+                // configuration: first, so that a reset cut short never leaves the
+                // factory credentials beside the former owner's key.
+                for (blob, group) in crate::interface::BLOBS {
+                    if group.included() {
+                        ctx.clear_blob(*blob)?;
+                    }
+                }
                 ctx.factory_reset()?;
             }
             (6, Method::Get) => body.push_u8(self.hooks.available_power_source())?,

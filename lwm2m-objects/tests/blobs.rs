@@ -386,3 +386,65 @@ fn a_suspended_append_stores_the_same_bytes_through_a_slow_store() {
     // The store keeps nothing of it in the configuration.
     let _ = slow.store.load().unwrap();
 }
+
+/// A factory reset (`POST /3//5`) restores the factory credentials: the client
+/// certificate, its private key and the JVM code of the device's former life must not
+/// survive it (the configurator's sequence, factory reset then the certificate's append
+/// calls, would otherwise append the new certificate to the old one).
+#[test]
+fn a_factory_reset_clears_the_blobs() {
+    let mut h = device();
+    assert_eq!(h.tx(LOGIN_ADMIN), OK);
+    for (blob, group) in lwm2m_objects::interface::BLOBS {
+        if group.included() {
+            assert_eq!(to_hex(&h.send_on(WS1, &put(blob.0, b"old secret"))), OK);
+        }
+    }
+    assert_eq!(
+        to_hex(&h.send_on(WS1, &request_apdu(2, 3, 0xFFFF, 5, &[]))),
+        OK
+    );
+    let blobs = &mut h.device.store_mut().blobs;
+    for (blob, _) in lwm2m_objects::interface::BLOBS {
+        assert_eq!(
+            stored(blobs, *blob),
+            b"",
+            "{blob:?} survived the factory reset"
+        );
+    }
+    // The configurator then sends the new certificate: it is the whole blob.
+    assert_eq!(h.tx(LOGIN_ADMIN), OK);
+    assert_eq!(to_hex(&h.send_on(WS1, &put(37, b"new"))), OK);
+    assert_eq!(
+        stored(
+            &mut h.device.store_mut().blobs,
+            blobs::CERTIFICATE_PUBLIC_KEY
+        ),
+        b"new"
+    );
+}
+
+#[test]
+fn a_suspended_factory_reset_clears_each_blob_once_then_saves() {
+    let mut h = Harness::new();
+    let mut slow = SlowStore {
+        store: store(),
+        waited: 0,
+    };
+    assert_eq!(h.tx(LOGIN_ADMIN), OK);
+    let (answer, _) = drive(&mut h, &mut slow, &put(38, b"old key"));
+    assert_eq!(answer, OK);
+    let (answer, ops) = drive(&mut h, &mut slow, &request_apdu(2, 3, 0xFFFF, 5, &[]));
+    assert_eq!(answer, OK);
+    let mut expected: Vec<Operation> = lwm2m_objects::interface::BLOBS
+        .iter()
+        .filter(|(_, group)| group.included())
+        .map(|&(blob, _)| Operation::ClearBlob { blob })
+        .collect();
+    expected.push(Operation::SaveConfig);
+    assert_eq!(ops, expected);
+    assert_eq!(
+        stored(&mut slow.store.blobs, blobs::CERTIFICATE_PRIVATE_KEY),
+        b""
+    );
+}

@@ -558,3 +558,25 @@ proptest! {
         let _ = blobs.append(CERT, b"chunk");
     }
 }
+
+/// Cells past the end of the log that are not erased (a torn erase that left the open
+/// marker whole, a flash that wears): the record written over them does not read back,
+/// and the client must not be told its chunk is stored.
+#[test]
+fn an_append_that_does_not_read_back_is_reported() {
+    let table: &'static [BlobRegion] = Box::leak(Box::new([BlobRegion::new(CERT, 0, 1024)]));
+    let mut flash = VecFlash::<Small>::new(1024);
+    flash.0[..4].copy_from_slice(&OPEN);
+    // The first header reads erased, the cells after it do not.
+    flash.0[12..200].fill(0x00);
+    let mut blobs = FlashBlobs::new(flash, table).unwrap();
+    assert_eq!(contents(&mut blobs, CERT), b"");
+    match blobs.append(CERT, b"chunk") {
+        Ok(()) => assert_eq!(contents(&mut blobs, CERT), b"chunk", "answered stored"),
+        Err(err) => assert_eq!(err.kind(), StoreErrorKind::Flash),
+    }
+    // A sound region still takes appends after a refused one.
+    let mut blobs = FlashBlobs::new(VecFlash::<Small>::new(1024), table).unwrap();
+    blobs.append(CERT, b"chunk").unwrap();
+    assert_eq!(contents(&mut blobs, CERT), b"chunk");
+}
