@@ -170,6 +170,7 @@ impl<H: DeviceHooks> Object for DeviceObject<H> {
                 // The certificates, the private key and the JVM code go with the
                 // configuration: first, so that a reset cut short never leaves the
                 // factory credentials beside the former owner's key.
+                #[cfg(any(feature = "certificates", feature = "mqtt", feature = "jvm"))]
                 for (blob, group) in crate::interface::BLOBS {
                     if group.included() {
                         ctx.clear_blob(*blob)?;
