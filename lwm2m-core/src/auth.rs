@@ -149,7 +149,9 @@ impl Hmac {
         if key.len() > SHA1_BLOCK {
             // RFC 2104: a key longer than a block is its hash.
             use sha1::Digest;
-            block[..SHA1_LEN].copy_from_slice(&sha1::Sha1::digest(key));
+            let mut digest = sha1::Sha1::digest(key);
+            block[..SHA1_LEN].copy_from_slice(&digest);
+            digest.iter_mut().for_each(Zeroize::zeroize);
         } else if let Some(head) = block.get_mut(..key.len()) {
             head.copy_from_slice(key);
         }

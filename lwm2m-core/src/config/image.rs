@@ -380,14 +380,18 @@ impl Config {
         for _ in 0..r.u8()? {
             let (object, resource) = (r.u16()?, r.u16()?);
             let mut value: Vec<u8, SETTING_LEN, u8> = Vec::new();
-            r.short_into(value.as_mut_view())?;
-            if config.settings.get(object, resource).is_some() {
-                return Err(ImageError::Invalid);
-            }
-            let set = config.settings.set(object, resource, &value);
-            let mut value = value;
+            // The value may be a secret: wiped whatever happens to it.
+            let stored = r.short_into(value.as_mut_view()).and_then(|()| {
+                if config.settings.get(object, resource).is_some() {
+                    return Err(ImageError::Invalid);
+                }
+                config
+                    .settings
+                    .set(object, resource, &value)
+                    .map_err(|_| ImageError::Corrupt)
+            });
             value.zeroize();
-            set.map_err(|_| ImageError::Corrupt)?;
+            stored?;
         }
         if !r.source.is_empty() {
             return Err(ImageError::Corrupt);

@@ -100,7 +100,7 @@ impl std::error::Error for FileFlashError {}
 
 impl From<io::Error> for FileFlashError {
     fn from(err: io::Error) -> Self {
-        log::warn!("{FILE_NAME}: {err}");
+        log::warn!("flash file ({FILE_NAME} or {BLOB_FILE_NAME}): {err}");
         FileFlashError::Io(err)
     }
 }
