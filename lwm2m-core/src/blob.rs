@@ -68,8 +68,8 @@ use embedded_storage::nor_flash::NorFlash;
 
 use crate::config::Config;
 use crate::storage::{
-    flash_error, read_range, region_error, round_up, write_range, ConfigStore, LoadState, Loaded,
-    StoreError, StoreErrorKind, CRC, STAGE_LEN,
+    flash_error, read_into, read_range, region_error, round_up, write_range, ConfigStore,
+    LoadState, Loaded, StoreError, StoreErrorKind, CRC, STAGE_LEN,
 };
 
 /// Names a blob: declared by its object's table (object 1024 uses the resource id),
@@ -229,15 +229,7 @@ fn add(a: u32, b: usize) -> Result<u32, StoreError> {
 /// Reads the `N` bytes at `at`.
 fn read_word<F: NorFlash, const N: usize>(flash: &mut F, at: u32) -> Result<[u8; N], StoreError> {
     let mut word = [0u8; N];
-    let mut filled = 0usize;
-    read_range(flash, at, N, |piece| {
-        let end = filled.checked_add(piece.len()).ok_or_else(region_error)?;
-        word.get_mut(filled..end)
-            .ok_or_else(region_error)?
-            .copy_from_slice(piece);
-        filled = end;
-        Ok(())
-    })?;
+    read_into(flash, at, &mut word)?;
     Ok(word)
 }
 

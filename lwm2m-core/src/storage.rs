@@ -517,6 +517,23 @@ pub(crate) fn read_range<F: ReadNorFlash>(
     Ok(())
 }
 
+/// Fills `out` with the bytes at `offset` ([`read_range`] into a buffer).
+pub(crate) fn read_into<F: ReadNorFlash>(
+    flash: &mut F,
+    offset: u32,
+    out: &mut [u8],
+) -> Result<(), StoreError> {
+    let mut filled = 0usize;
+    read_range(flash, offset, out.len(), |piece| {
+        let end = filled.checked_add(piece.len()).ok_or_else(region_error)?;
+        out.get_mut(filled..end)
+            .ok_or_else(region_error)?
+            .copy_from_slice(piece);
+        filled = end;
+        Ok(())
+    })
+}
+
 /// Writes `data` at `offset` (a multiple of `F::WRITE_SIZE`) through the staging
 /// buffer, padding the last chunk with 0xFF up to a whole write unit.
 pub(crate) fn write_range<F: NorFlash>(
@@ -698,16 +715,7 @@ impl<F: NorFlash> FlashStore<F> {
     fn header_bytes(&mut self, slot: Slot) -> Result<[u8; HEADER_LEN], StoreError> {
         let start = self.slot_start(slot)?;
         let mut bytes = [0u8; HEADER_LEN];
-        let mut filled = 0usize;
-        read_range(&mut self.flash, start, HEADER_LEN, |piece| {
-            let end = filled.checked_add(piece.len()).ok_or_else(region_error)?;
-            bytes
-                .get_mut(filled..end)
-                .ok_or_else(region_error)?
-                .copy_from_slice(piece);
-            filled = end;
-            Ok(())
-        })?;
+        read_into(&mut self.flash, start, &mut bytes)?;
         Ok(bytes)
     }
 
@@ -901,16 +909,7 @@ impl<F: ReadNorFlash> Source for &mut FlashSource<'_, F> {
         if out.len() > self.left {
             return Err(ImageError::Corrupt);
         }
-        let mut filled = 0usize;
-        let read = read_range(self.flash, self.at, out.len(), |piece| {
-            let end = filled.checked_add(piece.len()).ok_or_else(region_error)?;
-            out.get_mut(filled..end)
-                .ok_or_else(region_error)?
-                .copy_from_slice(piece);
-            filled = end;
-            Ok(())
-        });
-        if let Err(err) = read {
+        if let Err(err) = read_into(self.flash, self.at, out) {
             self.failed = Some(err);
             return Err(ImageError::Corrupt);
         }
