@@ -379,18 +379,28 @@ impl Config {
         self.bundles.clear();
         self.variables.clear();
         self.settings.clear();
-        let defaults = [
-            Profile::new(ANONYMOUS, b"anonymous"),
-            Profile::new(ADMIN, b"admin")
-                .with_credential(factory_credential(b"admin", ADMIN_PASSWORD_HASH))
-                .with_lifetime(3600),
-            Profile::new(SUPERVISOR, b"supervisor")
-                .with_credential(factory_credential(b"supervisor", SUPERVISOR_PASSWORD_HASH))
-                .with_lifetime(3600),
+        // (id, name, password hash, lifetime): built one at a time, in place.
+        const FACTORY: [(u16, &[u8], Option<[u8; 16]>, u16); 3] = [
+            (ANONYMOUS, b"anonymous", None, 0),
+            (ADMIN, b"admin", Some(ADMIN_PASSWORD_HASH), 3600),
+            (
+                SUPERVISOR,
+                b"supervisor",
+                Some(SUPERVISOR_PASSWORD_HASH),
+                3600,
+            ),
         ];
-        for profile in defaults {
+        for (id, name, hash, lifetime) in FACTORY {
             // Capacity is far above three.
-            let _ = self.profiles.push(profile);
+            if self.profiles.push(Profile::new(id, name)).is_ok() {
+                if let Some(profile) = self.profiles.last_mut() {
+                    if let Some(hash) = hash {
+                        // The factory passwords are the names (admin/admin).
+                        profile.credential = factory_credential(name, hash);
+                    }
+                    profile.lifetime_secs = lifetime;
+                }
+            }
         }
     }
 }
