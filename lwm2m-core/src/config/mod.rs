@@ -379,8 +379,10 @@ impl Config {
         self.bundles.clear();
         self.variables.clear();
         self.settings.clear();
-        // (id, name, password hash, lifetime): built one at a time, in place.
-        const FACTORY: [(u16, &[u8], Option<[u8; 16]>, u16); 3] = [
+        /// Id, name, password hash and lifetime of a factory profile.
+        type Factory = (u16, &'static [u8], Option<[u8; 16]>, u16);
+        // Built one at a time, in place.
+        const FACTORY: [Factory; 3] = [
             (ANONYMOUS, b"anonymous", None, 0),
             (ADMIN, b"admin", Some(ADMIN_PASSWORD_HASH), 3600),
             (
