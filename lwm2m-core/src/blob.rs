@@ -68,8 +68,8 @@ use embedded_storage::nor_flash::NorFlash;
 
 use crate::config::Config;
 use crate::storage::{
-    flash_error, read_into, read_range, region_error, round_up, write_range, ConfigStore,
-    LoadState, Loaded, StoreError, StoreErrorKind, CRC, STAGE_LEN,
+    flash_error, geometry_ok, read_into, read_range, region_error, round_up, write_range,
+    ConfigStore, LoadState, Loaded, StoreError, StoreErrorKind, CRC,
 };
 
 /// Names a blob: declared by its object's table (object 1024 uses the resource id),
@@ -311,21 +311,13 @@ impl<F: NorFlash> FlashBlobs<F> {
     /// Blobs in `regions` of `flash`. Each region must start and end on a sector
     /// boundary within the flash, hold one record at least, and overlap no other; a blob
     /// has one region; `F::WRITE_SIZE` and `F::READ_SIZE` must divide the sector and be
-    /// at most [`STAGE_LEN`]. Otherwise [`StoreErrorKind::Region`]. Nothing is read or
+    /// at most [`STAGE_LEN`](crate::storage::STAGE_LEN). Otherwise [`StoreErrorKind::Region`]. Nothing is read or
     /// written here.
     pub fn new(flash: F, regions: &'static [BlobRegion]) -> Result<Self, StoreError> {
-        let erase = F::ERASE_SIZE;
-        let geometry_ok = erase > 0
-            && F::WRITE_SIZE > 0
-            && F::READ_SIZE > 0
-            && F::WRITE_SIZE <= STAGE_LEN
-            && F::READ_SIZE <= STAGE_LEN
-            && erase.checked_rem(F::WRITE_SIZE) == Some(0)
-            && erase.checked_rem(F::READ_SIZE) == Some(0);
-        if !geometry_ok {
+        if !geometry_ok::<F>() {
             return Err(region_error());
         }
-        let erase = u32::try_from(erase).map_err(|_| region_error())?;
+        let erase = u32::try_from(F::ERASE_SIZE).map_err(|_| region_error())?;
         let least = unit::<F>(OPEN.len()).saturating_add(record_len::<F>(1));
         for (i, r) in regions.iter().enumerate() {
             let len = r.end.checked_sub(r.start).ok_or_else(region_error)?;
@@ -480,15 +472,7 @@ impl<F: NorFlash> BlobStore for FlashBlobs<F> {
                 let dest = out
                     .get_mut(copied..copied.checked_add(take).ok_or_else(region_error)?)
                     .ok_or_else(region_error)?;
-                let mut filled = 0usize;
-                read_range(flash, add(data_at, skip)?, take, |piece| {
-                    let end = filled.checked_add(piece.len()).ok_or_else(region_error)?;
-                    dest.get_mut(filled..end)
-                        .ok_or_else(region_error)?
-                        .copy_from_slice(piece);
-                    filled = end;
-                    Ok(())
-                })?;
+                read_into(flash, add(data_at, skip)?, dest)?;
                 copied = copied.checked_add(take).ok_or_else(region_error)?;
             }
             pos = record_end;

@@ -517,6 +517,19 @@ pub(crate) fn read_range<F: ReadNorFlash>(
     Ok(())
 }
 
+/// Whether the stores can work on `F`: reads and writes of at most [`STAGE_LEN`] bytes
+/// that divide the erase sector.
+pub(crate) const fn geometry_ok<F: NorFlash>() -> bool {
+    let erase = F::ERASE_SIZE;
+    erase > 0
+        && F::WRITE_SIZE > 0
+        && F::READ_SIZE > 0
+        && F::WRITE_SIZE <= STAGE_LEN
+        && F::READ_SIZE <= STAGE_LEN
+        && matches!(erase.checked_rem(F::WRITE_SIZE), Some(0))
+        && matches!(erase.checked_rem(F::READ_SIZE), Some(0))
+}
+
 /// Fills `out` with the bytes at `offset` ([`read_range`] into a buffer).
 pub(crate) fn read_into<F: ReadNorFlash>(
     flash: &mut F,
@@ -644,19 +657,10 @@ impl<F: NorFlash> FlashStore<F> {
     /// `F::WRITE_SIZE` must divide `F::ERASE_SIZE` and be at most [`STAGE_LEN`].
     /// Otherwise: [`StoreErrorKind::Region`]. Nothing is read or written here.
     pub fn new(flash: F, region: Range<u32>) -> Result<Self, StoreError> {
-        let erase = F::ERASE_SIZE;
-        let geometry_ok = erase > 0
-            && F::WRITE_SIZE > 0
-            && F::READ_SIZE > 0
-            && F::WRITE_SIZE <= STAGE_LEN
-            && F::READ_SIZE <= STAGE_LEN
-            && erase.checked_rem(F::WRITE_SIZE) == Some(0)
-            && erase.checked_rem(F::READ_SIZE) == Some(0)
-            && body_offset::<F>() < erase;
-        if !geometry_ok {
+        if !geometry_ok::<F>() || body_offset::<F>() >= F::ERASE_SIZE {
             return Err(region_error());
         }
-        let erase = u32::try_from(erase).map_err(|_| region_error())?;
+        let erase = u32::try_from(F::ERASE_SIZE).map_err(|_| region_error())?;
         let len = region
             .end
             .checked_sub(region.start)

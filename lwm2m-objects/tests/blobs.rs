@@ -93,6 +93,18 @@ fn stored(blobs: &mut FlashBlobs<RamFlash>, blob: BlobId) -> Vec<u8> {
     out
 }
 
+/// After a clear, an append of `new` to `/1024//37` is the whole certificate.
+fn assert_new_certificate_is_the_whole_blob(h: &mut Harness<NoTarget, Store>) {
+    assert_eq!(to_hex(&h.send_on(WS1, &put(37, b"new"))), OK);
+    assert_eq!(
+        stored(
+            &mut h.device.store_mut().blobs,
+            blobs::CERTIFICATE_PUBLIC_KEY
+        ),
+        b"new"
+    );
+}
+
 /// A PEM-looking certificate of `n` bytes.
 fn certificate(n: usize) -> Vec<u8> {
     let mut pem = b"-----BEGIN CERTIFICATE-----\n".to_vec();
@@ -138,14 +150,7 @@ fn the_administrator_appends_a_certificate_chunk_by_chunk_and_clears_it() {
         b"-----BEGIN PRIVATE KEY-----"
     );
     // And appends start again from nothing.
-    assert_eq!(to_hex(&h.send_on(WS1, &put(37, b"new"))), OK);
-    assert_eq!(
-        stored(
-            &mut h.device.store_mut().blobs,
-            blobs::CERTIFICATE_PUBLIC_KEY
-        ),
-        b"new"
-    );
+    assert_new_certificate_is_the_whole_blob(&mut h);
 }
 
 #[test]
@@ -414,14 +419,7 @@ fn a_factory_reset_clears_the_blobs() {
     }
     // The configurator then sends the new certificate: it is the whole blob.
     assert_eq!(h.tx(LOGIN_ADMIN), OK);
-    assert_eq!(to_hex(&h.send_on(WS1, &put(37, b"new"))), OK);
-    assert_eq!(
-        stored(
-            &mut h.device.store_mut().blobs,
-            blobs::CERTIFICATE_PUBLIC_KEY
-        ),
-        b"new"
-    );
+    assert_new_certificate_is_the_whole_blob(&mut h);
 }
 
 #[test]
