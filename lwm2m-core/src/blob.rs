@@ -241,11 +241,29 @@ fn decode_header(bytes: &[u8; HEADER_LEN]) -> Option<(u16, u32)> {
         .then_some((len, u32::from_le_bytes([c0, c1, c2, c3])))
 }
 
+/// Where the next record of `region` goes (its data is not read: an append costs one
+/// header and one commit word per record, not a CRC of the whole blob).
+fn end_of<F: NorFlash>(flash: &mut F, region: &BlobRegion) -> Result<Log, StoreError> {
+    walk(flash, region, Records::Ends, |_, _, _| Ok(()))
+}
+
+/// What a [`walk`] reads of each record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Records {
+    /// Its header and commit word: where the log ends.
+    Ends,
+    /// Its data too, whose CRC decides whether it counts.
+    Data,
+}
+
 /// Walks the records of `region`, calling `visit(data offset, len)` for each committed
-/// one, in order. Bounded: every step moves forward by one header at least.
+/// one whose data matches its CRC, in order (with [`Records::Data`]; [`Records::Ends`]
+/// only finds the end, and `len` is then 0). Bounded: every step moves forward by one
+/// header at least.
 fn walk<F: NorFlash>(
     flash: &mut F,
     region: &BlobRegion,
+    records: Records,
     mut visit: impl FnMut(&mut F, u32, usize) -> Result<(), StoreError>,
 ) -> Result<Log, StoreError> {
     let header_room = unit::<F>(HEADER_LEN);
@@ -276,7 +294,7 @@ fn walk<F: NorFlash>(
             at = region.end;
             break;
         }
-        if read_word::<F, 4>(flash, commit_at)? == COMMIT {
+        if records == Records::Data && read_word::<F, 4>(flash, commit_at)? == COMMIT {
             let mut digest = CRC.digest();
             read_range(flash, data_at, n, |piece| {
                 digest.update(piece);
@@ -352,7 +370,7 @@ impl<F: NorFlash> FlashBlobs<F> {
         let Some(region) = self.region(blob).copied() else {
             return Ok(0);
         };
-        let log = walk(&mut self.flash, &region, |_, _, _| Ok(()))?;
+        let log = end_of(&mut self.flash, &region)?;
         let start = if log.opened {
             log.end
         } else {
@@ -392,7 +410,7 @@ impl<F: NorFlash> BlobStore for FlashBlobs<F> {
             .ok()
             .filter(|&n| n != u16::MAX)
             .ok_or_else(full)?;
-        let mut log = walk(&mut self.flash, &region, |_, _, _| Ok(()))?;
+        let mut log = end_of(&mut self.flash, &region)?;
         let next = add(log.end, record_len::<F>(data.len())).map_err(|_| full())?;
         // Refused before anything is erased or written.
         if next > region.end {
@@ -451,7 +469,7 @@ impl<F: NorFlash> BlobStore for FlashBlobs<F> {
         let Some(region) = self.region(blob).copied() else {
             return Ok(0);
         };
-        Ok(walk(&mut self.flash, &region, |_, _, _| Ok(()))?.len)
+        Ok(walk(&mut self.flash, &region, Records::Data, |_, _, _| Ok(()))?.len)
     }
 
     fn read(&mut self, blob: BlobId, offset: usize, out: &mut [u8]) -> Result<usize, StoreError> {
@@ -460,24 +478,29 @@ impl<F: NorFlash> BlobStore for FlashBlobs<F> {
         };
         // `pos`: the blob offset of the record visited; `copied`: bytes of `out` filled.
         let (mut pos, mut copied) = (0usize, 0usize);
-        walk(&mut self.flash, &region, |flash, data_at, n| {
-            let record_end = pos.checked_add(n).ok_or_else(region_error)?;
-            let want = offset.checked_add(copied).ok_or_else(region_error)?;
-            if copied < out.len() && want < record_end && want >= pos {
-                let skip = want.checked_sub(pos).ok_or_else(region_error)?;
-                let take = n
-                    .checked_sub(skip)
-                    .ok_or_else(region_error)?
-                    .min(out.len().saturating_sub(copied));
-                let dest = out
-                    .get_mut(copied..copied.checked_add(take).ok_or_else(region_error)?)
-                    .ok_or_else(region_error)?;
-                read_into(flash, add(data_at, skip)?, dest)?;
-                copied = copied.checked_add(take).ok_or_else(region_error)?;
-            }
-            pos = record_end;
-            Ok(())
-        })?;
+        walk(
+            &mut self.flash,
+            &region,
+            Records::Data,
+            |flash, data_at, n| {
+                let record_end = pos.checked_add(n).ok_or_else(region_error)?;
+                let want = offset.checked_add(copied).ok_or_else(region_error)?;
+                if copied < out.len() && want < record_end && want >= pos {
+                    let skip = want.checked_sub(pos).ok_or_else(region_error)?;
+                    let take = n
+                        .checked_sub(skip)
+                        .ok_or_else(region_error)?
+                        .min(out.len().saturating_sub(copied));
+                    let dest = out
+                        .get_mut(copied..copied.checked_add(take).ok_or_else(region_error)?)
+                        .ok_or_else(region_error)?;
+                    read_into(flash, add(data_at, skip)?, dest)?;
+                    copied = copied.checked_add(take).ok_or_else(region_error)?;
+                }
+                pos = record_end;
+                Ok(())
+            },
+        )?;
         Ok(copied)
     }
 }

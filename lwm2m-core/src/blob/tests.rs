@@ -205,12 +205,12 @@ fn declared_sizes_fit<M: NorFlash>(n: usize) {
     assert_eq!(contents(&mut blobs, CERT), data);
 }
 
-/// A plain RAM NOR flash of any size with the geometry of `M`.
-struct VecFlash<M>(Vec<u8>, core::marker::PhantomData<M>);
+/// A plain RAM NOR flash of any size with the geometry of `M`, counting the bytes read.
+struct VecFlash<M>(Vec<u8>, core::marker::PhantomData<M>, usize);
 
 impl<M> VecFlash<M> {
     fn new(len: usize) -> Self {
-        VecFlash(vec![0xFF; len], core::marker::PhantomData)
+        VecFlash(vec![0xFF; len], core::marker::PhantomData, 0)
     }
 }
 
@@ -223,6 +223,7 @@ impl<M: NorFlash> ReadNorFlash for VecFlash<M> {
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), MockError> {
         let at = offset as usize;
         bytes.copy_from_slice(&self.0[at..at + bytes.len()]);
+        self.2 += bytes.len();
         Ok(())
     }
     fn capacity(&self) -> usize {
@@ -246,6 +247,30 @@ impl<M: NorFlash> NorFlash for VecFlash<M> {
         }
         Ok(())
     }
+}
+
+#[test]
+fn an_append_reads_the_ends_of_the_records_before_it_not_their_data() {
+    let len = blob_region_len::<Small>(32 * 1024, 220);
+    let table: &'static [BlobRegion] = Box::leak(Box::new([BlobRegion::new(CODE, 0, len)]));
+    let mut blobs = FlashBlobs::new(VecFlash::<Small>::new(len as usize), table).unwrap();
+    let chunk = [0x5A; 220];
+    let mut read = Vec::new();
+    for _ in 0..100 {
+        let before = blobs.flash.2;
+        blobs.append(CODE, &chunk).unwrap();
+        read.push(blobs.flash.2 - before);
+    }
+    // What one more record before it adds to the bytes an append reads: its header, not
+    // its 220 bytes of data (a 32 KiB upload would read some 2.4 MB).
+    let per_record = (read[99] - read[1]) / 98;
+    assert!(
+        per_record <= 32,
+        "{per_record} bytes read per earlier record"
+    );
+    let mut stored = vec![0; 100 * chunk.len()];
+    assert_eq!(blobs.read(CODE, 0, &mut stored).unwrap(), stored.len());
+    assert!(stored.iter().all(|&b| b == 0x5A));
 }
 
 #[test]
