@@ -111,7 +111,7 @@ fn admit<'o, O: ObjectSet + ?Sized>(
         return Err(ResultCode::MethodNotAllowed);
     }
     let exists =
-        def.instance != InstanceRule::Existing || object.instance_exists(ctx, path.instance);
+        def.instance_rule() != InstanceRule::Existing || object.instance_exists(ctx, path.instance);
     let by_bundle = matches!(access, acl::Access::Read | acl::Access::Write);
     if by_bundle && !exists {
         return Err(ResultCode::NotFound);
@@ -129,7 +129,7 @@ fn admit<'o, O: ObjectSet + ?Sized>(
     if !def.provides(request.method) {
         return Err(ResultCode::NotImplemented);
     }
-    Ok((object, def.envelope))
+    Ok((object, def.wraps()))
 }
 
 /// Hands an admitted request to its object: its result code, or `None` if it stopped on
@@ -263,7 +263,7 @@ fn answers_bound<O: ObjectSet + ?Sized>(
                 Ok(inner) => objects.find(inner.path.object).map_or(0, |object| {
                     let path = inner.path;
                     let def = find_resource(object.resources(), path.resource, path.instance);
-                    let bound = if def.is_some_and(|def| def.envelope.is_some()) {
+                    let bound = if def.is_some_and(|def| def.wraps().is_some()) {
                         // A nested envelope is refused without data.
                         0
                     } else if changed && object.bound_depends_on_config(&inner) {

@@ -34,8 +34,6 @@ pub enum InstanceRule {
 pub struct ResourceDef {
     /// Resource id.
     pub id: u16,
-    /// Instance ids this entry answers to.
-    pub instance: InstanceRule,
     /// Access of GET.
     pub get: Access,
     /// Access of PUT.
@@ -44,16 +42,20 @@ pub struct ResourceDef {
     pub post: Access,
     /// Access of DELETE.
     pub delete: Access,
-    /// The methods this build provides, one bit per method ([`method_bit`]); read with
-    /// [`ResourceDef::implements`].
-    provided: u8,
     /// The most data a successful GET answers, in bytes ([`Object::answer_bound`]);
     /// [`UNBOUNDED`] until declared.
     pub answer: u16,
-    /// The resource wraps whole requests, which the dispatcher unwraps itself (the
-    /// object's handler never sees it).
-    pub envelope: Option<Envelope>,
+    /// Whether the resource wraps whole requests (bit 0, [`ResourceDef::wraps`]), the
+    /// methods this build provides (bits 1–4, one per method: [`ResourceDef::implements`])
+    /// and the instance rule (bits 6–7, [`ResourceDef::instance_rule`]): one byte, so an
+    /// entry takes 10 bytes of flash.
+    flags: u8,
 }
+
+/// Bits of [`ResourceDef::flags`]: the methods provided are bit `method` (1 to 4), as in
+/// a one-byte-per-field layout, so checking one costs nothing more.
+const MULTI_REQUEST_BIT: u8 = 1 << 0;
+const INSTANCE_SHIFT: u8 = 6;
 
 /// What a resource that wraps requests holds ([`ResourceDef::envelope`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +70,7 @@ pub enum Envelope {
 /// multi-request holding it is refused unless the object bounds it itself.
 pub const UNBOUNDED: u16 = u16::MAX;
 
-/// The bit of `method` in [`ResourceDef::provided`].
+/// The bit of `method` among the methods provided ([`ResourceDef::flags`]).
 const fn method_bit(method: Method) -> u8 {
     1 << (method as u8)
 }
@@ -83,14 +85,12 @@ impl ResourceDef {
     const fn with(id: u16, instance: InstanceRule) -> ResourceDef {
         ResourceDef {
             id,
-            instance,
             get: Access::Never,
             put: Access::Never,
             post: Access::Never,
             delete: Access::Never,
-            provided: ALL_METHODS,
             answer: UNBOUNDED,
-            envelope: None,
+            flags: (instance as u8) << INSTANCE_SHIFT | ALL_METHODS,
         }
     }
 
@@ -141,7 +141,7 @@ impl ResourceDef {
     /// Marks the resource as known but not provided by this build: every method it
     /// declares answers `A1`, without data, once the access check passed.
     pub const fn not_implemented(mut self) -> ResourceDef {
-        self.provided = 0;
+        self.flags &= !ALL_METHODS;
         self.answer = 0;
         self
     }
@@ -150,7 +150,7 @@ impl ResourceDef {
     /// answers `A1`, without data, once the access check passed; the other methods are
     /// served. A GET not provided answers nothing ([`ResourceDef::answer`] 0).
     pub const fn not_implemented_for(mut self, method: Method) -> ResourceDef {
-        self.provided &= !method_bit(method);
+        self.flags &= !method_bit(method);
         if matches!(method, Method::Get) {
             self.answer = 0;
         }
@@ -159,8 +159,30 @@ impl ResourceDef {
 
     /// Declares the resource an envelope of requests, unwrapped by the dispatcher.
     pub const fn envelope(mut self, envelope: Envelope) -> ResourceDef {
-        self.envelope = Some(envelope);
+        match envelope {
+            Envelope::MultiRequest => self.flags |= MULTI_REQUEST_BIT,
+        }
         self
+    }
+
+    /// The envelope the resource is ([`ResourceDef::envelope`]), if it wraps requests:
+    /// the dispatcher unwraps it itself, the object's handler never sees it.
+    pub const fn wraps(&self) -> Option<Envelope> {
+        if self.flags & MULTI_REQUEST_BIT != 0 {
+            Some(Envelope::MultiRequest)
+        } else {
+            None
+        }
+    }
+
+    /// Which instance ids the entry answers to.
+    pub const fn instance_rule(&self) -> InstanceRule {
+        match self.flags >> INSTANCE_SHIFT {
+            0 => InstanceRule::Single,
+            1 => InstanceRule::Absent,
+            2 => InstanceRule::Existing,
+            _ => InstanceRule::Any,
+        }
     }
 
     /// Declares the most data a successful GET answers.
@@ -188,13 +210,13 @@ impl ResourceDef {
 
     /// Whether `method` is not marked not implemented (its access aside).
     pub(crate) const fn provides(&self, method: Method) -> bool {
-        self.provided & method_bit(method) != 0
+        self.flags & method_bit(method) != 0
     }
 
     /// Whether this entry answers to `resource` on `instance`.
     pub const fn matches(&self, resource: u16, instance: u16) -> bool {
         self.id == resource
-            && match self.instance {
+            && match self.instance_rule() {
                 InstanceRule::Single => instance == ABSENT || instance == 0,
                 InstanceRule::Absent => instance == ABSENT,
                 InstanceRule::Existing | InstanceRule::Any => true,
@@ -629,6 +651,39 @@ tuple_object_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6, H: 7, I: 8, J: 9, K:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_keeps_its_rule_methods_and_envelope_in_one_byte() {
+        assert_eq!(core::mem::size_of::<ResourceDef>(), 10);
+        let rules = [
+            (ResourceDef::single(7), InstanceRule::Single),
+            (ResourceDef::absent(7), InstanceRule::Absent),
+            (ResourceDef::existing(7), InstanceRule::Existing),
+            (ResourceDef::any(7), InstanceRule::Any),
+        ];
+        for (def, rule) in rules {
+            let def = def
+                .get(Access::Anyone)
+                .put(Access::Admin)
+                .post(Access::User);
+            for def in [def, def.envelope(Envelope::MultiRequest)] {
+                assert_eq!(def.instance_rule(), rule);
+                assert!(def.implements(Method::Get) && def.implements(Method::Put));
+                assert!(def.implements(Method::Post) && !def.implements(Method::Delete));
+                let def = def.not_implemented_for(Method::Put);
+                assert!(def.implements(Method::Get) && !def.implements(Method::Put));
+                assert_eq!(def.instance_rule(), rule);
+                let none = def.not_implemented();
+                assert!(!none.implements(Method::Get) && !none.implements(Method::Post));
+                assert_eq!((none.instance_rule(), none.wraps()), (rule, def.wraps()));
+            }
+            assert_eq!(def.wraps(), None);
+            assert_eq!(
+                def.envelope(Envelope::MultiRequest).wraps(),
+                Some(Envelope::MultiRequest)
+            );
+        }
+    }
 
     #[test]
     fn implemented_is_declared_per_method() {

@@ -77,7 +77,7 @@ fn no_resource_is_declared_twice() {
         for (i, def) in table.iter().enumerate() {
             let twin = table[i + 1..]
                 .iter()
-                .find(|other| other.id == def.id && other.instance == def.instance);
+                .find(|other| other.id == def.id && other.instance_rule() == def.instance_rule());
             assert!(
                 twin.is_none(),
                 "/{}: resource {} declared twice",

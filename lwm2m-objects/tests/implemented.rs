@@ -62,7 +62,7 @@ fn instances(config: &Config, object: u16, def: &ResourceDef) -> Vec<u16> {
             other => panic!("/{other}: the fixture has no instances of this object"),
         }
     };
-    match def.instance {
+    match def.instance_rule() {
         InstanceRule::Single => vec![ABSENT, 0],
         InstanceRule::Absent => vec![ABSENT],
         InstanceRule::Existing => existing(),

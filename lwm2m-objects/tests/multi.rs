@@ -88,7 +88,7 @@ fn every_get_answers_at_most_its_declared_bound() {
             let instances = match object.id() {
                 1025 => profiles.clone(),
                 1028 => bundles.clone(),
-                1029 if def.instance != lwm2m_core::object::InstanceRule::Absent => {
+                1029 if def.instance_rule() != lwm2m_core::object::InstanceRule::Absent => {
                     variables.clone()
                 }
                 _ => vec![ABSENT],
