@@ -68,7 +68,7 @@ use embedded_storage::nor_flash::NorFlash;
 
 use crate::config::Config;
 use crate::storage::{
-    flash_error, geometry_ok, read_into, read_range, region_error, round_up, write_range,
+    digest_range, flash_error, geometry_ok, read_into, region_error, round_up, write_range,
     ConfigStore, LoadState, Loaded, StoreError, StoreErrorKind, CRC,
 };
 
@@ -296,10 +296,7 @@ fn walk<F: NorFlash>(
         }
         if records == Records::Data && read_word::<F, 4>(flash, commit_at)? == COMMIT {
             let mut digest = CRC.digest();
-            read_range(flash, data_at, n, |piece| {
-                digest.update(piece);
-                Ok(())
-            })?;
+            digest_range(flash, data_at, n, &mut digest)?;
             if digest.finalize() == crc {
                 visit(flash, data_at, n)?;
                 len = len.checked_add(n).ok_or_else(region_error)?;
@@ -441,10 +438,7 @@ impl<F: NorFlash> BlobStore for FlashBlobs<F> {
         // that left the marker whole) make a record that does not count, and the client
         // must not be told its chunk is stored.
         let mut digest = CRC.digest();
-        read_range(&mut self.flash, data_at, data.len(), |piece| {
-            digest.update(piece);
-            Ok(())
-        })?;
+        digest_range(&mut self.flash, data_at, data.len(), &mut digest)?;
         if read_word::<F, HEADER_LEN>(&mut self.flash, log.end)? != header
             || digest.finalize() != crc
             || read_word::<F, 4>(&mut self.flash, commit_at)? != COMMIT

@@ -517,6 +517,19 @@ pub(crate) fn read_range<F: ReadNorFlash>(
     Ok(())
 }
 
+/// Feeds the `len` bytes at `offset` to `digest` ([`read_range`] into a CRC).
+pub(crate) fn digest_range<F: ReadNorFlash>(
+    flash: &mut F,
+    offset: u32,
+    len: usize,
+    digest: &mut crc::Digest<'static, u32, NoTable>,
+) -> Result<(), StoreError> {
+    read_range(flash, offset, len, |piece| {
+        digest.update(piece);
+        Ok(())
+    })
+}
+
 /// Whether the stores can work on `F`: reads and writes of at most [`STAGE_LEN`] bytes
 /// that divide the erase sector.
 pub(crate) const fn geometry_ok<F: NorFlash>() -> bool {
@@ -805,10 +818,7 @@ impl<F: NorFlash> FlashStore<F> {
         let len = usize::try_from(header.length).map_err(|_| region_error())?;
         let at = self.body_start(slot)?;
         let mut digest = image_digest(header.sequence, header.length);
-        read_range(&mut self.flash, at, len, |piece| {
-            digest.update(piece);
-            Ok(())
-        })?;
+        digest_range(&mut self.flash, at, len, &mut digest)?;
         Ok(digest.finalize() == header.crc)
     }
 
