@@ -297,7 +297,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
 
     /// The outcome of a request run inline. Such a run never suspends: its handlers'
     /// operations are performed on the spot, through the device's own target and store
-    /// (`object::Inline`). Should it suspend all the same, the request ends with `A0`
+    /// (`object::InlineIo`, over `Parts`). Should it suspend all the same, the request ends with `A0`
     /// rather than performing the operation here, which would link every kind of
     /// operation (blob ones included) into every blocking firmware.
     fn complete(

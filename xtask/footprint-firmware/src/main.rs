@@ -22,6 +22,7 @@ use embedded_storage::nor_flash::{
 use lwm2m_core::storage::{flash_size_needed, FlashStore};
 use lwm2m_core::target::NoTarget;
 use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant};
+use lwm2m_objects::codec;
 use lwm2m_objects::settings::{group_room, Group};
 use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
 
@@ -154,39 +155,24 @@ fn print(text: &[u8]) {
     }
 }
 
-/// Writes `v` in decimal into `line` at `n`; the new end.
-fn decimal(mut v: usize, line: &mut [u8], mut n: usize) -> usize {
-    let mut digits = [0u8; 10];
-    let mut k = 0;
-    loop {
-        digits[k] = b'0' + (v % 10) as u8;
-        k += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    while k > 0 {
-        k -= 1;
-        line[n] = digits[k];
-        n += 1;
-    }
-    n
-}
-
 /// Prints the line `{key}{index}={value}` (the index only when given), in decimal, without
-/// `core::fmt`: the firmware measures the stack's flash, not the formatting machinery's.
+/// `core::fmt` (`codec::decimal`): the firmware measures the stack's flash, not the
+/// formatting machinery's.
 fn report(key: &str, index: Option<usize>, value: usize) {
-    let mut line = [0u8; 48];
-    let mut n = key.len();
-    line[..n].copy_from_slice(key.as_bytes());
+    let mut digits = [0u8; 10];
+    let mut number = |v: usize| {
+        print(codec::decimal(
+            u32::try_from(v).unwrap_or(u32::MAX),
+            &mut digits,
+        ));
+    };
+    print(key.as_bytes());
     if let Some(i) = index {
-        n = decimal(i, &mut line, n);
+        number(i);
     }
-    line[n] = b'=';
-    n = decimal(value, &mut line, n + 1);
-    line[n] = b'\n';
-    print(&line[..n + 1]);
+    print(b"=");
+    number(value);
+    print(b"\n");
 }
 
 /// The requests measured, with the status they must answer.
