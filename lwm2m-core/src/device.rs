@@ -276,7 +276,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         out: &mut [u8],
     ) -> Outcome {
         let step = self.begin(channel, None, request, now, out, INLINE);
-        self.complete(step, request, now, out)
+        self.complete(step, out, now)
     }
 
     /// Handles one request of a local side handler (an on-board script engine, a
@@ -292,27 +292,21 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         out: &mut [u8],
     ) -> Outcome {
         let step = self.begin(channel, Some(profile), request, now, out, INLINE);
-        self.complete(step, request, now, out)
+        self.complete(step, out, now)
     }
 
     /// The outcome of a request run inline. Such a run never suspends: its handlers'
     /// operations are performed on the spot, through the device's own target and store
-    /// (`object::InlineIo`, over `Parts`). Should it suspend all the same, the request ends with `A0`
-    /// rather than performing the operation here, which would link every kind of
-    /// operation (blob ones included) into every blocking firmware.
-    fn complete(
-        &mut self,
-        mut step: Step,
-        request: &[u8],
-        now: Instant,
-        out: &mut [u8],
-    ) -> Outcome {
-        loop {
-            match step {
-                Step::Done(outcome) => return outcome,
-                Step::Pending(_) => {
-                    step = self.resume(Err(ResultCode::InternalServerError), request, now, out);
-                }
+    /// (`object::InlineIo`, over `Parts`), and `execute` answers `A0` should one ask for
+    /// an operation all the same. So a firmware that only calls `handle` carries none of
+    /// the suspension machinery ([`Device::resume`] and what it checks).
+    fn complete(&mut self, step: Step, out: &mut [u8], now: Instant) -> Outcome {
+        match step {
+            Step::Done(outcome) => outcome,
+            Step::Pending(_) => {
+                self.waiting = None;
+                let len = wiped_status(self.state.limits, out, ResultCode::InternalServerError);
+                self.finish(len, None, now)
             }
         }
     }
@@ -404,6 +398,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             &parsed,
             resume,
             out,
+            SUSPEND,
         )
     }
 
@@ -517,6 +512,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             &parsed,
             Resume::Start,
             out,
+            run,
         )
     }
 
@@ -631,7 +627,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
 }
 
 /// Runs an admitted request from its start or from where it waited (`resume`), in the
-/// context `ctx` the entry point built (straight into its frame: nothing is copied).
+/// context `ctx` the entry point built (straight into its frame: nothing is copied). A
+/// request run [`INLINE`] never waits: should it ask for an operation, it ends with `A0`.
 fn execute<O: ObjectSet>(
     objects: &mut O,
     waiting: &mut Option<Waiting>,
@@ -639,6 +636,7 @@ fn execute<O: ObjectSet>(
     parsed: &Request<'_>,
     resume: Resume,
     out: &mut [u8],
+    run: bool,
 ) -> Step {
     let max_response = usize::from(ctx.state.limits.max_response).min(out.len());
     let Some(mut response) = Response::new(&mut out[..max_response]) else {
@@ -658,7 +656,7 @@ fn execute<O: ObjectSet>(
         ..
     } = ctx;
     match (flow, io.pending) {
-        (Flow::Suspend(position), Some(operation)) => {
+        (Flow::Suspend(position), Some(operation)) if run == SUSPEND => {
             *waiting = Some(Waiting {
                 channel,
                 security,
@@ -680,7 +678,7 @@ fn execute<O: ObjectSet>(
             let len = response.finish(status, data_len);
             Step::Done(state.finish(len, effect, now))
         }
-        (Flow::Suspend(_), None) => {
+        (Flow::Suspend(_), _) => {
             let len = response.status(ResultCode::InternalServerError);
             Step::Done(state.finish(len, effect, now))
         }
