@@ -32,6 +32,22 @@ pub enum Access {
     Write,
 }
 
+impl Access {
+    /// The access whose discriminant is `bits` (a [`crate::object::ResourceDef`] keeps
+    /// it on three bits); out of range reads as [`Access::Write`], never produced.
+    pub(crate) const fn from_bits(bits: u16) -> Access {
+        match bits {
+            0 => Access::Never,
+            1 => Access::Anyone,
+            2 => Access::User,
+            3 => Access::Admin,
+            4 => Access::SelfOrAdmin,
+            5 => Access::Read,
+            _ => Access::Write,
+        }
+    }
+}
+
 /// On whose behalf, and how protected, a request runs: computed once when the engine
 /// admits the request, and read by every access check of it and of its items. A login
 /// or a logout inside a multi-request changes it for the items after it.

@@ -28,34 +28,29 @@ pub enum InstanceRule {
     Any,
 }
 
-/// One entry of an object's resource table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// One entry of an object's resource table: 6 bytes of flash.
+///
+/// Declared with the builder methods ([`ResourceDef::single`], [`ResourceDef::get`]...)
+/// and read with [`ResourceDef::access`], [`ResourceDef::implements`],
+/// [`ResourceDef::answer`], [`ResourceDef::instance_rule`] and [`ResourceDef::wraps`].
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ResourceDef {
     /// Resource id.
     pub id: u16,
-    /// Access of GET.
-    pub get: Access,
-    /// Access of PUT.
-    pub put: Access,
-    /// Access of POST.
-    pub post: Access,
-    /// Access of DELETE.
-    pub delete: Access,
-    /// The most data a successful GET answers, in bytes ([`Object::answer_bound`]);
-    /// [`UNBOUNDED`] until declared.
-    pub answer: u16,
-    /// Whether the resource wraps whole requests (bit 0, [`ResourceDef::wraps`]), the
-    /// methods this build provides (bits 1–4, one per method: [`ResourceDef::implements`])
-    /// and the instance rule (bits 6–7, [`ResourceDef::instance_rule`]): one byte, so an
-    /// entry takes 10 bytes of flash.
-    flags: u8,
+    /// One nibble per method (GET in bits 0–3, POST 4–7, PUT 8–11, DELETE 12–15): its
+    /// [`Access`] in the low three bits, and [`PROVIDED`] if this build serves it.
+    access: u16,
+    /// The most data a successful GET answers in bits 0–12 ([`ANSWER_MASK`] stands for
+    /// [`UNBOUNDED`]), the instance rule in bits 14–15 and [`MULTI_REQUEST_BIT`].
+    meta: u16,
 }
 
-/// Bits of [`ResourceDef::flags`]: the methods provided are bit `method` (1 to 4), as in
-/// a one-byte-per-field layout, so checking one costs nothing more.
-const MULTI_REQUEST_BIT: u8 = 1 << 0;
-const INSTANCE_SHIFT: u8 = 6;
+/// The bit of a method's nibble of [`ResourceDef::access`] saying this build serves it.
+const PROVIDED: u16 = 0b1000;
+const ACCESS_BITS: u16 = 0b0111;
+const ANSWER_MASK: u16 = 0x1FFF;
+const MULTI_REQUEST_BIT: u16 = 1 << 13;
+const INSTANCE_SHIFT: u16 = 14;
 
 /// What a resource that wraps requests holds ([`ResourceDef::envelope`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,27 +65,20 @@ pub enum Envelope {
 /// multi-request holding it is refused unless the object bounds it itself.
 pub const UNBOUNDED: u16 = u16::MAX;
 
-/// The bit of `method` among the methods provided ([`ResourceDef::flags`]).
-const fn method_bit(method: Method) -> u8 {
-    1 << (method as u8)
+/// The shift of `method`'s nibble in [`ResourceDef::access`].
+const fn nibble(method: Method) -> u16 {
+    4 * (method as u16 - 1)
 }
 
 /// Every method provided (the default of an entry).
-const ALL_METHODS: u8 = method_bit(Method::Get)
-    | method_bit(Method::Put)
-    | method_bit(Method::Post)
-    | method_bit(Method::Delete);
+const ALL_PROVIDED: u16 = PROVIDED | PROVIDED << 4 | PROVIDED << 8 | PROVIDED << 12;
 
 impl ResourceDef {
     const fn with(id: u16, instance: InstanceRule) -> ResourceDef {
         ResourceDef {
             id,
-            get: Access::Never,
-            put: Access::Never,
-            post: Access::Never,
-            delete: Access::Never,
-            answer: UNBOUNDED,
-            flags: (instance as u8) << INSTANCE_SHIFT | ALL_METHODS,
+            access: ALL_PROVIDED,
+            meta: (instance as u16) << INSTANCE_SHIFT | ANSWER_MASK,
         }
     }
 
@@ -114,45 +102,46 @@ impl ResourceDef {
         ResourceDef::with(id, InstanceRule::Any)
     }
 
-    /// Sets the access of GET.
-    pub const fn get(mut self, access: Access) -> ResourceDef {
-        self.get = access;
+    const fn set(mut self, method: Method, access: Access) -> ResourceDef {
+        let shift = nibble(method);
+        self.access = self.access & !(ACCESS_BITS << shift) | (access as u16) << shift;
         self
+    }
+
+    /// Sets the access of GET.
+    pub const fn get(self, access: Access) -> ResourceDef {
+        self.set(Method::Get, access)
     }
 
     /// Sets the access of PUT.
-    pub const fn put(mut self, access: Access) -> ResourceDef {
-        self.put = access;
-        self
+    pub const fn put(self, access: Access) -> ResourceDef {
+        self.set(Method::Put, access)
     }
 
     /// Sets the access of POST.
-    pub const fn post(mut self, access: Access) -> ResourceDef {
-        self.post = access;
-        self
+    pub const fn post(self, access: Access) -> ResourceDef {
+        self.set(Method::Post, access)
     }
 
     /// Sets the access of DELETE.
-    pub const fn delete(mut self, access: Access) -> ResourceDef {
-        self.delete = access;
-        self
+    pub const fn delete(self, access: Access) -> ResourceDef {
+        self.set(Method::Delete, access)
     }
 
     /// Marks the resource as known but not provided by this build: every method it
     /// declares answers `A1`, without data, once the access check passed.
     pub const fn not_implemented(mut self) -> ResourceDef {
-        self.flags &= !ALL_METHODS;
-        self.answer = 0;
-        self
+        self.access &= !ALL_PROVIDED;
+        self.answers(0)
     }
 
     /// Marks `method` of the resource as known but not provided by this build: it
     /// answers `A1`, without data, once the access check passed; the other methods are
     /// served. A GET not provided answers nothing ([`ResourceDef::answer`] 0).
     pub const fn not_implemented_for(mut self, method: Method) -> ResourceDef {
-        self.flags &= !method_bit(method);
+        self.access &= !(PROVIDED << nibble(method));
         if matches!(method, Method::Get) {
-            self.answer = 0;
+            self = self.answers(0);
         }
         self
     }
@@ -160,7 +149,7 @@ impl ResourceDef {
     /// Declares the resource an envelope of requests, unwrapped by the dispatcher.
     pub const fn envelope(mut self, envelope: Envelope) -> ResourceDef {
         match envelope {
-            Envelope::MultiRequest => self.flags |= MULTI_REQUEST_BIT,
+            Envelope::MultiRequest => self.meta |= MULTI_REQUEST_BIT,
         }
         self
     }
@@ -168,7 +157,7 @@ impl ResourceDef {
     /// The envelope the resource is ([`ResourceDef::envelope`]), if it wraps requests:
     /// the dispatcher unwraps it itself, the object's handler never sees it.
     pub const fn wraps(&self) -> Option<Envelope> {
-        if self.flags & MULTI_REQUEST_BIT != 0 {
+        if self.meta & MULTI_REQUEST_BIT != 0 {
             Some(Envelope::MultiRequest)
         } else {
             None
@@ -177,7 +166,7 @@ impl ResourceDef {
 
     /// Which instance ids the entry answers to.
     pub const fn instance_rule(&self) -> InstanceRule {
-        match self.flags >> INSTANCE_SHIFT {
+        match self.meta >> INSTANCE_SHIFT {
             0 => InstanceRule::Single,
             1 => InstanceRule::Absent,
             2 => InstanceRule::Existing,
@@ -185,20 +174,30 @@ impl ResourceDef {
         }
     }
 
-    /// Declares the most data a successful GET answers.
+    /// Declares the most data a successful GET answers; a size over 8 190 bytes counts
+    /// as [`UNBOUNDED`] (no frame is that large).
     pub const fn answers(mut self, bytes: u16) -> ResourceDef {
-        self.answer = bytes;
+        let bytes = if bytes > ANSWER_MASK {
+            ANSWER_MASK
+        } else {
+            bytes
+        };
+        self.meta = self.meta & !ANSWER_MASK | bytes;
         self
+    }
+
+    /// The most data a successful GET answers, in bytes ([`Object::answer_bound`]);
+    /// [`UNBOUNDED`] until declared.
+    pub const fn answer(&self) -> u16 {
+        match self.meta & ANSWER_MASK {
+            ANSWER_MASK => UNBOUNDED,
+            bytes => bytes,
+        }
     }
 
     /// The access of `method`.
     pub const fn access(&self, method: Method) -> Access {
-        match method {
-            Method::Get => self.get,
-            Method::Put => self.put,
-            Method::Post => self.post,
-            Method::Delete => self.delete,
-        }
+        Access::from_bits(self.access >> nibble(method) & ACCESS_BITS)
     }
 
     /// Whether this build serves `method` on the resource: the method is declared (its
@@ -210,7 +209,7 @@ impl ResourceDef {
 
     /// Whether `method` is not marked not implemented (its access aside).
     pub(crate) const fn provides(&self, method: Method) -> bool {
-        self.flags & method_bit(method) != 0
+        self.access & PROVIDED << nibble(method) != 0
     }
 
     /// Whether this entry answers to `resource` on `instance`.
@@ -221,6 +220,37 @@ impl ResourceDef {
                 InstanceRule::Absent => instance == ABSENT,
                 InstanceRule::Existing | InstanceRule::Any => true,
             }
+    }
+}
+
+impl core::fmt::Debug for ResourceDef {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ResourceDef")
+            .field("id", &self.id)
+            .field("get", &self.access(Method::Get))
+            .field("put", &self.access(Method::Put))
+            .field("post", &self.access(Method::Post))
+            .field("delete", &self.access(Method::Delete))
+            .field("answer", &self.answer())
+            .field("instance", &self.instance_rule())
+            .field("wraps", &self.wraps())
+            .finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for ResourceDef {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "ResourceDef {{ id: {}, get: {}, put: {}, post: {}, delete: {}, answer: {} }}",
+            self.id,
+            self.access(Method::Get),
+            self.access(Method::Put),
+            self.access(Method::Post),
+            self.access(Method::Delete),
+            self.answer()
+        )
     }
 }
 
@@ -238,7 +268,7 @@ pub fn default_bound(table: &[ResourceDef], request: &Request<'_>) -> usize {
     let path = request.path;
     find_resource(table, path.resource, path.instance)
         .filter(|def| def.implements(Method::Get))
-        .map_or(0, |def| usize::from(def.answer))
+        .map_or(0, |def| usize::from(def.answer()))
 }
 
 /// Something the port must do after sending the response.
@@ -653,8 +683,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_entry_keeps_its_rule_methods_and_envelope_in_one_byte() {
-        assert_eq!(core::mem::size_of::<ResourceDef>(), 10);
+    fn an_entry_keeps_its_rule_methods_and_envelope_in_six_bytes() {
+        assert_eq!(core::mem::size_of::<ResourceDef>(), 6);
         let rules = [
             (ResourceDef::single(7), InstanceRule::Single),
             (ResourceDef::absent(7), InstanceRule::Absent),
@@ -696,19 +726,58 @@ mod tests {
 
         let def = def.answers(2).not_implemented_for(Method::Put);
         assert!(def.implements(Method::Get) && !def.implements(Method::Put));
-        assert_eq!(def.answer, 2);
+        assert_eq!(def.answer(), 2);
         assert_eq!(def.access(Method::Put), Access::Admin, "still declared");
 
         let def = def.not_implemented_for(Method::Get);
         assert!(!def.implements(Method::Get));
-        assert_eq!(def.answer, 0, "a GET not provided answers nothing");
+        assert_eq!(def.answer(), 0, "a GET not provided answers nothing");
 
         let def = ResourceDef::single(5)
             .get(Access::Admin)
             .post(Access::Admin)
             .not_implemented();
         assert!(METHODS.iter().all(|&m| !def.implements(m)));
-        assert_eq!(def.answer, 0);
+        assert_eq!(def.answer(), 0);
+    }
+
+    #[test]
+    fn every_access_and_answer_size_reads_back() {
+        use Access::*;
+        let all = [Never, Anyone, User, Admin, SelfOrAdmin, Read, Write];
+        for (i, &first) in all.iter().enumerate() {
+            // Each method its own access, set in any order, over an envelope and a rule.
+            let [get, put, post, delete] = [0, 2, 4, 6].map(|k| all[(i + k) % all.len()]);
+            let def = ResourceDef::existing(0xFFFF)
+                .envelope(Envelope::MultiRequest)
+                .delete(delete)
+                .post(post)
+                .put(put)
+                .get(get)
+                .get(first);
+            assert_eq!(
+                METHODS.map(|m| def.access(m)),
+                [first, put, post, delete],
+                "{def:?}"
+            );
+            assert_eq!(def.id, 0xFFFF);
+            assert_eq!(def.instance_rule(), InstanceRule::Existing);
+            assert_eq!(def.wraps(), Some(Envelope::MultiRequest));
+            assert_eq!(def.answer(), UNBOUNDED);
+        }
+        for (bytes, read) in [
+            (0, 0),
+            (1, 1),
+            (8190, 8190),
+            (8191, UNBOUNDED),
+            (UNBOUNDED, UNBOUNDED),
+        ] {
+            let def = ResourceDef::any(3).get(Access::Write).answers(bytes);
+            assert_eq!(def.answer(), read);
+            assert_eq!(def.instance_rule(), InstanceRule::Any);
+            assert_eq!(def.wraps(), None);
+            assert_eq!(def.access(Method::Get), Access::Write);
+        }
     }
 
     const METHODS: [Method; 4] = [Method::Get, Method::Put, Method::Post, Method::Delete];

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 
 use lwm2m_core::acl::Access;
+use lwm2m_core::wire::Method;
 use lwm2m_objects::settings::{Kind, SettingDef};
 use lwm2m_objects::{interface, target};
 
@@ -46,7 +47,9 @@ fn every_setting_written_at_its_largest_fits() {
     let mut written = 0;
     for (object, table) in tables {
         for line in table {
-            if line.def.put == Access::Never || line.def.get == Access::Never {
+            if line.def.access(Method::Put) == Access::Never
+                || line.def.access(Method::Get) == Access::Never
+            {
                 continue;
             }
             let (value, read_back) = largest(line.kind);
