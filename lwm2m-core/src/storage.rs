@@ -961,7 +961,7 @@ impl FlashSink {
     }
 
     /// Writes what is left in the stage.
-    fn finish<F: NorFlash>(mut self, flash: &mut F) -> Result<(), StoreError> {
+    fn finish<F: NorFlash>(&mut self, flash: &mut F) -> Result<(), StoreError> {
         if self.fill > 0 {
             self.flush(flash)?;
         }
@@ -1019,14 +1019,14 @@ impl<F: NorFlash> FlashStore<F> {
     fn load_slots(&mut self, config: &mut Config) -> Result<LoadState, StoreError> {
         let raw = [self.header_bytes(Slot::A)?, self.header_bytes(Slot::B)?];
         let [a, b] = [self.plausible(&raw[0]), self.plausible(&raw[1])];
-        let candidates = match (a, b) {
-            (Some(ha), Some(hb)) if newer(hb.sequence, ha.sequence) => {
-                [Some((Slot::B, hb)), Some((Slot::A, ha))]
-            }
-            (a, b) => [a.map(|h| (Slot::A, h)), b.map(|h| (Slot::B, h))],
+        // The newest first.
+        let order = match (a, b) {
+            (Some(ha), Some(hb)) if newer(hb.sequence, ha.sequence) => [(Slot::B, b), (Slot::A, a)],
+            _ => [(Slot::A, a), (Slot::B, b)],
         };
-        let mut newest_damaged = false;
-        for (slot, header) in candidates.into_iter().flatten() {
+        let mut newest: Option<Newest> = None;
+        for (slot, header) in order {
+            let Some(header) = header else { continue };
             if self.read_image_into(slot, &header, config)? {
                 debug!(
                     "config loaded from slot {}, sequence {}",
@@ -1037,19 +1037,18 @@ impl<F: NorFlash> FlashStore<F> {
                     slot,
                     sequence: header.sequence,
                 });
-                if newest_damaged {
+                if newest.is_some() {
                     warn!("the newest configuration is damaged: the previous one is loaded");
                     return Ok(LoadState::Previous);
                 }
                 return Ok(LoadState::Config);
             }
-            newest_damaged = true;
+            newest.get_or_insert(Newest {
+                slot,
+                sequence: header.sequence,
+            });
         }
-        let plausible = candidates.into_iter().flatten().next();
-        self.known = Known::Empty(plausible.map(|(slot, header)| Newest {
-            slot,
-            sequence: header.sequence,
-        }));
+        self.known = Known::Empty(newest);
         if raw.iter().all(never_committed::<F>) {
             Ok(LoadState::Blank)
         } else {
