@@ -732,8 +732,8 @@ impl<F: NorFlash> FlashStore<F> {
     /// save.
     #[inline(never)]
     fn find_newest(&mut self) -> Result<(), StoreError> {
-        drop(self.load()?);
-        Ok(())
+        let mut config = Config::default();
+        self.load_slots(&mut config).map(drop)
     }
 
     /// Checks the CRC of the image of `slot`, then decodes it into `config`, both read
