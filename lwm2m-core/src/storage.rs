@@ -759,7 +759,7 @@ impl<F: NorFlash> FlashStore<F> {
             failed: None,
             digest,
         };
-        let decoded = config.decode_from(&mut source);
+        let decoded = config.decode_in_place(&mut source);
         if let Some(err) = source.failed {
             return Err(err);
         }
@@ -1020,12 +1020,16 @@ impl<F: NorFlash> FlashStore<F> {
         let raw = [self.header_bytes(Slot::A)?, self.header_bytes(Slot::B)?];
         let [a, b] = [self.plausible(&raw[0]), self.plausible(&raw[1])];
         // The newest first.
-        let order = match (a, b) {
-            (Some(ha), Some(hb)) if newer(hb.sequence, ha.sequence) => [(Slot::B, b), (Slot::A, a)],
-            _ => [(Slot::A, a), (Slot::B, b)],
+        let first = match (a, b) {
+            (Some(ha), Some(hb)) if newer(hb.sequence, ha.sequence) => Slot::B,
+            _ => Slot::A,
         };
         let mut newest: Option<Newest> = None;
-        for (slot, header) in order {
+        for slot in [first, first.other()] {
+            let header = match slot {
+                Slot::A => a,
+                Slot::B => b,
+            };
             let Some(header) = header else { continue };
             if self.read_image_into(slot, &header, config)? {
                 debug!(

@@ -400,12 +400,19 @@ impl Config {
     /// Decodes an image read piece by piece from `source` (the flash: nothing as large
     /// as the image is ever held) into `self`, in place; on an error `self` is the
     /// factory default. Every byte of `source` must belong to the image.
-    pub fn decode_from(&mut self, mut source: impl Source) -> Result<(), ImageError> {
-        let decoded = self.decode_fields(Walker::new(Io::In(&mut source)));
+    pub fn decode_from(&mut self, source: impl Source) -> Result<(), ImageError> {
+        let decoded = self.decode_in_place(source);
         if decoded.is_err() {
             self.reset();
         }
         decoded
+    }
+
+    /// [`Config::decode_from`] without the reset on an error: `self` is then some
+    /// configuration, valid or not, that the caller must not use (the store resets it
+    /// once, whatever failed).
+    pub(crate) fn decode_in_place(&mut self, mut source: impl Source) -> Result<(), ImageError> {
+        self.decode_fields(Walker::new(Io::In(&mut source)))
     }
 
     /// The decoder: each record decoded in place (the list holds it before its fields
