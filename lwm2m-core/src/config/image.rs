@@ -266,7 +266,9 @@ fn walk_credential(w: &mut Walker<'_>, credential: &mut Credential) {
             0
         }
     };
-    w.bytes(&mut field[..len]);
+    if let Some(bytes) = field.get_mut(..len) {
+        w.bytes(bytes);
+    }
     if w.decoding() && w.failed.is_none() {
         let (hash, _) = field.split_at(FIELD_LEN);
         *credential = match tag {
