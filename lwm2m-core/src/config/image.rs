@@ -23,9 +23,8 @@ use heapless::VecView;
 
 use super::settings::ENTRY_HEADER_LEN;
 use super::{AclEntry, Bundle, Config, NfcPriority, Profile, Rights, SecurityOptions, Variable};
-use zeroize::Zeroize;
 
-use crate::auth::{field_text, Credential, ScramRecord, Secret16, FIELD_LEN, SCRAM_RECORD_LEN};
+use crate::auth::{field_text, hash_password, Credential, ScramRecord, Secret16, FIELD_LEN};
 
 /// First bytes of every image.
 pub const MAGIC: [u8; 4] = *b"LWCF";
@@ -238,50 +237,48 @@ fn walk_profile(w: &mut Walker<'_>, p: &mut Profile) {
     w.u16(&mut p.alias);
 }
 
+/// The credential: its tag, then its bytes, read into their place (a secret is never
+/// copied through the stack).
 fn walk_credential(w: &mut Walker<'_>, credential: &mut Credential) {
-    let mut field = [0u8; SCRAM_RECORD_LEN];
-    let (hash, rest) = field.split_at_mut(FIELD_LEN);
     let mut tag = match credential {
         Credential::None => CRED_NONE,
-        Credential::Hashed(secret) => {
-            hash.copy_from_slice(&secret.0);
-            CRED_HASHED
-        }
-        Credential::Scram(record) => {
-            hash.copy_from_slice(&record.stored_key);
-            let (server, salt) = rest.split_at_mut(FIELD_LEN);
-            server.copy_from_slice(&record.server_key);
-            salt.copy_from_slice(&record.salt);
-            CRED_SCRAM
-        }
+        Credential::Hashed(_) => CRED_HASHED,
+        Credential::Scram(_) => CRED_SCRAM,
     };
     w.u8(&mut tag);
-    let len = match tag {
-        CRED_NONE => 0,
-        // Written by earlier releases, which kept plain passwords in clear.
-        CRED_PLAIN | CRED_HASHED => FIELD_LEN,
-        CRED_SCRAM => SCRAM_RECORD_LEN,
-        _ => {
-            w.fail(ImageError::Corrupt);
-            0
-        }
-    };
-    if let Some(bytes) = field.get_mut(..len) {
-        w.bytes(bytes);
-    }
-    if w.decoding() && w.failed.is_none() {
-        let (hash, _) = field.split_at(FIELD_LEN);
+    if w.decoding() {
         *credential = match tag {
-            CRED_PLAIN => Credential::from_password(field_text(hash)),
-            CRED_HASHED => Credential::Hashed(Secret16(hash.try_into().unwrap_or_default())),
-            CRED_SCRAM => match ScramRecord::from_bytes(&field) {
-                Some(record) => Credential::Scram(record),
-                None => Credential::None,
-            },
-            _ => Credential::None,
+            CRED_NONE => Credential::None,
+            // Tag 1, written by earlier releases, kept plain passwords in clear: read
+            // as a hash, then hashed below.
+            CRED_PLAIN | CRED_HASHED => Credential::Hashed(Secret16([0; FIELD_LEN])),
+            CRED_SCRAM => Credential::Scram(ScramRecord {
+                stored_key: [0; 16],
+                server_key: [0; 16],
+                salt: [0; 4],
+            }),
+            _ => {
+                w.fail(ImageError::Corrupt);
+                Credential::None
+            }
         };
     }
-    field.zeroize();
+    match credential {
+        Credential::None => {}
+        Credential::Hashed(secret) => w.bytes(&mut secret.0),
+        Credential::Scram(record) => {
+            w.bytes(&mut record.stored_key);
+            w.bytes(&mut record.server_key);
+            w.bytes(&mut record.salt);
+        }
+    }
+    if tag == CRED_PLAIN && w.decoding() && w.failed.is_none() {
+        if let Credential::Hashed(secret) = credential {
+            // The password in clear is wiped as its hash replaces it (as
+            // `Credential::from_password` would hash it).
+            *secret = hash_password(field_text(&secret.0));
+        }
+    }
 }
 
 #[inline(never)]
