@@ -569,9 +569,10 @@ pub(crate) fn write_range<F: NorFlash>(
 
 /// The CRC of a slot begun: its sequence number and length, the image still to come.
 fn image_digest(sequence: u32, length: u32) -> crc::Digest<'static, u32, NoTable> {
+    let [s0, s1, s2, s3] = sequence.to_le_bytes();
+    let [l0, l1, l2, l3] = length.to_le_bytes();
     let mut digest = CRC.digest();
-    digest.update(&sequence.to_le_bytes());
-    digest.update(&length.to_le_bytes());
+    digest.update(&[s0, s1, s2, s3, l0, l1, l2, l3]);
     digest
 }
 
@@ -808,6 +809,8 @@ impl<F: NorFlash> FlashStore<F> {
     ) -> Result<(), StoreError> {
         let length = u32::try_from(len).map_err(|_| StoreError::new(StoreErrorKind::TooLarge))?;
         let start = self.slot_start(slot)?;
+        // An image too large for a slot is refused here, before anything is erased: the
+        // slot is whole sectors, so this is `len <= self.max_image_len()`.
         let used = body_offset::<F>()
             .checked_add(len)
             .and_then(|n| round_up(n, F::ERASE_SIZE))
@@ -1003,13 +1006,9 @@ impl<F: NorFlash> ConfigStore for FlashStore<F> {
             }
             Known::Empty(None) | Known::Unknown => (Slot::A, 1),
         };
-        // Refused before anything is erased.
         let len = config
             .encoded_len()
             .map_err(|_| StoreError::new(StoreErrorKind::Image))?;
-        if len > self.max_image_len() {
-            return Err(StoreError::new(StoreErrorKind::TooLarge));
-        }
         self.commit(slot, sequence, config, len)
     }
 }
