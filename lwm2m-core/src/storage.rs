@@ -23,9 +23,10 @@
 //! and is compared with serial-number arithmetic (RFC 1982), so wrapping past `u32::MAX`
 //! is harmless.
 //!
-//! A save encodes the configuration (once to learn its length and CRC, once more straight
-//! into the flash: no image-sized buffer is ever held), erases the sectors of the slot that does **not**
-//! hold the newest valid image, writes the image, and writes the header **last** —
+//! A save encodes the configuration (once to learn its length, once more straight into
+//! the flash, computing the CRC on the way: no image-sized buffer is ever held), erases
+//! the sectors of the slot that does **not** hold the newest valid image, writes the
+//! image, and writes the header **last** —
 //! sequence, length and CRC first, then the magic word as a write of its own (where
 //! `F::WRITE_SIZE` is at most 4): a slot whose magic is erased or torn was never
 //! committed, so a save cut short is never mistaken for damage. It then reads the slot
@@ -411,27 +412,22 @@ struct Header {
 
 impl Header {
     fn to_bytes(self) -> [u8; HEADER_LEN] {
-        let mut out = [0u8; HEADER_LEN];
-        let words = [self.magic, self.sequence, self.length, self.crc];
-        for (chunk, word) in out.chunks_exact_mut(4).zip(words) {
-            chunk.copy_from_slice(&word.to_le_bytes());
-        }
-        out
+        let [m0, m1, m2, m3] = self.magic.to_le_bytes();
+        let [s0, s1, s2, s3] = self.sequence.to_le_bytes();
+        let [l0, l1, l2, l3] = self.length.to_le_bytes();
+        let [c0, c1, c2, c3] = self.crc.to_le_bytes();
+        [
+            m0, m1, m2, m3, s0, s1, s2, s3, l0, l1, l2, l3, c0, c1, c2, c3,
+        ]
     }
 
     fn from_bytes(bytes: &[u8; HEADER_LEN]) -> Header {
-        let mut words = [0u32; 4];
-        for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(4)) {
-            let mut le = [0u8; 4];
-            le.copy_from_slice(chunk);
-            *word = u32::from_le_bytes(le);
-        }
-        let [magic, sequence, length, crc] = words;
+        let [m0, m1, m2, m3, s0, s1, s2, s3, l0, l1, l2, l3, c0, c1, c2, c3] = *bytes;
         Header {
-            magic,
-            sequence,
-            length,
-            crc,
+            magic: u32::from_le_bytes([m0, m1, m2, m3]),
+            sequence: u32::from_le_bytes([s0, s1, s2, s3]),
+            length: u32::from_le_bytes([l0, l1, l2, l3]),
+            crc: u32::from_le_bytes([c0, c1, c2, c3]),
         }
     }
 }
@@ -486,7 +482,7 @@ pub(crate) fn read_range<F: ReadNorFlash>(
     flash: &mut F,
     offset: u32,
     len: usize,
-    mut sink: impl FnMut(&[u8]) -> Result<(), StoreError>,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let align = F::READ_SIZE;
     let chunk = STAGE_LEN
@@ -513,7 +509,6 @@ pub(crate) fn read_range<F: ReadNorFlash>(
         sink(buf.get(lo..hi).ok_or_else(region_error)?)?;
         pos = next;
     }
-    stage.0.zeroize();
     Ok(())
 }
 
@@ -524,7 +519,7 @@ pub(crate) fn digest_range<F: ReadNorFlash>(
     len: usize,
     digest: &mut crc::Digest<'static, u32, NoTable>,
 ) -> Result<(), StoreError> {
-    read_range(flash, offset, len, |piece| {
+    read_range(flash, offset, len, &mut |piece| {
         digest.update(piece);
         Ok(())
     })
@@ -550,7 +545,7 @@ pub(crate) fn read_into<F: ReadNorFlash>(
     out: &mut [u8],
 ) -> Result<(), StoreError> {
     let mut filled = 0usize;
-    read_range(flash, offset, out.len(), |piece| {
+    read_range(flash, offset, out.len(), &mut |piece| {
         let end = filled.checked_add(piece.len()).ok_or_else(region_error)?;
         out.get_mut(filled..end)
             .ok_or_else(region_error)?
@@ -567,35 +562,17 @@ pub(crate) fn write_range<F: NorFlash>(
     offset: u32,
     data: &[u8],
 ) -> Result<(), StoreError> {
-    let align = F::WRITE_SIZE;
-    let chunk = STAGE_LEN
-        .checked_sub(STAGE_LEN.checked_rem(align).ok_or_else(region_error)?)
-        .filter(|&c| c > 0)
-        .ok_or_else(region_error)?;
-    let mut stage = Stage([0; STAGE_LEN]);
-    let mut at = offset;
-    for piece in data.chunks(chunk) {
-        let n = round_up(piece.len(), align).ok_or_else(region_error)?;
-        let buf = stage.0.get_mut(..n).ok_or_else(region_error)?;
-        let (head, pad) = buf
-            .split_at_mut_checked(piece.len())
-            .ok_or_else(region_error)?;
-        head.copy_from_slice(piece);
-        pad.fill(0xFF);
-        flash.write(at, buf).map_err(flash_error)?;
-        at = at
-            .checked_add(u32::try_from(n).map_err(|_| region_error())?)
-            .ok_or_else(region_error)?;
-    }
-    stage.0.zeroize();
-    Ok(())
+    let mut out = FlashSink::new(offset);
+    out.put(flash, data)?;
+    out.finish(flash)
 }
 
 /// The CRC of a slot begun: its sequence number and length, the image still to come.
 fn image_digest(sequence: u32, length: u32) -> crc::Digest<'static, u32, NoTable> {
+    let [s0, s1, s2, s3] = sequence.to_le_bytes();
+    let [l0, l1, l2, l3] = length.to_le_bytes();
     let mut digest = CRC.digest();
-    digest.update(&sequence.to_le_bytes());
-    digest.update(&length.to_le_bytes());
+    digest.update(&[s0, s1, s2, s3, l0, l1, l2, l3]);
     digest
 }
 
@@ -736,12 +713,19 @@ impl<F: NorFlash> FlashStore<F> {
         Ok(bytes)
     }
 
-    /// The header of `slot` when it is plausible: right magic, length within the
-    /// slot. The CRC is not checked here.
-    fn read_header(&mut self, slot: Slot) -> Result<Option<Header>, StoreError> {
-        let header = Header::from_bytes(&self.header_bytes(slot)?);
+    /// The header `bytes` of a slot when it is plausible: right magic, length within
+    /// the slot. The CRC is not checked here.
+    fn plausible(&self, bytes: &[u8; HEADER_LEN]) -> Option<Header> {
+        let header = Header::from_bytes(bytes);
         let fits = usize::try_from(header.length).is_ok_and(|len| len <= self.max_image_len());
-        Ok((header.magic == MAGIC && fits).then_some(header))
+        (header.magic == MAGIC && fits).then_some(header)
+    }
+
+    /// The header of `slot` when it is plausible ([`FlashStore::plausible`]).
+    #[cfg(test)]
+    fn read_header(&mut self, slot: Slot) -> Result<Option<Header>, StoreError> {
+        let bytes = self.header_bytes(slot)?;
+        Ok(self.plausible(&bytes))
     }
 
     /// Finds the newest valid slot by loading it (a save without a load at boot). Out of
@@ -749,28 +733,13 @@ impl<F: NorFlash> FlashStore<F> {
     /// save.
     #[inline(never)]
     fn find_newest(&mut self) -> Result<(), StoreError> {
-        drop(self.load()?);
-        Ok(())
-    }
-
-    /// Whether `slot` was never committed: a save writes the header last, and, where
-    /// the magic word is a write unit of its own, the magic last of all, so a save cut
-    /// short leaves it erased or partly programmed (NOR programming only clears bits: a
-    /// torn magic keeps every 1-bit of `MAGIC`). Otherwise the whole header must still
-    /// be erased.
-    fn never_committed(&mut self, slot: Slot) -> Result<bool, StoreError> {
-        let bytes = self.header_bytes(slot)?;
-        if magic_is_own_unit::<F>() {
-            let magic = Header::from_bytes(&bytes).magic;
-            Ok(magic != MAGIC && magic & MAGIC == MAGIC)
-        } else {
-            Ok(bytes.iter().all(|&b| b == 0xFF))
-        }
+        let mut config = Config::default();
+        self.load_slots(&mut config).map(drop)
     }
 
     /// Checks the CRC of the image of `slot`, then decodes it into `config`, both read
-    /// from the flash piece by piece; whether it was valid (`config` is the factory
-    /// default if not).
+    /// from the flash piece by piece; whether it was valid (`config` is left as it is
+    /// if not: the caller resets it).
     fn read_image_into(
         &mut self,
         slot: Slot,
@@ -791,9 +760,8 @@ impl<F: NorFlash> FlashStore<F> {
             failed: None,
             digest,
         };
-        let decoded = config.decode_from(&mut source);
+        let decoded = config.decode_in_place(&mut source);
         if let Some(err) = source.failed {
-            config.reset();
             return Err(err);
         }
         if decoded.is_err() {
@@ -807,7 +775,6 @@ impl<F: NorFlash> FlashStore<F> {
                 "config slot {}: the image changed while it was read",
                 slot.index()
             );
-            config.reset();
             return Ok(false);
         }
         Ok(true)
@@ -824,7 +791,7 @@ impl<F: NorFlash> FlashStore<F> {
 
     /// Whether `slot` holds a header and an image matching `expected` (read-back check).
     fn verify(&mut self, slot: Slot, expected: &Header) -> Result<bool, StoreError> {
-        if self.read_header(slot)? != Some(*expected) {
+        if self.header_bytes(slot)? != expected.to_bytes() {
             return Ok(false);
         }
         self.crc_matches(slot, expected)
@@ -841,20 +808,9 @@ impl<F: NorFlash> FlashStore<F> {
         len: usize,
     ) -> Result<(), StoreError> {
         let length = u32::try_from(len).map_err(|_| StoreError::new(StoreErrorKind::TooLarge))?;
-        let mut digest = image_digest(sequence, length);
-        config
-            .encode_with(|piece| {
-                digest.update(piece);
-                Ok(())
-            })
-            .map_err(|_| StoreError::new(StoreErrorKind::Image))?;
-        let header = Header {
-            magic: MAGIC,
-            sequence,
-            length,
-            crc: digest.finalize(),
-        };
         let start = self.slot_start(slot)?;
+        // An image too large for a slot is refused here, before anything is erased: the
+        // slot is whole sectors, so this is `len <= self.max_image_len()`.
         let used = body_offset::<F>()
             .checked_add(len)
             .and_then(|n| round_up(n, F::ERASE_SIZE))
@@ -865,19 +821,30 @@ impl<F: NorFlash> FlashStore<F> {
         let body_at = self.body_start(slot)?;
 
         self.flash.erase(start, end).map_err(flash_error)?;
-        let mut out = FlashSink::<F>::new(body_at);
+        // The image is written and its CRC computed in one pass; the header, which
+        // carries the CRC, comes after it.
+        let mut digest = image_digest(sequence, length);
+        let mut out = FlashSink::new(body_at);
+        let mut failed = None;
         let flash = &mut self.flash;
         let written = config.encode_with(|piece| {
+            digest.update(piece);
             out.put(flash, piece).map_err(|err| {
-                out.failed = Some(err);
+                failed = Some(err);
                 ImageError::BufferTooSmall
             })
         });
-        if let Some(err) = out.failed.take() {
+        if let Some(err) = failed {
             return Err(err);
         }
         written.map_err(|_| StoreError::new(StoreErrorKind::Image))?;
         out.finish(&mut self.flash)?;
+        let header = Header {
+            magic: MAGIC,
+            sequence,
+            length,
+            crc: digest.finalize(),
+        };
         let bytes = header.to_bytes();
         if magic_is_own_unit::<F>() {
             // The magic last, as its own write: until it is complete the slot reads as
@@ -939,36 +906,28 @@ impl<F: ReadNorFlash> Source for &mut FlashSource<'_, F> {
     }
 }
 
-/// The image written to the flash piece by piece: whole staging buffers as they fill,
-/// the last one padded with 0xFF to a write unit.
-struct FlashSink<F> {
+/// Bytes written to the flash piece by piece: whole staging buffers as they fill, the
+/// last one padded with 0xFF to a write unit.
+struct FlashSink {
     stage: Stage,
     /// Bytes in the stage.
     fill: usize,
     /// Where the stage goes.
     at: u32,
-    failed: Option<StoreError>,
-    flash: core::marker::PhantomData<F>,
 }
 
-impl<F: NorFlash> FlashSink<F> {
+impl FlashSink {
     fn new(at: u32) -> Self {
         FlashSink {
             stage: Stage([0; STAGE_LEN]),
             fill: 0,
             at,
-            failed: None,
-            flash: core::marker::PhantomData,
         }
     }
 
-    /// Whole write units the stage holds.
-    fn chunk() -> usize {
-        STAGE_LEN.saturating_sub(STAGE_LEN.checked_rem(F::WRITE_SIZE).unwrap_or(0))
-    }
-
-    fn put(&mut self, flash: &mut F, mut piece: &[u8]) -> Result<(), StoreError> {
-        let chunk = Self::chunk();
+    fn put<F: NorFlash>(&mut self, flash: &mut F, mut piece: &[u8]) -> Result<(), StoreError> {
+        // Whole write units the stage holds.
+        let chunk = STAGE_LEN.saturating_sub(STAGE_LEN.checked_rem(F::WRITE_SIZE).unwrap_or(0));
         while !piece.is_empty() {
             let room = chunk.checked_sub(self.fill).ok_or_else(region_error)?;
             let n = room.min(piece.len());
@@ -988,10 +947,14 @@ impl<F: NorFlash> FlashSink<F> {
         Ok(())
     }
 
-    fn flush(&mut self, flash: &mut F) -> Result<(), StoreError> {
-        let data = self.stage.0.get(..self.fill).ok_or_else(region_error)?;
-        write_range(flash, self.at, data)?;
+    /// Writes the stage, padded to a write unit.
+    fn flush<F: NorFlash>(&mut self, flash: &mut F) -> Result<(), StoreError> {
         let n = round_up(self.fill, F::WRITE_SIZE).ok_or_else(region_error)?;
+        let buf = self.stage.0.get_mut(..n).ok_or_else(region_error)?;
+        buf.get_mut(self.fill..)
+            .ok_or_else(region_error)?
+            .fill(0xFF);
+        flash.write(self.at, buf).map_err(flash_error)?;
         self.at = self
             .at
             .checked_add(u32::try_from(n).map_err(|_| region_error())?)
@@ -1001,7 +964,7 @@ impl<F: NorFlash> FlashSink<F> {
     }
 
     /// Writes what is left in the stage.
-    fn finish(mut self, flash: &mut F) -> Result<(), StoreError> {
+    fn finish<F: NorFlash>(&mut self, flash: &mut F) -> Result<(), StoreError> {
         if self.fill > 0 {
             self.flush(flash)?;
         }
@@ -1025,8 +988,9 @@ impl<F: NorFlash> ConfigStore for FlashStore<F> {
 
     fn load_into(&mut self, config: &mut Config) -> Result<LoadState, StoreError> {
         let loaded = self.load_slots(config);
-        if loaded.is_err() {
-            // A flash error: the caller's configuration is the factory one, as documented.
+        if !matches!(loaded, Ok(LoadState::Config | LoadState::Previous)) {
+            // Nothing loaded, or a flash error: the caller's configuration is the
+            // factory one, as documented.
             config.reset();
         }
         loaded
@@ -1042,30 +1006,30 @@ impl<F: NorFlash> ConfigStore for FlashStore<F> {
             }
             Known::Empty(None) | Known::Unknown => (Slot::A, 1),
         };
-        // Refused before anything is erased.
         let len = config
             .encoded_len()
             .map_err(|_| StoreError::new(StoreErrorKind::Image))?;
-        if len > self.max_image_len() {
-            return Err(StoreError::new(StoreErrorKind::TooLarge));
-        }
         self.commit(slot, sequence, config, len)
     }
 }
 
 impl<F: NorFlash> FlashStore<F> {
-    /// [`ConfigStore::load_into`] without the reset on a flash error.
+    /// [`ConfigStore::load_into`] without the reset when nothing is loaded.
     fn load_slots(&mut self, config: &mut Config) -> Result<LoadState, StoreError> {
-        let a = self.read_header(Slot::A)?;
-        let b = self.read_header(Slot::B)?;
-        let candidates = match (a, b) {
-            (Some(ha), Some(hb)) if newer(hb.sequence, ha.sequence) => {
-                [Some((Slot::B, hb)), Some((Slot::A, ha))]
-            }
-            (a, b) => [a.map(|h| (Slot::A, h)), b.map(|h| (Slot::B, h))],
+        let raw = [self.header_bytes(Slot::A)?, self.header_bytes(Slot::B)?];
+        let [a, b] = [self.plausible(&raw[0]), self.plausible(&raw[1])];
+        // The newest first.
+        let first = match (a, b) {
+            (Some(ha), Some(hb)) if newer(hb.sequence, ha.sequence) => Slot::B,
+            _ => Slot::A,
         };
-        let mut newest_damaged = false;
-        for (slot, header) in candidates.into_iter().flatten() {
+        let mut newest: Option<Newest> = None;
+        for slot in [first, first.other()] {
+            let header = match slot {
+                Slot::A => a,
+                Slot::B => b,
+            };
+            let Some(header) = header else { continue };
             if self.read_image_into(slot, &header, config)? {
                 debug!(
                     "config loaded from slot {}, sequence {}",
@@ -1076,26 +1040,38 @@ impl<F: NorFlash> FlashStore<F> {
                     slot,
                     sequence: header.sequence,
                 });
-                if newest_damaged {
+                if newest.is_some() {
                     warn!("the newest configuration is damaged: the previous one is loaded");
                     return Ok(LoadState::Previous);
                 }
                 return Ok(LoadState::Config);
             }
-            newest_damaged = true;
+            newest.get_or_insert(Newest {
+                slot,
+                sequence: header.sequence,
+            });
         }
-        let plausible = candidates.into_iter().flatten().next();
-        self.known = Known::Empty(plausible.map(|(slot, header)| Newest {
-            slot,
-            sequence: header.sequence,
-        }));
-        config.reset();
-        if self.never_committed(Slot::A)? && self.never_committed(Slot::B)? {
+        self.known = Known::Empty(newest);
+        if raw.iter().all(never_committed::<F>) {
             Ok(LoadState::Blank)
         } else {
             warn!("no valid configuration in a store that holds one");
             Ok(LoadState::Damaged)
         }
+    }
+}
+
+/// Whether a slot with these header bytes was never committed: a save writes the header
+/// last, and, where the magic word is a write unit of its own, the magic last of all, so
+/// a save cut short leaves it erased or partly programmed (NOR programming only clears
+/// bits: a torn magic keeps every 1-bit of `MAGIC`). Otherwise the whole header must
+/// still be erased.
+fn never_committed<F: NorFlash>(bytes: &[u8; HEADER_LEN]) -> bool {
+    if magic_is_own_unit::<F>() {
+        let magic = Header::from_bytes(bytes).magic;
+        magic != MAGIC && magic & MAGIC == MAGIC
+    } else {
+        bytes.iter().all(|&b| b == 0xFF)
     }
 }
 

@@ -19,14 +19,12 @@
 //! Passwords are stored as their hash (credential tag 2); tag 1, a password in clear
 //! written by earlier releases, is read and hashed on load.
 
-use heapless::{Vec, VecView};
+use heapless::VecView;
 
-use super::{
-    AclEntry, Bundle, Config, NfcPriority, Profile, Rights, SecurityOptions, Variable, SETTING_LEN,
-};
-use zeroize::Zeroize;
+use super::settings::ENTRY_HEADER_LEN;
+use super::{AclEntry, Bundle, Config, NfcPriority, Profile, Rights, SecurityOptions, Variable};
 
-use crate::auth::{field_text, Credential, ScramRecord, Secret16, FIELD_LEN};
+use crate::auth::{field_text, hash_password, Credential, ScramRecord, Secret16, FIELD_LEN};
 
 /// First bytes of every image.
 pub const MAGIC: [u8; 4] = *b"LWCF";
@@ -87,45 +85,6 @@ impl<F: FnMut(&[u8]) -> Result<(), ImageError>> Sink for FnSink<F> {
     }
 }
 
-/// The encoder's view of its sink: one encoder for every sink (a buffer, a CRC, the
-/// flash), so a firmware carries one copy of it.
-struct Writer<'s> {
-    sink: &'s mut dyn Sink,
-}
-
-impl Writer<'_> {
-    fn bytes(&mut self, bytes: &[u8]) -> Result<(), ImageError> {
-        self.sink.put(bytes)
-    }
-
-    #[inline(never)]
-    fn u8(&mut self, v: u8) -> Result<(), ImageError> {
-        self.bytes(&[v])
-    }
-
-    #[inline(never)]
-    fn u16(&mut self, v: u16) -> Result<(), ImageError> {
-        self.bytes(&v.to_be_bytes())
-    }
-
-    #[inline(never)]
-    fn u32(&mut self, v: u32) -> Result<(), ImageError> {
-        self.bytes(&v.to_be_bytes())
-    }
-
-    /// A short byte string: u8 length then the bytes (every capacity is below 256).
-    #[inline(never)]
-    fn short(&mut self, bytes: &[u8]) -> Result<(), ImageError> {
-        self.u8(u8::try_from(bytes.len()).map_err(|_| ImageError::Corrupt)?)?;
-        self.bytes(bytes)
-    }
-
-    #[inline(never)]
-    fn count(&mut self, n: usize) -> Result<(), ImageError> {
-        self.u8(u8::try_from(n).map_err(|_| ImageError::Corrupt)?)
-    }
-}
-
 /// Where an image is decoded from, piece by piece: a buffer, or the flash (streaming).
 pub trait Source {
     /// Fills `out` with the next bytes of the image; [`ImageError::Corrupt`] if fewer
@@ -151,48 +110,218 @@ impl Source for &[u8] {
     }
 }
 
-/// The decoder's view of its source: one decoder for every source.
-struct Reader<'s> {
-    source: &'s mut dyn Source,
+/// Which way a [`Walker`] goes.
+enum Io<'s> {
+    /// Encoding: every field walked is written.
+    Out(&'s mut dyn Sink),
+    /// Decoding: every field walked is read.
+    In(&'s mut dyn Source),
 }
 
-impl Reader<'_> {
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], ImageError> {
-        let mut out = [0u8; N];
-        self.source.read(&mut out)?;
-        Ok(out)
+/// The one walker of the layout, encoding and decoding alike: a record is walked field
+/// by field by one function for both directions (`walk_profile`, ...), which reads each
+/// field into its place or writes it from there. The encoder walks a copy of each
+/// record (the configuration it encodes is shared), the decoder the record itself.
+///
+/// The first error sticks: after it nothing more is read or written, a field read
+/// keeps its value and a count reads as what it was (the decoder's start from zero),
+/// so a walk after an error ends quickly and the error is reported at its end.
+struct Walker<'s> {
+    io: Io<'s>,
+    failed: Option<ImageError>,
+}
+
+impl<'s> Walker<'s> {
+    fn new(io: Io<'s>) -> Self {
+        Walker { io, failed: None }
+    }
+
+    fn decoding(&self) -> bool {
+        matches!(self.io, Io::In(_))
+    }
+
+    /// Records `err` unless an error came first.
+    #[inline(never)]
+    fn fail(&mut self, err: ImageError) {
+        self.failed.get_or_insert(err);
+    }
+
+    /// The result of the walk so far.
+    fn result(&self) -> Result<(), ImageError> {
+        self.failed.map_or(Ok(()), Err)
+    }
+
+    /// Writes `bytes`, or reads them into it.
+    #[inline(never)]
+    fn bytes(&mut self, bytes: &mut [u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        let done = match &mut self.io {
+            Io::Out(sink) => sink.put(bytes),
+            Io::In(source) => source.read(bytes),
+        };
+        if let Err(err) = done {
+            self.failed = Some(err);
+        }
     }
 
     #[inline(never)]
-    fn u8(&mut self) -> Result<u8, ImageError> {
-        Ok(self.array::<1>()?[0])
+    fn u8(&mut self, v: &mut u8) {
+        self.bytes(core::slice::from_mut(v));
     }
 
     #[inline(never)]
-    fn u16(&mut self) -> Result<u16, ImageError> {
-        Ok(u16::from_be_bytes(self.array()?))
+    fn u16(&mut self, v: &mut u16) {
+        let mut be = v.to_be_bytes();
+        self.bytes(&mut be);
+        *v = u16::from_be_bytes(be);
     }
 
     #[inline(never)]
-    fn u32(&mut self) -> Result<u32, ImageError> {
-        Ok(u32::from_be_bytes(self.array()?))
+    fn u32(&mut self, v: &mut u32) {
+        let mut be = v.to_be_bytes();
+        self.bytes(&mut be);
+        *v = u32::from_be_bytes(be);
     }
 
-    /// A short byte string into `out` (any capacity: one copy of this for every field).
+    /// A short byte string: u8 length then the bytes (every capacity is below 256: one
+    /// copy of this for every field).
     #[inline(never)]
-    fn short_into(&mut self, out: &mut VecView<u8, u8>) -> Result<(), ImageError> {
-        let len = usize::from(self.u8()?);
-        out.clear();
-        out.resize(len, 0).map_err(|_| ImageError::Corrupt)?;
-        self.source.read(out)
+    fn short(&mut self, v: &mut VecView<u8, u8>) {
+        let mut len = u8::try_from(v.len()).unwrap_or(u8::MAX);
+        self.u8(&mut len);
+        if self.decoding() && v.resize(usize::from(len), 0).is_err() {
+            self.fail(ImageError::Corrupt);
+        }
+        self.bytes(v);
     }
+
+    /// A count of what follows (a list's length: at most 255, its `u8` length type).
+    fn count(&mut self, n: usize) -> u8 {
+        let mut n = u8::try_from(n).unwrap_or_else(|_| {
+            self.fail(ImageError::Corrupt);
+            0
+        });
+        self.u8(&mut n);
+        n
+    }
+}
+
+/// The scalar fields at the head of an image.
+#[derive(Default)]
+struct Head {
+    magic: [u8; 4],
+    format: u16,
+    version: u32,
+    options: u16,
+    inactivity: u16,
+    nfc: u8,
+}
+
+fn walk_head(w: &mut Walker<'_>, h: &mut Head) {
+    w.bytes(&mut h.magic);
+    w.u16(&mut h.format);
+    w.u32(&mut h.version);
+    w.u16(&mut h.options);
+    w.u16(&mut h.inactivity);
+    w.u8(&mut h.nfc);
+}
+
+#[inline(never)]
+fn walk_profile(w: &mut Walker<'_>, p: &mut Profile) {
+    w.u16(&mut p.id);
+    w.short(p.name.as_mut_view());
+    walk_credential(w, &mut p.credential);
+    w.u16(&mut p.lifetime_secs);
+    w.u16(&mut p.alias);
+}
+
+/// The credential: its tag, then its bytes, read into their place (a secret is never
+/// copied through the stack).
+fn walk_credential(w: &mut Walker<'_>, credential: &mut Credential) {
+    let mut tag = match credential {
+        Credential::None => CRED_NONE,
+        Credential::Hashed(_) => CRED_HASHED,
+        Credential::Scram(_) => CRED_SCRAM,
+    };
+    w.u8(&mut tag);
+    if w.decoding() {
+        *credential = match tag {
+            CRED_NONE => Credential::None,
+            // Tag 1, written by earlier releases, kept plain passwords in clear: read
+            // as a hash, then hashed below.
+            CRED_PLAIN | CRED_HASHED => Credential::Hashed(Secret16([0; FIELD_LEN])),
+            CRED_SCRAM => Credential::Scram(ScramRecord {
+                stored_key: [0; 16],
+                server_key: [0; 16],
+                salt: [0; 4],
+            }),
+            _ => {
+                w.fail(ImageError::Corrupt);
+                Credential::None
+            }
+        };
+    }
+    match credential {
+        Credential::None => {}
+        Credential::Hashed(secret) => w.bytes(&mut secret.0),
+        Credential::Scram(record) => {
+            w.bytes(&mut record.stored_key);
+            w.bytes(&mut record.server_key);
+            w.bytes(&mut record.salt);
+        }
+    }
+    if tag == CRED_PLAIN && w.decoding() && w.failed.is_none() {
+        if let Credential::Hashed(secret) = credential {
+            // The password in clear is wiped as its hash replaces it (as
+            // `Credential::from_password` would hash it).
+            *secret = hash_password(field_text(&secret.0));
+        }
+    }
+}
+
+#[inline(never)]
+fn walk_bundle(w: &mut Walker<'_>, b: &mut Bundle) {
+    w.u16(&mut b.id);
+    w.short(b.name.as_mut_view());
+    w.u32(&mut b.datalog_period);
+    let n = w.count(b.acl.len());
+    if w.decoding() {
+        let blank = AclEntry {
+            profile: 0,
+            rights: Rights::NONE,
+        };
+        if b.acl.resize(usize::from(n), blank).is_err() {
+            w.fail(ImageError::Corrupt);
+        }
+    }
+    for e in b.acl.iter_mut() {
+        w.u16(&mut e.profile);
+        w.u8(&mut e.rights.0);
+    }
+}
+
+#[inline(never)]
+fn walk_variable(w: &mut Walker<'_>, v: &mut Variable) {
+    w.u16(&mut v.id);
+    w.bytes(&mut v.address);
+    w.u8(&mut v.var_type);
+    w.u16(&mut v.quantity);
+    let mut bundle = v.bundle.unwrap_or(NO_BUNDLE);
+    w.u16(&mut bundle);
+    v.bundle = Some(bundle).filter(|&b| b != NO_BUNDLE);
+    w.short(v.meta.as_mut_view());
+    w.short(v.unit.as_mut_view());
+    w.u8(&mut v.extra_size);
+    w.short(v.value.as_mut_view());
 }
 
 impl Config {
     /// Encodes the image into `buf`, returning its length.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, ImageError> {
         let mut sink = SliceSink { buf, len: 0 };
-        self.write(&mut Writer { sink: &mut sink })?;
+        self.write(Walker::new(Io::Out(&mut sink)))?;
         Ok(sink.len)
     }
 
@@ -202,9 +331,7 @@ impl Config {
         &self,
         sink: impl FnMut(&[u8]) -> Result<(), ImageError>,
     ) -> Result<(), ImageError> {
-        self.write(&mut Writer {
-            sink: &mut FnSink(sink),
-        })
+        self.write(Walker::new(Io::Out(&mut FnSink(sink))))
     }
 
     /// The length of the image [`Config::encode`] writes.
@@ -217,63 +344,42 @@ impl Config {
         Ok(len)
     }
 
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), ImageError> {
-        w.bytes(&MAGIC)?;
-        w.u16(FORMAT)?;
-        w.u32(self.version)?;
-        w.u16(self.security_options.0)?;
-        w.u16(self.inactivity_secs)?;
-        w.u8(self.nfc_priority as u8)?;
-        w.count(self.profiles.len())?;
+    /// The encoder: the records walked one copy at a time (one record of stack).
+    #[inline(never)]
+    fn write(&self, mut w: Walker<'_>) -> Result<(), ImageError> {
+        walk_head(
+            &mut w,
+            &mut Head {
+                magic: MAGIC,
+                format: FORMAT,
+                version: self.version,
+                options: self.security_options.0,
+                inactivity: self.inactivity_secs,
+                nfc: self.nfc_priority as u8,
+            },
+        );
+        w.count(self.profiles.len());
         for p in &self.profiles {
-            w.u16(p.id)?;
-            w.short(&p.name)?;
-            match &p.credential {
-                Credential::None => w.u8(CRED_NONE)?,
-                Credential::Hashed(secret) => {
-                    w.u8(CRED_HASHED)?;
-                    w.bytes(&secret.0)?;
-                }
-                Credential::Scram(record) => {
-                    w.u8(CRED_SCRAM)?;
-                    w.bytes(&record.stored_key)?;
-                    w.bytes(&record.server_key)?;
-                    w.bytes(&record.salt)?;
-                }
-            }
-            w.u16(p.lifetime_secs)?;
-            w.u16(p.alias)?;
+            walk_profile(&mut w, &mut p.clone());
         }
-        w.count(self.bundles.len())?;
+        w.count(self.bundles.len());
         for b in &self.bundles {
-            w.u16(b.id)?;
-            w.short(&b.name)?;
-            w.u32(b.datalog_period)?;
-            w.count(b.acl.len())?;
-            for e in &b.acl {
-                w.u16(e.profile)?;
-                w.u8(e.rights.0)?;
+            walk_bundle(&mut w, &mut b.clone());
+        }
+        w.count(self.variables.len());
+        for v in &self.variables {
+            walk_variable(&mut w, &mut v.clone());
+        }
+        // Each entry of `Settings` is laid out as in the image.
+        w.count(self.settings.len());
+        if let Io::Out(sink) = &mut w.io {
+            if w.failed.is_none() {
+                if let Err(err) = sink.put(self.settings.as_bytes()) {
+                    w.failed = Some(err);
+                }
             }
         }
-        w.count(self.variables.len())?;
-        for v in &self.variables {
-            w.u16(v.id)?;
-            w.bytes(&v.address)?;
-            w.u8(v.var_type)?;
-            w.u16(v.quantity)?;
-            w.u16(v.bundle.unwrap_or(NO_BUNDLE))?;
-            w.short(&v.meta)?;
-            w.short(&v.unit)?;
-            w.u8(v.extra_size)?;
-            w.short(&v.value)?;
-        }
-        w.count(self.settings.len())?;
-        for s in self.settings.iter() {
-            w.u16(s.object)?;
-            w.u16(s.resource)?;
-            w.short(s.value)?;
-        }
-        Ok(())
+        w.result()
     }
 
     /// Decodes an image produced by [`Config::encode`]; trailing bytes are an error.
@@ -293,108 +399,96 @@ impl Config {
     /// Decodes an image read piece by piece from `source` (the flash: nothing as large
     /// as the image is ever held) into `self`, in place; on an error `self` is the
     /// factory default. Every byte of `source` must belong to the image.
-    pub fn decode_from(&mut self, mut source: impl Source) -> Result<(), ImageError> {
-        let decoded = self.decode_fields(Reader {
-            source: &mut source,
-        });
+    pub fn decode_from(&mut self, source: impl Source) -> Result<(), ImageError> {
+        let decoded = self.decode_in_place(source);
         if decoded.is_err() {
             self.reset();
         }
         decoded
     }
 
+    /// [`Config::decode_from`] without the reset on an error: `self` is then some
+    /// configuration, valid or not, that the caller must not use (the store resets it
+    /// once, whatever failed).
+    pub(crate) fn decode_in_place(&mut self, mut source: impl Source) -> Result<(), ImageError> {
+        self.decode_fields(Walker::new(Io::In(&mut source)))
+    }
+
+    /// The decoder: each record decoded in place (the list holds it before its fields
+    /// are read).
     #[inline(never)]
-    fn decode_fields(&mut self, mut r: Reader<'_>) -> Result<(), ImageError> {
-        if r.array::<4>().ok() != Some(MAGIC) || r.u16()? != FORMAT {
+    fn decode_fields(&mut self, mut w: Walker<'_>) -> Result<(), ImageError> {
+        // A format that could not be read is a truncation (`Corrupt`), not unknown.
+        let mut head = Head {
+            format: FORMAT,
+            ..Head::default()
+        };
+        walk_head(&mut w, &mut head);
+        if head.magic != MAGIC || head.format != FORMAT {
             return Err(ImageError::UnknownFormat);
         }
+        w.result()?;
         let config = self;
-        config.version = r.u32()?;
-        config.security_options = SecurityOptions(r.u16()?);
-        config.inactivity_secs = r.u16()?;
-        config.nfc_priority = NfcPriority::from_u8(r.u8()?).ok_or(ImageError::Corrupt)?;
+        config.version = head.version;
+        config.security_options = SecurityOptions(head.options);
+        config.inactivity_secs = head.inactivity;
+        config.nfc_priority = NfcPriority::from_u8(head.nfc).ok_or(ImageError::Corrupt)?;
         config.profiles.clear();
         config.bundles.clear();
         config.variables.clear();
         config.settings.clear();
-        for _ in 0..r.u8()? {
-            // Decoded in place: the list holds the element before its fields are read.
-            config
-                .profiles
-                .push(Profile::new(r.u16()?, b""))
-                .map_err(|_| ImageError::Corrupt)?;
-            let profile = config.profiles.last_mut().ok_or(ImageError::Corrupt)?;
-            r.short_into(profile.name.as_mut_view())?;
-            profile.credential = match r.u8()? {
-                CRED_NONE => Credential::None,
-                // Written by earlier releases, which kept plain passwords in clear.
-                CRED_PLAIN => {
-                    let mut field: [u8; FIELD_LEN] = r.array()?;
-                    let credential = Credential::from_password(field_text(&field));
-                    field.zeroize();
-                    credential
-                }
-                CRED_HASHED => Credential::Hashed(Secret16(r.array()?)),
-                CRED_SCRAM => {
-                    let mut record: [u8; 36] = r.array()?;
-                    let credential = ScramRecord::from_bytes(&record).map(Credential::Scram);
-                    record.zeroize();
-                    credential.ok_or(ImageError::Corrupt)?
-                }
-                _ => return Err(ImageError::Corrupt),
-            };
-            profile.lifetime_secs = r.u16()?;
-            profile.alias = r.u16()?;
-        }
-        for _ in 0..r.u8()? {
-            config
-                .bundles
-                .push(Bundle::new(r.u16()?))
-                .map_err(|_| ImageError::Corrupt)?;
-            let bundle = config.bundles.last_mut().ok_or(ImageError::Corrupt)?;
-            r.short_into(bundle.name.as_mut_view())?;
-            bundle.datalog_period = r.u32()?;
-            for _ in 0..r.u8()? {
-                let entry = AclEntry {
-                    profile: r.u16()?,
-                    rights: Rights(r.u8()?),
-                };
-                bundle.acl.push(entry).map_err(|_| ImageError::Corrupt)?;
+        for _ in 0..w.count(0) {
+            match config.profiles.push(Profile::new(0, b"")) {
+                Ok(()) => {}
+                Err(_) => w.fail(ImageError::Corrupt),
+            }
+            if let Some(p) = config.profiles.last_mut() {
+                walk_profile(&mut w, p);
             }
         }
-        for _ in 0..r.u8()? {
-            config
-                .variables
-                .push(Variable::new(r.u16()?))
-                .map_err(|_| ImageError::Corrupt)?;
-            let v = config.variables.last_mut().ok_or(ImageError::Corrupt)?;
-            v.address = r.array()?;
-            v.var_type = r.u8()?;
-            v.quantity = r.u16()?;
-            v.bundle = Some(r.u16()?).filter(|&b| b != NO_BUNDLE);
-            r.short_into(v.meta.as_mut_view())?;
-            r.short_into(v.unit.as_mut_view())?;
-            v.extra_size = r.u8()?;
-            r.short_into(v.value.as_mut_view())?;
+        for _ in 0..w.count(0) {
+            match config.bundles.push(Bundle::new(0)) {
+                Ok(()) => {}
+                Err(_) => w.fail(ImageError::Corrupt),
+            }
+            if let Some(b) = config.bundles.last_mut() {
+                walk_bundle(&mut w, b);
+            }
         }
-        for _ in 0..r.u8()? {
-            let (object, resource) = (r.u16()?, r.u16()?);
-            let mut value: Vec<u8, SETTING_LEN, u8> = Vec::new();
-            // The value may be a secret: wiped whatever happens to it.
-            let stored = r.short_into(value.as_mut_view()).and_then(|()| {
-                if config.settings.get(object, resource).is_some() {
-                    return Err(ImageError::Invalid);
-                }
-                config
-                    .settings
-                    .set(object, resource, &value)
-                    .map_err(|_| ImageError::Corrupt)
-            });
-            value.zeroize();
-            stored?;
+        for _ in 0..w.count(0) {
+            match config.variables.push(Variable::new(0)) {
+                Ok(()) => {}
+                Err(_) => w.fail(ImageError::Corrupt),
+            }
+            if let Some(v) = config.variables.last_mut() {
+                walk_variable(&mut w, v);
+            }
         }
-        if !r.source.is_empty() {
-            return Err(ImageError::Corrupt);
+        for _ in 0..w.count(0) {
+            let mut header = [0u8; ENTRY_HEADER_LEN];
+            w.bytes(&mut header);
+            let [o0, o1, r0, r1, _] = header;
+            let stored_twice = config
+                .settings
+                .get(u16::from_be_bytes([o0, o1]), u16::from_be_bytes([r0, r1]))
+                .is_some();
+            // The value is read into its place (it may be a secret: no copy of it).
+            let settings = &mut config.settings;
+            if settings
+                .append_with(header, |value| w.bytes(value))
+                .is_err()
+            {
+                w.fail(ImageError::Corrupt);
+            }
+            if stored_twice {
+                w.fail(ImageError::Invalid);
+            }
+        }
+        w.result()?;
+        if let Io::In(source) = &w.io {
+            if !source.is_empty() {
+                return Err(ImageError::Corrupt);
+            }
         }
         config.validate().map_err(|_| ImageError::Invalid)
     }
@@ -422,6 +516,7 @@ pub const MAX_IMAGE_LEN: usize = {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use heapless::Vec;
 
     fn sample() -> Config {
         let mut config = Config {

@@ -381,7 +381,7 @@ impl Config {
         self.settings.clear();
         /// Id, name, password hash and lifetime of a factory profile.
         type Factory = (u16, &'static [u8], Option<[u8; 16]>, u16);
-        // Built one at a time, in place.
+        // Built one at a time.
         const FACTORY: [Factory; 3] = [
             (ANONYMOUS, b"anonymous", None, 0),
             (ADMIN, b"admin", Some(ADMIN_PASSWORD_HASH), 3600),
@@ -393,16 +393,13 @@ impl Config {
             ),
         ];
         for (id, name, hash, lifetime) in FACTORY {
-            // Capacity is far above three.
-            if self.profiles.push(Profile::new(id, name)).is_ok() {
-                if let Some(profile) = self.profiles.last_mut() {
-                    if let Some(hash) = hash {
-                        // The factory passwords are the names (admin/admin).
-                        profile.credential = factory_credential(name, hash);
-                    }
-                    profile.lifetime_secs = lifetime;
-                }
+            let mut profile = Profile::new(id, name).with_lifetime(lifetime);
+            if let Some(hash) = hash {
+                // The factory passwords are the names (admin/admin).
+                profile.credential = factory_credential(name, hash);
             }
+            // Capacity is far above three.
+            let _ = self.profiles.push(profile);
         }
     }
 }

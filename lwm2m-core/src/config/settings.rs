@@ -143,6 +143,39 @@ impl Settings {
         Ok(())
     }
 
+    /// The entries as they are packed, each `object | resource | len | value`: the layout
+    /// of the settings of the configuration image.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.used).unwrap_or_default()
+    }
+
+    /// Appends an entry with this header (`object | resource | len`, as packed) whose
+    /// value `fill` writes in place; `Err`, with nothing appended, when the value is
+    /// longer than [`SETTING_LEN`] or does not fit the room left. The caller checks that
+    /// no entry of the same object and resource is stored.
+    pub(crate) fn append_with(
+        &mut self,
+        header: [u8; ENTRY_HEADER_LEN],
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), CapacityError> {
+        let [.., len] = header;
+        let len = usize::from(len);
+        if len > SETTING_LEN {
+            return Err(CapacityError);
+        }
+        let start = self.used;
+        let end = start.saturating_add(len.saturating_add(ENTRY_HEADER_LEN));
+        let (head, value) = self
+            .bytes
+            .get_mut(start..end)
+            .and_then(|entry| entry.split_at_mut_checked(ENTRY_HEADER_LEN))
+            .ok_or(CapacityError)?;
+        head.copy_from_slice(&header);
+        fill(value);
+        self.used = end;
+        Ok(())
+    }
+
     /// Removes every value (and wipes them).
     pub fn clear(&mut self) {
         if let Some(live) = self.bytes.get_mut(..self.used) {
