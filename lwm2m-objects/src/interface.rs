@@ -340,8 +340,8 @@ pub const SETTINGS: &[SettingDef] = &[
 pub const RESOURCES: &[ResourceDef] =
     &settings::table::<{ OTHER_RESOURCES.len() + SETTINGS.len() }>(OTHER_RESOURCES, SETTINGS);
 
-/// The run-time lines of [`SETTINGS`].
-pub const SETTING_LINES: &[Setting] = &settings::lines::<{ SETTINGS.len() }>(SETTINGS);
+/// The run-time lines of the [`SETTINGS`] this build carries.
+pub const SETTING_LINES: &[Setting] = &settings::lines::<{ settings::carried(SETTINGS) }>(SETTINGS);
 
 /// `HostProtocol` bits (`enums.json`): NFC, BLUETOOTH, GSM, USB_RLINK, USB_CMISIS_DAP,
 /// WIFI, BLE, UART, MQTT, WEBSOCKET.

@@ -125,6 +125,24 @@ mod tests {
     }
 
     #[test]
+    fn the_run_time_lines_are_the_settings_the_build_carries() {
+        extern crate std;
+        use std::vec::Vec;
+        for (table, lines) in [
+            (interface::SETTINGS, interface::SETTING_LINES),
+            (target::SETTINGS, target::SETTING_LINES),
+        ] {
+            let carried: Vec<_> = table
+                .iter()
+                .filter(|line| line.group.included())
+                .map(|line| (line.def.id, line.kind))
+                .collect();
+            let run_time: Vec<_> = lines.iter().map(|line| (line.id, line.kind)).collect();
+            assert_eq!(run_time, carried);
+        }
+    }
+
+    #[test]
     fn the_room_of_a_build_is_that_of_the_groups_it_carries() {
         let carried: usize = Group::ALL
             .iter()

@@ -57,10 +57,11 @@ pub enum Kind {
 }
 
 /// The values of an enum setting ([`Kind::Enum`]), in three bytes: 0 to 14 and 255.
+/// Byte-aligned, so a [`Kind`] takes four bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EnumValues {
-    /// Bit `v` for value `v` (0 to 14), bit 15 for 255.
-    bits: u16,
+    /// Bit `v` for value `v` (0 to 14), bit 15 for 255, little-endian.
+    bits: [u8; 2],
     /// The first value listed.
     default: u8,
 }
@@ -80,7 +81,7 @@ impl EnumValues {
             i += 1;
         }
         EnumValues {
-            bits,
+            bits: bits.to_le_bytes(),
             default: values[0],
         }
     }
@@ -96,7 +97,7 @@ impl EnumValues {
     /// Whether `value` is one of them.
     pub const fn contains(self, value: u8) -> bool {
         match EnumValues::bit(value) {
-            Some(bit) => self.bits & bit != 0,
+            Some(bit) => u16::from_le_bytes(self.bits) & bit != 0,
             None => false,
         }
     }
@@ -108,10 +109,11 @@ impl EnumValues {
 
     /// The largest value.
     pub const fn largest(self) -> u8 {
-        if self.bits & (1 << 15) != 0 {
+        let bits = u16::from_le_bytes(self.bits);
+        if bits & (1 << 15) != 0 {
             255
         } else {
-            (15 - self.bits.leading_zeros()) as u8
+            (15 - bits.leading_zeros()) as u8
         }
     }
 }
@@ -326,35 +328,54 @@ pub const fn table<const N: usize>(
     out
 }
 
-/// A setting as the engine sees it at run time: its resource, encoding and group. The
-/// rest of its declaration (rights, answer size) is in the object's resource table
-/// ([`table`]), so a firmware holds each declaration once.
+/// A setting as the engine sees it at run time: its resource and encoding. The rest of
+/// its declaration (rights, answer size) is in the object's resource table ([`table`]),
+/// so a firmware holds each declaration once; a setting of a group the build leaves out
+/// has no line ([`lines`]): its resource answers `A1` and its value is not kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Setting {
     /// Resource id.
     pub id: u16,
-    /// The group it belongs to.
-    pub group: Group,
     /// Encoding.
     pub kind: Kind,
 }
 
-/// The run-time lines of `settings` (`N` is their number; anything else fails the build).
+/// How many settings of `settings` this build carries (their group included): the
+/// length of their [`lines`].
+pub const fn carried(settings: &[SettingDef]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < settings.len() {
+        if settings[i].group.included() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+/// The run-time lines of the settings of `settings` this build carries, in their order
+/// (`N` is their number, [`carried`]; anything else fails the build).
 pub const fn lines<const N: usize>(settings: &[SettingDef]) -> [Setting; N] {
-    assert!(settings.len() == N, "N is the number of settings");
+    assert!(
+        carried(settings) == N,
+        "N is the number of carried settings"
+    );
     let mut out = [Setting {
         id: 0,
-        group: Group::Core,
         kind: Kind::U8,
     }; N];
+    let mut n = 0;
     let mut i = 0;
-    while i < N {
+    while i < settings.len() {
         let line = &settings[i];
-        out[i] = Setting {
-            id: line.def.id,
-            group: line.group,
-            kind: line.kind,
-        };
+        if line.group.included() {
+            out[n] = Setting {
+                id: line.def.id,
+                kind: line.kind,
+            };
+            n += 1;
+        }
         i += 1;
     }
     out
@@ -380,14 +401,13 @@ pub fn handle_in(
     }
 }
 
-/// Forgets the values of object `object` that `table` does not serve in this build (a
-/// setting of a group left out, or no line at all) or that are longer than their line
-/// declares: what an image saved by a build carrying more groups may hold.
+/// Forgets the values of object `object` that `table` does not serve in this build (no
+/// line: a setting of a group left out, or no setting at all) or that are longer than
+/// their line declares: what an image saved by a build carrying more groups may hold.
 pub fn forget_unserved(config: &mut Config, object: u16, table: &[Setting]) {
     config.settings.retain(|s| {
         s.object != object
-            || find(table, s.resource)
-                .is_some_and(|line| line.group.included() && s.value.len() <= line.kind.max_len())
+            || find(table, s.resource).is_some_and(|line| s.value.len() <= line.kind.max_len())
     });
 }
 
