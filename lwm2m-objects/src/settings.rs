@@ -440,7 +440,9 @@ fn canonical<'a>(
     scratch: &'a mut [u8; 4],
 ) -> Result<&'a [u8], ResultCode> {
     let refuse = Err(ResultCode::NotAcceptable);
-    let (value, width) = match kind {
+    // Text, bytes and records are kept as written; integers are read at one of the
+    // widths the kind accepts, checked, and kept at its canonical width.
+    let (widths, width): (&[usize], usize) = match kind {
         Kind::Ascii(max) => return codec::ascii(payload, usize::from(max)),
         Kind::Bytes(max) if payload.len() <= usize::from(max) => return Ok(payload),
         Kind::Fixed(n) if payload.len() == usize::from(n) => return Ok(payload),
@@ -451,45 +453,33 @@ fn canonical<'a>(
                 false => refuse,
             }
         }
-        Kind::U8 => (codec::uint(payload, &[1])?, 1),
-        Kind::U16 => (codec::uint(payload, &[1, 2])?, 2),
-        Kind::U32 => (codec::uint(payload, &[1, 2, 4])?, 4),
-        Kind::U16Max(max) => match codec::uint(payload, &[1, 2])? {
-            value if value <= u32::from(max) => (value, 2),
-            _ => return refuse,
-        },
-        Kind::Enum(values) => match codec::uint(payload, &[1])? {
-            value if values.contains(value as u8) => (value, 1),
-            _ => return refuse,
-        },
-        Kind::Flags8(bits) => match codec::uint(payload, &[1])? {
-            value if value & !u32::from(bits) == 0 => (value, 1),
-            _ => return refuse,
-        },
-        Kind::Flags16(bits) => match codec::uint(payload, &[1, 2])? {
-            value if value & !u32::from(bits) == 0 => (value, 2),
-            _ => return refuse,
-        },
-        Kind::MaskReadAsOne(bits) => match codec::uint(payload, &[1])? {
-            value if value != 0 && value & !u32::from(bits) == 0 => (value, 1),
-            _ => return refuse,
-        },
+        Kind::U8 | Kind::Enum(_) | Kind::Flags8(_) | Kind::MaskReadAsOne(_) => (&[1], 1),
+        Kind::U32 => (&[1, 2, 4], 4),
+        Kind::U16 | Kind::U16Max(_) | Kind::Flags16(_) | Kind::ProfileId | Kind::BundleId => {
+            (&[1, 2], 2)
+        }
+    };
+    let value = codec::uint(payload, widths)?;
+    let legal = match kind {
+        Kind::U16Max(max) => value <= u32::from(max),
+        Kind::Enum(values) => values.contains(value as u8),
+        Kind::Flags8(bits) => value & !u32::from(bits) == 0,
+        Kind::Flags16(bits) => value & !u32::from(bits) == 0,
+        Kind::MaskReadAsOne(bits) => value != 0 && value & !u32::from(bits) == 0,
         // While the configurator configures (`/1024//10` = 255.255.65535) references
         // may come before what they name: it writes the NFC auto-login and JVM profiles
         // (wireless, jvm keys) before the profiles themselves (data key). A reference
         // left dangling names nothing, and deleting a profile or bundle drops those to
         // it.
-        Kind::ProfileId => match codec::u16_liberal(payload)? {
-            id if configuring(config) || config.profile(id).is_some() => (u32::from(id), 2),
-            _ => return refuse,
-        },
-        Kind::BundleId => match codec::u16_liberal(payload)? {
-            id if id == 0 || configuring(config) || config.bundle(id).is_some() => {
-                (u32::from(id), 2)
-            }
-            _ => return refuse,
-        },
+        Kind::ProfileId => configuring(config) || config.profile(value as u16).is_some(),
+        Kind::BundleId => {
+            value == 0 || configuring(config) || config.bundle(value as u16).is_some()
+        }
+        _ => true,
     };
+    if !legal {
+        return refuse;
+    }
     scratch.copy_from_slice(&value.to_be_bytes());
     let scratch: &'a [u8; 4] = scratch;
     Ok(&scratch[4 - width..])
