@@ -3,8 +3,7 @@
 
 use lwm2m_core::acl::Access::{Admin, Read};
 use lwm2m_core::config::{
-    remove_ordered, AclEntry, Bundle, Config, Name, Rights, Variable, ADMIN, MAX_VARIABLES,
-    NAME_LEN,
+    remove_ordered, AclEntry, Bundle, Config, Name, Rights, ADMIN, MAX_VARIABLES, NAME_LEN,
 };
 use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::tlv::{self, Tlv, TlvKind};
@@ -201,18 +200,19 @@ pub fn values_bound(config: &Config, bundle: Option<u16>) -> usize {
 
 /// Writes the values of the variables of bundle `id` as a TLV container (`GET /1028/{id}/1`).
 pub fn write_values(ctx: &mut Context<'_>, id: u16, body: &mut Body<'_>) -> Result<(), ResultCode> {
-    write_value_records(ctx, id, body, |_, var| var.bundle == Some(id))
+    write_value_records(ctx, id, body, Some(id))
 }
 
-/// Writes a container record `container_id` holding the values of the variables that
-/// `select` picks, in configuration order. The container's length is known before any
-/// value is read (from the variables' sizes), so each value is read straight into its
-/// place: a target read the request waits on lands where it belongs.
+/// Writes a container record `container_id` holding the values of the variables of
+/// `bundle`, or for `None` of every variable the subject may read, in configuration
+/// order. The container's length is known before any value is read (from the variables'
+/// sizes), so each value is read straight into its place: a target read the request
+/// waits on lands where it belongs.
 pub fn write_value_records(
     ctx: &mut Context<'_>,
     container_id: u16,
     body: &mut Body<'_>,
-    select: impl Fn(&Context<'_>, &Variable) -> bool,
+    bundle: Option<u16>,
 ) -> Result<(), ResultCode> {
     let limits = ctx.limits();
     let mut ids: heapless::Vec<(u16, usize), MAX_VARIABLES> = heapless::Vec::new();
@@ -220,7 +220,11 @@ pub fn write_value_records(
     for var in &ctx.config().variables {
         // A value no frame can carry (an image written before sizes were checked) is
         // left out rather than failing the answer for everybody.
-        if !select(ctx, var) {
+        let selected = match bundle {
+            Some(_) => var.bundle == bundle,
+            None => ctx.rights(var.bundle).contains(Rights::READ),
+        };
+        if !selected {
             continue;
         }
         if let Some(len) = servable_len(var, limits) {
