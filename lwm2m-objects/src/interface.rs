@@ -8,7 +8,7 @@
 //! declared with its methods and answers `A1` (not implemented) once the access check
 //! passed, and so does `PUT /1024//3` (the host protocol is the link a request came on).
 
-use lwm2m_core::acl::Access::{Admin, Anyone, User};
+use lwm2m_core::acl::Access::{self, Admin, Anyone, User};
 use lwm2m_core::blob::BlobId;
 use lwm2m_core::config::{Config, NfcPriority, SecurityOptions};
 use lwm2m_core::object::{Context, Envelope, HandlerResult, Object, ResourceDef};
@@ -16,6 +16,7 @@ use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
 use crate::codec;
 use crate::settings::{self, EnumValues, Group, Kind, Setting, SettingDef};
+use crate::unlisted::{self, Unprovided};
 
 /// Object id.
 pub const ID: u16 = 1024;
@@ -340,6 +341,15 @@ pub const SETTINGS: &[SettingDef] = &[
 pub const RESOURCES: &[ResourceDef] =
     &settings::table::<{ OTHER_RESOURCES.len() + SETTINGS.len() }>(OTHER_RESOURCES, SETTINGS);
 
+/// The entries of [`RESOURCES`] the dispatcher searches ([`Object::resources`]): those
+/// this build provides a method of, and any that do not fit [`UNLISTED`].
+pub const LISTED: &[ResourceDef] =
+    &unlisted::listed::<{ RESOURCES.len() - unlisted::count(RESOURCES) }>(RESOURCES);
+
+/// The other entries of [`RESOURCES`], two bytes each ([`Object::unlisted`]).
+pub const UNLISTED: &[Unprovided] =
+    &unlisted::unlisted::<{ unlisted::count(RESOURCES) }>(RESOURCES);
+
 /// The run-time lines of the [`SETTINGS`] this build carries.
 pub const SETTING_LINES: &[Setting] = &settings::lines::<{ settings::carried(SETTINGS) }>(SETTINGS);
 
@@ -381,7 +391,11 @@ impl Object for InterfaceObject {
     }
 
     fn resources(&self) -> &'static [ResourceDef] {
-        RESOURCES
+        LISTED
+    }
+
+    fn unlisted(&self, resource: u16, instance: u16, method: Method) -> Option<Access> {
+        unlisted::access(UNLISTED, resource, instance, method)
     }
 
     /// Values of settings this build does not carry take no room.

@@ -20,6 +20,7 @@ pub mod interface;
 pub mod profile;
 pub mod settings;
 pub mod target;
+pub mod unlisted;
 pub mod variable;
 
 pub use bundle::BundleObject;
