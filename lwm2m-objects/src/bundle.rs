@@ -3,7 +3,7 @@
 
 use lwm2m_core::acl::Access::{Admin, Read};
 use lwm2m_core::config::{
-    remove_ordered, AclEntry, Bundle, Config, Name, Rights, ADMIN, MAX_VARIABLES, NAME_LEN,
+    remove_ordered, AclEntry, Bundle, Config, Rights, ADMIN, MAX_VARIABLES, NAME_LEN,
 };
 use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::tlv::{self, Tlv, TlvKind};
@@ -111,8 +111,7 @@ impl Object for BundleObject {
             (4, Method::Get) => body.push(&bundle(ctx, id)?.name)?,
             (4, Method::Put) => {
                 let name = codec::ascii(req.payload, NAME_LEN)?;
-                bundle_mut(ctx, id)?.name =
-                    Name::from_slice(name).map_err(|_| ResultCode::NotAcceptable)?;
+                codec::replace(bundle_mut(ctx, id)?.name.as_mut_view(), name)?;
             }
             _ => return Err(ResultCode::MethodNotAllowed),
         }

@@ -33,6 +33,20 @@ pub fn ascii(payload: &[u8], max: usize) -> Result<&[u8], ResultCode> {
     Ok(text)
 }
 
+/// Replaces the bytes of `dst` with `src` (already checked), in place: `86` if they do
+/// not fit, and `dst` is left as it was.
+pub(crate) fn replace(
+    dst: &mut heapless::vec::VecView<u8, u8>,
+    src: &[u8],
+) -> Result<(), ResultCode> {
+    if src.len() > dst.capacity() {
+        return Err(ResultCode::NotAcceptable);
+    }
+    dst.clear();
+    dst.extend_from_slice(src)
+        .map_err(|_| ResultCode::NotAcceptable)
+}
+
 /// Refuses a body on a resource that takes none.
 pub fn empty(payload: &[u8]) -> Result<(), ResultCode> {
     if payload.is_empty() {

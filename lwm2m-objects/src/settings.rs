@@ -135,11 +135,8 @@ impl Kind {
     fn default_len(self) -> usize {
         match self {
             Kind::Ascii(_) | Kind::Bytes(_) | Kind::ProtocolConfiguration => 0,
-            Kind::Fixed(n) => usize::from(n),
-            Kind::U8 | Kind::Enum(_) | Kind::Flags8(_) | Kind::MaskReadAsOne(_) => 1,
-            Kind::U16 | Kind::U16Max(_) | Kind::Flags16(_) => 2,
-            Kind::ProfileId | Kind::BundleId => 2,
-            Kind::U32 => 4,
+            // Fixed-size values and integers: their size, in zeros.
+            _ => self.max_len(),
         }
     }
 }
@@ -491,21 +488,22 @@ fn emit(kind: Kind, stored: Option<&[u8]>, body: &mut Body<'_>) -> Result<(), Re
     // A value longer than its kind (from an image of another build) reads as unset: an
     // answer never exceeds what the kind declares.
     let stored = stored.filter(|value| value.len() <= kind.max_len());
-    match (kind, stored) {
+    let byte = match (kind, stored) {
         (Kind::MaskReadAsOne(bits), _) => {
             // Written masks are never empty; nothing written means every bit.
             let mask = stored.and_then(|v| v.first().copied()).unwrap_or(bits) & bits;
-            body.push_u8(highest_bit(mask))?;
+            highest_bit(mask)
         }
-        (_, Some(value)) => body.push(value)?,
-        (Kind::Enum(values), None) => body.push_u8(values.default_value())?,
+        (_, Some(value)) => return Ok(body.push(value)?),
+        (Kind::Enum(values), None) => values.default_value(),
         (_, None) => {
             for _ in 0..kind.default_len() {
                 body.push_u8(0)?;
             }
+            return Ok(());
         }
-    }
-    Ok(())
+    };
+    Ok(body.push_u8(byte)?)
 }
 
 /// The highest bit set in `mask` (0 for none).

@@ -272,23 +272,9 @@ fn configure(
     match resource {
         // A u32 memory address, or the 4-byte Modbus address; same width.
         0 => var.address = payload.try_into().map_err(|_| ResultCode::NotAcceptable)?,
-        8 => {
-            var.meta = heapless::Vec::from_slice(bounded(payload, META_LEN)?)
-                .map_err(|_| ResultCode::NotAcceptable)?
-        }
-        9 => {
-            let unit = codec::ascii(payload, UNIT_LEN)?;
-            var.unit = heapless::Vec::from_slice(unit).map_err(|_| ResultCode::NotAcceptable)?;
-        }
+        8 => codec::replace(var.meta.as_mut_view(), payload)?,
+        9 => codec::replace(var.unit.as_mut_view(), codec::ascii(payload, UNIT_LEN)?)?,
         _ => return Err(ResultCode::MethodNotAllowed),
     }
     Ok(())
-}
-
-fn bounded(payload: &[u8], max: usize) -> Result<&[u8], ResultCode> {
-    if payload.len() <= max {
-        Ok(payload)
-    } else {
-        Err(ResultCode::NotAcceptable)
-    }
 }
