@@ -402,23 +402,31 @@ pub fn handle_in(
 /// line: a setting of a group left out, or no setting at all) or that are longer than
 /// their line declares: what an image saved by a build carrying more groups may hold.
 pub fn forget_unserved(config: &mut Config, object: u16, table: &[Setting]) {
-    config.settings.retain(|s| {
-        s.object != object
-            || find(table, s.resource).is_some_and(|line| s.value.len() <= line.kind.max_len())
-    });
+    forget(config, object, table, None);
 }
 
 /// Forgets the values of `table` (object `object`) of reference kind `kind` that name
 /// `id` ([`Kind::ProfileId`] or [`Kind::BundleId`]), which then read as their default: a
 /// deleted profile or bundle is referred to by nothing, and one created later with the
-/// same id inherits nothing.
+/// same id inherits nothing. (Values `table` does not serve go too, though after
+/// [`forget_unserved`] there are none.)
 pub fn drop_references(config: &mut Config, object: u16, table: &[Setting], kind: Kind, id: u16) {
-    let id = id.to_be_bytes();
+    forget(config, object, table, Some((kind, id)));
+}
+
+/// Forgets the values of object `object` that `table` does not serve, and those of
+/// reference kind `kind` that name `id` if `reference` is `Some((kind, id))`.
+fn forget(config: &mut Config, object: u16, table: &[Setting], reference: Option<(Kind, u16)>) {
+    let reference = reference.map(|(kind, id)| (kind, id.to_be_bytes()));
     config.settings.retain(|s| {
-        let refers = s.object == object
-            && s.value[..] == id[..]
-            && find(table, s.resource).is_some_and(|def| def.kind == kind);
-        !refers
+        s.object != object
+            || find(table, s.resource).is_some_and(|line| {
+                s.value.len() <= line.kind.max_len()
+                    && !reference.is_some_and(|(kind, id)| {
+                        core::mem::discriminant(&line.kind) == core::mem::discriminant(&kind)
+                            && s.value[..] == id
+                    })
+            })
     });
 }
 
