@@ -420,9 +420,11 @@ impl Object for InterfaceObject {
             (3, Method::Get) => body.push_u16(ctx.channel().kind.host_protocol())?,
             // Keep-alive: any request refreshes the session; the answer is the idle
             // limit in seconds now in force (0: none).
+            // (The limit is whole seconds of a u16: its milliseconds fit a u32, and a
+            // 32-bit division is one instruction.)
             (4, Method::Get) => {
-                let secs = ctx.idle_limit().map_or(0, |d| d.as_secs());
-                body.push_u32(u32::try_from(secs).unwrap_or(u32::MAX))?;
+                let ms = ctx.idle_limit().map_or(0, |d| d.as_millis());
+                body.push_u32(u32::try_from(ms).map_or(u32::MAX, |ms| ms / 1000))?;
             }
             (6, Method::Get) => body.push_u16(ctx.config().security_options.0)?,
             (6, Method::Put) => {
