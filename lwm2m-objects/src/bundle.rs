@@ -232,9 +232,9 @@ pub fn write_value_records(
             children = children.saturating_add(record_len(var.id, len));
         }
     }
-    let mut header = [0u8; tlv::MAX_HEADER_LEN];
+    // The container's header, written in place: kept only if every record fits after it.
     let n = tlv::emit_header(
-        &mut header,
+        body.spare(),
         TlvKind::MultipleResource,
         container_id,
         children,
@@ -242,7 +242,7 @@ pub fn write_value_records(
     if n + children > body.remaining() {
         return Err(ResultCode::InternalServerError);
     }
-    body.push(&header[..n])?;
+    body.advance(n)?;
     for &(var_id, len) in &ids {
         let n = tlv::emit_header(body.spare(), TlvKind::ResourceValue, var_id, len)?;
         body.advance(n)?;
