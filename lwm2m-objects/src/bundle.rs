@@ -9,8 +9,9 @@ use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, Resource
 use lwm2m_core::wire::tlv::{self, Tlv, TlvKind};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode, ABSENT};
 
+use crate::codec::{self, Widths};
+use crate::interface;
 use crate::variable::{record_len, servable_len};
-use crate::{codec, interface};
 
 /// Object id.
 pub const ID: u16 = 1028;
@@ -106,7 +107,7 @@ impl Object for BundleObject {
             (1, Method::Get) => write_values(ctx, id, body)?,
             (2, Method::Get) => body.push_u32(bundle(ctx, id)?.datalog_period)?,
             (2, Method::Put) => {
-                bundle_mut(ctx, id)?.datalog_period = codec::uint(req.payload, &[4])?
+                bundle_mut(ctx, id)?.datalog_period = codec::uint(req.payload, Widths::WORD)?
             }
             (4, Method::Get) => body.push(&bundle(ctx, id)?.name)?,
             (4, Method::Put) => {

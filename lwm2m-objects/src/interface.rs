@@ -14,7 +14,7 @@ use lwm2m_core::config::{Config, NfcPriority, SecurityOptions};
 use lwm2m_core::object::{Context, Envelope, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
-use crate::codec;
+use crate::codec::{self, Widths};
 use crate::settings::{self, EnumValues, Group, Kind, Setting, SettingDef};
 use crate::unlisted::{self, Unprovided};
 
@@ -451,7 +451,7 @@ impl Object for InterfaceObject {
             // 255.255.65535 marks "being configured"; the real version ends the
             // configurator's sequence and saves the image; POST applies (saves) as is.
             (10, Method::Put) => {
-                let version = codec::uint(req.payload, &[4])?;
+                let version = codec::uint(req.payload, Widths::WORD)?;
                 ctx.config_mut().version = version;
                 if version != CONFIGURING {
                     ctx.save_config()?;
@@ -463,7 +463,7 @@ impl Object for InterfaceObject {
             }
             (24, Method::Get) => body.push_u8(ctx.nfc_priority() as u8)?,
             (24, Method::Put) | (24, Method::Post) => {
-                let byte = codec::uint(req.payload, &[1])? as u8;
+                let byte = codec::uint(req.payload, Widths::BYTE)? as u8;
                 let priority = NfcPriority::from_u8(byte).ok_or(ResultCode::NotAcceptable)?;
                 if req.method == Method::Put {
                     ctx.config_mut().nfc_priority = priority;

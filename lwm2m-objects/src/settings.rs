@@ -14,7 +14,7 @@ use lwm2m_core::config::Config;
 use lwm2m_core::object::{Context, HandlerResult, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
-use crate::codec;
+use crate::codec::{self, Widths};
 
 /// How a value is encoded, and which values are legal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -447,7 +447,7 @@ fn canonical<'a>(
     let refuse = Err(ResultCode::NotAcceptable);
     // Text, bytes and records are kept as written; integers are read at one of the
     // widths the kind accepts, checked, and kept at its canonical width.
-    let (widths, width): (&[usize], usize) = match kind {
+    let (widths, width) = match kind {
         Kind::Ascii(max) => return codec::ascii(payload, usize::from(max)),
         Kind::Bytes(max) if payload.len() <= usize::from(max) => return Ok(payload),
         Kind::Fixed(n) if payload.len() == usize::from(n) => return Ok(payload),
@@ -458,10 +458,10 @@ fn canonical<'a>(
                 false => refuse,
             }
         }
-        Kind::U8 | Kind::Enum(_) | Kind::Flags8(_) | Kind::MaskReadAsOne(_) => (&[1], 1),
-        Kind::U32 => (&[1, 2, 4], 4),
+        Kind::U8 | Kind::Enum(_) | Kind::Flags8(_) | Kind::MaskReadAsOne(_) => (Widths::BYTE, 1),
+        Kind::U32 => (Widths::UP_TO_WORD, 4),
         Kind::U16 | Kind::U16Max(_) | Kind::Flags16(_) | Kind::ProfileId | Kind::BundleId => {
-            (&[1, 2], 2)
+            (Widths::SHORT, 2)
         }
     };
     let value = codec::uint(payload, widths)?;

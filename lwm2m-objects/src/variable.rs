@@ -27,7 +27,7 @@ use lwm2m_core::object::{default_bound, Context, FrameLimits, HandlerResult, Obj
 use lwm2m_core::wire::{tlv, Body, Method, Request, ResultCode, ABSENT};
 
 use crate::bundle::{emit_acl_record, values_bound, write_value_records, write_values};
-use crate::codec;
+use crate::codec::{self, Widths};
 
 /// Object id.
 pub const ID: u16 = 1029;
@@ -252,7 +252,7 @@ fn configure(
     if resource == 1 || resource == 2 {
         let layout = (var.var_type, var.quantity);
         if resource == 1 {
-            var.var_type = codec::uint(payload, &[1])? as u8;
+            var.var_type = codec::uint(payload, Widths::BYTE)? as u8;
         } else {
             let quantity = codec::u16_liberal(payload)?;
             if !(1..=255).contains(&quantity) {
