@@ -60,11 +60,11 @@ pub fn u16_liberal(payload: &[u8]) -> Result<u16, ResultCode> {
 /// Checks an ASCII text body: printable characters only, at most `max` bytes. A
 /// trailing zero terminator is tolerated and cut off.
 pub fn ascii(payload: &[u8], max: usize) -> Result<&[u8], ResultCode> {
-    let text = match payload.iter().position(|&b| b == 0) {
-        Some(end) if payload[end..].iter().all(|&b| b == 0) => &payload[..end],
-        Some(_) => return Err(ResultCode::NotAcceptable),
-        None => payload,
-    };
+    // Without its trailing zeros (a zero before a character is not printable).
+    let mut text = payload;
+    while let [rest @ .., 0] = text {
+        text = rest;
+    }
     if text.len() > max || !text.iter().all(|b| (0x20..0x7F).contains(b)) {
         return Err(ResultCode::NotAcceptable);
     }

@@ -485,9 +485,13 @@ fn canonical<'a>(
     if !legal {
         return refuse;
     }
-    scratch.copy_from_slice(&value.to_be_bytes());
+    *scratch = value.to_be_bytes();
     let scratch: &'a [u8; 4] = scratch;
-    Ok(&scratch[4 - width..])
+    Ok(match width {
+        1 => &scratch[3..],
+        2 => &scratch[2..],
+        _ => scratch,
+    })
 }
 
 /// Writes the value of a resource of `kind` whose stored value is `stored` (`None`:
