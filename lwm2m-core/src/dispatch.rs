@@ -104,8 +104,9 @@ fn admit<'o, O: ObjectSet + ?Sized>(
 ) -> Result<(&'o mut dyn Object, Option<Envelope>), ResultCode> {
     let path = request.path;
     let object = objects.find(path.object).ok_or(ResultCode::NotFound)?;
-    let def = find_resource(object.resources(), path.resource, path.instance)
-        .ok_or(ResultCode::NotFound)?;
+    let Some(def) = find_resource(object.resources(), path.resource, path.instance) else {
+        return Err(refuse_unlisted(object, ctx, request));
+    };
     let access = def.access(request.method);
     if access == acl::Access::Never {
         return Err(ResultCode::MethodNotAllowed);
@@ -130,6 +131,25 @@ fn admit<'o, O: ObjectSet + ?Sized>(
         return Err(ResultCode::NotImplemented);
     }
     Ok((object, def.wraps()))
+}
+
+/// The answer to `request` on a resource its object has no table entry for: `84`, or
+/// if the object declares the resource outside its table ([`Object::unlisted`]), the
+/// refusal a table entry that provides no method gives, after the same access check.
+#[cold]
+#[inline(never)]
+fn refuse_unlisted(object: &dyn Object, ctx: &Context<'_>, request: &Request<'_>) -> ResultCode {
+    let path = request.path;
+    match object.unlisted(path.resource, path.instance, request.method) {
+        None => ResultCode::NotFound,
+        Some(acl::Access::Never) => ResultCode::MethodNotAllowed,
+        Some(access) => {
+            match acl::check(ctx.config(), access, ctx.subject(), path.instance, || None) {
+                Ok(()) => ResultCode::NotImplemented,
+                Err(code) => code,
+            }
+        }
+    }
 }
 
 /// Hands an admitted request to its object: its result code, or `None` if it stopped on
@@ -279,4 +299,80 @@ fn answers_bound<O: ObjectSet + ?Sized>(
             ITEM_HEADER_LEN.saturating_add(data)
         })
         .fold(0usize, usize::saturating_add)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::Access;
+    use crate::config::Config;
+    use crate::object::{FrameLimits, HandlerResult, ResourceDef};
+    use crate::session::{Channel, ChannelKind};
+    use crate::time::Instant;
+    use crate::wire::{Method, ABSENT};
+    use crate::Device;
+
+    /// Resource 0 in the table; 1 (GET by a user) and 2 (GET by anyone) kept out of it.
+    struct Sparse;
+
+    impl Object for Sparse {
+        fn id(&self) -> u16 {
+            32770
+        }
+
+        fn resources(&self) -> &'static [ResourceDef] {
+            const T: &[ResourceDef] = &[ResourceDef::single(0).get(Access::Anyone)];
+            T
+        }
+
+        fn unlisted(&self, resource: u16, instance: u16, method: Method) -> Option<Access> {
+            match (resource, instance, method) {
+                (1 | 2, 1..=0xFFFE, _) => None,
+                (1, _, Method::Get) => Some(Access::User),
+                (2, _, Method::Get) => Some(Access::Anyone),
+                (1 | 2, _, _) => Some(Access::Never),
+                _ => None,
+            }
+        }
+
+        fn handle(
+            &mut self,
+            _ctx: &mut Context<'_>,
+            _req: &Request<'_>,
+            _body: &mut Body<'_>,
+        ) -> HandlerResult {
+            Ok(ResultCode::Ok)
+        }
+    }
+
+    #[test]
+    fn a_resource_kept_out_of_the_table_is_refused_like_an_entry_that_provides_nothing() {
+        let limits = FrameLimits {
+            max_request: 64,
+            max_response: 64,
+        };
+        let mut device = Device::new((Sparse,), Config::default(), Config::reset, limits);
+        let channel = Channel::new(1, ChannelKind::WebSocket);
+        let mut status = |method: Method, instance: u16, resource: u16| {
+            let [i0, i1] = instance.to_be_bytes();
+            let frame = [method as u8, 0x80, 0x02, i0, i1, 0, resource as u8];
+            let ins = if method == Method::Get { 0xCA } else { 0xDA };
+            let mut request = [0xA2, ins, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0];
+            request[5..].copy_from_slice(&frame);
+            let mut out = [0u8; 64];
+            let outcome = device.handle(channel, &request, Instant::ZERO, &mut out);
+            assert!(outcome.len > 0);
+            out[0]
+        };
+        assert_eq!(status(Method::Get, ABSENT, 0), 0x00, "in the table");
+        assert_eq!(
+            status(Method::Get, ABSENT, 1),
+            0x81,
+            "anonymous, user right"
+        );
+        assert_eq!(status(Method::Get, 0, 2), 0xA1, "anyone, not provided");
+        assert_eq!(status(Method::Put, ABSENT, 1), 0x85, "not declared");
+        assert_eq!(status(Method::Get, 1, 2), 0x84, "no such instance");
+        assert_eq!(status(Method::Get, ABSENT, 3), 0x84, "no such resource");
+    }
 }

@@ -571,6 +571,18 @@ pub trait Object {
     /// The resource table.
     fn resources(&self) -> &'static [ResourceDef];
 
+    /// The access of `method` on a resource the object declares outside
+    /// [`Object::resources`], in a more compact form than a table entry: one this build
+    /// provides no method of (`lwm2m-objects` keeps so the client's resources it does not
+    /// implement). The dispatcher asks when the table has no entry for `resource` on
+    /// `instance`, and refuses the request as it would on a table entry that provides
+    /// nothing: `85` for [`Access::Never`], `81` to a subject without the right (asked
+    /// with no bundle for [`Access::Read`] and [`Access::Write`]), `A1` otherwise. The
+    /// default, `None`: no such resource (`84`).
+    fn unlisted(&self, _resource: u16, _instance: u16, _method: Method) -> Option<Access> {
+        None
+    }
+
     /// Whether `instance` exists (asked for [`InstanceRule::Existing`] entries).
     fn instance_exists(&self, _ctx: &Context<'_>, _instance: u16) -> bool {
         true

@@ -3,15 +3,15 @@
 
 use lwm2m_core::acl::Access::{Admin, Read};
 use lwm2m_core::config::{
-    remove_ordered, AclEntry, Bundle, Config, Name, Rights, Variable, ADMIN, MAX_VARIABLES,
-    NAME_LEN,
+    remove_ordered, AclEntry, Bundle, Config, Rights, ADMIN, MAX_VARIABLES, NAME_LEN,
 };
 use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::tlv::{self, Tlv, TlvKind};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode, ABSENT};
 
+use crate::codec::{self, Widths};
+use crate::interface;
 use crate::variable::{record_len, servable_len};
-use crate::{codec, interface};
 
 /// Object id.
 pub const ID: u16 = 1028;
@@ -107,13 +107,12 @@ impl Object for BundleObject {
             (1, Method::Get) => write_values(ctx, id, body)?,
             (2, Method::Get) => body.push_u32(bundle(ctx, id)?.datalog_period)?,
             (2, Method::Put) => {
-                bundle_mut(ctx, id)?.datalog_period = codec::uint(req.payload, &[4])?
+                bundle_mut(ctx, id)?.datalog_period = codec::uint(req.payload, Widths::WORD)?
             }
             (4, Method::Get) => body.push(&bundle(ctx, id)?.name)?,
             (4, Method::Put) => {
                 let name = codec::ascii(req.payload, NAME_LEN)?;
-                bundle_mut(ctx, id)?.name =
-                    Name::from_slice(name).map_err(|_| ResultCode::NotAcceptable)?;
+                codec::replace(bundle_mut(ctx, id)?.name.as_mut_view(), name)?;
             }
             _ => return Err(ResultCode::MethodNotAllowed),
         }
@@ -201,18 +200,19 @@ pub fn values_bound(config: &Config, bundle: Option<u16>) -> usize {
 
 /// Writes the values of the variables of bundle `id` as a TLV container (`GET /1028/{id}/1`).
 pub fn write_values(ctx: &mut Context<'_>, id: u16, body: &mut Body<'_>) -> Result<(), ResultCode> {
-    write_value_records(ctx, id, body, |_, var| var.bundle == Some(id))
+    write_value_records(ctx, id, body, Some(id))
 }
 
-/// Writes a container record `container_id` holding the values of the variables that
-/// `select` picks, in configuration order. The container's length is known before any
-/// value is read (from the variables' sizes), so each value is read straight into its
-/// place: a target read the request waits on lands where it belongs.
+/// Writes a container record `container_id` holding the values of the variables of
+/// `bundle`, or for `None` of every variable the subject may read, in configuration
+/// order. The container's length is known before any value is read (from the variables'
+/// sizes), so each value is read straight into its place: a target read the request
+/// waits on lands where it belongs.
 pub fn write_value_records(
     ctx: &mut Context<'_>,
     container_id: u16,
     body: &mut Body<'_>,
-    select: impl Fn(&Context<'_>, &Variable) -> bool,
+    bundle: Option<u16>,
 ) -> Result<(), ResultCode> {
     let limits = ctx.limits();
     let mut ids: heapless::Vec<(u16, usize), MAX_VARIABLES> = heapless::Vec::new();
@@ -220,7 +220,11 @@ pub fn write_value_records(
     for var in &ctx.config().variables {
         // A value no frame can carry (an image written before sizes were checked) is
         // left out rather than failing the answer for everybody.
-        if !select(ctx, var) {
+        let selected = match bundle {
+            Some(_) => var.bundle == bundle,
+            None => ctx.rights(var.bundle).contains(Rights::READ),
+        };
+        if !selected {
             continue;
         }
         if let Some(len) = servable_len(var, limits) {
@@ -229,9 +233,9 @@ pub fn write_value_records(
             children = children.saturating_add(record_len(var.id, len));
         }
     }
-    let mut header = [0u8; tlv::MAX_HEADER_LEN];
+    // The container's header, written in place: kept only if every record fits after it.
     let n = tlv::emit_header(
-        &mut header,
+        body.spare(),
         TlvKind::MultipleResource,
         container_id,
         children,
@@ -239,7 +243,7 @@ pub fn write_value_records(
     if n + children > body.remaining() {
         return Err(ResultCode::InternalServerError);
     }
-    body.push(&header[..n])?;
+    body.advance(n)?;
     for &(var_id, len) in &ids {
         let n = tlv::emit_header(body.spare(), TlvKind::ResourceValue, var_id, len)?;
         body.advance(n)?;

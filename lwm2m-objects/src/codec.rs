@@ -3,10 +3,44 @@
 
 use lwm2m_core::wire::ResultCode;
 
-/// Decodes a big-endian unsigned integer whose width is one of `widths` (bytes);
-/// any other body length is `86`.
-pub fn uint(payload: &[u8], widths: &[usize]) -> Result<u32, ResultCode> {
-    if payload.len() > 4 || !widths.contains(&payload.len()) {
+/// The widths an integer body may have, in bytes (1 to 4): a bit set, so that checking
+/// a body against it costs a shift.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Widths(u8);
+
+impl Widths {
+    /// One byte.
+    pub const BYTE: Widths = Widths::of(&[1]);
+    /// One or two bytes (a u16, which the client writes on one byte at times).
+    pub const SHORT: Widths = Widths::of(&[1, 2]);
+    /// Four bytes.
+    pub const WORD: Widths = Widths::of(&[4]);
+    /// One, two or four bytes (a u32 written on fewer bytes).
+    pub const UP_TO_WORD: Widths = Widths::of(&[1, 2, 4]);
+
+    /// The widths listed; a width of 0 or above 4 fails the build (or panics outside a
+    /// constant).
+    pub const fn of(widths: &[usize]) -> Widths {
+        let mut set = 0;
+        let mut i = 0;
+        while i < widths.len() {
+            assert!(widths[i] >= 1 && widths[i] <= 4, "widths are 1 to 4 bytes");
+            set |= 1 << widths[i];
+            i += 1;
+        }
+        Widths(set)
+    }
+
+    /// Whether a body of `len` bytes has one of the widths.
+    pub const fn allow(self, len: usize) -> bool {
+        len <= 4 && self.0 & (1 << len) != 0
+    }
+}
+
+/// Decodes a big-endian unsigned integer whose width is one of `widths`; any other body
+/// length is `86`.
+pub fn uint(payload: &[u8], widths: Widths) -> Result<u32, ResultCode> {
+    if !widths.allow(payload.len()) {
         return Err(ResultCode::NotAcceptable);
     }
     Ok(payload
@@ -16,21 +50,39 @@ pub fn uint(payload: &[u8], widths: &[usize]) -> Result<u32, ResultCode> {
 
 /// Decodes a u16 written on 1 or 2 bytes.
 pub fn u16_liberal(payload: &[u8]) -> Result<u16, ResultCode> {
-    uint(payload, &[1, 2]).map(|v| v as u16)
+    match *payload {
+        [low] => Ok(u16::from(low)),
+        [high, low] => Ok(u16::from_be_bytes([high, low])),
+        _ => Err(ResultCode::NotAcceptable),
+    }
 }
 
 /// Checks an ASCII text body: printable characters only, at most `max` bytes. A
 /// trailing zero terminator is tolerated and cut off.
 pub fn ascii(payload: &[u8], max: usize) -> Result<&[u8], ResultCode> {
-    let text = match payload.iter().position(|&b| b == 0) {
-        Some(end) if payload[end..].iter().all(|&b| b == 0) => &payload[..end],
-        Some(_) => return Err(ResultCode::NotAcceptable),
-        None => payload,
-    };
+    // Without its trailing zeros (a zero before a character is not printable).
+    let mut text = payload;
+    while let [rest @ .., 0] = text {
+        text = rest;
+    }
     if text.len() > max || !text.iter().all(|b| (0x20..0x7F).contains(b)) {
         return Err(ResultCode::NotAcceptable);
     }
     Ok(text)
+}
+
+/// Replaces the bytes of `dst` with `src` (already checked), in place: `86` if they do
+/// not fit, and `dst` is left as it was.
+pub(crate) fn replace(
+    dst: &mut heapless::vec::VecView<u8, u8>,
+    src: &[u8],
+) -> Result<(), ResultCode> {
+    if src.len() > dst.capacity() {
+        return Err(ResultCode::NotAcceptable);
+    }
+    dst.clear();
+    dst.extend_from_slice(src)
+        .map_err(|_| ResultCode::NotAcceptable)
 }
 
 /// Refuses a body on a resource that takes none.
@@ -72,11 +124,17 @@ mod tests {
 
     #[test]
     fn uint_accepts_only_the_listed_widths() {
-        assert_eq!(uint(&[0x12], &[1, 2]), Ok(0x12));
-        assert_eq!(uint(&[0x01, 0x2c], &[1, 2]), Ok(300));
-        assert_eq!(uint(&[], &[1, 2]), Err(ResultCode::NotAcceptable));
-        assert_eq!(uint(&[1, 2, 3], &[1, 2]), Err(ResultCode::NotAcceptable));
-        assert_eq!(uint(&[0; 8], &[8]), Err(ResultCode::NotAcceptable));
+        assert_eq!(uint(&[0x12], Widths::SHORT), Ok(0x12));
+        assert_eq!(uint(&[0x01, 0x2c], Widths::SHORT), Ok(300));
+        assert_eq!(uint(&[], Widths::SHORT), Err(ResultCode::NotAcceptable));
+        assert_eq!(
+            uint(&[1, 2, 3], Widths::SHORT),
+            Err(ResultCode::NotAcceptable)
+        );
+        assert_eq!(uint(&[0; 8], Widths::WORD), Err(ResultCode::NotAcceptable));
+        assert_eq!(uint(&[1, 2, 3], Widths::of(&[3])), Ok(0x01_02_03));
+        assert_eq!(uint(&[0, 0, 0x13, 0x88], Widths::UP_TO_WORD), Ok(5000));
+        assert_eq!(uint(&[1], Widths::WORD), Err(ResultCode::NotAcceptable));
     }
 
     #[test]

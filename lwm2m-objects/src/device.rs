@@ -7,7 +7,7 @@ use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, Resource
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 use lwm2m_core::{Duration, Effect, Instant};
 
-use crate::codec;
+use crate::codec::{self, Widths};
 
 /// Object id.
 pub const ID: u16 = 3;
@@ -194,7 +194,7 @@ impl<H: DeviceHooks> Object for DeviceObject<H> {
             }
             (13, Method::Put) => {
                 // The client writes a u32; decimal text is accepted too (decision 12).
-                let secs = match codec::uint(req.payload, &[4]) {
+                let secs = match codec::uint(req.payload, Widths::WORD) {
                     Ok(secs) => secs,
                     Err(code) => parse_decimal(req.payload).ok_or(code)?,
                 };

@@ -8,14 +8,15 @@
 //! declared with its methods and answers `A1` (not implemented) once the access check
 //! passed, and so does `PUT /1024//3` (the host protocol is the link a request came on).
 
-use lwm2m_core::acl::Access::{Admin, Anyone, User};
+use lwm2m_core::acl::Access::{self, Admin, Anyone, User};
 use lwm2m_core::blob::BlobId;
 use lwm2m_core::config::{Config, NfcPriority, SecurityOptions};
 use lwm2m_core::object::{Context, Envelope, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
-use crate::codec;
+use crate::codec::{self, Widths};
 use crate::settings::{self, EnumValues, Group, Kind, Setting, SettingDef};
+use crate::unlisted::{self, Unprovided};
 
 /// Object id.
 pub const ID: u16 = 1024;
@@ -340,8 +341,17 @@ pub const SETTINGS: &[SettingDef] = &[
 pub const RESOURCES: &[ResourceDef] =
     &settings::table::<{ OTHER_RESOURCES.len() + SETTINGS.len() }>(OTHER_RESOURCES, SETTINGS);
 
-/// The run-time lines of [`SETTINGS`].
-pub const SETTING_LINES: &[Setting] = &settings::lines::<{ SETTINGS.len() }>(SETTINGS);
+/// The entries of [`RESOURCES`] the dispatcher searches ([`Object::resources`]): those
+/// this build provides a method of, and any that do not fit [`UNLISTED`].
+pub const LISTED: &[ResourceDef] =
+    &unlisted::listed::<{ RESOURCES.len() - unlisted::count(RESOURCES) }>(RESOURCES);
+
+/// The other entries of [`RESOURCES`], two bytes each ([`Object::unlisted`]).
+pub const UNLISTED: &[Unprovided] =
+    &unlisted::unlisted::<{ unlisted::count(RESOURCES) }>(RESOURCES);
+
+/// The run-time lines of the [`SETTINGS`] this build carries.
+pub const SETTING_LINES: &[Setting] = &settings::lines::<{ settings::carried(SETTINGS) }>(SETTINGS);
 
 /// `HostProtocol` bits (`enums.json`): NFC, BLUETOOTH, GSM, USB_RLINK, USB_CMISIS_DAP,
 /// WIFI, BLE, UART, MQTT, WEBSOCKET.
@@ -381,7 +391,11 @@ impl Object for InterfaceObject {
     }
 
     fn resources(&self) -> &'static [ResourceDef] {
-        RESOURCES
+        LISTED
+    }
+
+    fn unlisted(&self, resource: u16, instance: u16, method: Method) -> Option<Access> {
+        unlisted::access(UNLISTED, resource, instance, method)
     }
 
     /// Values of settings this build does not carry take no room.
@@ -406,9 +420,11 @@ impl Object for InterfaceObject {
             (3, Method::Get) => body.push_u16(ctx.channel().kind.host_protocol())?,
             // Keep-alive: any request refreshes the session; the answer is the idle
             // limit in seconds now in force (0: none).
+            // (The limit is whole seconds of a u16: its milliseconds fit a u32, and a
+            // 32-bit division is one instruction.)
             (4, Method::Get) => {
-                let secs = ctx.idle_limit().map_or(0, |d| d.as_secs());
-                body.push_u32(u32::try_from(secs).unwrap_or(u32::MAX))?;
+                let ms = ctx.idle_limit().map_or(0, |d| d.as_millis());
+                body.push_u32(u32::try_from(ms).map_or(u32::MAX, |ms| ms / 1000))?;
             }
             (6, Method::Get) => body.push_u16(ctx.config().security_options.0)?,
             (6, Method::Put) => {
@@ -435,7 +451,7 @@ impl Object for InterfaceObject {
             // 255.255.65535 marks "being configured"; the real version ends the
             // configurator's sequence and saves the image; POST applies (saves) as is.
             (10, Method::Put) => {
-                let version = codec::uint(req.payload, &[4])?;
+                let version = codec::uint(req.payload, Widths::WORD)?;
                 ctx.config_mut().version = version;
                 if version != CONFIGURING {
                     ctx.save_config()?;
@@ -447,7 +463,7 @@ impl Object for InterfaceObject {
             }
             (24, Method::Get) => body.push_u8(ctx.nfc_priority() as u8)?,
             (24, Method::Put) | (24, Method::Post) => {
-                let byte = codec::uint(req.payload, &[1])? as u8;
+                let byte = codec::uint(req.payload, Widths::BYTE)? as u8;
                 let priority = NfcPriority::from_u8(byte).ok_or(ResultCode::NotAcceptable)?;
                 if req.method == Method::Put {
                     ctx.config_mut().nfc_priority = priority;

@@ -20,6 +20,7 @@ pub mod interface;
 pub mod profile;
 pub mod settings;
 pub mod target;
+pub mod unlisted;
 pub mod variable;
 
 pub use bundle::BundleObject;
@@ -121,6 +122,24 @@ mod tests {
                     lwm2m_core::config::SETTINGS_BYTES
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_run_time_lines_are_the_settings_the_build_carries() {
+        extern crate std;
+        use std::vec::Vec;
+        for (table, lines) in [
+            (interface::SETTINGS, interface::SETTING_LINES),
+            (target::SETTINGS, target::SETTING_LINES),
+        ] {
+            let carried: Vec<_> = table
+                .iter()
+                .filter(|line| line.group.included())
+                .map(|line| (line.def.id, line.kind))
+                .collect();
+            let run_time: Vec<_> = lines.iter().map(|line| (line.id, line.kind)).collect();
+            assert_eq!(run_time, carried);
         }
     }
 

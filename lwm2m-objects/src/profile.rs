@@ -3,7 +3,7 @@
 use lwm2m_core::acl::Access::{Admin, SelfOrAdmin};
 use lwm2m_core::auth::{Credential, ScramRecord, Secret16, FIELD_LEN};
 use lwm2m_core::config::{
-    remove_ordered, retain_ordered, Name, Profile, SecurityOptions, ADMIN, ANONYMOUS, NAME_LEN,
+    remove_ordered, retain_ordered, Profile, SecurityOptions, ADMIN, ANONYMOUS, NAME_LEN,
     SUPERVISOR,
 };
 use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
@@ -165,7 +165,7 @@ fn rename(ctx: &mut Context<'_>, id: u16, payload: &[u8]) -> Result<(), ResultCo
     {
         return Err(ResultCode::NotAcceptable);
     }
-    profile_mut(ctx, id)?.name = Name::from_slice(name).map_err(|_| ResultCode::NotAcceptable)?;
+    codec::replace(profile_mut(ctx, id)?.name.as_mut_view(), name)?;
     Ok(())
 }
 

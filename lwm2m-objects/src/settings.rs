@@ -14,7 +14,7 @@ use lwm2m_core::config::Config;
 use lwm2m_core::object::{Context, HandlerResult, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
-use crate::codec;
+use crate::codec::{self, Widths};
 
 /// How a value is encoded, and which values are legal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,10 +57,11 @@ pub enum Kind {
 }
 
 /// The values of an enum setting ([`Kind::Enum`]), in three bytes: 0 to 14 and 255.
+/// Byte-aligned, so a [`Kind`] takes four bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EnumValues {
-    /// Bit `v` for value `v` (0 to 14), bit 15 for 255.
-    bits: u16,
+    /// Bit `v` for value `v` (0 to 14), bit 15 for 255, little-endian.
+    bits: [u8; 2],
     /// The first value listed.
     default: u8,
 }
@@ -80,7 +81,7 @@ impl EnumValues {
             i += 1;
         }
         EnumValues {
-            bits,
+            bits: bits.to_le_bytes(),
             default: values[0],
         }
     }
@@ -96,7 +97,7 @@ impl EnumValues {
     /// Whether `value` is one of them.
     pub const fn contains(self, value: u8) -> bool {
         match EnumValues::bit(value) {
-            Some(bit) => self.bits & bit != 0,
+            Some(bit) => u16::from_le_bytes(self.bits) & bit != 0,
             None => false,
         }
     }
@@ -108,10 +109,11 @@ impl EnumValues {
 
     /// The largest value.
     pub const fn largest(self) -> u8 {
-        if self.bits & (1 << 15) != 0 {
+        let bits = u16::from_le_bytes(self.bits);
+        if bits & (1 << 15) != 0 {
             255
         } else {
-            (15 - self.bits.leading_zeros()) as u8
+            (15 - bits.leading_zeros()) as u8
         }
     }
 }
@@ -133,11 +135,8 @@ impl Kind {
     fn default_len(self) -> usize {
         match self {
             Kind::Ascii(_) | Kind::Bytes(_) | Kind::ProtocolConfiguration => 0,
-            Kind::Fixed(n) => usize::from(n),
-            Kind::U8 | Kind::Enum(_) | Kind::Flags8(_) | Kind::MaskReadAsOne(_) => 1,
-            Kind::U16 | Kind::U16Max(_) | Kind::Flags16(_) => 2,
-            Kind::ProfileId | Kind::BundleId => 2,
-            Kind::U32 => 4,
+            // Fixed-size values and integers: their size, in zeros.
+            _ => self.max_len(),
         }
     }
 }
@@ -326,35 +325,54 @@ pub const fn table<const N: usize>(
     out
 }
 
-/// A setting as the engine sees it at run time: its resource, encoding and group. The
-/// rest of its declaration (rights, answer size) is in the object's resource table
-/// ([`table`]), so a firmware holds each declaration once.
+/// A setting as the engine sees it at run time: its resource and encoding. The rest of
+/// its declaration (rights, answer size) is in the object's resource table ([`table`]),
+/// so a firmware holds each declaration once; a setting of a group the build leaves out
+/// has no line ([`lines`]): its resource answers `A1` and its value is not kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Setting {
     /// Resource id.
     pub id: u16,
-    /// The group it belongs to.
-    pub group: Group,
     /// Encoding.
     pub kind: Kind,
 }
 
-/// The run-time lines of `settings` (`N` is their number; anything else fails the build).
+/// How many settings of `settings` this build carries (their group included): the
+/// length of their [`lines`].
+pub const fn carried(settings: &[SettingDef]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < settings.len() {
+        if settings[i].group.included() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+/// The run-time lines of the settings of `settings` this build carries, in their order
+/// (`N` is their number, [`carried`]; anything else fails the build).
 pub const fn lines<const N: usize>(settings: &[SettingDef]) -> [Setting; N] {
-    assert!(settings.len() == N, "N is the number of settings");
+    assert!(
+        carried(settings) == N,
+        "N is the number of carried settings"
+    );
     let mut out = [Setting {
         id: 0,
-        group: Group::Core,
         kind: Kind::U8,
     }; N];
+    let mut n = 0;
     let mut i = 0;
-    while i < N {
+    while i < settings.len() {
         let line = &settings[i];
-        out[i] = Setting {
-            id: line.def.id,
-            group: line.group,
-            kind: line.kind,
-        };
+        if line.group.included() {
+            out[n] = Setting {
+                id: line.def.id,
+                kind: line.kind,
+            };
+            n += 1;
+        }
         i += 1;
     }
     out
@@ -380,28 +398,35 @@ pub fn handle_in(
     }
 }
 
-/// Forgets the values of object `object` that `table` does not serve in this build (a
-/// setting of a group left out, or no line at all) or that are longer than their line
-/// declares: what an image saved by a build carrying more groups may hold.
+/// Forgets the values of object `object` that `table` does not serve in this build (no
+/// line: a setting of a group left out, or no setting at all) or that are longer than
+/// their line declares: what an image saved by a build carrying more groups may hold.
 pub fn forget_unserved(config: &mut Config, object: u16, table: &[Setting]) {
-    config.settings.retain(|s| {
-        s.object != object
-            || find(table, s.resource)
-                .is_some_and(|line| line.group.included() && s.value.len() <= line.kind.max_len())
-    });
+    forget(config, object, table, None);
 }
 
 /// Forgets the values of `table` (object `object`) of reference kind `kind` that name
 /// `id` ([`Kind::ProfileId`] or [`Kind::BundleId`]), which then read as their default: a
 /// deleted profile or bundle is referred to by nothing, and one created later with the
-/// same id inherits nothing.
+/// same id inherits nothing. (Values `table` does not serve go too, though after
+/// [`forget_unserved`] there are none.)
 pub fn drop_references(config: &mut Config, object: u16, table: &[Setting], kind: Kind, id: u16) {
-    let id = id.to_be_bytes();
+    forget(config, object, table, Some((kind, id)));
+}
+
+/// Forgets the values of object `object` that `table` does not serve, and those of
+/// reference kind `kind` that name `id` if `reference` is `Some((kind, id))`.
+fn forget(config: &mut Config, object: u16, table: &[Setting], reference: Option<(Kind, u16)>) {
+    let reference = reference.map(|(kind, id)| (kind, id.to_be_bytes()));
     config.settings.retain(|s| {
-        let refers = s.object == object
-            && s.value[..] == id[..]
-            && find(table, s.resource).is_some_and(|def| def.kind == kind);
-        !refers
+        s.object != object
+            || find(table, s.resource).is_some_and(|line| {
+                s.value.len() <= line.kind.max_len()
+                    && !reference.is_some_and(|(kind, id)| {
+                        core::mem::discriminant(&line.kind) == core::mem::discriminant(&kind)
+                            && s.value[..] == id
+                    })
+            })
     });
 }
 
@@ -420,7 +445,9 @@ fn canonical<'a>(
     scratch: &'a mut [u8; 4],
 ) -> Result<&'a [u8], ResultCode> {
     let refuse = Err(ResultCode::NotAcceptable);
-    let (value, width) = match kind {
+    // Text, bytes and records are kept as written; integers are read at one of the
+    // widths the kind accepts, checked, and kept at its canonical width.
+    let (widths, width) = match kind {
         Kind::Ascii(max) => return codec::ascii(payload, usize::from(max)),
         Kind::Bytes(max) if payload.len() <= usize::from(max) => return Ok(payload),
         Kind::Fixed(n) if payload.len() == usize::from(n) => return Ok(payload),
@@ -431,48 +458,40 @@ fn canonical<'a>(
                 false => refuse,
             }
         }
-        Kind::U8 => (codec::uint(payload, &[1])?, 1),
-        Kind::U16 => (codec::uint(payload, &[1, 2])?, 2),
-        Kind::U32 => (codec::uint(payload, &[1, 2, 4])?, 4),
-        Kind::U16Max(max) => match codec::uint(payload, &[1, 2])? {
-            value if value <= u32::from(max) => (value, 2),
-            _ => return refuse,
-        },
-        Kind::Enum(values) => match codec::uint(payload, &[1])? {
-            value if values.contains(value as u8) => (value, 1),
-            _ => return refuse,
-        },
-        Kind::Flags8(bits) => match codec::uint(payload, &[1])? {
-            value if value & !u32::from(bits) == 0 => (value, 1),
-            _ => return refuse,
-        },
-        Kind::Flags16(bits) => match codec::uint(payload, &[1, 2])? {
-            value if value & !u32::from(bits) == 0 => (value, 2),
-            _ => return refuse,
-        },
-        Kind::MaskReadAsOne(bits) => match codec::uint(payload, &[1])? {
-            value if value != 0 && value & !u32::from(bits) == 0 => (value, 1),
-            _ => return refuse,
-        },
+        Kind::U8 | Kind::Enum(_) | Kind::Flags8(_) | Kind::MaskReadAsOne(_) => (Widths::BYTE, 1),
+        Kind::U32 => (Widths::UP_TO_WORD, 4),
+        Kind::U16 | Kind::U16Max(_) | Kind::Flags16(_) | Kind::ProfileId | Kind::BundleId => {
+            (Widths::SHORT, 2)
+        }
+    };
+    let value = codec::uint(payload, widths)?;
+    let legal = match kind {
+        Kind::U16Max(max) => value <= u32::from(max),
+        Kind::Enum(values) => values.contains(value as u8),
+        Kind::Flags8(bits) => value & !u32::from(bits) == 0,
+        Kind::Flags16(bits) => value & !u32::from(bits) == 0,
+        Kind::MaskReadAsOne(bits) => value != 0 && value & !u32::from(bits) == 0,
         // While the configurator configures (`/1024//10` = 255.255.65535) references
         // may come before what they name: it writes the NFC auto-login and JVM profiles
         // (wireless, jvm keys) before the profiles themselves (data key). A reference
         // left dangling names nothing, and deleting a profile or bundle drops those to
         // it.
-        Kind::ProfileId => match codec::u16_liberal(payload)? {
-            id if configuring(config) || config.profile(id).is_some() => (u32::from(id), 2),
-            _ => return refuse,
-        },
-        Kind::BundleId => match codec::u16_liberal(payload)? {
-            id if id == 0 || configuring(config) || config.bundle(id).is_some() => {
-                (u32::from(id), 2)
-            }
-            _ => return refuse,
-        },
+        Kind::ProfileId => configuring(config) || config.profile(value as u16).is_some(),
+        Kind::BundleId => {
+            value == 0 || configuring(config) || config.bundle(value as u16).is_some()
+        }
+        _ => true,
     };
-    scratch.copy_from_slice(&value.to_be_bytes());
+    if !legal {
+        return refuse;
+    }
+    *scratch = value.to_be_bytes();
     let scratch: &'a [u8; 4] = scratch;
-    Ok(&scratch[4 - width..])
+    Ok(match width {
+        1 => &scratch[3..],
+        2 => &scratch[2..],
+        _ => scratch,
+    })
 }
 
 /// Writes the value of a resource of `kind` whose stored value is `stored` (`None`:
@@ -481,21 +500,22 @@ fn emit(kind: Kind, stored: Option<&[u8]>, body: &mut Body<'_>) -> Result<(), Re
     // A value longer than its kind (from an image of another build) reads as unset: an
     // answer never exceeds what the kind declares.
     let stored = stored.filter(|value| value.len() <= kind.max_len());
-    match (kind, stored) {
+    let byte = match (kind, stored) {
         (Kind::MaskReadAsOne(bits), _) => {
             // Written masks are never empty; nothing written means every bit.
             let mask = stored.and_then(|v| v.first().copied()).unwrap_or(bits) & bits;
-            body.push_u8(highest_bit(mask))?;
+            highest_bit(mask)
         }
-        (_, Some(value)) => body.push(value)?,
-        (Kind::Enum(values), None) => body.push_u8(values.default_value())?,
+        (_, Some(value)) => return Ok(body.push(value)?),
+        (Kind::Enum(values), None) => values.default_value(),
         (_, None) => {
             for _ in 0..kind.default_len() {
                 body.push_u8(0)?;
             }
+            return Ok(());
         }
-    }
-    Ok(())
+    };
+    Ok(body.push_u8(byte)?)
 }
 
 /// The highest bit set in `mask` (0 for none).

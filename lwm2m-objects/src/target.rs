@@ -3,11 +3,12 @@
 //! protocol configuration) from a declarative table; connection, memory, Modbus and raw
 //! access arrive with the target side and answer `A1` until then.
 
-use lwm2m_core::acl::Access::{Admin, User};
+use lwm2m_core::acl::Access::{self, Admin, User};
 use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
-use lwm2m_core::wire::{Body, Request};
+use lwm2m_core::wire::{Body, Method, Request};
 
 use crate::settings::{self, EnumValues, Kind, Setting, SettingDef};
+use crate::unlisted::{self, Unprovided};
 
 /// Object id.
 pub const ID: u16 = 1027;
@@ -85,8 +86,17 @@ pub const SETTINGS: &[SettingDef] = &[
 pub const RESOURCES: &[ResourceDef] =
     &settings::table::<{ OTHER_RESOURCES.len() + SETTINGS.len() }>(OTHER_RESOURCES, SETTINGS);
 
-/// The run-time lines of [`SETTINGS`].
-pub const SETTING_LINES: &[Setting] = &settings::lines::<{ SETTINGS.len() }>(SETTINGS);
+/// The entries of [`RESOURCES`] the dispatcher searches ([`Object::resources`]): those
+/// this build provides a method of, and any that do not fit [`UNLISTED`].
+pub const LISTED: &[ResourceDef] =
+    &unlisted::listed::<{ RESOURCES.len() - unlisted::count(RESOURCES) }>(RESOURCES);
+
+/// The other entries of [`RESOURCES`], two bytes each ([`Object::unlisted`]).
+pub const UNLISTED: &[Unprovided] =
+    &unlisted::unlisted::<{ unlisted::count(RESOURCES) }>(RESOURCES);
+
+/// The run-time lines of the [`SETTINGS`] this build carries.
+pub const SETTING_LINES: &[Setting] = &settings::lines::<{ settings::carried(SETTINGS) }>(SETTINGS);
 
 /// Object 1027.
 #[derive(Debug, Default)]
@@ -105,7 +115,11 @@ impl Object for TargetObject {
     }
 
     fn resources(&self) -> &'static [ResourceDef] {
-        RESOURCES
+        LISTED
+    }
+
+    fn unlisted(&self, resource: u16, instance: u16, method: Method) -> Option<Access> {
+        unlisted::access(UNLISTED, resource, instance, method)
     }
 
     /// Values of settings this build does not carry take no room.

@@ -22,14 +22,12 @@
 //! everybody.
 
 use lwm2m_core::acl::Access::{Admin, Anyone, Read, Write};
-use lwm2m_core::config::{
-    remove_ordered, Config, Domain, Rights, Variable, META_LEN, UNIT_LEN, VALUE_LEN,
-};
+use lwm2m_core::config::{remove_ordered, Config, Domain, Variable, META_LEN, UNIT_LEN, VALUE_LEN};
 use lwm2m_core::object::{default_bound, Context, FrameLimits, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{tlv, Body, Method, Request, ResultCode, ABSENT};
 
 use crate::bundle::{emit_acl_record, values_bound, write_value_records, write_values};
-use crate::codec;
+use crate::codec::{self, Widths};
 
 /// Object id.
 pub const ID: u16 = 1029;
@@ -126,9 +124,7 @@ impl Object for VariableObject {
     ) -> HandlerResult {
         let id = req.path.instance;
         if req.path.resource == 4 && id == ABSENT && req.method == Method::Get {
-            write_value_records(ctx, READ_PROFILE_CONTAINER, body, |ctx, var| {
-                ctx.rights(var.bundle).contains(Rights::READ)
-            })?;
+            write_value_records(ctx, READ_PROFILE_CONTAINER, body, None)?;
             return Ok(ResultCode::Ok);
         }
         match (req.path.resource, req.method) {
@@ -207,13 +203,6 @@ const fn values_response_len(children: usize) -> usize {
     RESPONSE_OVERHEAD + tlv::MAX_HEADER_LEN + children
 }
 
-/// Checks the size rules of the [module](self) for `changed`: `86` if it breaks them.
-fn check_sizes(limits: FrameLimits, changed: &Variable) -> Result<(), ResultCode> {
-    servable_len(changed, limits)
-        .map(|_| ())
-        .ok_or(ResultCode::NotAcceptable)
-}
-
 /// `POST /1029/{id}/65535` with an optional u8 extra size (the raw meta length).
 fn create(ctx: &mut Context<'_>, id: u16, payload: &[u8]) -> Result<(), ResultCode> {
     let extra_size = match payload {
@@ -255,52 +244,37 @@ fn configure(
             .bundle = Some(bundle);
         return Ok(());
     }
+    let limits = ctx.limits();
+    let var = ctx
+        .config_mut()
+        .variable_mut(id)
+        .ok_or(ResultCode::NotFound)?;
     if resource == 1 || resource == 2 {
-        let mut probe = variable(ctx, id)?.clone();
+        let layout = (var.var_type, var.quantity);
         if resource == 1 {
-            probe.var_type = codec::uint(payload, &[1])? as u8;
-            probe.item_size().ok_or(ResultCode::NotAcceptable)?;
+            var.var_type = codec::uint(payload, Widths::BYTE)? as u8;
         } else {
             let quantity = codec::u16_liberal(payload)?;
             if !(1..=255).contains(&quantity) {
                 return Err(ResultCode::NotAcceptable);
             }
-            probe.quantity = quantity;
+            var.quantity = quantity;
         }
-        check_sizes(ctx.limits(), &probe)?;
-        let var = ctx
-            .config_mut()
-            .variable_mut(id)
-            .ok_or(ResultCode::NotFound)?;
-        (var.var_type, var.quantity) = (probe.var_type, probe.quantity);
+        // An unknown type, or a value the frames cannot carry: the layout stays.
+        if servable_len(var, limits).is_none() {
+            (var.var_type, var.quantity) = layout;
+            return Err(ResultCode::NotAcceptable);
+        }
         // A value kept in the device no longer matches the new layout.
         var.value.clear();
         return Ok(());
     }
-    let var = ctx
-        .config_mut()
-        .variable_mut(id)
-        .ok_or(ResultCode::NotFound)?;
     match resource {
         // A u32 memory address, or the 4-byte Modbus address; same width.
         0 => var.address = payload.try_into().map_err(|_| ResultCode::NotAcceptable)?,
-        8 => {
-            var.meta = heapless::Vec::from_slice(bounded(payload, META_LEN)?)
-                .map_err(|_| ResultCode::NotAcceptable)?
-        }
-        9 => {
-            let unit = codec::ascii(payload, UNIT_LEN)?;
-            var.unit = heapless::Vec::from_slice(unit).map_err(|_| ResultCode::NotAcceptable)?;
-        }
+        8 => codec::replace(var.meta.as_mut_view(), payload)?,
+        9 => codec::replace(var.unit.as_mut_view(), codec::ascii(payload, UNIT_LEN)?)?,
         _ => return Err(ResultCode::MethodNotAllowed),
     }
     Ok(())
-}
-
-fn bounded(payload: &[u8], max: usize) -> Result<&[u8], ResultCode> {
-    if payload.len() <= max {
-        Ok(payload)
-    } else {
-        Err(ResultCode::NotAcceptable)
-    }
 }

@@ -2,7 +2,7 @@
 //! with the client's methods) is declared in the table of the object that serves it,
 //! with each of the client's methods.
 
-use lwm2m_core::object::{find_resource, Object};
+use lwm2m_core::object::{find_resource, InstanceRule, Object};
 use lwm2m_core::wire::{Method, ABSENT};
 use lwm2m_objects::{standard_objects, NoHooks};
 
@@ -39,7 +39,7 @@ fn every_resource_of_the_client_is_declared_with_its_methods() {
         } else {
             ABSENT
         };
-        let Some(def) = find_resource(object.resources(), resource, instance) else {
+        let Some(def) = find_resource(common::declared(object.id()), resource, instance) else {
             missing.push(format!("{path}: not declared"));
             continue;
         };
@@ -73,7 +73,7 @@ fn no_resource_is_declared_twice() {
         standard_objects(common::device_info(), NoHooks);
     let objects: [&dyn Object; 6] = [&device, &interface, &profile, &target, &bundle, &variable];
     for object in objects {
-        let table = object.resources();
+        let table = common::declared(object.id());
         for (i, def) in table.iter().enumerate() {
             let twin = table[i + 1..]
                 .iter()
@@ -86,6 +86,58 @@ fn no_resource_is_declared_twice() {
             );
         }
     }
+}
+
+/// An object serves every resource it declares as declared: each entry is in its table
+/// or, providing no method, kept out of it ([`Object::unlisted`]) with the same access for
+/// every method, where the dispatcher finds no table entry before it; nothing else.
+#[test]
+fn every_declared_resource_is_served_as_declared() {
+    let (device, interface, profile, target, bundle, variable) =
+        standard_objects(common::device_info(), NoHooks);
+    let objects: [&dyn Object; 6] = [&device, &interface, &profile, &target, &bundle, &variable];
+    let methods = [Method::Get, Method::Put, Method::Post, Method::Delete];
+    let mut unlisted = 0;
+    for object in objects {
+        let declared = common::declared(object.id());
+        let table = object.resources();
+        for entry in table {
+            assert!(declared.contains(entry), "/{}: {entry:?}", object.id());
+        }
+        for def in declared {
+            if table.contains(def) {
+                continue;
+            }
+            unlisted += 1;
+            let path = format!("/{}//{}", object.id(), def.id);
+            assert_eq!(def.instance_rule(), InstanceRule::Single, "{path}");
+            for instance in [ABSENT, 0] {
+                assert!(
+                    find_resource(table, def.id, instance).is_none(),
+                    "{path}: the table answers it"
+                );
+                for method in methods {
+                    assert!(!def.implements(method), "{path}: {method:?} provided");
+                    assert_eq!(
+                        object.unlisted(def.id, instance, method),
+                        Some(def.access(method)),
+                        "{path} {method:?}"
+                    );
+                }
+            }
+            assert_eq!(object.unlisted(def.id, 1, Method::Get), None, "{path}");
+        }
+        assert_eq!(object.unlisted(0xFFF0, ABSENT, Method::Get), None);
+    }
+    assert_eq!(
+        unlisted,
+        lwm2m_objects::interface::UNLISTED.len() + lwm2m_objects::target::UNLISTED.len()
+    );
+    // The client's resources this release does not implement at all, whatever the groups.
+    assert!(
+        unlisted >= 40,
+        "only {unlisted} resources kept out of the tables"
+    );
 }
 
 #[test]

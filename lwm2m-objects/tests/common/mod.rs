@@ -3,10 +3,28 @@
 
 pub mod configurator;
 
+use lwm2m_core::object::ResourceDef;
 use lwm2m_core::storage::{ConfigStore, NoStore};
 use lwm2m_core::target::{NoTarget, TargetIo};
 use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant, Outcome};
 use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
+
+/// Every resource `object` declares: the entries of its table ([`Object::resources`])
+/// and those it keeps out of it ([`Object::unlisted`]).
+///
+/// [`Object::resources`]: lwm2m_core::object::Object::resources
+/// [`Object::unlisted`]: lwm2m_core::object::Object::unlisted
+pub fn declared(object: u16) -> &'static [ResourceDef] {
+    match object {
+        3 => lwm2m_objects::device::RESOURCES,
+        1024 => lwm2m_objects::interface::RESOURCES,
+        1025 => lwm2m_objects::profile::RESOURCES,
+        1027 => lwm2m_objects::target::RESOURCES,
+        1028 => lwm2m_objects::bundle::RESOURCES,
+        1029 => lwm2m_objects::variable::RESOURCES,
+        other => panic!("/{other}: not an object of this crate"),
+    }
+}
 
 pub const LIMITS: FrameLimits = FrameLimits {
     max_request: 1024,
