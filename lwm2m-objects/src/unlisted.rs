@@ -1,6 +1,6 @@
 //! Resources an object declares but this build provides no method of (the client's
 //! resources this release does not implement, settings of a group the build leaves out),
-//! kept out of the resource table in two bytes each instead of a ten-byte
+//! kept out of the resource table in two bytes each instead of a six-byte
 //! [`ResourceDef`]: the object answers the access of their methods through
 //! [`Object::unlisted`], and a request on one gets what its table entry would give (`85`
 //! for a method it does not declare, `81` to a subject without the right, `A1`
@@ -95,7 +95,7 @@ const fn same(a: &ResourceDef, b: &ResourceDef) -> bool {
     a.id == b.id
         && a.instance_rule() as u8 == b.instance_rule() as u8
         && a.wraps().is_some() == b.wraps().is_some()
-        && a.answer == b.answer
+        && a.answer() == b.answer()
 }
 
 /// Whether entry `i` of `declared` leaves the table: it has the compact form, and no
