@@ -65,6 +65,10 @@ pub enum Envelope {
 /// multi-request holding it is refused unless the object bounds it itself.
 pub const UNBOUNDED: u16 = u16::MAX;
 
+/// The largest answer size a [`ResourceDef`] declares ([`ResourceDef::answers`]): 8 190
+/// bytes, as large as the table's 13 bits hold.
+pub const MAX_ANSWER: u16 = ANSWER_MASK - 1;
+
 /// The shift of `method`'s nibble in [`ResourceDef::access`].
 const fn nibble(method: Method) -> u16 {
     4 * (method as u16 - 1)
@@ -174,10 +178,20 @@ impl ResourceDef {
         }
     }
 
-    /// Declares the most data a successful GET answers; a size over 8 190 bytes counts
-    /// as [`UNBOUNDED`] (no frame is that large).
+    /// Declares the most data a successful GET answers: at most [`MAX_ANSWER`] bytes, or
+    /// [`UNBOUNDED`].
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is above [`MAX_ANSWER`] and not [`UNBOUNDED`]: in a table (a `const`),
+    /// the build fails. An object whose answers are larger bounds them itself
+    /// ([`Object::answer_bound`]).
     pub const fn answers(mut self, bytes: u16) -> ResourceDef {
-        let bytes = if bytes > ANSWER_MASK {
+        assert!(
+            bytes <= MAX_ANSWER || bytes == UNBOUNDED,
+            "a declared answer size is at most MAX_ANSWER bytes, or UNBOUNDED"
+        );
+        let bytes = if bytes == UNBOUNDED {
             ANSWER_MASK
         } else {
             bytes
@@ -777,19 +791,21 @@ mod tests {
             assert_eq!(def.wraps(), Some(Envelope::MultiRequest));
             assert_eq!(def.answer(), UNBOUNDED);
         }
-        for (bytes, read) in [
-            (0, 0),
-            (1, 1),
-            (8190, 8190),
-            (8191, UNBOUNDED),
-            (UNBOUNDED, UNBOUNDED),
-        ] {
+        for (bytes, read) in [(0, 0), (1, 1), (MAX_ANSWER, 8190), (UNBOUNDED, UNBOUNDED)] {
             let def = ResourceDef::any(3).get(Access::Write).answers(bytes);
             assert_eq!(def.answer(), read);
             assert_eq!(def.instance_rule(), InstanceRule::Any);
             assert_eq!(def.wraps(), None);
             assert_eq!(def.access(Method::Get), Access::Write);
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "at most MAX_ANSWER")]
+    fn a_declared_answer_above_the_largest_is_refused() {
+        // Not silently made unbounded (which would refuse a multi-request holding it):
+        // in a table this is a build error.
+        let _ = ResourceDef::single(0).answers(MAX_ANSWER + 1);
     }
 
     const METHODS: [Method; 4] = [Method::Get, Method::Put, Method::Post, Method::Delete];
