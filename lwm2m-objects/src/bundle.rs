@@ -154,19 +154,25 @@ pub fn parse_acl_record(record: &[u8]) -> Result<AclEntry, ResultCode> {
     Ok(entry)
 }
 
-/// Encodes a rights record for `profile` the way the client decodes it.
+/// Encodes a rights record for `profile` the way the client decodes it: the TLV
+/// resource instance of one byte, `41 id rights`, or `61 id_hi id_lo rights` for an id
+/// above 255 (what [`Tlv::emit`] writes, spelt out).
 pub fn emit_acl_record(
     body: &mut Body<'_>,
     profile: u16,
     rights: Rights,
 ) -> Result<(), ResultCode> {
-    let n = Tlv {
-        kind: TlvKind::ResourceInstance,
-        id: profile,
-        value: &[rights.0],
-    }
-    .emit(body.spare())?;
-    body.advance(n)?;
+    let [high, low] = profile.to_be_bytes();
+    let mut record = [0x61, high, low, rights.0];
+    let record = match high {
+        // `41 id rights`: the narrow form in the last three bytes.
+        0 => {
+            record[1] = 0x41;
+            &record[1..]
+        }
+        _ => &record[..],
+    };
+    body.push(record)?;
     Ok(())
 }
 
@@ -250,4 +256,38 @@ pub fn write_value_records(
         ctx.read_value(var_id, body)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rights_record_is_the_tlv_the_client_decodes_and_parses_back() {
+        for profile in [0, 1, 3, 0xFF, 0x100, 0x1234, 0xFFFE, 0xFFFF] {
+            for rights in [Rights::NONE, Rights::READ, Rights::ALL] {
+                let mut buf = [0u8; 8];
+                let mut body = Body::new(&mut buf);
+                emit_acl_record(&mut body, profile, rights).unwrap();
+                let mut expected = [0u8; 8];
+                let n = Tlv {
+                    kind: TlvKind::ResourceInstance,
+                    id: profile,
+                    value: &[rights.0],
+                }
+                .emit(&mut expected)
+                .unwrap();
+                assert_eq!(body.as_slice(), &expected[..n], "profile {profile}");
+                if profile != 0xFF {
+                    let entry = parse_acl_record(body.as_slice()).unwrap();
+                    assert_eq!((entry.profile, entry.rights), (profile, rights));
+                }
+            }
+        }
+        // Full: nothing written.
+        let mut buf = [0u8; 2];
+        let mut body = Body::new(&mut buf);
+        assert!(emit_acl_record(&mut body, 1, Rights::READ).is_err());
+        assert!(body.is_empty());
+    }
 }
