@@ -177,7 +177,7 @@ pub fn emit_acl_record(
 }
 
 /// Replaces the entry of that profile; no rights at all revokes it.
-fn set_acl_entry(bundle: &mut Bundle, entry: AclEntry) -> Result<(), ResultCode> {
+pub(crate) fn set_acl_entry(bundle: &mut Bundle, entry: AclEntry) -> Result<(), ResultCode> {
     let existing = bundle.acl.iter().position(|e| e.profile == entry.profile);
     match (existing, entry.rights == Rights::NONE) {
         (Some(i), true) => {
