@@ -182,7 +182,8 @@ fn change_password(ctx: &mut Context<'_>, id: u16, payload: &[u8]) -> Result<(),
         return Err(ResultCode::NotAcceptable);
     }
     let options = ctx.config().security_options;
-    let credential = if options.contains(SecurityOptions::SCRAM) {
+    let profile = profile_mut(ctx, id)?;
+    profile.credential = if options.contains(SecurityOptions::SCRAM) {
         Credential::Scram(ScramRecord::from_bytes(payload).ok_or(ResultCode::NotAcceptable)?)
     } else if options.contains(SecurityOptions::HASH_PASSWORD) {
         let hash: [u8; FIELD_LEN] = payload.try_into().map_err(|_| ResultCode::NotAcceptable)?;
@@ -193,6 +194,5 @@ fn change_password(ctx: &mut Context<'_>, id: u16, payload: &[u8]) -> Result<(),
         // whole), so it is refused rather than kept in a form one of them fails.
         Credential::from_password(codec::ascii(payload, FIELD_LEN)?)
     };
-    profile_mut(ctx, id)?.credential = credential;
     Ok(())
 }
