@@ -75,8 +75,9 @@ impl Object for BundleObject {
         body: &mut Body<'_>,
     ) -> HandlerResult {
         let id = req.path.instance;
-        match (req.path.resource, req.method) {
-            (ABSENT, Method::Post) => {
+        match (req.method, req.path.resource) {
+            (Method::Get, 1) => write_values(ctx, id, body)?,
+            (Method::Post, ABSENT) => {
                 codec::empty(req.payload)?;
                 if ctx.config().bundle(id).is_none() {
                     ctx.config_mut()
@@ -85,7 +86,7 @@ impl Object for BundleObject {
                         .map_err(|_| ResultCode::NvmFull)?;
                 }
             }
-            (ABSENT, Method::Delete) => {
+            (Method::Delete, ABSENT) => {
                 codec::empty(req.payload)?;
                 let config = ctx.config_mut();
                 let index = config
@@ -100,32 +101,29 @@ impl Object for BundleObject {
                 }
                 interface::bundle_deleted(config, id);
             }
-            (0, Method::Put) => {
-                let entry = parse_acl_record(req.payload)?;
-                set_acl_entry(bundle_mut(ctx, id)?, entry)?;
+            // The other resources of an existing bundle (dispatch found it).
+            (method, resource) => {
+                let bundle = ctx
+                    .config_mut()
+                    .bundle_mut(id)
+                    .ok_or(ResultCode::NotFound)?;
+                match (method, resource) {
+                    (Method::Get, 2) => body.push_u32(bundle.datalog_period)?,
+                    (Method::Get, 4) => body.push(&bundle.name)?,
+                    (Method::Put, 0) => set_acl_entry(bundle, parse_acl_record(req.payload)?)?,
+                    (Method::Put, 2) => {
+                        bundle.datalog_period = codec::uint(req.payload, Widths::WORD)?
+                    }
+                    (Method::Put, 4) => codec::replace(
+                        bundle.name.as_mut_view(),
+                        codec::ascii(req.payload, NAME_LEN)?,
+                    )?,
+                    _ => return Err(ResultCode::MethodNotAllowed),
+                }
             }
-            (1, Method::Get) => write_values(ctx, id, body)?,
-            (2, Method::Get) => body.push_u32(bundle(ctx, id)?.datalog_period)?,
-            (2, Method::Put) => {
-                bundle_mut(ctx, id)?.datalog_period = codec::uint(req.payload, Widths::WORD)?
-            }
-            (4, Method::Get) => body.push(&bundle(ctx, id)?.name)?,
-            (4, Method::Put) => {
-                let name = codec::ascii(req.payload, NAME_LEN)?;
-                codec::replace(bundle_mut(ctx, id)?.name.as_mut_view(), name)?;
-            }
-            _ => return Err(ResultCode::MethodNotAllowed),
         }
         Ok(ResultCode::Ok)
     }
-}
-
-fn bundle<'c>(ctx: &'c Context<'_>, id: u16) -> Result<&'c Bundle, ResultCode> {
-    ctx.config().bundle(id).ok_or(ResultCode::NotFound)
-}
-
-fn bundle_mut<'c>(ctx: &'c mut Context<'_>, id: u16) -> Result<&'c mut Bundle, ResultCode> {
-    ctx.config_mut().bundle_mut(id).ok_or(ResultCode::NotFound)
 }
 
 /// Decodes one rights record: `41 id rights` or `61 id_hi id_lo rights`; the client's
