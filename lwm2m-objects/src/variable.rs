@@ -173,6 +173,8 @@ impl Object for VariableObject {
     }
 }
 
+// Inlined: a call returning the `Result` through memory costs more than the lookup.
+#[inline(always)]
 fn variable<'c>(ctx: &'c Context<'_>, id: u16) -> Result<&'c Variable, ResultCode> {
     ctx.config().variable(id).ok_or(ResultCode::NotFound)
 }
