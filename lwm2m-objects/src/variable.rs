@@ -130,18 +130,17 @@ impl Object for VariableObject {
                 4 => {
                     ctx.read_value(id, body)?;
                 }
-                3 => {
-                    let bundle = variable(ctx, id)?.bundle;
-                    let rights = ctx.rights(bundle);
-                    emit_acl_record(body, ctx.subject().user, rights)?;
-                }
-                7 => match variable(ctx, id)?.bundle {
-                    Some(bundle) => write_values(ctx, bundle, body)?,
-                    None => return Err(ResultCode::NotFound),
-                },
                 _ => {
                     let var = variable(ctx, id)?;
                     match resource {
+                        3 => {
+                            let rights = ctx.rights(var.bundle);
+                            emit_acl_record(body, ctx.subject().user, rights)?;
+                        }
+                        7 => match var.bundle {
+                            Some(bundle) => write_values(ctx, bundle, body)?,
+                            None => return Err(ResultCode::NotFound),
+                        },
                         0 => body.push(&var.address)?,
                         1 => body.push_u8(var.var_type)?,
                         // The client reads the quantity as a u8; PUT keeps it below 256.
