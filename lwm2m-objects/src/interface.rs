@@ -443,9 +443,11 @@ impl Object for InterfaceObject {
                 ctx.config_mut().inactivity_secs = codec::u16_liberal(req.payload)?
             }
             (Method::Get, 88) => {
+                // The largest request, then the largest response, big-endian u16s.
                 let limits = ctx.limits();
-                body.push_u16(limits.max_request)?;
-                body.push_u16(limits.max_response)?;
+                body.push_u32(
+                    u32::from(limits.max_request) << 16 | u32::from(limits.max_response),
+                )?;
             }
             (Method::Get, 10) => body.push_u32(ctx.config().version)?,
             // 255.255.65535 marks "being configured"; the real version ends the
