@@ -237,23 +237,23 @@ pub fn write_value_records(
             children = children.saturating_add(record_len(var.id, len));
         }
     }
-    // The container's header, written in place: kept only if every record fits after it.
-    let n = tlv::emit_header(
-        body.spare(),
-        TlvKind::MultipleResource,
-        container_id,
-        children,
-    )?;
-    if n + children > body.remaining() {
+    // The container's header, written in place: the answer fails (and its body is
+    // dropped) unless every record fits after it.
+    push_header(body, TlvKind::MultipleResource, container_id, children)?;
+    if children > body.remaining() {
         return Err(ResultCode::InternalServerError);
     }
-    body.advance(n)?;
     for &(var_id, len) in &ids {
-        let n = tlv::emit_header(body.spare(), TlvKind::ResourceValue, var_id, len)?;
-        body.advance(n)?;
+        push_header(body, TlvKind::ResourceValue, var_id, len)?;
         ctx.read_value(var_id, body)?;
     }
     Ok(())
+}
+
+/// Writes the header of a TLV record of `kind`, `id` and a value of `len` bytes.
+fn push_header(body: &mut Body<'_>, kind: TlvKind, id: u16, len: usize) -> Result<(), ResultCode> {
+    let n = tlv::emit_header(body.spare(), kind, id, len)?;
+    Ok(body.advance(n)?)
 }
 
 #[cfg(test)]
