@@ -75,8 +75,9 @@ impl Object for BundleObject {
         body: &mut Body<'_>,
     ) -> HandlerResult {
         let id = req.path.instance;
-        match (req.path.resource, req.method) {
-            (ABSENT, Method::Post) => {
+        match (req.method, req.path.resource) {
+            (Method::Get, 1) => write_values(ctx, id, body)?,
+            (Method::Post, ABSENT) => {
                 codec::empty(req.payload)?;
                 if ctx.config().bundle(id).is_none() {
                     ctx.config_mut()
@@ -85,7 +86,7 @@ impl Object for BundleObject {
                         .map_err(|_| ResultCode::NvmFull)?;
                 }
             }
-            (ABSENT, Method::Delete) => {
+            (Method::Delete, ABSENT) => {
                 codec::empty(req.payload)?;
                 let config = ctx.config_mut();
                 let index = config
@@ -100,32 +101,29 @@ impl Object for BundleObject {
                 }
                 interface::bundle_deleted(config, id);
             }
-            (0, Method::Put) => {
-                let entry = parse_acl_record(req.payload)?;
-                set_acl_entry(bundle_mut(ctx, id)?, entry)?;
+            // The other resources of an existing bundle (dispatch found it).
+            (method, resource) => {
+                let bundle = ctx
+                    .config_mut()
+                    .bundle_mut(id)
+                    .ok_or(ResultCode::NotFound)?;
+                match (method, resource) {
+                    (Method::Get, 2) => body.push_u32(bundle.datalog_period)?,
+                    (Method::Get, 4) => body.push(&bundle.name)?,
+                    (Method::Put, 0) => set_acl_entry(bundle, parse_acl_record(req.payload)?)?,
+                    (Method::Put, 2) => {
+                        bundle.datalog_period = codec::uint(req.payload, Widths::WORD)?
+                    }
+                    (Method::Put, 4) => codec::replace(
+                        bundle.name.as_mut_view(),
+                        codec::ascii(req.payload, NAME_LEN)?,
+                    )?,
+                    _ => return Err(ResultCode::MethodNotAllowed),
+                }
             }
-            (1, Method::Get) => write_values(ctx, id, body)?,
-            (2, Method::Get) => body.push_u32(bundle(ctx, id)?.datalog_period)?,
-            (2, Method::Put) => {
-                bundle_mut(ctx, id)?.datalog_period = codec::uint(req.payload, Widths::WORD)?
-            }
-            (4, Method::Get) => body.push(&bundle(ctx, id)?.name)?,
-            (4, Method::Put) => {
-                let name = codec::ascii(req.payload, NAME_LEN)?;
-                codec::replace(bundle_mut(ctx, id)?.name.as_mut_view(), name)?;
-            }
-            _ => return Err(ResultCode::MethodNotAllowed),
         }
         Ok(ResultCode::Ok)
     }
-}
-
-fn bundle<'c>(ctx: &'c Context<'_>, id: u16) -> Result<&'c Bundle, ResultCode> {
-    ctx.config().bundle(id).ok_or(ResultCode::NotFound)
-}
-
-fn bundle_mut<'c>(ctx: &'c mut Context<'_>, id: u16) -> Result<&'c mut Bundle, ResultCode> {
-    ctx.config_mut().bundle_mut(id).ok_or(ResultCode::NotFound)
 }
 
 /// Decodes one rights record: `41 id rights` or `61 id_hi id_lo rights`; the client's
@@ -154,24 +152,30 @@ pub fn parse_acl_record(record: &[u8]) -> Result<AclEntry, ResultCode> {
     Ok(entry)
 }
 
-/// Encodes a rights record for `profile` the way the client decodes it.
+/// Encodes a rights record for `profile` the way the client decodes it: the TLV
+/// resource instance of one byte, `41 id rights`, or `61 id_hi id_lo rights` for an id
+/// above 255 (what [`Tlv::emit`] writes, spelt out).
 pub fn emit_acl_record(
     body: &mut Body<'_>,
     profile: u16,
     rights: Rights,
 ) -> Result<(), ResultCode> {
-    let n = Tlv {
-        kind: TlvKind::ResourceInstance,
-        id: profile,
-        value: &[rights.0],
-    }
-    .emit(body.spare())?;
-    body.advance(n)?;
+    let [high, low] = profile.to_be_bytes();
+    let mut record = [0x61, high, low, rights.0];
+    let record = match high {
+        // `41 id rights`: the narrow form in the last three bytes.
+        0 => {
+            record[1] = 0x41;
+            &record[1..]
+        }
+        _ => &record[..],
+    };
+    body.push(record)?;
     Ok(())
 }
 
 /// Replaces the entry of that profile; no rights at all revokes it.
-fn set_acl_entry(bundle: &mut Bundle, entry: AclEntry) -> Result<(), ResultCode> {
+pub(crate) fn set_acl_entry(bundle: &mut Bundle, entry: AclEntry) -> Result<(), ResultCode> {
     let existing = bundle.acl.iter().position(|e| e.profile == entry.profile);
     match (existing, entry.rights == Rights::NONE) {
         (Some(i), true) => {
@@ -233,21 +237,55 @@ pub fn write_value_records(
             children = children.saturating_add(record_len(var.id, len));
         }
     }
-    // The container's header, written in place: kept only if every record fits after it.
-    let n = tlv::emit_header(
-        body.spare(),
-        TlvKind::MultipleResource,
-        container_id,
-        children,
-    )?;
-    if n + children > body.remaining() {
+    // The container's header, written in place: the answer fails (and its body is
+    // dropped) unless every record fits after it.
+    push_header(body, TlvKind::MultipleResource, container_id, children)?;
+    if children > body.remaining() {
         return Err(ResultCode::InternalServerError);
     }
-    body.advance(n)?;
     for &(var_id, len) in &ids {
-        let n = tlv::emit_header(body.spare(), TlvKind::ResourceValue, var_id, len)?;
-        body.advance(n)?;
+        push_header(body, TlvKind::ResourceValue, var_id, len)?;
         ctx.read_value(var_id, body)?;
     }
     Ok(())
+}
+
+/// Writes the header of a TLV record of `kind`, `id` and a value of `len` bytes.
+fn push_header(body: &mut Body<'_>, kind: TlvKind, id: u16, len: usize) -> Result<(), ResultCode> {
+    let n = tlv::emit_header(body.spare(), kind, id, len)?;
+    Ok(body.advance(n)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rights_record_is_the_tlv_the_client_decodes_and_parses_back() {
+        for profile in [0, 1, 3, 0xFF, 0x100, 0x1234, 0xFFFE, 0xFFFF] {
+            for rights in [Rights::NONE, Rights::READ, Rights::ALL] {
+                let mut buf = [0u8; 8];
+                let mut body = Body::new(&mut buf);
+                emit_acl_record(&mut body, profile, rights).unwrap();
+                let mut expected = [0u8; 8];
+                let n = Tlv {
+                    kind: TlvKind::ResourceInstance,
+                    id: profile,
+                    value: &[rights.0],
+                }
+                .emit(&mut expected)
+                .unwrap();
+                assert_eq!(body.as_slice(), &expected[..n], "profile {profile}");
+                if profile != 0xFF {
+                    let entry = parse_acl_record(body.as_slice()).unwrap();
+                    assert_eq!((entry.profile, entry.rights), (profile, rights));
+                }
+            }
+        }
+        // Full: nothing written.
+        let mut buf = [0u8; 2];
+        let mut body = Body::new(&mut buf);
+        assert!(emit_acl_record(&mut body, 1, Rights::READ).is_err());
+        assert!(body.is_empty());
+    }
 }

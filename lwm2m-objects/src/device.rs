@@ -112,13 +112,14 @@ impl<H: DeviceHooks> DeviceObject<H> {
     /// Unix time at `now`: set by `PUT /3//13`, else the board's clock, else seconds
     /// since boot.
     pub fn unix_time(&self, now: Instant) -> u32 {
-        match self.clock {
-            Some((base, at)) => base.wrapping_add(now.saturating_since(at).as_secs() as u32),
-            None => self
-                .hooks
-                .unix_time()
-                .unwrap_or(Duration::from_millis(now.as_millis()).as_secs() as u32),
-        }
+        let (base, elapsed) = match self.clock {
+            Some((base, at)) => (base, now.saturating_since(at)),
+            None => match self.hooks.unix_time() {
+                Some(time) => return time,
+                None => (0, Duration::from_millis(now.as_millis())),
+            },
+        };
+        base.wrapping_add(elapsed.as_secs() as u32)
     }
 }
 

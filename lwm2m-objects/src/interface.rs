@@ -409,25 +409,25 @@ impl Object for InterfaceObject {
         req: &Request<'_>,
         body: &mut Body<'_>,
     ) -> HandlerResult {
-        match (req.path.resource, req.method) {
-            (0, Method::Post) => ctx.login(req.payload)?,
-            (1, Method::Post) => {
+        match (req.method, req.path.resource) {
+            (Method::Post, 0) => ctx.login(req.payload)?,
+            (Method::Post, 1) => {
                 codec::empty(req.payload)?;
                 ctx.logout()?;
             }
             // Current profile: the one whose rights apply (a user's alias).
-            (2, Method::Get) => body.push_u16(ctx.subject().rights)?,
-            (3, Method::Get) => body.push_u16(ctx.channel().kind.host_protocol())?,
+            (Method::Get, 2) => body.push_u16(ctx.subject().rights)?,
+            (Method::Get, 3) => body.push_u16(ctx.channel().kind.host_protocol())?,
             // Keep-alive: any request refreshes the session; the answer is the idle
             // limit in seconds now in force (0: none).
             // (The limit is whole seconds of a u16: its milliseconds fit a u32, and a
             // 32-bit division is one instruction.)
-            (4, Method::Get) => {
+            (Method::Get, 4) => {
                 let ms = ctx.idle_limit().map_or(0, |d| d.as_millis());
                 body.push_u32(u32::try_from(ms).map_or(u32::MAX, |ms| ms / 1000))?;
             }
-            (6, Method::Get) => body.push_u16(ctx.config().security_options.0)?,
-            (6, Method::Put) => {
+            (Method::Get, 6) => body.push_u16(ctx.config().security_options.0)?,
+            (Method::Put, 6) => {
                 // The configurator writes one byte (0x10) before configuring.
                 let options = codec::u16_liberal(req.payload)?;
                 if options & !SecurityOptions::ALL != 0 {
@@ -436,33 +436,35 @@ impl Object for InterfaceObject {
                 ctx.config_mut().security_options = SecurityOptions(options);
             }
             // Current group: the logged-in profile itself.
-            (7, Method::Get) => body.push_u16(ctx.subject().user)?,
-            (34, Method::Get) => body.push_u16(ctx.config().inactivity_secs)?,
+            (Method::Get, 7) => body.push_u16(ctx.subject().user)?,
+            (Method::Get, 34) => body.push_u16(ctx.config().inactivity_secs)?,
             // Written as u8 by the client, u16 accepted too (decision 12).
-            (34, Method::Put) => {
+            (Method::Put, 34) => {
                 ctx.config_mut().inactivity_secs = codec::u16_liberal(req.payload)?
             }
-            (88, Method::Get) => {
+            (Method::Get, 88) => {
+                // The largest request, then the largest response, big-endian u16s.
                 let limits = ctx.limits();
-                body.push_u16(limits.max_request)?;
-                body.push_u16(limits.max_response)?;
+                body.push_u32(
+                    u32::from(limits.max_request) << 16 | u32::from(limits.max_response),
+                )?;
             }
-            (10, Method::Get) => body.push_u32(ctx.config().version)?,
+            (Method::Get, 10) => body.push_u32(ctx.config().version)?,
             // 255.255.65535 marks "being configured"; the real version ends the
             // configurator's sequence and saves the image; POST applies (saves) as is.
-            (10, Method::Put) => {
+            (Method::Put, 10) => {
                 let version = codec::uint(req.payload, Widths::WORD)?;
                 ctx.config_mut().version = version;
                 if version != CONFIGURING {
                     ctx.save_config()?;
                 }
             }
-            (10, Method::Post) => {
+            (Method::Post, 10) => {
                 codec::empty(req.payload)?;
                 ctx.save_config()?;
             }
-            (24, Method::Get) => body.push_u8(ctx.nfc_priority() as u8)?,
-            (24, Method::Put) | (24, Method::Post) => {
+            (Method::Get, 24) => body.push_u8(ctx.nfc_priority() as u8)?,
+            (Method::Put | Method::Post, 24) => {
                 let byte = codec::uint(req.payload, Widths::BYTE)? as u8;
                 let priority = NfcPriority::from_u8(byte).ok_or(ResultCode::NotAcceptable)?;
                 if req.method == Method::Put {
@@ -473,7 +475,7 @@ impl Object for InterfaceObject {
                 ctx.override_nfc_priority(priority);
             }
             #[cfg(any(feature = "certificates", feature = "mqtt", feature = "jvm"))]
-            (37 | 38 | 57 | 74, Method::Put | Method::Post) => blob(ctx, req)?,
+            (Method::Put | Method::Post, 37 | 38 | 57 | 74) => blob(ctx, req)?,
             _ => return settings::handle_in(SETTING_LINES, ctx, ID, req, body),
         }
         Ok(ResultCode::Ok)

@@ -3,13 +3,13 @@
 use lwm2m_core::acl::Access::{Admin, SelfOrAdmin};
 use lwm2m_core::auth::{Credential, ScramRecord, Secret16, FIELD_LEN};
 use lwm2m_core::config::{
-    remove_ordered, retain_ordered, Profile, SecurityOptions, ADMIN, ANONYMOUS, NAME_LEN,
+    remove_ordered, AclEntry, Profile, Rights, SecurityOptions, ADMIN, ANONYMOUS, NAME_LEN,
     SUPERVISOR,
 };
 use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode, ABSENT};
 
-use crate::{codec, interface};
+use crate::{bundle, codec, interface};
 
 /// Object id.
 pub const ID: u16 = 1025;
@@ -69,17 +69,17 @@ impl Object for ProfileObject {
         body: &mut Body<'_>,
     ) -> HandlerResult {
         let id = req.path.instance;
-        match (req.path.resource, req.method) {
+        match (req.method, req.path.resource) {
             // Neither takes a body (objects.md object 1025, decision 2).
-            (ABSENT, Method::Post) => {
+            (Method::Post, ABSENT) => {
                 codec::empty(req.payload)?;
                 create(ctx, id)?
             }
-            (ABSENT, Method::Delete) => {
+            (Method::Delete, ABSENT) => {
                 codec::empty(req.payload)?;
                 delete(ctx, id)?
             }
-            (resource, Method::Get) => {
+            (Method::Get, resource) => {
                 let profile = ctx.config().profile(id).ok_or(ResultCode::NotFound)?;
                 match resource {
                     0 => body.push(&profile.name)?,
@@ -88,13 +88,13 @@ impl Object for ProfileObject {
                     _ => return Err(ResultCode::MethodNotAllowed),
                 }
             }
-            (0, Method::Put) => rename(ctx, id, req.payload)?,
-            (2, Method::Post) => change_password(ctx, id, req.payload)?,
-            (4, Method::Put) => {
+            (Method::Put, 0) => rename(ctx, id, req.payload)?,
+            (Method::Post, 2) => change_password(ctx, id, req.payload)?,
+            (Method::Put, 4) => {
                 let secs = codec::u16_liberal(req.payload)?;
                 profile_mut(ctx, id)?.lifetime_secs = secs;
             }
-            (5, Method::Put) => {
+            (Method::Put, 5) => {
                 let alias = codec::u16_liberal(req.payload)?;
                 // The built-in profiles keep their own rights: anonymous aliased to the
                 // administrator would give every connection admin rights.
@@ -109,6 +109,8 @@ impl Object for ProfileObject {
     }
 }
 
+// Inlined: a call returning the `Result` through memory costs more than the lookup.
+#[inline(always)]
 fn profile_mut<'c>(ctx: &'c mut Context<'_>, id: u16) -> Result<&'c mut Profile, ResultCode> {
     ctx.config_mut().profile_mut(id).ok_or(ResultCode::NotFound)
 }
@@ -144,8 +146,14 @@ fn delete(ctx: &mut Context<'_>, id: u16) -> Result<(), ResultCode> {
     }
     // Nothing it was granted passes to a profile created later with the same id (the
     // configurator numbers profiles 1, 2, 3...).
+    // (A valid configuration holds one entry per profile in an ACL: revoking it is
+    // what set_acl_entry does with no rights.)
+    let revoked = AclEntry {
+        profile: id,
+        rights: Rights::NONE,
+    };
     for bundle in ctx.config_mut().bundles.iter_mut() {
-        retain_ordered(&mut bundle.acl, |entry| entry.profile != id);
+        bundle::set_acl_entry(bundle, revoked)?;
     }
     interface::profile_deleted(ctx.config_mut(), id);
     Ok(())
@@ -176,7 +184,8 @@ fn change_password(ctx: &mut Context<'_>, id: u16, payload: &[u8]) -> Result<(),
         return Err(ResultCode::NotAcceptable);
     }
     let options = ctx.config().security_options;
-    let credential = if options.contains(SecurityOptions::SCRAM) {
+    let profile = profile_mut(ctx, id)?;
+    profile.credential = if options.contains(SecurityOptions::SCRAM) {
         Credential::Scram(ScramRecord::from_bytes(payload).ok_or(ResultCode::NotAcceptable)?)
     } else if options.contains(SecurityOptions::HASH_PASSWORD) {
         let hash: [u8; FIELD_LEN] = payload.try_into().map_err(|_| ResultCode::NotAcceptable)?;
@@ -187,6 +196,5 @@ fn change_password(ctx: &mut Context<'_>, id: u16, payload: &[u8]) -> Result<(),
         // whole), so it is refused rather than kept in a form one of them fails.
         Credential::from_password(codec::ascii(payload, FIELD_LEN)?)
     };
-    profile_mut(ctx, id)?.credential = credential;
     Ok(())
 }

@@ -123,13 +123,40 @@ impl Object for VariableObject {
         body: &mut Body<'_>,
     ) -> HandlerResult {
         let id = req.path.instance;
-        if req.path.resource == 4 && id == ABSENT && req.method == Method::Get {
-            write_value_records(ctx, READ_PROFILE_CONTAINER, body, None)?;
-            return Ok(ResultCode::Ok);
-        }
-        match (req.path.resource, req.method) {
-            (ABSENT, Method::Post) => create(ctx, id, req.payload)?,
-            (ABSENT, Method::Delete) => {
+        let resource = req.path.resource;
+        match req.method {
+            Method::Get => match resource {
+                4 if id == ABSENT => write_value_records(ctx, READ_PROFILE_CONTAINER, body, None)?,
+                4 => {
+                    ctx.read_value(id, body)?;
+                }
+                _ => {
+                    let var = variable(ctx, id)?;
+                    match resource {
+                        3 => {
+                            let rights = ctx.rights(var.bundle);
+                            emit_acl_record(body, ctx.subject().user, rights)?;
+                        }
+                        7 => match var.bundle {
+                            Some(bundle) => write_values(ctx, bundle, body)?,
+                            None => return Err(ResultCode::NotFound),
+                        },
+                        0 => body.push(&var.address)?,
+                        1 => body.push_u8(var.var_type)?,
+                        // The client reads the quantity as a u8; PUT keeps it below 256.
+                        2 => body.push_u8(var.quantity as u8)?,
+                        6 => body.push_u16(var.bundle.unwrap_or(ABSENT))?,
+                        8 => body.push(&var.meta)?,
+                        9 => body.push(&var.unit)?,
+                        _ => return Err(ResultCode::MethodNotAllowed),
+                    }
+                }
+            },
+            Method::Put if resource == 4 => ctx.write_value(id, req.payload)?,
+            Method::Put => configure(ctx, id, resource, req.payload)?,
+            Method::Post if resource == 5 => ctx.write_value(id, req.payload)?,
+            Method::Post if resource == ABSENT => create(ctx, id, req.payload)?,
+            Method::Delete if resource == ABSENT => {
                 codec::empty(req.payload)?;
                 let config = ctx.config_mut();
                 let index = config
@@ -139,39 +166,14 @@ impl Object for VariableObject {
                     .ok_or(ResultCode::NotFound)?;
                 remove_ordered(&mut config.variables, index);
             }
-            (4, Method::Get) => {
-                ctx.read_value(id, body)?;
-            }
-            (4, Method::Put) | (5, Method::Post) => ctx.write_value(id, req.payload)?,
-            (3, Method::Get) => {
-                let bundle = variable(ctx, id)?.bundle;
-                let rights = ctx.rights(bundle);
-                emit_acl_record(body, ctx.subject().user, rights)?;
-            }
-            (7, Method::Get) => match variable(ctx, id)?.bundle {
-                Some(bundle) => write_values(ctx, bundle, body)?,
-                None => return Err(ResultCode::NotFound),
-            },
-            (resource, Method::Get) => {
-                let var = variable(ctx, id)?;
-                match resource {
-                    0 => body.push(&var.address)?,
-                    1 => body.push_u8(var.var_type)?,
-                    // The client reads the quantity as a u8; PUT keeps it below 256.
-                    2 => body.push_u8(var.quantity as u8)?,
-                    6 => body.push_u16(var.bundle.unwrap_or(ABSENT))?,
-                    8 => body.push(&var.meta)?,
-                    9 => body.push(&var.unit)?,
-                    _ => return Err(ResultCode::MethodNotAllowed),
-                }
-            }
-            (resource, Method::Put) => configure(ctx, id, resource, req.payload)?,
             _ => return Err(ResultCode::MethodNotAllowed),
         }
         Ok(ResultCode::Ok)
     }
 }
 
+// Inlined: a call returning the `Result` through memory costs more than the lookup.
+#[inline(always)]
 fn variable<'c>(ctx: &'c Context<'_>, id: u16) -> Result<&'c Variable, ResultCode> {
     ctx.config().variable(id).ok_or(ResultCode::NotFound)
 }
