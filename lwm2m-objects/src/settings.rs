@@ -408,8 +408,8 @@ pub fn forget_unserved(config: &mut Config, object: u16, table: &[Setting]) {
 /// Forgets the values of `table` (object `object`) of reference kind `kind` that name
 /// `id` ([`Kind::ProfileId`] or [`Kind::BundleId`]), which then read as their default: a
 /// deleted profile or bundle is referred to by nothing, and one created later with the
-/// same id inherits nothing. (Values `table` does not serve go too, though after
-/// [`forget_unserved`] there are none.)
+/// same id inherits nothing. Values `table` does not serve are kept (an object set
+/// without the object, whose `config_loaded` would forget them, keeps them all).
 pub fn drop_references(config: &mut Config, object: u16, table: &[Setting], kind: Kind, id: u16) {
     forget(config, object, table, Some((kind, id)));
 }
@@ -419,14 +419,17 @@ pub fn drop_references(config: &mut Config, object: u16, table: &[Setting], kind
 fn forget(config: &mut Config, object: u16, table: &[Setting], reference: Option<(Kind, u16)>) {
     let reference = reference.map(|(kind, id)| (kind, id.to_be_bytes()));
     config.settings.retain(|s| {
-        s.object != object
-            || find(table, s.resource).is_some_and(|line| {
-                s.value.len() <= line.kind.max_len()
-                    && !reference.is_some_and(|(kind, id)| {
-                        core::mem::discriminant(&line.kind) == core::mem::discriminant(&kind)
-                            && s.value[..] == id
-                    })
-            })
+        if s.object != object {
+            return true;
+        }
+        match (find(table, s.resource), reference) {
+            (None, reference) => reference.is_some(),
+            (Some(line), None) => s.value.len() <= line.kind.max_len(),
+            (Some(line), Some((kind, id))) => {
+                core::mem::discriminant(&line.kind) != core::mem::discriminant(&kind)
+                    || s.value[..] != id
+            }
+        }
     });
 }
 
