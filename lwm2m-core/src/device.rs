@@ -673,14 +673,16 @@ fn execute<O: ObjectSet>(
             remember(waiting, parsed, request);
             Step::Pending(operation)
         }
-        (Flow::Done(status), _) => {
-            let data_len = body.len();
+        (flow, _) => {
+            let status = match flow {
+                Flow::Done(status) => status,
+                // A request run inline that asked for an operation all the same.
+                Flow::Suspend(_) => ResultCode::InternalServerError,
+            };
             debug!("{:?} {} -> {}", parsed.method, parsed.path, status);
+            // An error carries no data (`Response::finish`).
+            let data_len = body.len();
             let len = response.finish(status, data_len);
-            Step::Done(state.finish(len, effect, now))
-        }
-        (Flow::Suspend(_), _) => {
-            let len = response.status(ResultCode::InternalServerError);
             Step::Done(state.finish(len, effect, now))
         }
     }
