@@ -392,7 +392,7 @@ impl Config {
                 3600,
             ),
         ];
-        for (id, name, hash, lifetime) in FACTORY {
+        for &(id, name, hash, lifetime) in &FACTORY {
             let mut profile = Profile::new(id, name).with_lifetime(lifetime);
             if let Some(hash) = hash {
                 // The factory passwords are the names (admin/admin).
