@@ -239,17 +239,16 @@ impl Settings {
 
     /// Closes the gap of the entry at `at` of `len` bytes and wipes the bytes freed.
     fn remove_at(&mut self, at: usize, len: usize) {
-        let Some(end) = at.checked_add(len).filter(|&end| end <= self.used) else {
+        let Some(live) = self.bytes.get_mut(at..self.used) else {
             return;
         };
-        if let Some(live) = self.bytes.get_mut(at..self.used) {
-            crate::wire::shift_down(live, len);
-        }
-        let new_used = self.used.saturating_sub(end.saturating_sub(at));
-        if let Some(freed) = self.bytes.get_mut(new_used..self.used) {
-            freed.zeroize();
-        }
-        self.used = new_used;
+        let Some(entry) = live.get_mut(..len) else {
+            return;
+        };
+        // Wiped first, then moved past the entries after it: the freed bytes are zeros.
+        entry.zeroize();
+        crate::wire::shift_down(live, len);
+        self.used = self.used.saturating_sub(len);
     }
 }
 
