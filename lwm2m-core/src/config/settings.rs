@@ -221,19 +221,19 @@ impl Settings {
 
     /// The entry at `at` and its length, header included.
     fn entry_at(&self, at: usize) -> Option<(SettingRef<'_>, usize)> {
-        let used = self.bytes.get(..self.used)?;
-        let header = used.get(at..at.checked_add(ENTRY_HEADER_LEN)?)?;
-        let [o0, o1, r0, r1, len] = <[u8; ENTRY_HEADER_LEN]>::try_from(header).ok()?;
-        let start = at.checked_add(ENTRY_HEADER_LEN)?;
-        let end = start.checked_add(usize::from(len))?;
-        let value = used.get(start..end)?;
+        let (header, rest) = self
+            .bytes
+            .get(at..self.used)?
+            .split_first_chunk::<ENTRY_HEADER_LEN>()?;
+        let [o0, o1, r0, r1, len] = *header;
+        let value = rest.get(..usize::from(len))?;
         Some((
             SettingRef {
                 object: u16::from_be_bytes([o0, o1]),
                 resource: u16::from_be_bytes([r0, r1]),
                 value,
             },
-            end.checked_sub(at)?,
+            ENTRY_HEADER_LEN.saturating_add(value.len()),
         ))
     }
 
