@@ -788,11 +788,17 @@ impl<F: NorFlash> FlashStore<F> {
         Ok(digest.finalize() == header.crc)
     }
 
-    /// Whether `slot` holds a header and an image matching `expected` (read-back check).
-    fn verify(&mut self, slot: Slot, expected: &Header) -> Result<bool, StoreError> {
+    /// Whether `slot` holds a header and an image matching `expected`, whose bytes are
+    /// `expected_bytes` (read-back check).
+    fn verify(
+        &mut self,
+        slot: Slot,
+        expected: &Header,
+        expected_bytes: &[u8; HEADER_LEN],
+    ) -> Result<bool, StoreError> {
         let mut bytes = [0; HEADER_LEN];
         self.header_bytes(slot, &mut bytes)?;
-        if bytes != expected.to_bytes() {
+        if bytes != *expected_bytes {
             return Ok(false);
         }
         self.crc_matches(slot, expected)
@@ -859,7 +865,7 @@ impl<F: NorFlash> FlashStore<F> {
         } else {
             write_range(&mut self.flash, start, &bytes)?;
         }
-        if !self.verify(slot, &header)? {
+        if !self.verify(slot, &header, &bytes)? {
             warn!("config slot {}: read-back check failed", slot.index());
             return Err(StoreError::new(StoreErrorKind::Flash));
         }
