@@ -1027,19 +1027,20 @@ impl<F: NorFlash> FlashStore<F> {
         let [raw_a, raw_b] = &mut raw;
         self.header_bytes(Slot::A, raw_a)?;
         self.header_bytes(Slot::B, raw_b)?;
-        let [a, b] = [self.plausible(&raw[0]), self.plausible(&raw[1])];
         // The newest first.
-        let first = match (a, b) {
+        let first = match (self.plausible(&raw[0]), self.plausible(&raw[1])) {
             (Some(ha), Some(hb)) if newer(hb.sequence, ha.sequence) => Slot::B,
             _ => Slot::A,
         };
         let mut newest: Option<Newest> = None;
         for slot in [first, first.other()] {
-            let header = match slot {
-                Slot::A => a,
-                Slot::B => b,
+            let bytes = match slot {
+                Slot::A => &raw[0],
+                Slot::B => &raw[1],
             };
-            let Some(header) = header else { continue };
+            let Some(header) = self.plausible(bytes) else {
+                continue;
+            };
             if self.read_image_into(slot, &header, config)? {
                 debug!(
                     "config loaded from slot {}, sequence {}",
