@@ -276,7 +276,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         out: &mut [u8],
     ) -> Outcome {
         let step = self.begin(channel, None, request, now, out, INLINE);
-        self.complete(step, out, now)
+        Self::complete(step)
     }
 
     /// Handles one request of a local side handler (an on-board script engine, a
@@ -292,7 +292,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         out: &mut [u8],
     ) -> Outcome {
         let step = self.begin(channel, Some(profile), request, now, out, INLINE);
-        self.complete(step, out, now)
+        Self::complete(step)
     }
 
     /// The outcome of a request run inline. Such a run never suspends: its handlers'
@@ -300,14 +300,15 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// (`object::InlineIo`, over `Parts`), and `execute` answers `A0` should one ask for
     /// an operation all the same. So a firmware that only calls `handle` carries none of
     /// the suspension machinery ([`Device::resume`] and what it checks).
-    fn complete(&mut self, step: Step, out: &mut [u8], now: Instant) -> Outcome {
+    fn complete(step: Step) -> Outcome {
         match step {
             Step::Done(outcome) => outcome,
-            Step::Pending(_) => {
-                self.waiting = None;
-                let len = wiped_status(self.state.limits, out, ResultCode::InternalServerError);
-                self.finish(len, None, now)
-            }
+            // Never: a request run inline does not suspend (`execute`).
+            Step::Pending(_) => Outcome {
+                len: 0,
+                next_deadline: None,
+                effect: None,
+            },
         }
     }
 
@@ -672,14 +673,16 @@ fn execute<O: ObjectSet>(
             remember(waiting, parsed, request);
             Step::Pending(operation)
         }
-        (Flow::Done(status), _) => {
-            let data_len = body.len();
+        (flow, _) => {
+            let status = match flow {
+                Flow::Done(status) => status,
+                // A request run inline that asked for an operation all the same.
+                Flow::Suspend(_) => ResultCode::InternalServerError,
+            };
             debug!("{:?} {} -> {}", parsed.method, parsed.path, status);
+            // An error carries no data (`Response::finish`).
+            let data_len = body.len();
             let len = response.finish(status, data_len);
-            Step::Done(state.finish(len, effect, now))
-        }
-        (Flow::Suspend(_), _) => {
-            let len = response.status(ResultCode::InternalServerError);
             Step::Done(state.finish(len, effect, now))
         }
     }

@@ -206,7 +206,11 @@ fn run_multi<O: ObjectSet + ?Sized>(
         }
         Resume::After { .. } => return Flow::Done(ResultCode::InternalServerError),
     };
-    for (index, item) in multi.items().enumerate().skip(first) {
+    for (index, item) in multi.items().enumerate() {
+        // The items before the one that waited ran before it.
+        if index < first {
+            continue;
+        }
         let body_len = body.len();
         let Some((header, mut item_body)) = body.nested_after(ITEM_HEADER_LEN) else {
             return Flow::Done(ResultCode::InternalServerError);

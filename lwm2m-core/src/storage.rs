@@ -705,12 +705,10 @@ impl<F: NorFlash> FlashStore<F> {
         }
     }
 
-    /// The raw header bytes of `slot`.
-    fn header_bytes(&mut self, slot: Slot) -> Result<[u8; HEADER_LEN], StoreError> {
+    /// Reads the raw header bytes of `slot` into `bytes`.
+    fn header_bytes(&mut self, slot: Slot, bytes: &mut [u8; HEADER_LEN]) -> Result<(), StoreError> {
         let start = self.slot_start(slot)?;
-        let mut bytes = [0u8; HEADER_LEN];
-        read_into(&mut self.flash, start, &mut bytes)?;
-        Ok(bytes)
+        read_into(&mut self.flash, start, bytes)
     }
 
     /// The header `bytes` of a slot when it is plausible: right magic, length within
@@ -724,7 +722,8 @@ impl<F: NorFlash> FlashStore<F> {
     /// The header of `slot` when it is plausible ([`FlashStore::plausible`]).
     #[cfg(test)]
     fn read_header(&mut self, slot: Slot) -> Result<Option<Header>, StoreError> {
-        let bytes = self.header_bytes(slot)?;
+        let mut bytes = [0; HEADER_LEN];
+        self.header_bytes(slot, &mut bytes)?;
         Ok(self.plausible(&bytes))
     }
 
@@ -789,9 +788,17 @@ impl<F: NorFlash> FlashStore<F> {
         Ok(digest.finalize() == header.crc)
     }
 
-    /// Whether `slot` holds a header and an image matching `expected` (read-back check).
-    fn verify(&mut self, slot: Slot, expected: &Header) -> Result<bool, StoreError> {
-        if self.header_bytes(slot)? != expected.to_bytes() {
+    /// Whether `slot` holds a header and an image matching `expected`, whose bytes are
+    /// `expected_bytes` (read-back check).
+    fn verify(
+        &mut self,
+        slot: Slot,
+        expected: &Header,
+        expected_bytes: &[u8; HEADER_LEN],
+    ) -> Result<bool, StoreError> {
+        let mut bytes = [0; HEADER_LEN];
+        self.header_bytes(slot, &mut bytes)?;
+        if bytes != *expected_bytes {
             return Ok(false);
         }
         self.crc_matches(slot, expected)
@@ -858,7 +865,7 @@ impl<F: NorFlash> FlashStore<F> {
         } else {
             write_range(&mut self.flash, start, &bytes)?;
         }
-        if !self.verify(slot, &header)? {
+        if !self.verify(slot, &header, &bytes)? {
             warn!("config slot {}: read-back check failed", slot.index());
             return Err(StoreError::new(StoreErrorKind::Flash));
         }
@@ -1016,20 +1023,24 @@ impl<F: NorFlash> ConfigStore for FlashStore<F> {
 impl<F: NorFlash> FlashStore<F> {
     /// [`ConfigStore::load_into`] without the reset when nothing is loaded.
     fn load_slots(&mut self, config: &mut Config) -> Result<LoadState, StoreError> {
-        let raw = [self.header_bytes(Slot::A)?, self.header_bytes(Slot::B)?];
-        let [a, b] = [self.plausible(&raw[0]), self.plausible(&raw[1])];
+        let mut raw = [[0; HEADER_LEN]; 2];
+        let [raw_a, raw_b] = &mut raw;
+        self.header_bytes(Slot::A, raw_a)?;
+        self.header_bytes(Slot::B, raw_b)?;
         // The newest first.
-        let first = match (a, b) {
+        let first = match (self.plausible(&raw[0]), self.plausible(&raw[1])) {
             (Some(ha), Some(hb)) if newer(hb.sequence, ha.sequence) => Slot::B,
             _ => Slot::A,
         };
         let mut newest: Option<Newest> = None;
         for slot in [first, first.other()] {
-            let header = match slot {
-                Slot::A => a,
-                Slot::B => b,
+            let bytes = match slot {
+                Slot::A => &raw[0],
+                Slot::B => &raw[1],
             };
-            let Some(header) = header else { continue };
+            let Some(header) = self.plausible(bytes) else {
+                continue;
+            };
             if self.read_image_into(slot, &header, config)? {
                 debug!(
                     "config loaded from slot {}, sequence {}",

@@ -392,7 +392,7 @@ impl Config {
                 3600,
             ),
         ];
-        for (id, name, hash, lifetime) in FACTORY {
+        for &(id, name, hash, lifetime) in &FACTORY {
             let mut profile = Profile::new(id, name).with_lifetime(lifetime);
             if let Some(hash) = hash {
                 // The factory passwords are the names (admin/admin).
@@ -437,12 +437,11 @@ impl Config {
         if self.security_options.0 & !SecurityOptions::ALL != 0 {
             return Err(OutOfRange);
         }
-        for (i, p) in self.profiles.iter().enumerate() {
-            let later = self.profiles.iter().skip(i + 1);
-            if later
-                .clone()
-                .any(|q| q.id == p.id || (!p.name.is_empty() && q.name == p.name))
-            {
+        // A duplicate is found from the later of the two: the first record with its id
+        // (or name) is another one.
+        for p in &self.profiles {
+            let named = self.profiles.iter().find(|q| q.name == p.name);
+            if !is(self.profile(p.id), p) || (!p.name.is_empty() && !is(named, p)) {
                 return Err(Duplicate);
             }
             if self.profile(p.alias).is_none() {
@@ -452,21 +451,21 @@ impl Config {
                 return Err(BuiltinProfile);
             }
         }
-        for (i, b) in self.bundles.iter().enumerate() {
-            if self.bundles.iter().skip(i + 1).any(|c| c.id == b.id) {
+        for b in &self.bundles {
+            if !is(self.bundle(b.id), b) {
                 return Err(Duplicate);
             }
-            for (j, e) in b.acl.iter().enumerate() {
+            for e in &b.acl {
                 if !Rights::ALL.contains(e.rights) {
                     return Err(OutOfRange);
                 }
-                if b.acl.iter().skip(j + 1).any(|f| f.profile == e.profile) {
+                if !is(b.acl.iter().find(|f| f.profile == e.profile), e) {
                     return Err(Duplicate);
                 }
             }
         }
-        for (i, v) in self.variables.iter().enumerate() {
-            if self.variables.iter().skip(i + 1).any(|w| w.id == v.id) {
+        for v in &self.variables {
+            if !is(self.variable(v.id), v) {
                 return Err(Duplicate);
             }
             if v.bundle.is_some_and(|b| self.bundle(b).is_none()) {
@@ -535,6 +534,11 @@ impl Config {
     ) -> Result<(), CapacityError> {
         self.settings.set(object, resource, value)
     }
+}
+
+/// Whether `found` (the first record with some key) is `record` itself.
+fn is<T>(found: Option<&T>, record: &T) -> bool {
+    found.is_some_and(|found| core::ptr::eq(found, record))
 }
 
 /// Removes the element at `index` of `list`, keeping the order of the others; `None`

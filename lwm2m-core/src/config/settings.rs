@@ -221,35 +221,34 @@ impl Settings {
 
     /// The entry at `at` and its length, header included.
     fn entry_at(&self, at: usize) -> Option<(SettingRef<'_>, usize)> {
-        let used = self.bytes.get(..self.used)?;
-        let header = used.get(at..at.checked_add(ENTRY_HEADER_LEN)?)?;
-        let [o0, o1, r0, r1, len] = <[u8; ENTRY_HEADER_LEN]>::try_from(header).ok()?;
-        let start = at.checked_add(ENTRY_HEADER_LEN)?;
-        let end = start.checked_add(usize::from(len))?;
-        let value = used.get(start..end)?;
+        let (header, rest) = self
+            .bytes
+            .get(at..self.used)?
+            .split_first_chunk::<ENTRY_HEADER_LEN>()?;
+        let [o0, o1, r0, r1, len] = *header;
+        let value = rest.get(..usize::from(len))?;
         Some((
             SettingRef {
                 object: u16::from_be_bytes([o0, o1]),
                 resource: u16::from_be_bytes([r0, r1]),
                 value,
             },
-            end.checked_sub(at)?,
+            ENTRY_HEADER_LEN.saturating_add(value.len()),
         ))
     }
 
     /// Closes the gap of the entry at `at` of `len` bytes and wipes the bytes freed.
     fn remove_at(&mut self, at: usize, len: usize) {
-        let Some(end) = at.checked_add(len).filter(|&end| end <= self.used) else {
+        let Some(live) = self.bytes.get_mut(at..self.used) else {
             return;
         };
-        if let Some(live) = self.bytes.get_mut(at..self.used) {
-            crate::wire::shift_down(live, len);
-        }
-        let new_used = self.used.saturating_sub(end.saturating_sub(at));
-        if let Some(freed) = self.bytes.get_mut(new_used..self.used) {
-            freed.zeroize();
-        }
-        self.used = new_used;
+        let Some(entry) = live.get_mut(..len) else {
+            return;
+        };
+        // Wiped first, then moved past the entries after it: the freed bytes are zeros.
+        entry.zeroize();
+        crate::wire::shift_down(live, len);
+        self.used = self.used.saturating_sub(len);
     }
 }
 

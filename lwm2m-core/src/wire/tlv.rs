@@ -173,30 +173,34 @@ pub fn emit_header(
         return Err(WireError::new(WireErrorKind::BadLength));
     }
     let len_len = length_field_len(value_len);
-    let wide_id = id > 0xFF;
     let header = header_len(id, value_len);
-    let out = buf
+    let too_small = WireError::new(WireErrorKind::BufferTooSmall);
+    let (type_byte, rest) = buf
         .get_mut(..header)
-        .ok_or(WireError::new(WireErrorKind::BufferTooSmall))?;
-    let mut type_byte = (kind as u8) << 6 | (len_len as u8) << 3;
-    if wide_id {
-        type_byte |= 0x20;
+        .and_then(|out| out.split_first_mut())
+        .ok_or(too_small)?;
+    *type_byte = (kind as u8) << 6 | (len_len as u8) << 3;
+    if id > 0xFF {
+        *type_byte |= 0x20;
     }
     if len_len == 0 {
-        type_byte |= value_len as u8;
+        *type_byte |= value_len as u8;
     }
-    out[0] = type_byte;
-    let mut at = 1;
-    if wide_id {
-        out[1..3].copy_from_slice(&id.to_be_bytes());
-        at = 3;
-    } else {
-        out[1] = id as u8;
-        at += 1;
-    }
-    let len_bytes = (value_len as u32).to_be_bytes();
-    out[at..].copy_from_slice(&len_bytes[4 - len_len..]);
+    // The id (one or two bytes), then the length field, big-endian.
+    let (id_bytes, len_bytes) = rest
+        .split_at_mut_checked(rest.len() - len_len)
+        .ok_or(too_small)?;
+    put_be(id_bytes, u32::from(id));
+    put_be(len_bytes, value_len as u32);
     Ok(header)
+}
+
+/// Writes the low bytes of `value` into `out`, big-endian.
+fn put_be(out: &mut [u8], mut value: u32) {
+    for byte in out.iter_mut().rev() {
+        *byte = value as u8;
+        value >>= 8;
+    }
 }
 
 /// Writes a container record whose value is produced by `fill` (which writes the
