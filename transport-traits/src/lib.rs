@@ -3,7 +3,7 @@
 //! A host link (NFC, BLE, Wi-Fi/WebSocket, MQTT relay, serial) moves whole request APDUs
 //! in and whole response APDUs out. Links that already carry frames implement
 //! [`FrameLink`] (or `asynch::FrameLink` with the `async` feature); byte streams and chunked characteristics go
-//! through a framing adapter first ([`ble_legacy`]).
+//! through a framing adapter first ([`ble_legacy`], [`serial`]).
 //!
 //! Errors follow embedded-hal 1.0: every trait has an [`ErrorType`], whose error has a
 //! [`Error::kind`] generic code can act on.
@@ -15,6 +15,7 @@ pub mod ble_legacy;
 pub mod channels;
 pub mod mux;
 pub mod run;
+pub mod serial;
 
 /// What went wrong on a link, in terms generic code can act on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,0 +1,326 @@
+//! Serial framing: request and response APDUs over a byte stream (a UART, a serial line
+//! bridged over TCP), spec README decision 1.
+//!
+//! # On the wire
+//!
+//! Each frame is the APDU followed by its CRC, byte-stuffed with COBS (Consistent
+//! Overhead Byte Stuffing, the `cobs` crate) so that it holds no `00` byte, between two
+//! `00` delimiters:
+//!
+//! ```text
+//! 00 | COBS( apdu | crc32c(apdu) as 4 bytes, little-endian ) | 00
+//! ```
+//!
+//! - `crc32c` is CRC-32/ISCSI (Castagnoli: polynomial `0x1EDC6F41` reflected, initial
+//!   value and final XOR `0xFFFF_FFFF`; `crc::CRC_32_ISCSI`), the CRC the configuration
+//!   store uses, so a board carries one CRC. `crc32c(b"123456789")` is `0xE3069283`.
+//! - COBS replaces every `00` of the stuffed bytes: the encoded block is a run of
+//!   groups, each a code byte `n` (1 to 255) then `n - 1` data bytes; a group with
+//!   `n < 255` stands for its data then one `00` (dropped after the last group). A
+//!   frame of `k` stuffed bytes takes at most `k + k / 254 + 1` encoded bytes.
+//! - The leading `00` ends whatever noise came before, so a good frame after noise is
+//!   never lost with it; a receiver ignores empty frames (`00 00`).
+//!
+//! For example the APDU `01 02 00 03` (CRC `0xC91D_4086`, little-endian `86 40 1D C9`)
+//! is sent as `00 03 01 02 06 03 86 40 1D C9 00`.
+//!
+//! # Resynchronisation
+//!
+//! A receiver ([`Decoder`]) collects the bytes between two `00`s. A frame that does not
+//! decode as COBS, is shorter than the CRC, has a wrong CRC or is longer than the
+//! receiver's buffer is dropped, reported as a [`FrameError`], and the next `00` starts
+//! afresh: whatever a line carries, the next good frame is received.
+
+use crc::{Crc, NoTable, CRC_32_ISCSI};
+
+use crate::{ErrorKind, ErrorType, FrameLink};
+
+/// The frames' CRC: CRC-32/ISCSI, computed bit by bit (no table in flash).
+const CRC: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_ISCSI);
+
+/// Bytes of the CRC after the APDU.
+pub const CRC_LEN: usize = 4;
+
+/// The delimiter of frames.
+pub const DELIMITER: u8 = 0x00;
+
+/// The most bytes a frame carrying an APDU of `apdu_len` bytes takes on the wire, both
+/// delimiters included.
+pub const fn encoded_len(apdu_len: usize) -> usize {
+    let stuffed = apdu_len + CRC_LEN;
+    2 + stuffed + stuffed / 254 + 1
+}
+
+/// Why a received frame was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum FrameError {
+    /// Its bytes are not COBS (a group cut short by a delimiter).
+    Malformed,
+    /// Shorter than its CRC.
+    TooShort,
+    /// Its CRC does not match.
+    BadCrc,
+    /// Longer than the receiver's buffer: dropped up to the next delimiter.
+    TooLong,
+}
+
+impl FrameError {
+    /// The generic kind of the error.
+    pub fn kind(self) -> ErrorKind {
+        match self {
+            FrameError::TooLong => ErrorKind::Overflow,
+            FrameError::Malformed | FrameError::TooShort | FrameError::BadCrc => ErrorKind::Framing,
+        }
+    }
+}
+
+/// The output buffer cannot hold the encoded frame ([`encode`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BufferTooSmall;
+
+/// Encodes `apdu` as one frame, both delimiters included, into `out`; returns its length.
+/// `out` of [`encoded_len`]`(apdu.len())` bytes always suffices.
+pub fn encode(apdu: &[u8], out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+    let (first, rest) = out.split_first_mut().ok_or(BufferTooSmall)?;
+    *first = DELIMITER;
+    let crc = CRC.checksum(apdu).to_le_bytes();
+    let mut encoder = cobs::CobsEncoder::new(rest);
+    encoder.push(apdu).map_err(|_| BufferTooSmall)?;
+    encoder.push(&crc).map_err(|_| BufferTooSmall)?;
+    let len = encoder.finalize();
+    *rest.get_mut(len).ok_or(BufferTooSmall)? = DELIMITER;
+    Ok(len + 2)
+}
+
+/// A receiver of frames: bytes in, APDUs out, with room for a stuffed frame (APDU and
+/// CRC) of `N` bytes.
+pub struct Decoder<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    state: cobs::DecoderState,
+    /// The frame outgrew `buf`: its bytes are dropped up to the next delimiter.
+    overflow: bool,
+}
+
+impl<const N: usize> Default for Decoder<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Decoder<N> {
+    /// A receiver waiting for its first frame.
+    pub const fn new() -> Self {
+        Decoder {
+            buf: [0; N],
+            len: 0,
+            state: cobs::DecoderState::Idle,
+            overflow: false,
+        }
+    }
+
+    /// Takes one byte of the line: the APDU of the frame it completes (valid until the
+    /// next call), the reason the frame it ends was dropped, or `None` while a frame is
+    /// under way.
+    pub fn push(&mut self, byte: u8) -> Option<Result<&[u8], FrameError>> {
+        if byte == DELIMITER {
+            let ended = core::mem::take(&mut self.state);
+            let len = core::mem::take(&mut self.len);
+            if core::mem::take(&mut self.overflow) {
+                return Some(Err(FrameError::TooLong));
+            }
+            return match ended {
+                cobs::DecoderState::Idle => None,
+                // The last group is complete exactly when its count ran out.
+                cobs::DecoderState::Grab(0) | cobs::DecoderState::GrabChain(0) => {
+                    Some(self.checked(len))
+                }
+                _ => Some(Err(FrameError::Malformed)),
+            };
+        }
+        if self.overflow {
+            return None;
+        }
+        match self.state.feed(byte) {
+            Ok(cobs::DecodeResult::DataContinue(data)) => match self.buf.get_mut(self.len) {
+                Some(slot) => {
+                    *slot = data;
+                    self.len += 1;
+                }
+                None => self.overflow = true,
+            },
+            Ok(_) => {}
+            // Not reached for a byte other than the delimiter; dropped all the same.
+            Err(_) => self.overflow = true,
+        }
+        None
+    }
+
+    /// The APDU of a frame of `len` stuffed bytes, once its CRC is checked.
+    fn checked(&self, len: usize) -> Result<&[u8], FrameError> {
+        let frame = self.buf.get(..len).ok_or(FrameError::TooLong)?;
+        let split = len.checked_sub(CRC_LEN).ok_or(FrameError::TooShort)?;
+        let (apdu, crc) = frame.split_at(split);
+        match crc == CRC.checksum(apdu).to_le_bytes() {
+            true => Ok(apdu),
+            false => Err(FrameError::BadCrc),
+        }
+    }
+}
+
+/// The error of a [`SerialLink`]: its port's, or a frame too large to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SerialError<E> {
+    /// The serial port failed.
+    Port(E),
+    /// The port reached its end (a closed pipe or socket).
+    Closed,
+    /// A response or request frame larger than the link's buffers.
+    Overflow,
+}
+
+impl<E: embedded_io::Error> crate::Error for SerialError<E> {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SerialError::Port(_) => ErrorKind::Other,
+            SerialError::Closed => ErrorKind::Closed,
+            SerialError::Overflow => ErrorKind::Overflow,
+        }
+    }
+}
+
+/// A [`FrameLink`] over a serial port: frames of at most `N` bytes of APDU, received
+/// through a [`Decoder`] and sent by [`encode`] through a buffer of `W` bytes (at least
+/// [`encoded_len`]`(N)`). Frames dropped on the way in are counted
+/// ([`SerialLink::dropped`]) and never reach the device.
+pub struct SerialLink<P, const N: usize, const W: usize> {
+    port: P,
+    decoder: Decoder<N>,
+    chunk: [u8; 32],
+    /// Bytes of `chunk` read from the port and not yet pushed into the decoder.
+    pending: (usize, usize),
+    out: [u8; W],
+    dropped: u32,
+}
+
+impl<P, const N: usize, const W: usize> SerialLink<P, N, W> {
+    /// A link over `port`.
+    pub fn new(port: P) -> Self {
+        SerialLink {
+            port,
+            decoder: Decoder::new(),
+            chunk: [0; 32],
+            pending: (0, 0),
+            out: [0; W],
+            dropped: 0,
+        }
+    }
+
+    /// Frames dropped since the link was made (noise, bad CRC, too long).
+    pub fn dropped(&self) -> u32 {
+        self.dropped
+    }
+
+    /// The port.
+    pub fn port_mut(&mut self) -> &mut P {
+        &mut self.port
+    }
+
+    /// Pushes the bytes read and not yet decoded; the length of the APDU of the first
+    /// frame they complete, copied into `buf`.
+    fn drain(&mut self, buf: &mut [u8]) -> Option<Result<usize, ()>> {
+        let (mut at, end) = self.pending;
+        while at < end {
+            let byte = self.chunk[at];
+            at += 1;
+            match self.decoder.push(byte) {
+                None => {}
+                Some(Err(_)) => self.dropped = self.dropped.wrapping_add(1),
+                Some(Ok(apdu)) => {
+                    self.pending = (at, end);
+                    return Some(match buf.get_mut(..apdu.len()) {
+                        Some(to) => {
+                            to.copy_from_slice(apdu);
+                            Ok(apdu.len())
+                        }
+                        None => Err(()),
+                    });
+                }
+            }
+        }
+        self.pending = (0, 0);
+        None
+    }
+}
+
+impl<P: embedded_io::ErrorType, const N: usize, const W: usize> ErrorType for SerialLink<P, N, W> {
+    type Error = SerialError<P::Error>;
+}
+
+impl<P: embedded_io::Read + embedded_io::Write, const N: usize, const W: usize> FrameLink
+    for SerialLink<P, N, W>
+{
+    fn receive(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        loop {
+            match self.drain(buf) {
+                Some(Ok(len)) => return Ok(len),
+                Some(Err(())) => return Err(SerialError::Overflow),
+                None => {}
+            }
+            let n = self.port.read(&mut self.chunk).map_err(SerialError::Port)?;
+            if n == 0 {
+                return Err(SerialError::Closed);
+            }
+            self.pending = (0, n);
+        }
+    }
+
+    fn send(&mut self, frame: &[u8]) -> Result<(), Self::Error> {
+        let len = encode(frame, &mut self.out).map_err(|_| SerialError::Overflow)?;
+        self.port
+            .write_all(&self.out[..len])
+            .map_err(SerialError::Port)?;
+        self.port.flush().map_err(SerialError::Port)
+    }
+}
+
+#[cfg(feature = "async")]
+impl<P: embedded_io_async::Read + embedded_io_async::Write, const N: usize, const W: usize>
+    crate::asynch::FrameLink for SerialLink<P, N, W>
+{
+    async fn receive(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        loop {
+            match self.drain(buf) {
+                Some(Ok(len)) => return Ok(len),
+                Some(Err(())) => return Err(SerialError::Overflow),
+                None => {}
+            }
+            let n = self
+                .port
+                .read(&mut self.chunk)
+                .await
+                .map_err(SerialError::Port)?;
+            if n == 0 {
+                return Err(SerialError::Closed);
+            }
+            self.pending = (0, n);
+        }
+    }
+
+    async fn send(&mut self, frame: &[u8]) -> Result<(), Self::Error> {
+        let len = encode(frame, &mut self.out).map_err(|_| SerialError::Overflow)?;
+        self.port
+            .write_all(&self.out[..len])
+            .await
+            .map_err(SerialError::Port)?;
+        self.port.flush().await.map_err(SerialError::Port)
+    }
+}
+
+#[cfg(test)]
+mod tests;
