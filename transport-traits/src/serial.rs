@@ -21,6 +21,11 @@
 //! - The leading `00` ends whatever noise came before, so a good frame after noise is
 //!   never lost with it; a receiver ignores empty frames (`00 00`).
 //!
+//! A frame whose APDU is empty (`00 01 01 01 01 01 00`: the CRC of nothing is 0) says
+//! that the interlocutor behind the line went away (a bridge's WebSocket client closed):
+//! the board ends the session of the serial channel, as when a link closes
+//! ([`SerialLink`] receives it as a frame of length 0). No request APDU is empty.
+//!
 //! For example the APDU `01 02 00 03` (CRC `0xC91D_4086`, little-endian `86 40 1D C9`)
 //! is sent as `00 03 01 02 06 03 86 40 1D C9 00`.
 //!

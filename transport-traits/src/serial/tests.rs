@@ -34,6 +34,13 @@ fn the_documented_example_is_what_is_sent() {
 }
 
 #[test]
+fn the_link_closed_frame_is_an_empty_apdu() {
+    assert_eq!(framed(&[]), [0x00, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00]);
+    let mut d = Decoder::<8>::new();
+    assert_eq!(events(&mut d, &framed(&[])), [Ok(vec![])]);
+}
+
+#[test]
 fn broken_frames_are_reported_and_the_next_one_is_received() {
     let good = framed(&[0xA2, 0xCA, 0, 0, 7, 1, 0, 3, 0xFF, 0xFF, 0, 2]);
     let mut bad_crc = good.clone();
