@@ -13,6 +13,7 @@
 //! ids are handed out by the device loop, which never gives a new connection the id of
 //! one still open or of the session's owner.
 
+mod bridge;
 mod flash;
 
 use std::collections::{HashMap, HashSet};
@@ -91,10 +92,25 @@ struct Args {
     /// closed (its slot freed); the owner's connection is never closed for silence.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
+    /// Serve the serial line of a board, exposed as TCP at `tcp:HOST:PORT` (QEMU's
+    /// `-serial tcp:…`), as this WebSocket endpoint instead of running a device here: one
+    /// client at a time, each message a frame on the line (`transport_traits::serial`).
+    #[arg(long, value_name = "tcp:HOST:PORT", value_parser = parse_bridge,
+          conflicts_with_all = ["state", "factory_reset", "previous_config"])]
+    bridge_serial: Option<String>,
+    /// Milliseconds the board has to answer through the bridge (tests only).
+    #[arg(long, default_value_t = 10_000, hide = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    bridge_answer_ms: u64,
     /// Size of the connection id space (tests only: the production space is 65535).
     #[arg(long, default_value_t = u16::MAX, hide = true,
           value_parser = clap::value_parser!(u16).range(2..))]
     channel_ids: u16,
+}
+
+/// `--bridge-serial`'s value, checked.
+fn parse_bridge(spec: &str) -> Result<String, String> {
+    bridge::serial_address(spec).map(|_| spec.to_string())
 }
 
 /// The log, without the WebSocket library's trace records: they print every frame with
@@ -279,6 +295,23 @@ fn main() -> ExitCode {
         log::set_max_level(max);
     }
     let args = Args::parse();
+    if let Some(serial) = &args.bridge_serial {
+        let options = bridge::Options {
+            serial: serial.clone(),
+            ws: args.ws,
+            max_message: MAX_MESSAGE,
+            handshake: StdDuration::from_secs(args.handshake_timeout),
+            idle: StdDuration::from_secs(args.idle_timeout),
+            answer: StdDuration::from_millis(args.bridge_answer_ms),
+        };
+        return match bridge::run(options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                log::error!("{err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match start(&args) {
         Ok(()) => {
             log::info!("stopped");
