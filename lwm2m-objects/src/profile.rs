@@ -3,13 +3,13 @@
 use lwm2m_core::acl::Access::{Admin, SelfOrAdmin};
 use lwm2m_core::auth::{Credential, ScramRecord, Secret16, FIELD_LEN};
 use lwm2m_core::config::{
-    remove_ordered, AclEntry, Profile, Rights, SecurityOptions, ADMIN, ANONYMOUS, NAME_LEN,
+    remove_ordered, retain_ordered, Profile, SecurityOptions, ADMIN, ANONYMOUS, NAME_LEN,
     SUPERVISOR,
 };
 use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode, ABSENT};
 
-use crate::{bundle, codec, interface};
+use crate::{codec, interface};
 
 /// Object id.
 pub const ID: u16 = 1025;
@@ -145,15 +145,10 @@ fn delete(ctx: &mut Context<'_>, id: u16) -> Result<(), ResultCode> {
         profile.alias = profile.id;
     }
     // Nothing it was granted passes to a profile created later with the same id (the
-    // configurator numbers profiles 1, 2, 3...).
-    // (A valid configuration holds one entry per profile in an ACL: revoking it is
-    // what set_acl_entry does with no rights.)
-    let revoked = AclEntry {
-        profile: id,
-        rights: Rights::NONE,
-    };
+    // configurator numbers profiles 1, 2, 3...): every entry naming it goes, also from a
+    // configuration a firmware built with two (`Device::new` does not validate).
     for bundle in ctx.config_mut().bundles.iter_mut() {
-        bundle::set_acl_entry(bundle, revoked)?;
+        retain_ordered(&mut bundle.acl, |entry| entry.profile != id);
     }
     interface::profile_deleted(ctx.config_mut(), id);
     Ok(())

@@ -422,3 +422,42 @@ fn deleting_a_profile_drops_only_the_references_to_it() {
         "a value that named no profile was dropped"
     );
 }
+
+/// Deleting a profile revokes every ACL entry naming it, even from a configuration a
+/// firmware built with two for it in one ACL (`Config::validate` refuses that in an
+/// image, but `Device::new` takes a configuration as given): none of its rights pass to a
+/// profile created later with the same id.
+#[test]
+fn deleting_a_profile_revokes_every_acl_entry_naming_it() {
+    use lwm2m_core::config::{AclEntry, Bundle, Profile, Rights};
+    use lwm2m_core::{Device, FrameLimits, Instant};
+    use lwm2m_objects::{BundleObject, ProfileObject};
+
+    let mut config = Config::default();
+    config.profiles.push(Profile::new(5, b"five")).unwrap();
+    let mut bundle = Bundle::new(1);
+    for rights in [Rights::READ, Rights::ALL] {
+        bundle.acl.push(AclEntry { profile: 5, rights }).unwrap();
+    }
+    config.bundles.push(bundle).unwrap();
+    assert!(config.validate().is_err());
+    let limits = FrameLimits {
+        max_request: 256,
+        max_response: 256,
+    };
+    let objects = (ProfileObject::new(), BundleObject::new());
+    let mut device = Device::new(objects, config, Config::reset, limits);
+    // DELETE /1025/5/65535 from a side handler running as the administrator.
+    let delete = [
+        0xA2, 0xDA, 0, 0, 7, 0x04, 0x04, 0x01, 0x00, 0x05, 0xFF, 0xFF,
+    ];
+    let mut out = [0u8; 256];
+    let side = Channel::new(9, ChannelKind::WebSocket);
+    let outcome = device.handle_side(side, 0xFFFF, &delete, Instant::ZERO, &mut out);
+    assert_eq!(&out[..outcome.len], &[0x00, 0x90, 0x00]);
+    let acl = &device.config().bundle(1).unwrap().acl;
+    assert!(
+        acl.iter().all(|e| e.profile != 5),
+        "the deleted profile keeps {acl:?}"
+    );
+}
