@@ -35,9 +35,22 @@
 //! decode as COBS, is shorter than the CRC, has a wrong CRC or is longer than the
 //! receiver's buffer is dropped, reported as a [`FrameError`], and the next `00` starts
 //! afresh: whatever a line carries, the next good frame is received.
+//!
+//! # On a board
+//!
+//! [`SerialLink`] is a [`FrameLink`] (blocking, and async with the `async` feature) over
+//! any `embedded-io` port. [`SerialHost`] is the device loop's [`Host`] for a board whose
+//! one link is a serial port: it polls the port until a frame or the engine's deadline,
+//! so [`crate::run::run`] serves the line and runs the timers with nothing else.
+//! Received frames are wiped from the decoder once delivered, and sent ones from the send
+//! buffer (they carry passwords), as the loop wipes its own buffers.
 
 use crc::{Crc, NoTable, CRC_32_ISCSI};
+use lwm2m_core::session::Session;
+use lwm2m_core::{Channel, ChannelId, Effect, Instant};
+use zeroize::Zeroize;
 
+use crate::run::{Clock, Host, HostEvent};
 use crate::{ErrorKind, ErrorType, FrameLink};
 
 /// The frames' CRC: CRC-32/ISCSI, computed bit by bit (no table in flash).
@@ -164,6 +177,11 @@ impl<const N: usize> Decoder<N> {
         None
     }
 
+    /// Wipes the bytes of the last frame (they may carry a password).
+    fn wipe(&mut self) {
+        self.buf.zeroize();
+    }
+
     /// The APDU of a frame of `len` stuffed bytes, once its CRC is checked.
     fn checked(&self, len: usize) -> Result<&[u8], FrameError> {
         let frame = self.buf.get(..len).ok_or(FrameError::TooLong)?;
@@ -237,29 +255,48 @@ impl<P, const N: usize, const W: usize> SerialLink<P, N, W> {
     }
 
     /// Pushes the bytes read and not yet decoded; the length of the APDU of the first
-    /// frame they complete, copied into `buf`.
+    /// frame they complete, copied into `buf` (`Err` if it does not fit). The decoder's
+    /// copy of every frame is wiped.
     fn drain(&mut self, buf: &mut [u8]) -> Option<Result<usize, ()>> {
         let (mut at, end) = self.pending;
-        while at < end {
-            let byte = self.chunk[at];
+        while let Some(&byte) = self.chunk.get(at).filter(|_| at < end) {
             at += 1;
-            match self.decoder.push(byte) {
-                None => {}
-                Some(Err(_)) => self.dropped = self.dropped.wrapping_add(1),
-                Some(Ok(apdu)) => {
+            let copied = match self.decoder.push(byte) {
+                None => continue,
+                Some(Err(_)) => None,
+                Some(Ok(apdu)) => Some(match buf.get_mut(..apdu.len()) {
+                    Some(to) => {
+                        to.copy_from_slice(apdu);
+                        Ok(apdu.len())
+                    }
+                    None => Err(()),
+                }),
+            };
+            self.decoder.wipe();
+            match copied {
+                None => self.dropped = self.dropped.wrapping_add(1),
+                Some(received) => {
                     self.pending = (at, end);
-                    return Some(match buf.get_mut(..apdu.len()) {
-                        Some(to) => {
-                            to.copy_from_slice(apdu);
-                            Ok(apdu.len())
-                        }
-                        None => Err(()),
-                    });
+                    return Some(received);
                 }
             }
         }
         self.pending = (0, 0);
         None
+    }
+}
+
+impl<P: embedded_io::Write, const N: usize, const W: usize> SerialLink<P, N, W> {
+    /// Sends `frame` as one frame, blocking; the send buffer is wiped after.
+    fn send_frame(&mut self, frame: &[u8]) -> Result<(), SerialError<P::Error>> {
+        let len = encode(frame, &mut self.out).map_err(|_| SerialError::Overflow)?;
+        let sent = match self.out.get(..len) {
+            Some(bytes) => self.port.write_all(bytes).map_err(SerialError::Port),
+            None => Err(SerialError::Overflow),
+        };
+        self.out.zeroize();
+        sent?;
+        self.port.flush().map_err(SerialError::Port)
     }
 }
 
@@ -286,11 +323,7 @@ impl<P: embedded_io::Read + embedded_io::Write, const N: usize, const W: usize> 
     }
 
     fn send(&mut self, frame: &[u8]) -> Result<(), Self::Error> {
-        let len = encode(frame, &mut self.out).map_err(|_| SerialError::Overflow)?;
-        self.port
-            .write_all(&self.out[..len])
-            .map_err(SerialError::Port)?;
-        self.port.flush().map_err(SerialError::Port)
+        self.send_frame(frame)
     }
 }
 
@@ -319,11 +352,135 @@ impl<P: embedded_io_async::Read + embedded_io_async::Write, const N: usize, cons
 
     async fn send(&mut self, frame: &[u8]) -> Result<(), Self::Error> {
         let len = encode(frame, &mut self.out).map_err(|_| SerialError::Overflow)?;
-        self.port
-            .write_all(&self.out[..len])
-            .await
-            .map_err(SerialError::Port)?;
+        let sent = match self.out.get(..len) {
+            Some(bytes) => self.port.write_all(bytes).await.map_err(SerialError::Port),
+            None => Err(SerialError::Overflow),
+        };
+        self.out.zeroize();
+        sent?;
         self.port.flush().await.map_err(SerialError::Port)
+    }
+}
+
+/// The device loop's [`Host`] over one serial port: the board's only link, one channel
+/// (`channel`, given at construction). For [`crate::run::run`] on a blocking board.
+///
+/// [`Host::wait`] polls the port ([`embedded_io::ReadReady`]) and pushes what it reads
+/// into a [`Decoder`] of `N` bytes (a request APDU and its CRC) until a frame is complete
+/// or the deadline passes (by its [`Clock`]): a frame is a [`HostEvent::Request`] of
+/// `channel`, the link-closed frame (an empty APDU) [`HostEvent::Closed`]. Frames that
+/// do not decode, and frames longer than the loop's request buffer, are dropped
+/// ([`SerialHost::dropped`]): the next good frame is served. While nothing is ready it
+/// calls its idle function ([`SerialHost::with_idle`]), where a board sleeps until an
+/// interrupt. [`Host::reply`] sends the answer as one frame through a buffer of `W` bytes
+/// (at least [`encoded_len`] of the largest answer).
+///
+/// A port that reaches its end (reads 0 bytes while ready) is [`SerialError::Closed`].
+pub struct SerialHost<P, C, const N: usize, const W: usize> {
+    link: SerialLink<P, N, W>,
+    clock: C,
+    channel: Channel,
+    idle: fn(),
+}
+
+impl<P, C, const N: usize, const W: usize> SerialHost<P, C, N, W> {
+    /// The host side of a board whose link is `port`, its requests coming from
+    /// `channel`, its deadlines read on `clock`.
+    pub fn new(port: P, clock: C, channel: Channel) -> Self {
+        SerialHost {
+            link: SerialLink::new(port),
+            clock,
+            channel,
+            idle: || {},
+        }
+    }
+
+    /// The same host calling `idle` whenever it found nothing to read: a board waits
+    /// there for an interrupt (`wfi` on Cortex-M), which must come at least once per tick
+    /// of its clock (a SysTick interrupt) for deadlines to be met on time. The default
+    /// does nothing (busy polling).
+    pub fn with_idle(self, idle: fn()) -> Self {
+        SerialHost { idle, ..self }
+    }
+
+    /// Frames dropped so far (noise, bad CRC, too long).
+    pub fn dropped(&self) -> u32 {
+        self.link.dropped()
+    }
+
+    /// The port.
+    pub fn port_mut(&mut self) -> &mut P {
+        self.link.port_mut()
+    }
+
+    /// The clock.
+    pub fn clock_mut(&mut self) -> &mut C {
+        &mut self.clock
+    }
+}
+
+impl<P: embedded_io::ErrorType, C, const N: usize, const W: usize> ErrorType
+    for SerialHost<P, C, N, W>
+{
+    type Error = SerialError<P::Error>;
+}
+
+impl<P, C, const N: usize, const W: usize> Host for SerialHost<P, C, N, W>
+where
+    P: embedded_io::Read + embedded_io::ReadReady + embedded_io::Write,
+    C: Clock,
+{
+    fn wait(
+        &mut self,
+        _session: &Session,
+        deadline: Option<Instant>,
+        buf: &mut [u8],
+    ) -> Result<HostEvent, Self::Error> {
+        loop {
+            match self.link.drain(buf) {
+                Some(Ok(0)) => return Ok(HostEvent::Closed(self.channel.id)),
+                Some(Ok(len)) => {
+                    return Ok(HostEvent::Request {
+                        channel: self.channel,
+                        len,
+                    })
+                }
+                // Longer than the loop's buffer: dropped.
+                Some(Err(())) => {
+                    self.link.dropped = self.link.dropped.wrapping_add(1);
+                    continue;
+                }
+                None => {}
+            }
+            // Checked at every turn: a line that never stops delivering bytes (noise)
+            // does not hold the deadline off.
+            if deadline.is_some_and(|deadline| self.clock.now() >= deadline) {
+                return Ok(HostEvent::Timeout);
+            }
+            if self.link.port.read_ready().map_err(SerialError::Port)? {
+                let n = self
+                    .link
+                    .port
+                    .read(&mut self.link.chunk)
+                    .map_err(SerialError::Port)?;
+                if n == 0 {
+                    return Err(SerialError::Closed);
+                }
+                self.link.pending = (0, n);
+            } else {
+                (self.idle)();
+            }
+        }
+    }
+
+    fn reply(
+        &mut self,
+        _channel: ChannelId,
+        frame: &[u8],
+        _effect: Option<Effect>,
+    ) -> Result<(), Self::Error> {
+        // One link: every answer goes back on it (a reboot leaves the line up).
+        self.link.send_frame(frame)
     }
 }
 

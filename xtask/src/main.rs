@@ -31,13 +31,17 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(fuzz_seconds()),
         Some("instructions") => instructions(),
         Some("footprint") => footprint(),
+        Some("boards") => boards(),
         _ => {
-            eprintln!("usage: cargo xtask <test|interop|fuzz|instructions|footprint>");
+            eprintln!("usage: cargo xtask <test|interop|fuzz|instructions|footprint|boards>");
             eprintln!("  test     install what is missing, then run every check CI runs");
             eprintln!("  interop  build the desktop device and run the real-client interop test");
             eprintln!("  fuzz     fuzz smoke run (FUZZ_SECONDS per target, default {DEFAULT_FUZZ_SECONDS})");
             eprintln!("  instructions  instructions of Device::handle per request (callgrind)");
             eprintln!("  footprint     flash, RAM and stack of a Cortex-M4 firmware (QEMU)");
+            eprintln!(
+                "  boards   build the board firmwares and drive each in QEMU through the bridge"
+            );
             return ExitCode::from(2);
         }
     };
@@ -191,6 +195,7 @@ fn test() -> Result {
     run("API documentation builds without warnings", &mut doc)?;
     interop()?;
     footprint()?;
+    boards()?;
     fuzz(fuzz_seconds())?;
     forget_packaged_crates();
     run(
@@ -394,15 +399,7 @@ fn instructions() -> Result {
 /// Installs the thumb target and Debian's `qemu-system-arm` when missing.
 fn footprint() -> Result {
     install_thumb_targets()?;
-    if output(Command::new("qemu-system-arm").arg("--version")).is_none() {
-        run(
-            "install qemu-system-arm",
-            Command::new("sh").args([
-                "-c",
-                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm",
-            ]),
-        )?;
-    }
+    install_qemu()?;
     let small = footprint_run("small")?;
     let large = footprint_run("large")?;
     let figure = |run: &FirmwareRun, name: &str| -> Result<u64> {
@@ -486,6 +483,95 @@ fn footprint() -> Result {
         "footprint: flash={} ram={} stack={}",
         small.sizes.flash, small.sizes.ram, stack
     );
+    Ok(())
+}
+
+/// Debian's `qemu-system-arm`, when missing.
+fn install_qemu() -> Result {
+    if output(Command::new("qemu-system-arm").arg("--version")).is_some() {
+        return Ok(());
+    }
+    run(
+        "install qemu-system-arm",
+        Command::new("sh").args([
+            "-c",
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm",
+        ]),
+    )
+}
+
+/// A board firmware: a crate of its own under `ports/`, built for its target.
+struct Board {
+    /// Its folder, from the root.
+    dir: &'static str,
+    /// Its binary.
+    bin: &'static str,
+    target: &'static str,
+    /// The QEMU machine it runs on (also its `/3//1`).
+    machine: &'static str,
+}
+
+const BOARDS: [Board; 1] = [Board {
+    dir: "ports/mps2-an386",
+    bin: "port-mps2-an386",
+    target: "thumbv7em-none-eabihf",
+    machine: "mps2-an386",
+}];
+
+/// Checks (format, clippy) and builds every board firmware for its target from its own
+/// lock file, then boots it in QEMU and drives it through the bridge over WebSocket
+/// (`ports/linux/tests/qemu_board.rs`). Installs the thumb targets and QEMU when missing.
+fn boards() -> Result {
+    install_thumb_targets()?;
+    install_qemu()?;
+    for board in BOARDS {
+        let dir = root().join(board.dir);
+        let target_dir = dir.join("target");
+        let in_board = |args: &[&str]| {
+            let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cmd.current_dir(&dir).args(args);
+            cmd
+        };
+        run(
+            &format!("format check of {}", board.dir),
+            &mut in_board(&["fmt", "--", "--check"]),
+        )?;
+        let built = ["--release", "--locked", "--target-dir"];
+        run(
+            &format!("clippy of {} ({})", board.dir, board.target),
+            in_board(&["clippy"])
+                .args(built)
+                .arg(&target_dir)
+                .args(["--", "-D", "warnings"]),
+        )?;
+        run(
+            &format!("build {} ({})", board.dir, board.target),
+            in_board(&["build"])
+                .args(built)
+                .arg(&target_dir)
+                .env("LWM2M_PRESET", "small"),
+        )?;
+        let elf = target_dir
+            .join(board.target)
+            .join("release")
+            .join(board.bin);
+        let sizes = elf_sizes(&elf)?;
+        println!(
+            "    {}: flash {} bytes, static RAM {} bytes (the emulated flash left out)",
+            board.bin, sizes.flash, sizes.ram
+        );
+        run(
+            &format!(
+                "{} in QEMU {}, through the bridge over WebSocket",
+                board.bin, board.machine
+            ),
+            cargo()
+                .args(["test", "-p", "port-linux", "--test", "qemu_board"])
+                .args(["--", "--ignored"])
+                .env("LWM2M_BOARD_ELF", &elf)
+                .env("LWM2M_BOARD_MACHINE", board.machine),
+        )?;
+    }
     Ok(())
 }
 

@@ -201,3 +201,235 @@ fn a_frame_larger_than_the_caller_buffer_is_an_overflow() {
     assert_eq!(link.send(&[1; 65]), Err(SerialError::Overflow));
     assert!(link.port_mut().tx.is_empty());
 }
+
+impl embedded_io::ReadReady for Port {
+    fn read_ready(&mut self) -> Result<bool, Self::Error> {
+        Ok(!self.rx.is_empty())
+    }
+}
+
+/// A port whose line never stops delivering `00 55` (empty frames and a one-byte frame,
+/// too short: dropped), and which counts how often it was asked whether it is ready.
+#[derive(Default)]
+struct Storm {
+    at: usize,
+    asked: usize,
+    tx: Vec<u8>,
+}
+
+impl embedded_io::ErrorType for Storm {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_io::ReadReady for Storm {
+    fn read_ready(&mut self) -> Result<bool, Self::Error> {
+        self.asked += 1;
+        Ok(true)
+    }
+}
+
+impl embedded_io::Read for Storm {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        for b in buf.iter_mut() {
+            *b = [0x00, 0x55][self.at % 2];
+            self.at += 1;
+        }
+        Ok(buf.len())
+    }
+}
+
+impl embedded_io::Write for Storm {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.tx.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// A clock one millisecond later at every reading.
+struct Ticking(u64);
+
+impl Clock for Ticking {
+    fn now(&mut self) -> Instant {
+        self.0 += 1;
+        Instant::from_millis(self.0)
+    }
+}
+
+const SERIAL: Channel = Channel::new(7, lwm2m_core::ChannelKind::Serial);
+
+type TestHost<P> = SerialHost<P, Ticking, 64, { encoded_len(64) }>;
+
+fn host_over(bytes: &[u8]) -> TestHost<Port> {
+    let port = Port {
+        rx: bytes.iter().copied().collect(),
+        tx: Vec::new(),
+        chunk: 5,
+    };
+    SerialHost::new(port, Ticking(0), SERIAL)
+}
+
+fn wait<P>(host: &mut TestHost<P>, deadline: Option<u64>, buf: &mut [u8]) -> HostEvent
+where
+    P: embedded_io::Read + embedded_io::ReadReady + embedded_io::Write,
+{
+    let session = Session::default();
+    host.wait(&session, deadline.map(Instant::from_millis), buf)
+        .unwrap()
+}
+
+#[test]
+fn a_serial_host_delivers_requests_and_the_closed_frame() {
+    let mut line = framed(&good_apdu());
+    line.extend(framed(&[]));
+    line.extend(framed(&[1, 2, 3]));
+    let mut host = host_over(&line);
+    let mut buf = [0u8; 32];
+    let len = good_apdu().len();
+    assert_eq!(
+        wait(&mut host, None, &mut buf),
+        HostEvent::Request {
+            channel: SERIAL,
+            len
+        }
+    );
+    assert_eq!(&buf[..len], &good_apdu()[..]);
+    assert_eq!(
+        wait(&mut host, None, &mut buf),
+        HostEvent::Closed(SERIAL.id)
+    );
+    assert_eq!(
+        wait(&mut host, Some(1000), &mut buf),
+        HostEvent::Request {
+            channel: SERIAL,
+            len: 3
+        }
+    );
+    assert_eq!(host.dropped(), 0);
+    // The line is quiet now: the deadline passes.
+    assert_eq!(wait(&mut host, Some(20), &mut buf), HostEvent::Timeout);
+    // The decoder keeps no copy of the frames it delivered.
+    assert!(host.link.decoder.buf.iter().all(|&b| b == 0));
+}
+
+#[test]
+fn a_serial_host_drops_noise_and_frames_too_long_for_the_buffer() {
+    let mut line = vec![0x13, 0x37, 0x00, 0x05, 0x01]; // noise, a group cut short
+    let mut bad_crc = framed(&good_apdu());
+    bad_crc[4] ^= 0x10;
+    line.extend(bad_crc);
+    line.extend(framed(&[0x77; 200])); // longer than the decoder
+    line.extend(framed(&[0x66; 40])); // fits the decoder, not the buffer below
+    line.extend([0x42; 300]); // a frame that never ends, ended by the next delimiter
+    line.extend(framed(&good_apdu()));
+    let mut host = host_over(&line);
+    let mut buf = [0u8; 32];
+    assert_eq!(
+        wait(&mut host, Some(10_000), &mut buf),
+        HostEvent::Request {
+            channel: SERIAL,
+            len: good_apdu().len()
+        }
+    );
+    assert_eq!(&buf[..good_apdu().len()], &good_apdu()[..]);
+    assert_eq!(host.dropped(), 6);
+}
+
+#[test]
+fn a_serial_host_meets_its_deadline_on_a_line_that_never_stops() {
+    let mut host: TestHost<Storm> = SerialHost::new(Storm::default(), Ticking(0), SERIAL);
+    let mut buf = [0u8; 32];
+    assert_eq!(wait(&mut host, Some(50), &mut buf), HostEvent::Timeout);
+    assert!(host.clock_mut().0 >= 50);
+    assert!(host.dropped() > 0);
+    // A deadline already past: at once.
+    let asked = host.port_mut().asked;
+    assert_eq!(wait(&mut host, Some(10), &mut buf), HostEvent::Timeout);
+    assert_eq!(host.port_mut().asked, asked);
+}
+
+static IDLE_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[test]
+fn a_serial_host_idles_while_nothing_is_ready_and_replies_one_frame() {
+    let mut host = host_over(&[]).with_idle(|| {
+        IDLE_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let mut buf = [0u8; 32];
+    assert_eq!(wait(&mut host, Some(30), &mut buf), HostEvent::Timeout);
+    assert!(IDLE_CALLS.load(std::sync::atomic::Ordering::Relaxed) >= 20);
+
+    host.reply(SERIAL.id, &[0x00, 0x90, 0x00], None).unwrap();
+    let mut d = Decoder::<16>::new();
+    assert_eq!(
+        events(&mut d, &host.port_mut().tx),
+        [Ok(vec![0x00, 0x90, 0x00])]
+    );
+    // An answer larger than the send buffer is refused, not cut.
+    assert_eq!(
+        host.reply(SERIAL.id, &[1; 65], None),
+        Err(SerialError::Overflow)
+    );
+}
+
+#[test]
+fn a_serial_host_reports_the_end_of_its_port() {
+    /// Ready, and at its end.
+    struct Ended;
+    impl embedded_io::ErrorType for Ended {
+        type Error = core::convert::Infallible;
+    }
+    impl embedded_io::ReadReady for Ended {
+        fn read_ready(&mut self) -> Result<bool, Self::Error> {
+            Ok(true)
+        }
+    }
+    impl embedded_io::Read for Ended {
+        fn read(&mut self, _: &mut [u8]) -> Result<usize, Self::Error> {
+            Ok(0)
+        }
+    }
+    impl embedded_io::Write for Ended {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+    let mut host: TestHost<Ended> = SerialHost::new(Ended, Ticking(0), SERIAL);
+    let session = Session::default();
+    assert_eq!(
+        host.wait(&session, None, &mut [0u8; 32]),
+        Err(SerialError::Closed)
+    );
+}
+
+proptest! {
+    #[test]
+    fn after_any_noise_a_serial_host_serves_the_next_frame(
+        noise in proptest::collection::vec(any::<u8>(), 0..600),
+        apdu in proptest::collection::vec(any::<u8>(), 1..32),
+        chunk in 1usize..40,
+    ) {
+        let mut line = noise;
+        line.extend(framed(&apdu));
+        let port = Port { rx: line.into_iter().collect(), tx: Vec::new(), chunk };
+        let mut host: TestHost<Port> = SerialHost::new(port, Ticking(0), SERIAL);
+        let mut buf = [0u8; 32];
+        let session = Session::default();
+        // Noise may hold a (2^-32) valid frame, or the link-closed frame: skipped.
+        let got = loop {
+            match host.wait(&session, Some(Instant::from_millis(100_000)), &mut buf).unwrap() {
+                HostEvent::Request { len, .. } if buf[..len] == apdu[..] => break true,
+                HostEvent::Request { .. } | HostEvent::Closed(_) => {}
+                HostEvent::Timeout => break false,
+                other => panic!("{other:?}"),
+            }
+        };
+        prop_assert!(got);
+    }
+}

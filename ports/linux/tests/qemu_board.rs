@@ -1,0 +1,292 @@
+//! A board firmware booted in QEMU, reached through `port-linux --bridge-serial` over
+//! WebSocket: what the real client does first (device information, login, the
+//! configuration of a variable, its value written and read, logout), a reboot, the
+//! board's clock (the inactivity period), and a storm of malformed input on the serial
+//! line, after which the board answers the next good frame.
+//!
+//! Ignored by `cargo test`: `cargo xtask test` builds the board and runs it with
+//! `LWM2M_BOARD_ELF` (the firmware) and `LWM2M_BOARD_MACHINE` (the QEMU machine, also the
+//! board's `/3//1`) set, QEMU installed.
+//!
+//! QEMU serves the board's UART on a listening socket the test binds first and hands it
+//! (`-chardev socket,fd=N,server=on,wait=on`: no port to guess, no race). Between QEMU
+//! and the bridge the test relays the line, so that it can write to the board directly.
+
+mod common;
+use common::*;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use transport_traits::serial::{encode, encoded_len};
+
+/// QEMU running the board, killed when dropped.
+struct Qemu {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Qemu {
+    /// Boots `elf` on `machine`, its first UART served on `line` (a listening socket).
+    fn boot(machine: &str, elf: &str, line: &TcpListener) -> Qemu {
+        let fd = line.as_raw_fd();
+        // The child inherits the socket: no close-on-exec while it is spawned (this file
+        // has one test, so no other child is spawned meanwhile).
+        let sock = socket2::SockRef::from(line);
+        sock.set_cloexec(false).unwrap();
+        let spawned = Command::new("qemu-system-arm")
+            .args([
+                "-M",
+                machine,
+                "-nographic",
+                "-monitor",
+                "none",
+                "-kernel",
+                elf,
+            ])
+            .arg("-chardev")
+            .arg(format!("socket,id=line,fd={fd},server=on,wait=on"))
+            .args(["-serial", "chardev:line"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn();
+        sock.set_cloexec(true).unwrap();
+        let mut child = spawned.expect("qemu-system-arm (Debian package qemu-system-arm)");
+        let log = collect(child.stderr.take().unwrap());
+        Qemu { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// The serial line between QEMU and the bridge, relayed by the test: `to_board` writes
+/// to the board directly.
+struct Relay {
+    /// Where the bridge connects (`tcp:ADDR`).
+    addr: String,
+    to_board: Arc<Mutex<TcpStream>>,
+}
+
+impl Relay {
+    fn start(board: TcpStream) -> Relay {
+        let bridge_side = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = bridge_side.local_addr().unwrap().to_string();
+        board.set_nodelay(true).unwrap();
+        let mut from_board = board.try_clone().unwrap();
+        let to_board = Arc::new(Mutex::new(board));
+        let writer = to_board.clone();
+        thread::spawn(move || {
+            // One bridge, for the whole test.
+            let Ok((bridge, _)) = bridge_side.accept() else {
+                return;
+            };
+            bridge.set_nodelay(true).unwrap();
+            let mut from_bridge = bridge.try_clone().unwrap();
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = from_bridge.read(&mut buf) {
+                    if n == 0 || writer.lock().unwrap().write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut to_bridge = bridge;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = from_board.read(&mut buf) {
+                if n == 0 || to_bridge.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        Relay { addr, to_board }
+    }
+
+    /// Writes `bytes` to the board, between two frames of the bridge.
+    fn write_to_board(&self, bytes: &[u8]) {
+        self.to_board.lock().unwrap().write_all(bytes).unwrap();
+    }
+}
+
+fn framed(apdu: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; encoded_len(apdu.len())];
+    let len = encode(apdu, &mut out).unwrap();
+    out.truncate(len);
+    out
+}
+
+/// A small deterministic generator (xorshift32): the storm is the same every run.
+struct Noise(u32);
+
+impl Noise {
+    fn next(&mut self) -> u8 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        (self.0 >> 24) as u8
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+/// Malformed serial input, none of it a frame the board takes (the odds that random
+/// bytes between two delimiters carry their CRC are 2^-32 a frame): random bytes, dense
+/// and sparse in delimiters, frames with a bad CRC or cut short, COBS groups cut by a
+/// delimiter, frames too short for a CRC, frames longer than the board's buffer with a
+/// good CRC, and a frame that never ends.
+fn storm() -> Vec<u8> {
+    let mut noise = Noise(0x1234_5678);
+    let mut storm = noise.bytes(3000);
+    for _ in 0..200 {
+        // Short random frames.
+        let len = 1 + usize::from(noise.next() % 24);
+        storm.push(0);
+        storm.extend(noise.bytes(len).into_iter().map(|b| b.max(1)));
+    }
+    storm.push(0);
+    let request = apdu("010400ffff0007");
+    for i in 0..50 {
+        let mut frame = framed(&request);
+        let end = frame.len() - 1;
+        match i % 3 {
+            // A bit flipped (never into a delimiter).
+            0 => {
+                let at = 1 + i % (end - 1);
+                frame[at] ^= 1 << (i % 7);
+                if frame[at] == 0 {
+                    frame[at] = 0x55;
+                }
+            }
+            // Cut short.
+            1 => frame.truncate(frame.len() / 2),
+            // Its CRC left out.
+            _ => {
+                frame.drain(end - 4..end);
+            }
+        }
+        storm.extend(frame);
+    }
+    storm.extend([0x00, 0x05, 0x01, 0x02, 0x00]); // a COBS group cut by a delimiter
+    storm.extend([0x00, 0x03, 0x01, 0x02, 0x00]); // shorter than a CRC
+    for len in [262, 300, 1000, 3000] {
+        // Good frames, longer than a request (256 bytes and its header).
+        let mut long = apdu("010400ffff0007");
+        long.resize(len, 0x42);
+        storm.extend(framed(&long));
+    }
+    storm.extend(noise.bytes(2000).into_iter().map(|b| b.max(1))); // never ends
+    storm
+}
+
+fn ascii(answer_hex: &str) -> String {
+    let bytes = hex(answer_hex);
+    assert!(
+        bytes.len() >= 3 && bytes[0] == 0 && bytes[bytes.len() - 2..] == [0x90, 0x00],
+        "not a good answer: {answer_hex}"
+    );
+    String::from_utf8_lossy(&bytes[1..bytes.len() - 2])
+        .trim_end_matches('\0')
+        .to_string()
+}
+
+#[test]
+#[ignore = "needs a board firmware and QEMU: cargo xtask test runs it"]
+fn a_board_in_qemu_serves_the_client_through_the_bridge() {
+    let elf = std::env::var("LWM2M_BOARD_ELF").expect("LWM2M_BOARD_ELF: the firmware");
+    let machine = std::env::var("LWM2M_BOARD_MACHINE").expect("LWM2M_BOARD_MACHINE");
+    let line = TcpListener::bind("127.0.0.1:0").unwrap();
+    let started = Instant::now();
+    let qemu = Qemu::boot(&machine, &elf, &line);
+    let relay = Relay::start(TcpStream::connect(line.local_addr().unwrap()).unwrap());
+    drop(line);
+    let port = Port::start(&["--bridge-serial", &format!("tcp:{}", relay.addr)], &[]);
+    let mut client = port.connect();
+    let context = |what: &str| format!("{what}; QEMU: {}; bridge: {}", qemu.log(), port.log());
+
+    // Device information, as the client reads it first.
+    let flavor = ascii(&tx(&mut client, "010003ffff0001"));
+    assert_eq!(flavor, machine, "{}", context("/3//1"));
+    let serial = ascii(&tx(&mut client, "010003ffff0002"));
+    assert!(!serial.is_empty(), "{}", context("/3//2"));
+    eprintln!(
+        "{machine}: serial {serial}, first answer {:?} after QEMU started",
+        started.elapsed()
+    );
+    assert_eq!(tx(&mut client, GET_GROUP), "0000009000", "anonymous");
+    assert_eq!(tx(&mut client, &login("admin", "admin")), "009000");
+    assert_eq!(tx(&mut client, GET_GROUP), "00ffff9000", "admin");
+
+    // A variable: created, placed in the target memory as a UINT32, written, read.
+    for frame in [
+        "020405 0001 ffff",
+        "030405 0001 0000 20000000",
+        "030405 0001 0001 23",
+    ] {
+        let frame: String = frame.split_whitespace().collect();
+        assert_eq!(tx(&mut client, &frame), "009000", "{frame}");
+    }
+    assert_eq!(tx(&mut client, "030405000100045758595a"), "009000");
+    assert_eq!(tx(&mut client, "01040500010004"), "005758595a9000");
+
+    // The storm, written to the board directly; then the next good frame is answered,
+    // and the session and the variable are intact.
+    let storm = storm();
+    let stormed = Instant::now();
+    relay.write_to_board(&storm);
+    assert_eq!(
+        tx(&mut client, GET_GROUP),
+        "00ffff9000",
+        "{}",
+        context("after the storm")
+    );
+    eprintln!(
+        "{machine}: {} bytes of storm, answered after {:?}",
+        storm.len(),
+        stormed.elapsed()
+    );
+    assert_eq!(tx(&mut client, "01040500010004"), "005758595a9000");
+
+    // Saved, then a reboot: the configuration comes back from the flash, the session
+    // does not.
+    assert_eq!(tx(&mut client, "030400ffff000a01020003"), "009000", "save");
+    assert_eq!(tx(&mut client, "020003ffff0004"), "009000", "reboot");
+    assert_eq!(tx(&mut client, GET_GROUP), "0000009000", "after the reboot");
+    assert_eq!(tx(&mut client, &login("admin", "admin")), "009000");
+    assert_eq!(tx(&mut client, "01040500010001"), "00239000", "type kept");
+    assert_eq!(
+        tx(&mut client, "01040500010004"),
+        "005758595a9000",
+        "target kept"
+    );
+
+    assert_eq!(tx(&mut client, LOGOUT), "009000");
+    assert_eq!(tx(&mut client, GET_GROUP), "0000009000", "logged out");
+
+    // The board's time base: a session idle for the inactivity period (3 s) ends, one
+    // idle for a third of it does not (with room for a loaded host).
+    assert_eq!(tx(&mut client, &login("admin", "admin")), "009000");
+    assert_eq!(tx(&mut client, "030400ffff00220003"), "009000");
+    thread::sleep(Duration::from_millis(1000));
+    assert_eq!(tx(&mut client, GET_GROUP), "00ffff9000", "idle 1 s of 3");
+    thread::sleep(Duration::from_millis(3300));
+    assert_eq!(tx(&mut client, GET_GROUP), "0000009000", "idle 3.3 s of 3");
+    drop(client);
+    drop(port);
+    drop(qemu);
+}

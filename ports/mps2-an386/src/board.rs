@@ -1,0 +1,121 @@
+//! The wiring of the MPS2 AN386 (Cortex-M4, as QEMU's `mps2-an386` machine emulates
+//! it): its clock, UART0 as the serial host link, SysTick as the time base, a flash
+//! emulated in RAM, and the interrupt vectors. What the device does is not here.
+
+use core::mem::MaybeUninit;
+use core::ptr::addr_of_mut;
+
+use cortex_m::interrupt::InterruptNumber;
+use cortex_m::peripheral::NVIC;
+use lwm2m_core::storage::flash_size_needed;
+
+use crate::flash::RamFlash;
+use crate::time::{self, Millis};
+use crate::uart::Uart;
+
+/// The core and peripheral clock (`SYSCLK`: 25 MHz).
+pub const CORE_HZ: u32 = 25_000_000;
+
+/// CMSDK UART0.
+pub const UART0_BASE: usize = 0x4000_4000;
+
+/// The line rate (QEMU delivers bytes as fast as they are read, whatever it is).
+pub const BAUD: u32 = 115_200;
+
+/// UART0, the serial host link.
+pub type Serial = Uart<UART0_BASE>;
+
+/// Bytes of the emulated flash: what the configuration store needs (two slots).
+pub const FLASH_LEN: usize = flash_size_needed::<RamFlash>() as usize;
+
+/// The emulated flash, outside the RAM the report counts (`EMULATED_FLASH` in the
+/// symbol table); erased by [`Board::take`].
+#[no_mangle]
+#[link_section = ".uninit.EMULATED_FLASH"]
+static mut EMULATED_FLASH: MaybeUninit<[u8; FLASH_LEN]> = MaybeUninit::uninit();
+
+/// The board's interrupts this firmware uses.
+#[derive(Clone, Copy)]
+enum Interrupt {
+    /// UART0 received a byte (IRQ 0).
+    Uart0Rx = 0,
+}
+
+// SAFETY: the numbers are those of the board's interrupts.
+unsafe impl InterruptNumber for Interrupt {
+    fn number(self) -> u16 {
+        self as u16
+    }
+}
+
+/// What the device runs on.
+pub struct Board {
+    /// The serial host link.
+    pub serial: Serial,
+    /// Milliseconds since boot.
+    pub clock: Millis,
+    /// The configuration store's flash, erased.
+    pub flash: RamFlash,
+}
+
+impl Board {
+    /// Sets the board up: the millisecond tick, UART0 enabled with its receive
+    /// interrupt, the emulated flash erased. `None` after the first call.
+    pub fn take() -> Option<Board> {
+        let core = cortex_m::Peripherals::take()?;
+        // SAFETY: `Peripherals::take` succeeds once, so this runs once: nothing else
+        // refers to the array, and writing every byte initialises it.
+        let cells = unsafe {
+            let cells = addr_of_mut!(EMULATED_FLASH).cast::<u8>();
+            cells.write_bytes(0xFF, FLASH_LEN);
+            core::slice::from_raw_parts_mut(cells, FLASH_LEN)
+        };
+        let flash = RamFlash::new(cells);
+        time::start(core.SYST, CORE_HZ);
+        // SAFETY: UART0 is a CMSDK UART, and only this `Serial` drives it.
+        let serial = unsafe { Serial::take(CORE_HZ, BAUD) };
+        // SAFETY: its handler only clears the interrupt; no critical section relies on
+        // it being masked.
+        unsafe { NVIC::unmask(Interrupt::Uart0Rx) };
+        Some(Board {
+            serial,
+            clock: Millis,
+            flash,
+        })
+    }
+}
+
+/// Waits for an interrupt unless a byte is already waiting: the idle function of the
+/// serial host. The SysTick interrupt ends the wait within a millisecond, a received
+/// byte at once; masked while checking, a byte arriving after the check still wakes
+/// the core (WFI wakes on a pending interrupt), and its handler runs when unmasked.
+pub fn idle() {
+    cortex_m::interrupt::free(|_| {
+        // SAFETY: UART0 is a CMSDK UART; reading STATE changes nothing.
+        if !unsafe { Serial::rx_ready() } {
+            cortex_m::asm::wfi();
+        }
+    });
+}
+
+/// UART0's receive interrupt: it only wakes the core, so it is cleared.
+unsafe extern "C" fn uart0_rx() {
+    // SAFETY: UART0 is a CMSDK UART; the write clears its receive interrupt only.
+    unsafe { Serial::clear_rx_interrupt() };
+}
+
+extern "C" {
+    /// cortex-m-rt's handler of every exception and interrupt left unhandled.
+    fn DefaultHandler();
+}
+
+/// The 32 interrupt vectors of the MPS2 AN386 (CMSDK UARTs, timers, GPIO, Ethernet...):
+/// UART0's receive interrupt, every other one the default handler.
+#[link_section = ".vector_table.interrupts"]
+#[no_mangle]
+#[used]
+static __INTERRUPTS: [unsafe extern "C" fn(); 32] = {
+    let mut vectors = [DefaultHandler as unsafe extern "C" fn(); 32];
+    vectors[Interrupt::Uart0Rx as usize] = uart0_rx;
+    vectors
+};

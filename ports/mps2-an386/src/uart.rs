@@ -1,0 +1,144 @@
+//! The CMSDK APB UART of the MPS2 boards, polled, as an `embedded-io` serial port.
+//!
+//! Registers (ARM CMSDK technical reference, "APB UART"): `DATA` (+0x00), `STATE`
+//! (+0x04: bit 0 transmit buffer full, bit 1 receive buffer full, bits 2–3 overruns,
+//! written 1 to clear), `CTRL` (+0x08: bit 0 transmit enable, bit 1 receive enable,
+//! bit 3 receive interrupt enable), `INTSTATUS`/`INTCLEAR` (+0x0C), `BAUDDIV` (+0x10).
+//! One byte is buffered each way.
+
+use core::convert::Infallible;
+use core::ptr::{read_volatile, write_volatile};
+
+const DATA: usize = 0x00;
+const STATE: usize = 0x04;
+const CTRL: usize = 0x08;
+const INTCLEAR: usize = 0x0C;
+const BAUDDIV: usize = 0x10;
+
+const STATE_TX_FULL: u32 = 1 << 0;
+const STATE_RX_FULL: u32 = 1 << 1;
+const STATE_RX_OVERRUN: u32 = 1 << 3;
+const CTRL_TX_EN: u32 = 1 << 0;
+const CTRL_RX_EN: u32 = 1 << 1;
+const CTRL_RX_INT_EN: u32 = 1 << 3;
+const INT_RX: u32 = 1 << 1;
+
+/// The CMSDK UART at `BASE`, owned by [`Uart::take`]'s caller.
+pub struct Uart<const BASE: usize> {
+    _owned: (),
+}
+
+impl<const BASE: usize> Uart<BASE> {
+    /// The UART, enabled both ways at `baud` for a `clock_hz` peripheral
+    /// clock, its receive interrupt raised for every byte (it wakes the board from
+    /// `wfi`; the handler only clears it, [`Uart::clear_rx_interrupt`]).
+    ///
+    /// # Safety
+    ///
+    /// `BASE` is the address of a CMSDK UART, and nothing else drives it (but
+    /// [`Uart::rx_ready`] and [`Uart::clear_rx_interrupt`]).
+    pub unsafe fn take(clock_hz: u32, baud: u32) -> Self {
+        let uart = Uart { _owned: () };
+        Self::write(BAUDDIV, clock_hz / baud);
+        Self::write(CTRL, CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_INT_EN);
+        // QEMU hands the receiver its first byte only when something wakes the chardev
+        // up after the receiver is enabled (about a second late otherwise): one read of
+        // DATA does.
+        let _ = Self::read(DATA);
+        uart
+    }
+
+    /// Reads a register. Only called with a `Uart` or under the contract of the
+    /// functions that take none.
+    fn read(offset: usize) -> u32 {
+        // SAFETY: a register of the UART (`take`'s contract).
+        unsafe { read_volatile((BASE + offset) as *const u32) }
+    }
+
+    fn write(offset: usize, value: u32) {
+        // SAFETY: a register of the UART (`take`'s contract).
+        unsafe { write_volatile((BASE + offset) as *mut u32, value) }
+    }
+
+    /// A received byte is waiting (a read of `STATE`, which changes nothing: usable
+    /// from anywhere, without the `Uart`).
+    ///
+    /// # Safety
+    ///
+    /// `BASE` is the address of a CMSDK UART.
+    pub unsafe fn rx_ready() -> bool {
+        Self::read(STATE) & STATE_RX_FULL != 0
+    }
+
+    /// The received byte, if any. A byte lost to an overrun is forgotten (the framing
+    /// resynchronises).
+    fn try_read_byte(&mut self) -> Option<u8> {
+        let state = Self::read(STATE);
+        if state & STATE_RX_OVERRUN != 0 {
+            Self::write(STATE, STATE_RX_OVERRUN);
+        }
+        (state & STATE_RX_FULL != 0).then(|| Self::read(DATA) as u8)
+    }
+
+    fn write_byte(&mut self, byte: u8) {
+        while Self::read(STATE) & STATE_TX_FULL != 0 {}
+        Self::write(DATA, u32::from(byte));
+    }
+
+    /// Clears the receive interrupt: the work of its handler, which owns no `Uart`
+    /// (the write touches that interrupt only).
+    ///
+    /// # Safety
+    ///
+    /// `BASE` is the address of a CMSDK UART.
+    pub unsafe fn clear_rx_interrupt() {
+        Self::write(INTCLEAR, INT_RX);
+    }
+}
+
+impl<const BASE: usize> embedded_io::ErrorType for Uart<BASE> {
+    type Error = Infallible;
+}
+
+impl<const BASE: usize> embedded_io::ReadReady for Uart<BASE> {
+    fn read_ready(&mut self) -> Result<bool, Self::Error> {
+        // SAFETY: `take` was given a UART.
+        Ok(unsafe { Self::rx_ready() })
+    }
+}
+
+impl<const BASE: usize> embedded_io::Read for Uart<BASE> {
+    /// Waits for a byte, then takes every byte received meanwhile.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut n = 0;
+        while n == 0 {
+            for slot in buf.iter_mut() {
+                match self.try_read_byte() {
+                    Some(byte) => {
+                        *slot = byte;
+                        n += 1;
+                    }
+                    None => break,
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl<const BASE: usize> embedded_io::Write for Uart<BASE> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        for &byte in buf {
+            self.write_byte(byte);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        while Self::read(STATE) & STATE_TX_FULL != 0 {}
+        Ok(())
+    }
+}
