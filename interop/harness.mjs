@@ -138,17 +138,18 @@ function waitForReadyLine(child) {
 }
 
 /**
- * Start `port-linux --ws 127.0.0.1:0 [extraArgs]`, wait for its ready line.
+ * Start `port-linux --ws 127.0.0.1:0 [extraArgs]` (or `bin [prefix...] --ws 127.0.0.1:0 [extraArgs]`, such as
+ * `xtask qemu BOARD`), wait for its ready line.
  * Returns { child, port, exited: Promise<{code, signal}>, stop() }.
  */
-export async function startDevice(extraArgs = []) {
-  if (!existsSync(DEVICE_BIN)) {
+export async function startDevice(extraArgs = [], { bin = DEVICE_BIN, prefix = [] } = {}) {
+  if (!existsSync(bin)) {
     throw new Error(
-      `device binary not found: ${DEVICE_BIN}\n` +
+      `device binary not found: ${bin}\n` +
         `  build it first (cargo build --release -p port-linux) or point LWM2M_DEVICE_BIN at it`,
     );
   }
-  const child = spawn(DEVICE_BIN, ['--ws', '127.0.0.1:0', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, [...prefix, '--ws', '127.0.0.1:0', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   for (const stream of [child.stdout, child.stderr]) {
     stream.on('data', (chunk) => {

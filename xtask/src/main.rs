@@ -4,7 +4,7 @@
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// Checks run so far that passed (printed as the closing summary line).
@@ -32,8 +32,9 @@ fn main() -> ExitCode {
         Some("instructions") => instructions(),
         Some("footprint") => footprint(),
         Some("boards") => boards(),
+        Some("qemu") => qemu(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|interop|fuzz|instructions|footprint|boards>");
+            eprintln!("usage: cargo xtask <test|interop|fuzz|instructions|footprint|boards|qemu>");
             eprintln!("  test     install what is missing, then run every check CI runs");
             eprintln!("  interop  build the desktop device and run the real-client interop test");
             eprintln!("  fuzz     fuzz smoke run (FUZZ_SECONDS per target, default {DEFAULT_FUZZ_SECONDS})");
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "  boards   build the board firmwares and drive each in QEMU through the bridge"
             );
+            eprintln!("  qemu BOARD [--ws ADDR]  boot BOARD in QEMU, served as WebSocket on ADDR");
             return ExitCode::from(2);
         }
     };
@@ -74,14 +76,24 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Progress goes to stderr (`cargo xtask qemu`: its stdout is the bridge's ready line).
+static PROGRESS_TO_STDERR: AtomicBool = AtomicBool::new(false);
+
 fn run(what: &str, cmd: &mut Command) -> Result {
-    println!("\n==> {what}");
-    println!("    $ {cmd:?}");
+    let quiet = PROGRESS_TO_STDERR.load(Ordering::Relaxed);
+    let say = |text: String| match quiet {
+        true => eprintln!("{text}"),
+        false => println!("{text}"),
+    };
+    say(format!("\n==> {what}\n    $ {cmd:?}"));
+    if quiet {
+        cmd.stdout(std::io::stderr());
+    }
     let started = Instant::now();
     let status = cmd
         .status()
         .map_err(|e| format!("{what}: cannot start {:?}: {e}", cmd.get_program()))?;
-    println!("    ({what}: {:.0?})", started.elapsed());
+    say(format!("    ({what}: {:.0?})", started.elapsed()));
     if status.success() {
         PASSED.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -524,37 +536,8 @@ const BOARDS: [Board; 1] = [Board {
 fn boards() -> Result {
     install_thumb_targets()?;
     install_qemu()?;
-    for board in BOARDS {
-        let dir = root().join(board.dir);
-        let target_dir = dir.join("target");
-        let in_board = |args: &[&str]| {
-            let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            cmd.current_dir(&dir).args(args);
-            cmd
-        };
-        run(
-            &format!("format check of {}", board.dir),
-            &mut in_board(&["fmt", "--", "--check"]),
-        )?;
-        let built = ["--release", "--locked", "--target-dir"];
-        run(
-            &format!("clippy of {} ({})", board.dir, board.target),
-            in_board(&["clippy"])
-                .args(built)
-                .arg(&target_dir)
-                .args(["--", "-D", "warnings"]),
-        )?;
-        run(
-            &format!("build {} ({})", board.dir, board.target),
-            in_board(&["build"])
-                .args(built)
-                .arg(&target_dir)
-                .env("LWM2M_PRESET", "small"),
-        )?;
-        let elf = target_dir
-            .join(board.target)
-            .join("release")
-            .join(board.bin);
+    for board in &BOARDS {
+        let elf = build_board(board)?;
         let sizes = elf_sizes(&elf)?;
         println!(
             "    {}: flash {} bytes, static RAM {} bytes (the emulated flash left out)",
@@ -571,8 +554,187 @@ fn boards() -> Result {
                 .env("LWM2M_BOARD_ELF", &elf)
                 .env("LWM2M_BOARD_MACHINE", board.machine),
         )?;
+        // The real client's services against the board, through `cargo xtask qemu`.
+        let interop = root().join("interop");
+        if !interop.join("node_modules").exists() {
+            run(
+                "install the real client (npm ci)",
+                Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund"])
+                    .current_dir(&interop),
+            )?;
+        }
+        let xtask = env::current_exe().map_err(|e| e.to_string())?;
+        run(
+            &format!(
+                "the real client against {} (cargo xtask qemu {})",
+                board.bin, board.machine
+            ),
+            Command::new("node")
+                .args(["--test", "board.test.mjs"])
+                .current_dir(&interop)
+                .env("LWM2M_BOARD", board.machine)
+                .env("LWM2M_XTASK", xtask),
+        )?;
     }
     Ok(())
+}
+
+/// Checks (format, clippy) and builds `board` for its target from its own lock file,
+/// small preset; the path of its firmware.
+fn build_board(board: &Board) -> Result<PathBuf> {
+    let dir = root().join(board.dir);
+    let target_dir = dir.join("target");
+    let in_board = |args: &[&str]| {
+        let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(&dir).args(args);
+        cmd
+    };
+    run(
+        &format!("format check of {}", board.dir),
+        &mut in_board(&["fmt", "--", "--check"]),
+    )?;
+    let built = ["--release", "--locked", "--target-dir"];
+    run(
+        &format!("clippy of {} ({})", board.dir, board.target),
+        in_board(&["clippy"])
+            .args(built)
+            .arg(&target_dir)
+            .args(["--", "-D", "warnings"]),
+    )?;
+    run(
+        &format!("build {} ({})", board.dir, board.target),
+        in_board(&["build"])
+            .args(built)
+            .arg(&target_dir)
+            .env("LWM2M_PRESET", "small"),
+    )?;
+    Ok(target_dir
+        .join(board.target)
+        .join("release")
+        .join(board.bin))
+}
+
+/// `cargo xtask qemu BOARD --ws ADDR`: builds the board and the desktop bridge, boots the
+/// board in QEMU with its serial line on a socket bound here (handed to QEMU: no port to
+/// guess), serves that line as WebSocket on `ADDR` (`port-linux --bridge-serial`), prints
+/// the bridge's `listening on ws://...` once a client can connect, and runs until stopped
+/// (SIGINT, SIGTERM, SIGHUP), then stops QEMU and the bridge. Ends with an error if either
+/// stops by itself.
+fn qemu(args: &[String]) -> Result {
+    let usage = || {
+        let names: Vec<&str> = BOARDS.iter().map(|b| b.machine).collect();
+        format!(
+            "usage: cargo xtask qemu BOARD [--ws ADDR:PORT] (BOARD: {})",
+            names.join(" or ")
+        )
+    };
+    let name = args.first().ok_or_else(usage)?;
+    let board = BOARDS
+        .iter()
+        .find(|b| b.machine == name.as_str() || b.dir.ends_with(name.as_str()))
+        .ok_or_else(usage)?;
+    let ws = match &args[1..] {
+        [] => "127.0.0.1:2000".to_string(),
+        [flag, addr] if flag == "--ws" => addr.clone(),
+        _ => return Err(usage()),
+    };
+    // Stdout carries the ready line only, as port-linux's does.
+    PROGRESS_TO_STDERR.store(true, Ordering::Relaxed);
+    install_thumb_targets()?;
+    install_qemu()?;
+    let elf = build_board(board)?;
+    run(
+        "build the bridge (port-linux)",
+        cargo().args(["build", "--release", "-p", "port-linux"]),
+    )?;
+    let line = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let line_addr = line.local_addr().map_err(|e| e.to_string())?;
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<&'static str>();
+    {
+        let stop = stop_tx.clone();
+        ctrlc::set_handler(move || {
+            let _ = stop.send("stopped");
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    // QEMU inherits the listening socket: no close-on-exec while it is spawned.
+    let sock = socket2::SockRef::from(&line);
+    sock.set_cloexec(false).map_err(|e| e.to_string())?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&line);
+    let qemu = Command::new("qemu-system-arm")
+        .args([
+            "-M",
+            board.machine,
+            "-nographic",
+            "-monitor",
+            "none",
+            "-kernel",
+        ])
+        .arg(&elf)
+        .arg("-chardev")
+        .arg(format!("socket,id=line,fd={fd},server=on,wait=on"))
+        .args(["-serial", "chardev:line"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    sock.set_cloexec(true).map_err(|e| e.to_string())?;
+    let qemu = Child(qemu.map_err(|e| format!("qemu-system-arm: {e}"))?);
+    drop(line);
+    let mut bridge = Child(
+        Command::new(root().join("target/release/port-linux"))
+            .arg("--bridge-serial")
+            .arg(format!("tcp:{line_addr}"))
+            .args(["--ws", &ws])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("port-linux: {e}"))?,
+    );
+    // The bridge's ready line, passed on once it is printed: a client can connect.
+    let stdout = bridge.0.stdout.take().ok_or("no bridge output")?;
+    {
+        let stop = stop_tx.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                match line {
+                    Ok(line) => println!("{line}"),
+                    Err(_) => break,
+                }
+            }
+            let _ = stop.send("the bridge stopped");
+        });
+    }
+    let watch =
+        |mut child: Child, what: &'static str, stop: std::sync::mpsc::Sender<&'static str>| {
+            std::thread::spawn(move || {
+                let _ = child.0.wait();
+                let _ = stop.send(what);
+            })
+        };
+    // The children are watched through their pids (killed below by pid).
+    let (qemu_pid, bridge_pid) = (qemu.0.id(), bridge.0.id());
+    watch(qemu, "QEMU stopped", stop_tx.clone());
+    watch(bridge, "the bridge stopped", stop_tx);
+    let why = stop_rx.recv().unwrap_or("stopped");
+    for pid in [bridge_pid, qemu_pid] {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+    match why {
+        "stopped" => Ok(()),
+        other => Err(format!("{}: {other}", board.bin)),
+    }
+}
+
+/// A child process, killed when dropped (an error path leaves nothing behind).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// What one build of the footprint firmware printed, and its sizes.
