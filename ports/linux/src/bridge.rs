@@ -24,8 +24,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use transport_traits::serial::{encode, encoded_len, Decoder};
+
+use crate::close_ws;
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
 /// How long the bridge waits for the serial line to accept its connection (QEMU listens
@@ -257,11 +259,11 @@ fn serve(
     let mut socket: WebSocket<TcpStream> = tungstenite::accept_with_config(stream, Some(config))
         .map_err(|e| format!("{peer}: handshake: {e}"))?;
     if busy.swap(true, Ordering::AcqRel) {
-        let _ = socket.close(Some(CloseFrame {
-            code: CloseCode::Again,
-            reason: "the board's serial channel is in use".into(),
-        }));
-        let _ = socket.flush();
+        close_ws(
+            &mut socket,
+            CloseCode::Again,
+            "the board's serial channel is in use",
+        );
         return Err(format!("{peer}: refused, another client is connected"));
     }
     log::info!("{peer}: connected");
@@ -303,11 +305,7 @@ fn exchange_all(
             Ok(Message::Close(_)) => return Ok(()),
             Ok(_) => continue,
             Err(tungstenite::Error::Capacity(err)) => {
-                let _ = socket.close(Some(CloseFrame {
-                    code: CloseCode::Size,
-                    reason: "larger than the largest request".into(),
-                }));
-                let _ = socket.flush();
+                close_ws(socket, CloseCode::Size, "larger than the largest request");
                 return Err(format!("message refused: {err}"));
             }
             Err(err) => return Err(err.to_string()),
@@ -325,11 +323,7 @@ fn exchange_all(
                 .send(Message::Binary(answer.into()))
                 .map_err(|e| e.to_string())?,
             Err(err) => {
-                let _ = socket.close(Some(CloseFrame {
-                    code: CloseCode::Error,
-                    reason: "the board did not answer".into(),
-                }));
-                let _ = socket.flush();
+                close_ws(socket, CloseCode::Error, "the board did not answer");
                 return Err(err.to_string());
             }
         }

@@ -685,6 +685,16 @@ impl io::Write for Link {
     }
 }
 
+/// Closes a WebSocket with `code` and `reason`, sending what is buffered; the peer may be
+/// gone already.
+fn close_ws<S: io::Read + io::Write>(socket: &mut WebSocket<S>, code: CloseCode, reason: &str) {
+    let _ = socket.close(Some(CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    }));
+    let _ = socket.flush();
+}
+
 /// Largest WebSocket message (and frame) accepted: one request APDU of the advertised
 /// size. A larger one is refused from its header, before its payload is buffered.
 const MAX_MESSAGE: usize = APDU_HEADER_LEN + LIMITS.max_request as usize;
@@ -748,11 +758,11 @@ fn serve_connection(
                 continue;
             }
             Err(tungstenite::Error::Capacity(err)) => {
-                let _ = socket.close(Some(CloseFrame {
-                    code: CloseCode::Size,
-                    reason: "larger than the largest request".into(),
-                }));
-                let _ = socket.flush();
+                close_ws(
+                    &mut socket,
+                    CloseCode::Size,
+                    "larger than the largest request",
+                );
                 return Err(format!("message refused: {err}"));
             }
             Err(tungstenite::Error::Io(err))
@@ -765,11 +775,7 @@ fn serve_connection(
                     socket.get_mut().deadline = Some(StdInstant::now() + timeouts.idle);
                     continue;
                 }
-                let _ = socket.close(Some(CloseFrame {
-                    code: CloseCode::Away,
-                    reason: "idle".into(),
-                }));
-                let _ = socket.flush();
+                close_ws(&mut socket, CloseCode::Away, "idle");
                 return Err("idle, not the session owner: closed".into());
             }
             Err(err) => return Err(err.to_string()),
