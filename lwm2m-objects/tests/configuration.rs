@@ -389,25 +389,18 @@ fn a_factory_reset_by_an_alias_of_the_administrator_completes() {
     assert_eq!(c.h.device.config(), &Config::default());
 }
 
-/// Deleting a profile forgets the settings that named it and nothing else: a value no
-/// setting line serves stays (here the object set has no object 1024, whose
-/// `config_loaded` would have forgotten it at load).
-#[test]
-fn deleting_a_profile_drops_only_the_references_to_it() {
-    use lwm2m_core::config::Profile;
+/// Builds a device of `objects` over `config` and deletes profile 5 in it (`DELETE
+/// /1025/5/65535` from a side handler running as the administrator), which succeeds.
+fn delete_profile_5<O: lwm2m_core::object::ObjectSet>(
+    objects: O,
+    config: Config,
+) -> lwm2m_core::Device<O> {
     use lwm2m_core::{Device, FrameLimits, Instant};
-    use lwm2m_objects::ProfileObject;
-
-    let mut config = Config::default();
-    config.profiles.push(Profile::new(5, b"five")).unwrap();
-    // A value no setting line serves (another build's, say).
-    config.settings.set(1024, 200, b"kept").unwrap();
     let limits = FrameLimits {
         max_request: 256,
         max_response: 256,
     };
-    let mut device = Device::new((ProfileObject::new(),), config, Config::reset, limits);
-    // DELETE /1025/5/65535 from a side handler running as the administrator.
+    let mut device = Device::new(objects, config, Config::reset, limits);
     let delete = [
         0xA2, 0xDA, 0, 0, 7, 0x04, 0x04, 0x01, 0x00, 0x05, 0xFF, 0xFF,
     ];
@@ -416,6 +409,22 @@ fn deleting_a_profile_drops_only_the_references_to_it() {
     let outcome = device.handle_side(side, 0xFFFF, &delete, Instant::ZERO, &mut out);
     assert_eq!(&out[..outcome.len], &[0x00, 0x90, 0x00]);
     assert!(device.config().profile(5).is_none());
+    device
+}
+
+/// Deleting a profile forgets the settings that named it and nothing else: a value no
+/// setting line serves stays (here the object set has no object 1024, whose
+/// `config_loaded` would have forgotten it at load).
+#[test]
+fn deleting_a_profile_drops_only_the_references_to_it() {
+    use lwm2m_core::config::Profile;
+    use lwm2m_objects::ProfileObject;
+
+    let mut config = Config::default();
+    config.profiles.push(Profile::new(5, b"five")).unwrap();
+    // A value no setting line serves (another build's, say).
+    config.settings.set(1024, 200, b"kept").unwrap();
+    let device = delete_profile_5((ProfileObject::new(),), config);
     assert_eq!(
         device.config().settings.get(1024, 200),
         Some(&b"kept"[..]),
@@ -430,7 +439,6 @@ fn deleting_a_profile_drops_only_the_references_to_it() {
 #[test]
 fn deleting_a_profile_revokes_every_acl_entry_naming_it() {
     use lwm2m_core::config::{AclEntry, Bundle, Profile, Rights};
-    use lwm2m_core::{Device, FrameLimits, Instant};
     use lwm2m_objects::{BundleObject, ProfileObject};
 
     let mut config = Config::default();
@@ -441,20 +449,7 @@ fn deleting_a_profile_revokes_every_acl_entry_naming_it() {
     }
     config.bundles.push(bundle).unwrap();
     assert!(config.validate().is_err());
-    let limits = FrameLimits {
-        max_request: 256,
-        max_response: 256,
-    };
-    let objects = (ProfileObject::new(), BundleObject::new());
-    let mut device = Device::new(objects, config, Config::reset, limits);
-    // DELETE /1025/5/65535 from a side handler running as the administrator.
-    let delete = [
-        0xA2, 0xDA, 0, 0, 7, 0x04, 0x04, 0x01, 0x00, 0x05, 0xFF, 0xFF,
-    ];
-    let mut out = [0u8; 256];
-    let side = Channel::new(9, ChannelKind::WebSocket);
-    let outcome = device.handle_side(side, 0xFFFF, &delete, Instant::ZERO, &mut out);
-    assert_eq!(&out[..outcome.len], &[0x00, 0x90, 0x00]);
+    let device = delete_profile_5((ProfileObject::new(), BundleObject::new()), config);
     let acl = &device.config().bundle(1).unwrap().acl;
     assert!(
         acl.iter().all(|e| e.profile != 5),
