@@ -521,14 +521,30 @@ struct Board {
     target: &'static str,
     /// The QEMU machine it runs on (also its `/3//1`).
     machine: &'static str,
+    /// Booted in QEMU and driven through the bridge (`qemu_board.rs`); else built,
+    /// linted and measured only.
+    run: bool,
 }
 
-const BOARDS: [Board; 1] = [Board {
-    dir: "ports/mps2-an386",
-    bin: "port-mps2-an386",
-    target: "thumbv7em-none-eabihf",
-    machine: "mps2-an386",
-}];
+const BOARDS: [Board; 2] = [
+    Board {
+        dir: "ports/mps2-an386",
+        bin: "port-mps2-an386",
+        target: "thumbv7em-none-eabihf",
+        machine: "mps2-an386",
+        run: true,
+    },
+    // Not run yet: building the engine at boot takes more stack (about 10 KiB, the
+    // configuration moved by value) than its 16 KiB of RAM leave beside the static
+    // data and the emulated flash (see ports/microbit/src/main.rs).
+    Board {
+        dir: "ports/microbit",
+        bin: "port-microbit",
+        target: "thumbv6m-none-eabi",
+        machine: "microbit",
+        run: false,
+    },
+];
 
 /// Checks (format, clippy) and builds every board firmware for its target from its own
 /// lock file, then boots it in QEMU and drives it through the bridge over WebSocket
@@ -543,6 +559,13 @@ fn boards() -> Result {
             "    {}: flash {} bytes, static RAM {} bytes (the emulated flash left out)",
             board.bin, sizes.flash, sizes.ram
         );
+        if !board.run {
+            println!(
+                "    {}: not booted in QEMU (does not fit its RAM yet)",
+                board.bin
+            );
+            continue;
+        }
         run(
             &format!(
                 "{} in QEMU {}, through the bridge over WebSocket",
