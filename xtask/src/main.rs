@@ -657,6 +657,12 @@ fn qemu(args: &[String]) -> Result {
         .iter()
         .find(|b| b.machine == name.as_str() || b.dir.ends_with(name.as_str()))
         .ok_or_else(usage)?;
+    if !board.run {
+        return Err(format!(
+            "{}: not bootable yet (it does not fit its RAM: see {}/src/main.rs)",
+            board.bin, board.dir
+        ));
+    }
     let ws = match &args[1..] {
         [] => "127.0.0.1:2000".to_string(),
         [flag, addr] if flag == "--ws" => addr.clone(),
