@@ -335,6 +335,14 @@ pub mod asynch {
         ) -> Result<(), Self::Error>;
     }
 
+    /// The port's clock, able to wait: what an async host races its links against
+    /// (on embassy, an `embassy_time::Timer` at the deadline).
+    #[allow(async_fn_in_trait)]
+    pub trait Alarm: Clock {
+        /// Completes once `deadline` has come (at once if it has passed).
+        async fn at(&mut self, deadline: Instant);
+    }
+
     /// The port's target and store, async: performs the operation a request waits on
     /// ([`Operation::perform`] is the blocking equivalent).
     #[allow(async_fn_in_trait)]

@@ -1,6 +1,7 @@
 //! The wiring of the MPS2 AN386 (Cortex-M4, as QEMU's `mps2-an386` machine emulates
 //! it): its clock, UART0 as the serial host link, SysTick as the time base, a flash
-//! emulated in RAM, and the interrupt vectors. What the device does is not here.
+//! emulated in RAM, and the interrupt vectors (UART0's receive interrupt wakes the task
+//! that reads it). What the device does is not here.
 
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
@@ -74,8 +75,8 @@ impl Board {
         time::start(core.SYST, CORE_HZ);
         // SAFETY: UART0 is a CMSDK UART, and only this `Serial` drives it.
         let serial = unsafe { Serial::take(CORE_HZ, BAUD) };
-        // SAFETY: its handler only clears the interrupt; no critical section relies on
-        // it being masked.
+        // SAFETY: its handler clears the interrupt and wakes a task under a critical
+        // section of its own; no critical section relies on it being masked.
         unsafe { NVIC::unmask(Interrupt::Uart0Rx) };
         Some(Board {
             serial,
@@ -85,23 +86,10 @@ impl Board {
     }
 }
 
-/// Waits for an interrupt unless a byte is already waiting: the idle function of the
-/// serial host. The SysTick interrupt ends the wait within a millisecond, a received
-/// byte at once; masked while checking, a byte arriving after the check still wakes
-/// the core (WFI wakes on a pending interrupt), and its handler runs when unmasked.
-pub fn idle() {
-    cortex_m::interrupt::free(|_| {
-        // SAFETY: UART0 is a CMSDK UART; reading STATE changes nothing.
-        if !unsafe { Serial::rx_ready() } {
-            cortex_m::asm::wfi();
-        }
-    });
-}
-
-/// UART0's receive interrupt: it only wakes the core, so it is cleared.
+/// UART0's receive interrupt: it wakes the task reading UART0.
 unsafe extern "C" fn uart0_rx() {
     // SAFETY: UART0 is a CMSDK UART; the write clears its receive interrupt only.
-    unsafe { Serial::clear_rx_interrupt() };
+    unsafe { Serial::on_rx_interrupt() };
 }
 
 extern "C" {

@@ -1,13 +1,16 @@
 //! What the device is, from the library crates: the engine with the standard objects,
 //! its configuration in the flash store, the simulated target, the frame sizes. The
-//! board ([`crate::board`]) gives it a flash; the loop ([`crate::serve`]) runs it.
+//! board ([`crate::board`]) gives it a flash; the async loop ([`crate::serve`]) runs it,
+//! the target and the store beside the engine ([`Io`]: the operations requests wait on
+//! are performed there, blocking).
 
-use lwm2m_core::storage::{FlashStore, LoadState};
+use lwm2m_core::storage::{ConfigStore, FlashStore, LoadState};
 use lwm2m_core::target::MemoryTarget;
 use lwm2m_core::wire::APDU_HEADER_LEN;
 use lwm2m_core::{Config, Device, FrameLimits, ResultCode};
 use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
 use target_traits::RamTarget;
+use transport_traits::run::asynch::BlockingIo;
 
 use crate::flash::RamFlash;
 
@@ -32,7 +35,11 @@ const SERIAL: &str = match option_env!("LWM2M_SERIAL") {
 pub type Target = MemoryTarget<RamTarget<1024>>;
 const TARGET_BASE: u32 = 0x2000_0000;
 
-pub type Engine = Device<StandardObjects<NoHooks>, Target, FlashStore<RamFlash>>;
+/// The engine: the objects and the configuration; its target and store are [`Io`].
+pub type Engine = Device<StandardObjects<NoHooks>>;
+
+/// The target and the configuration store, which the async loop performs operations on.
+pub type Io = BlockingIo<Target, FlashStore<RamFlash>>;
 
 /// `/3//11` after a boot whose stored configuration was damaged (the factory one, or
 /// the one saved before, is served): NVM_ERROR, as on the desktop.
@@ -43,25 +50,26 @@ pub fn target() -> Target {
     MemoryTarget(RamTarget::new(TARGET_BASE))
 }
 
-/// The engine over `target` and `store`: the standard objects, the configuration
-/// loaded from the store in place (the factory one on first boot). A damaged store is
-/// recorded in `/3//11`: a board has no operator to refuse to start to.
-pub fn boot(target: Target, store: FlashStore<RamFlash>) -> Engine {
+/// The engine with the configuration loaded from `store` (the factory one on first
+/// boot), with the standard objects. A damaged store is recorded in `/3//11`: a board
+/// has no operator to refuse to start to.
+pub fn boot(store: &mut FlashStore<RamFlash>) -> Engine {
     let info = DeviceInfo {
         manufacturer: "IoTize",
         flavor: "mps2-an386",
         serial: heapless::String::try_from(SERIAL).unwrap_or_default(),
         firmware_version: lwm2m_objects::device::TAP_FIRMWARE_LEVEL,
     };
+    let mut config = Config::default();
+    let loaded = store.load_into(&mut config);
+    // `new` hands the objects the configuration loaded, as `Device::load_config` does.
     let mut device = Device::new(
         standard_objects(info, NoHooks),
-        Config::default(),
+        config,
         Config::reset,
         LIMITS,
-    )
-    .with_target(target)
-    .with_store(store);
-    match device.load_config() {
+    );
+    match loaded {
         Ok(LoadState::Config | LoadState::Blank) => {}
         // The factory configuration on a flash error or damage, else the one saved
         // before the damaged one.

@@ -1,16 +1,17 @@
-//! The lwM2M device on an MPS2 AN386 board (Cortex-M4; QEMU's `mps2-an386`), blocking.
+//! The lwM2M device on an MPS2 AN386 board (Cortex-M4; QEMU's `mps2-an386`), async.
 //!
 //! Wiring only: the board ([`board`]: start-up, UART0, SysTick, a flash emulated in RAM)
 //! and, from the library crates, everything the device does: the engine and its
 //! configuration store (`lwm2m-core`), the standard objects (`lwm2m-objects`), a
-//! simulated target memory (`target-traits`), the serial framing and the device loop
-//! (`transport-traits`: [`SerialHost`] over UART0, [`run`]). Built with the small
+//! simulated target memory (`target-traits`), the serial framing and the async device
+//! loop (`transport-traits`: [`SerialHost`] over UART0, [`run`]). Built with the small
 //! capacity preset and 256-byte frames.
 //!
 //! The board's wiring is in [`board`] (and the drivers [`uart`], [`time`], [`flash`]),
-//! what the device is in [`device`], and the blocking device loop in this file
-//! ([`serve`]): the engine is built at boot, and again from the same flash and target on
-//! a reboot request. An async loop (embassy) replaces this file only.
+//! what the device is in [`device`], and the device loop in this file: one
+//! `embassy-executor` task ([`serve`]) on an executor that sleeps with `wfi` between
+//! wake-ups ([`sleep`]); the engine is built at boot, and again from the same flash and
+//! target on a reboot request.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
@@ -21,15 +22,20 @@ mod flash;
 mod time;
 mod uart;
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use cortex_m::singleton;
 use cortex_m_rt::entry;
+use embassy_executor::raw::Executor;
 use lwm2m_core::storage::FlashStore;
 use lwm2m_core::{Channel, ChannelKind, Effect};
-use transport_traits::run::{run, Stopped};
-use transport_traits::serial::{encoded_len, SerialHost, CRC_LEN};
+use transport_traits::run::asynch::run;
+use transport_traits::run::Stopped;
+use transport_traits::serial::asynch::SerialHost;
+use transport_traits::serial::{encoded_len, CRC_LEN};
 
 use board::{Board, Serial};
-use device::{boot, Engine, RX_LEN, TX_LEN};
+use device::{boot, Engine, Io, RX_LEN, TX_LEN};
 use time::Millis;
 
 /// UART0 as the device loop's host: a request and its CRC decoded, an answer encoded.
@@ -41,41 +47,77 @@ const LINE: Channel = Channel::new(1, ChannelKind::Serial);
 #[entry]
 fn main() -> ! {
     let Some(board) = Board::take() else { halt() };
-    let Ok(store) = FlashStore::new(board.flash, 0..board::FLASH_LEN as u32) else {
+    let Ok(mut store) = FlashStore::new(board.flash, 0..board::FLASH_LEN as u32) else {
         halt()
     };
-    let target = device::target();
-    let host = SerialHost::new(board.serial, board.clock, LINE).with_idle(board::idle);
-    // In static RAM: the engine (rebuilt in place on a reboot), the host and its
-    // buffers, the loop's buffers. `main` runs once: every `singleton!` gives its value.
-    let (Some(engine), Some(host), Some(rx), Some(tx)) = (
-        singleton!(ENGINE: Option<Engine> = None),
+    let engine = boot(&mut store);
+    let io = Io {
+        target: device::target(),
+        store,
+    };
+    let host = SerialHost::new(board.serial, board.clock, LINE);
+    // In static RAM: the executor, the engine (rebuilt in place on a reboot), the target
+    // and store, the host and its buffers, the loop's buffers (the task's future holds
+    // only its references). `main` runs once: every `singleton!` gives its value.
+    let (Some(executor), Some(engine), Some(io), Some(host), Some(rx), Some(tx)) = (
+        singleton!(EXECUTOR: Executor = Executor::new(core::ptr::null_mut())),
+        singleton!(ENGINE: Engine = engine),
+        singleton!(IO: Io = io),
         singleton!(HOST: Host = host),
         singleton!(RX: [u8; RX_LEN] = [0; RX_LEN]),
         singleton!(TX: [u8; TX_LEN] = [0; TX_LEN]),
     ) else {
         halt()
     };
-    *engine = Some(boot(target, store));
-    serve(engine, host, rx, tx)
+    let executor: &'static Executor = executor;
+    let Ok(task) = serve(engine, io, host, rx, tx) else {
+        halt()
+    };
+    executor.spawner().spawn(task);
+    loop {
+        // SAFETY: polled from this loop only, never from the pender.
+        unsafe { executor.poll() };
+        sleep();
+    }
 }
 
-/// The device loop: runs the engine until a request has an effect, acts on it, and
+/// Set by the pender: a task was woken since the executor last ran.
+static WOKEN: AtomicBool = AtomicBool::new(false);
+
+/// The executor's pender (`raw::Executor` calls it when a task is woken, from the
+/// interrupt that woke it or from the executor): the executor runs again.
+#[export_name = "__pender"]
+fn pender(_context: *mut ()) {
+    WOKEN.store(true, Ordering::Release);
+}
+
+/// Sleeps with `wfi` until an interrupt unless a task was woken meanwhile. The stock
+/// thread executor sleeps with `wfe`, which QEMU does not honour (a host core spins);
+/// masked while checking, an interrupt after the check still ends `wfi`, and its handler
+/// runs (and wakes its task) when unmasked.
+fn sleep() {
+    cortex_m::interrupt::free(|_| {
+        if !WOKEN.swap(false, Ordering::Acquire) {
+            cortex_m::asm::wfi();
+        }
+    });
+}
+
+/// The device task: runs the engine until a request has an effect, acts on it, and
 /// runs it again, forever.
-fn serve(engine: &mut Option<Engine>, host: &mut Host, rx: &mut [u8], tx: &mut [u8]) -> ! {
+#[embassy_executor::task]
+async fn serve(
+    engine: &'static mut Engine,
+    io: &'static mut Io,
+    host: &'static mut Host,
+    rx: &'static mut [u8; RX_LEN],
+    tx: &'static mut [u8; TX_LEN],
+) -> ! {
     loop {
-        let Some(device) = engine.as_mut() else {
-            halt()
-        };
-        match run(device, host, &mut Millis, rx, tx) {
+        match run(engine, host, io, &mut Millis, rx, tx).await {
             // A reboot: the engine is built again from the flash (the configuration
-            // saved last) and the same target, as a reset would.
-            Ok(Stopped::Effect(Effect::Reboot)) => {
-                if let Some(old) = engine.take() {
-                    let (target, store) = old.into_parts();
-                    *engine = Some(boot(target, store));
-                }
-            }
+            // saved last), the target kept, as a reset would.
+            Ok(Stopped::Effect(Effect::Reboot)) => *engine = boot(&mut io.store),
             // A factory reset (done and saved by the engine): no peripheral to reset.
             Ok(Stopped::Effect(_)) => {}
             // The host never asks to stop, and UART0 neither fails nor ends.

@@ -1,4 +1,6 @@
-//! The CMSDK APB UART of the MPS2 boards, polled, as an `embedded-io` serial port.
+//! The CMSDK APB UART of the MPS2 boards as an `embedded-io-async` serial port (and a
+//! blocking `embedded-io` one): reads wait for the receive interrupt, which wakes the
+//! reading task ([`Uart::on_rx_interrupt`]); writes are polled.
 //!
 //! Registers (ARM CMSDK technical reference, "APB UART"): `DATA` (+0x00), `STATE`
 //! (+0x04: bit 0 transmit buffer full, bit 1 receive buffer full, bits 2–3 overruns,
@@ -6,8 +8,17 @@
 //! bit 3 receive interrupt enable), `INTSTATUS`/`INTCLEAR` (+0x0C), `BAUDDIV` (+0x10).
 //! One byte is buffered each way.
 
+use core::cell::Cell;
 use core::convert::Infallible;
+use core::future::poll_fn;
 use core::ptr::{read_volatile, write_volatile};
+use core::task::{Poll, Waker};
+
+use critical_section::Mutex;
+
+/// The task waiting for a received byte. One for every CMSDK UART of the firmware
+/// (a static is not generic): the board reads one.
+static RX_WAKER: Mutex<Cell<Option<Waker>>> = Mutex::new(Cell::new(None));
 
 const DATA: usize = 0x00;
 const STATE: usize = 0x04;
@@ -94,6 +105,34 @@ impl<const BASE: usize> Uart<BASE> {
     pub unsafe fn clear_rx_interrupt() {
         Self::write(INTCLEAR, INT_RX);
     }
+
+    /// The receive interrupt's work: clears it and wakes the task waiting for a byte.
+    ///
+    /// # Safety
+    ///
+    /// `BASE` is the address of a CMSDK UART.
+    pub unsafe fn on_rx_interrupt() {
+        // SAFETY: the caller's contract.
+        unsafe { Self::clear_rx_interrupt() };
+        if let Some(waker) = critical_section::with(|cs| RX_WAKER.borrow(cs).take()) {
+            waker.wake();
+        }
+    }
+
+    /// Takes the bytes received into `buf`: how many (0 if none is waiting).
+    fn take_bytes(&mut self, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        for slot in buf.iter_mut() {
+            match self.try_read_byte() {
+                Some(byte) => {
+                    *slot = byte;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    }
 }
 
 impl<const BASE: usize> embedded_io::ErrorType for Uart<BASE> {
@@ -113,19 +152,37 @@ impl<const BASE: usize> embedded_io::Read for Uart<BASE> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let mut n = 0;
-        while n == 0 {
-            for slot in buf.iter_mut() {
-                match self.try_read_byte() {
-                    Some(byte) => {
-                        *slot = byte;
-                        n += 1;
-                    }
-                    None => break,
-                }
+        loop {
+            let n = self.take_bytes(buf);
+            if n > 0 {
+                return Ok(n);
             }
         }
-        Ok(n)
+    }
+}
+
+impl<const BASE: usize> embedded_io_async::Read for Uart<BASE> {
+    /// Waits for a byte (the receive interrupt wakes the task), then takes every byte
+    /// received meanwhile. Cancel-safe: bytes are taken only by the poll that returns
+    /// them.
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        poll_fn(|cx| {
+            let n = self.take_bytes(buf);
+            if n > 0 {
+                return Poll::Ready(Ok(n));
+            }
+            critical_section::with(|cs| RX_WAKER.borrow(cs).set(Some(cx.waker().clone())));
+            // A byte received before the waker was set raised its interrupt already: it
+            // is looked for again.
+            match self.take_bytes(buf) {
+                0 => Poll::Pending,
+                n => Poll::Ready(Ok(n)),
+            }
+        })
+        .await
     }
 }
 
@@ -140,5 +197,16 @@ impl<const BASE: usize> embedded_io::Write for Uart<BASE> {
     fn flush(&mut self) -> Result<(), Self::Error> {
         while Self::read(STATE) & STATE_TX_FULL != 0 {}
         Ok(())
+    }
+}
+
+impl<const BASE: usize> embedded_io_async::Write for Uart<BASE> {
+    /// Polled: the bytes are sent before it returns.
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        embedded_io::Write::write(self, buf)
+    }
+
+    async fn flush(&mut self) -> Result<(), Self::Error> {
+        embedded_io::Write::flush(self)
     }
 }

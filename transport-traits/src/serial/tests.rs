@@ -433,3 +433,77 @@ proptest! {
         prop_assert!(got);
     }
 }
+
+#[cfg(feature = "async")]
+mod asynch_host {
+    use super::*;
+    use crate::run::asynch::{Alarm, Host};
+
+    /// The async port reads what the queue holds, and waits forever on an empty one.
+    impl embedded_io_async::Read for Port {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            if self.rx.is_empty() {
+                core::future::pending::<()>().await;
+            }
+            embedded_io::Read::read(self, buf)
+        }
+    }
+
+    impl embedded_io_async::Write for Port {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            embedded_io::Write::write(self, buf)
+        }
+
+        async fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    /// The deadline comes at once: a wait with one on a quiet line times out.
+    impl Alarm for Ticking {
+        async fn at(&mut self, _deadline: Instant) {}
+    }
+
+    type AsyncHost = asynch::SerialHost<Port, Ticking, 64, { encoded_len(64) }>;
+
+    fn wait(host: &mut AsyncHost, deadline: Option<u64>, buf: &mut [u8]) -> HostEvent {
+        let session = Session::default();
+        embassy_futures::block_on(host.wait(&session, deadline.map(Instant::from_millis), buf))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_async_serial_host_serves_frames_drops_noise_and_meets_its_deadline() {
+        let mut line = vec![0x13, 0x37, 0x00];
+        line.extend(framed(&good_apdu()));
+        line.extend(framed(&[0x66; 40])); // longer than the buffer below
+        line.extend(framed(&[]));
+        let port = Port {
+            rx: line.into_iter().collect(),
+            tx: Vec::new(),
+            chunk: 5,
+        };
+        let mut host = AsyncHost::new(port, Ticking(0), SERIAL);
+        let mut buf = [0u8; 32];
+        let len = good_apdu().len();
+        assert_eq!(
+            wait(&mut host, Some(1000), &mut buf),
+            HostEvent::Request {
+                channel: SERIAL,
+                len
+            }
+        );
+        assert_eq!(&buf[..len], &good_apdu()[..]);
+        assert_eq!(
+            wait(&mut host, None, &mut buf),
+            HostEvent::Closed(SERIAL.id)
+        );
+        assert_eq!(host.dropped(), 2);
+        // The line is quiet now: the deadline's alarm ends the wait.
+        assert_eq!(wait(&mut host, Some(1000), &mut buf), HostEvent::Timeout);
+        // One answer, one frame.
+        let sent = embassy_futures::block_on(host.reply(SERIAL.id, &[1, 2, 3], None));
+        assert_eq!(sent, Ok(()));
+        assert_eq!(host.port_mut().tx, framed(&[1, 2, 3]));
+    }
+}
