@@ -96,6 +96,9 @@ use crate::config::image::{ImageError, Source, MAX_IMAGE_LEN};
 use crate::config::Config;
 use crate::wire::ResultCode;
 
+mod ram;
+pub use ram::RamFlash;
+
 /// Where the configuration survives a restart.
 ///
 /// Implementations must make [`save`](ConfigStore::save) atomic: whatever happens

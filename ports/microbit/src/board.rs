@@ -9,7 +9,10 @@ use cortex_m::interrupt::InterruptNumber;
 use cortex_m::peripheral::NVIC;
 use lwm2m_core::storage::flash_size_needed;
 
-use crate::flash::RamFlash;
+use lwm2m_core::storage::RamFlash as Ram;
+
+/// The configuration store's flash: emulated in RAM, sectors of 1024 bytes.
+pub type RamFlash = Ram<'static, 1024>;
 use crate::time::{self, Millis};
 use crate::uart::Uart;
 

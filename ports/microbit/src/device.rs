@@ -9,7 +9,7 @@ use lwm2m_core::{Config, Device, FrameLimits, ResultCode};
 use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
 use target_traits::RamTarget;
 
-use crate::flash::RamFlash;
+use crate::board::RamFlash;
 
 /// The frame sizes of this board.
 pub const LIMITS: FrameLimits = FrameLimits {

@@ -9,7 +9,7 @@
 //! capacity preset and 256-byte frames; the critical sections mask interrupts (the
 //! Cortex-M0 has no compare-and-swap).
 //!
-//! The board's wiring is in [`board`] (and the drivers [`uart`], [`time`], [`flash`]),
+//! The board's wiring is in [`board`] (and the drivers [`uart`] and [`time`]; the emulated flash is `lwm2m_core::storage::RamFlash`),
 //! what the device is in [`device`], and the blocking device loop in this file
 //! ([`serve`]): the engine is built at boot, and again from the same flash and target on
 //! a reboot request. The same as `ports/mps2-an386` but for the board.
@@ -27,7 +27,6 @@
 
 mod board;
 mod device;
-mod flash;
 mod time;
 mod uart;
 

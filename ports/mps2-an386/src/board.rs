@@ -10,7 +10,10 @@ use cortex_m::interrupt::InterruptNumber;
 use cortex_m::peripheral::NVIC;
 use lwm2m_core::storage::flash_size_needed;
 
-use crate::flash::RamFlash;
+use lwm2m_core::storage::RamFlash as Ram;
+
+/// The configuration store's flash: emulated in RAM, sectors of 4096 bytes.
+pub type RamFlash = Ram<'static, 4096>;
 use crate::time::{self, Millis};
 use crate::uart::Uart;
 

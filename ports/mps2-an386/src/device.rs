@@ -12,7 +12,7 @@ use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
 use target_traits::RamTarget;
 use transport_traits::run::asynch::BlockingIo;
 
-use crate::flash::RamFlash;
+use crate::board::RamFlash;
 
 /// The frame sizes of this board.
 pub const LIMITS: FrameLimits = FrameLimits {

@@ -7,7 +7,7 @@
 //! loop (`transport-traits`: [`SerialHost`] over UART0, [`run`]). Built with the small
 //! capacity preset and 256-byte frames.
 //!
-//! The board's wiring is in [`board`] (and the drivers [`uart`], [`time`], [`flash`]),
+//! The board's wiring is in [`board`] (and the drivers [`uart`] and [`time`]; the emulated flash is `lwm2m_core::storage::RamFlash`),
 //! what the device is in [`device`], and the device loop in this file: one
 //! `embassy-executor` task ([`serve`]) on an executor that sleeps with `wfi` between
 //! wake-ups ([`sleep`]); the engine is built at boot, and again from the same flash and
@@ -18,7 +18,6 @@
 
 mod board;
 mod device;
-mod flash;
 mod time;
 mod uart;
 
