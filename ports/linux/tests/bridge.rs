@@ -239,3 +239,206 @@ fn a_board_that_does_not_answer_closes_the_client_and_late_answers_are_dropped()
 
 /// The answer timeout the last test gives the bridge.
 const ANSWER_TIMEOUT: Duration = Duration::from_millis(400);
+
+// ---- review3: adversarial tests -------------------------------------------------------
+
+/// A board that keeps its one device (and so its serial channel's session) across TCP
+/// connections of the line: a bridge restarted reaches the same board, as a QEMU board
+/// outlives a bridge process.
+fn persistent_board() -> (String, Arc<Mutex<Seen>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let log = seen.clone();
+    thread::spawn(move || {
+        let info = DeviceInfo {
+            manufacturer: "IoTize",
+            flavor: "bridge-test",
+            serial: heapless::String::try_from("BOARD0001").unwrap(),
+            firmware_version: lwm2m_objects::device::TAP_FIRMWARE_LEVEL,
+        };
+        let mut device = Device::new(
+            standard_objects(info, NoHooks),
+            Config::default(),
+            Config::reset,
+            LIMITS,
+        );
+        let channel = Channel::new(1, ChannelKind::Serial);
+        let start = StdInstant::now();
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let mut link = SerialLink::<_, 300, { encoded_len(300) }>::new(Serial(stream));
+            let (mut rx, mut tx) = ([0u8; 300], [0u8; 256]);
+            // The line's TCP connection ending is not a link-closed frame: a UART has
+            // no such event, only the bridge's empty frame ends the session.
+            while let Ok(n) = link.receive(&mut rx) {
+                if n == 0 {
+                    log.lock().unwrap().closed += 1;
+                    device.channel_closed(channel.id);
+                    continue;
+                }
+                log.lock().unwrap().requests += 1;
+                let now = Instant::from_millis(start.elapsed().as_millis() as u64);
+                let outcome = device.handle(channel, &rx[..n], now, &mut tx);
+                if link.send(&tx[..outcome.len]).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (addr, seen)
+}
+
+/// REVIEW: the bridge stopped by SIGTERM (or SIGINT) exits at once from its ctrlc
+/// handler (`std::process::exit(0)`, bridge.rs `run`) without sending the link-closed
+/// frame: the board keeps the logged-in session, and the first client of the next bridge
+/// rides it.
+#[test]
+fn review_sigterm_of_the_bridge_ends_the_session_of_its_client() {
+    let (serial, seen) = persistent_board();
+    let mut first = bridge(&serial);
+    let mut client = first.connect();
+    assert_eq!(tx(&mut client, &login("admin", "admin")), "009000");
+    assert_eq!(tx(&mut client, GET_GROUP), "00ffff9000");
+    std::process::Command::new("kill")
+        .args(["-TERM", &first.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(first.wait(Duration::from_secs(5)).is_some(), "bridge did not stop");
+    drop(client);
+    thread::sleep(Duration::from_millis(200));
+    let closed = seen.lock().unwrap().closed;
+
+    let second = bridge(&serial);
+    let mut next = second.connect();
+    let group = tx(&mut next, GET_GROUP);
+    assert_eq!(
+        (closed, group.as_str()),
+        (1, "0000009000"),
+        "no link-closed frame on SIGTERM: the next client is admin"
+    );
+}
+
+/// REVIEW: after an answer timeout the bridge drains the line for only 50 ms of silence
+/// (`Line::drain`) and then takes the next frame for the next client's answer. A board
+/// still busy with the timed-out request answers it later: that answer (the first
+/// client's) goes to the second client, and every later answer is one behind.
+#[test]
+fn review_a_late_answer_is_never_given_to_the_next_client() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let serial = listener.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut late = true;
+        let mut buf = [0u8; 512];
+        let mut out = [0u8; 64];
+        loop {
+            let Ok(n) = stream.read(&mut buf) else { return };
+            if n == 0 {
+                return;
+            }
+            if buf[..n].iter().filter(|&&b| b == 0).count() < 2 || n <= 7 {
+                continue;
+            }
+            let answer: &[u8] = if late {
+                late = false;
+                // Busy well past the bridge's deadline (a slow flash erase).
+                thread::sleep(ANSWER_TIMEOUT + Duration::from_millis(200));
+                &[0xEE, 0x90, 0x00]
+            } else {
+                &[0x00, 0x12, 0x34, 0x90, 0x00]
+            };
+            let len = encode(answer, &mut out).unwrap();
+            if stream.write_all(&out[..len]).is_err() {
+                return;
+            }
+        }
+    });
+    let answer_ms = ANSWER_TIMEOUT.as_millis().to_string();
+    let port = Port::start(
+        &["--bridge-serial", &format!("tcp:{serial}"), "--bridge-answer-ms", &answer_ms],
+        &[],
+    );
+    let mut client = port.connect();
+    client.send(Message::Binary(apdu(GET_GROUP).into())).unwrap();
+    match client.read() {
+        Ok(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1011),
+        other => panic!("expected a close 1011, got {other:?}"),
+    }
+    drop(client);
+    // The next client comes at once.
+    let mut next = port.connect();
+    next.send(Message::Binary(apdu(GET_GROUP).into())).unwrap();
+    match next.read() {
+        Ok(Message::Binary(answer)) => assert_ne!(
+            to_hex(&answer),
+            "ee9000",
+            "the first client's late answer was given to the second client"
+        ),
+        _ => {} // refused or closed: acceptable
+    }
+}
+
+/// REVIEW: a board that never stops writing on the line holds `Line::drain` forever
+/// (it reads until 50 ms of silence, with no bound), under the line's lock: the client
+/// is never answered nor closed, and the bridge's one channel stays taken.
+#[test]
+fn review_a_flooding_board_does_not_hang_the_bridge() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let serial = listener.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let noise = [0x55u8; 64];
+        loop {
+            if stream.write_all(&noise).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let port = Port::start(
+        &["--bridge-serial", &format!("tcp:{serial}"), "--bridge-answer-ms", "400"],
+        &[],
+    );
+    let mut client = port.connect();
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = client.get_mut() {
+        s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+    }
+    client.send(Message::Binary(apdu(GET_GROUP).into())).unwrap();
+    match client.read() {
+        Ok(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1011),
+        other => panic!("no answer nor close 4 s after a request (answer timeout 0.4 s): {other:?}"),
+    }
+}
+
+/// REVIEW: the idle timeout is a read timeout per `read` call (bridge.rs `exchange_all`),
+/// not a deadline: a client that trickles one byte of a never-finished WebSocket frame
+/// every half idle period holds the board's only channel forever (the device port
+/// bounds it by a deadline).
+#[test]
+fn review_a_slowloris_client_does_not_hold_the_channel() {
+    let (serial, _) = board(false);
+    let port = Port::start(
+        &["--bridge-serial", &format!("tcp:{serial}"), "--idle-timeout", "1"],
+        &[],
+    );
+    let mut slow = port.connect();
+    // A binary frame header announcing 100 bytes, masked, then its bytes one by one.
+    let header = [0x82u8, 0x80 | 100, 1, 2, 3, 4];
+    let MaybeTlsStream::Plain(raw) = slow.get_mut() else { unreachable!() };
+    raw.write_all(&header).unwrap();
+    for _ in 0..8 {
+        thread::sleep(Duration::from_millis(400));
+        if raw.write_all(&[0x11]).is_err() {
+            break;
+        }
+    }
+    // 3.2 s later, well past the 1 s idle timeout: the channel is free.
+    let mut next = port.connect();
+    next.send(Message::Binary(apdu(GET_GROUP).into())).unwrap();
+    match next.read() {
+        Ok(Message::Binary(answer)) => assert_eq!(to_hex(&answer), "0000009000"),
+        other => panic!("the channel is still held by the trickling client: {other:?}"),
+    }
+}
+use tungstenite::stream::MaybeTlsStream;
