@@ -507,3 +507,28 @@ mod asynch_host {
         assert_eq!(host.port_mut().tx, framed(&[1, 2, 3]));
     }
 }
+
+/// REVIEW: the module says received frames are wiped once delivered (they carry
+/// passwords), but `SerialLink::chunk` keeps the raw bytes read from the port, and COBS
+/// leaves every non-zero byte as it is: the password stays readable in the link after
+/// the frame is delivered (and the caller wiped its copy).
+#[test]
+fn review_no_password_is_left_in_the_link_after_delivery() {
+    let mut apdu = vec![0xA2, 0xDA, 0, 0, 39, 2, 4, 0, 0xFF, 0xFF, 0, 0];
+    apdu.extend_from_slice(b"admin\0\0\0\0\0\0\0\0\0\0\0");
+    apdu.extend_from_slice(b"s3cretPassw0rd!\0");
+    let port = Port {
+        rx: framed(&apdu).into_iter().collect(),
+        tx: Vec::new(),
+        chunk: 64,
+    };
+    let mut link = SerialLink::<_, 64, { encoded_len(64) }>::new(port);
+    let mut buf = [0u8; 64];
+    let n = link.receive(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &apdu[..]);
+    buf.zeroize();
+    let secret = b"ssw0rd!"; // the part in the last 32-byte read
+    let holds = |bytes: &[u8]| bytes.windows(secret.len()).any(|w| w == secret);
+    assert!(!holds(&link.decoder.buf), "decoder");
+    assert!(!holds(&link.chunk), "the password is left in SerialLink::chunk");
+}
