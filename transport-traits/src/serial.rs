@@ -276,11 +276,17 @@ impl<P, const N: usize, const W: usize> SerialLink<P, N, W> {
             match copied {
                 None => self.dropped = self.dropped.wrapping_add(1),
                 Some(received) => {
+                    // The bytes read of the frame go too: COBS leaves most of them as
+                    // they were (a password among them).
+                    if let Some(read) = self.chunk.get_mut(..at) {
+                        read.zeroize();
+                    }
                     self.pending = (at, end);
                     return Some(received);
                 }
             }
         }
+        self.chunk.zeroize();
         self.pending = (0, 0);
         None
     }

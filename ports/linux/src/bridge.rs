@@ -10,11 +10,17 @@
 //! frame (an empty APDU) and the board ends the session of its serial channel, as a link
 //! of its own closing would.
 //!
+//! The link-closed frame is also sent when the bridge starts (a bridge killed before
+//! left the session open) and when it is stopped (SIGINT, SIGTERM), and whenever a
+//! client's turn ends, on an error or a panic too.
+//!
 //! Bounded like the device: a message larger than the largest request is refused from
-//! its header (code 1009), a handshake must complete within the handshake timeout, a
-//! client silent for the idle timeout is closed, and a board that does not answer within
-//! 10 s closes the client with code 1011 (what the board sends late is dropped before the
-//! next request goes out).
+//! its header (code 1009), a handshake must complete within the handshake timeout, each
+//! whole request message within the idle timeout (pings do not count), and a board that
+//! does not answer within 10 s closes the client with code 1011. Its late answer is then
+//! waited for (as long again) and dropped before the next request goes out, and whatever
+//! else the board sent unasked is dropped too; a board that does not stop sending is an
+//! error after the answer timeout, never a hang.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
@@ -25,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use transport_traits::serial::{encode, encoded_len, Decoder};
 
-use crate::close_ws;
+use crate::{close_ws, Link};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
@@ -58,60 +64,98 @@ pub struct Options {
 struct Line {
     stream: TcpStream,
     decoder: Box<Decoder<DECODER_ROOM>>,
-    /// An answer timed out: what the board sends late is dropped before the next request.
-    stale: bool,
+    /// A request timed out: the board may still answer it, and that answer is dropped
+    /// before the next request goes out (waited for up to the answer timeout).
+    late: bool,
     dropped: u64,
     /// Time the board has to answer.
     answer_timeout: Duration,
 }
 
+/// The serial line closed.
+fn line_closed() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "the serial line closed")
+}
+
 impl Line {
-    /// Sends `apdu` and waits for the board's answer.
+    /// Sends `apdu` and waits for the board's answer: the first frame it sends after the
+    /// request (what it sent before is dropped first).
     fn exchange(&mut self, apdu: &[u8]) -> io::Result<Vec<u8>> {
-        if self.stale {
-            self.drain()?;
-        }
+        self.sync()?;
         self.send(apdu)?;
+        match self.next_frame(Instant::now() + self.answer_timeout)? {
+            Some(answer) => Ok(answer),
+            None => {
+                self.late = true;
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the board did not answer",
+                ))
+            }
+        }
+    }
+
+    /// Drops what the board sent unasked: the late answer of a request that timed out
+    /// (waited for, up to the answer timeout), then whatever the line holds now. A board
+    /// that does not stop sending is an error after the answer timeout.
+    fn sync(&mut self) -> io::Result<()> {
         let deadline = Instant::now() + self.answer_timeout;
+        if self.late {
+            if self.next_frame(deadline)?.is_some() {
+                log::debug!("late answer dropped");
+            }
+            self.late = false;
+        }
+        self.stream.set_nonblocking(true)?;
+        let drained = self.drain_until(deadline);
+        self.stream.set_nonblocking(false)?;
+        drained
+    }
+
+    /// Reads and drops bytes until none is waiting; an error if the line still sends at
+    /// `deadline`.
+    fn drain_until(&mut self, deadline: Instant) -> io::Result<()> {
         let mut chunk = [0u8; 256];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(line_closed()),
+                Ok(_) if Instant::now() >= deadline => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the board does not stop sending",
+                    ))
+                }
+                Ok(_) => {}
+                // Whatever the decoder holds is ended by the next frame's delimiter.
+                Err(err) if is_timeout(&err) => return Ok(()),
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// The next non-empty frame the board sends before `deadline`; `None` if none came.
+    fn next_frame(&mut self, deadline: Instant) -> io::Result<Option<Vec<u8>>> {
+        let mut byte = [0u8; 1];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                self.stale = true;
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the board did not answer",
-                ));
+                return Ok(None);
             }
             self.stream.set_read_timeout(Some(left))?;
-            let n = match self.stream.read(&mut chunk) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the serial line closed",
-                    ))
-                }
-                Ok(n) => n,
+            // One byte at a time: what follows the frame stays in the socket, for
+            // `sync` to drop.
+            match self.stream.read(&mut byte) {
+                Ok(0) => return Err(line_closed()),
+                Ok(_) => {}
                 Err(err) if is_timeout(&err) => continue,
                 Err(err) => return Err(err),
-            };
-            for (i, &byte) in chunk[..n].iter().enumerate() {
-                match self.decoder.push(byte) {
-                    None => {}
-                    Some(Ok([])) => {}
-                    Some(Ok(answer)) => {
-                        let answer = answer.to_vec();
-                        if i + 1 < n {
-                            // The board answers one request with one frame: more bytes
-                            // now are noise, dropped with the rest before the next one.
-                            self.stale = true;
-                        }
-                        return Ok(answer);
-                    }
-                    Some(Err(err)) => {
-                        self.dropped += 1;
-                        log::debug!("serial frame dropped: {err:?}");
-                    }
+            }
+            match self.decoder.push(byte[0]) {
+                None | Some(Ok([])) => {}
+                Some(Ok(frame)) => return Ok(Some(frame.to_vec())),
+                Some(Err(err)) => {
+                    self.dropped += 1;
+                    log::debug!("serial frame dropped: {err:?}");
                 }
             }
         }
@@ -125,28 +169,17 @@ impl Line {
         self.stream.write_all(&frame[..len])?;
         self.stream.flush()
     }
+}
 
-    /// Drops what the line holds now (a late answer, noise).
-    fn drain(&mut self) -> io::Result<()> {
-        self.stream
-            .set_read_timeout(Some(Duration::from_millis(50)))?;
-        let mut chunk = [0u8; 256];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the serial line closed",
-                    ))
-                }
-                Ok(_) => {}
-                Err(err) if is_timeout(&err) => break,
-                Err(err) => return Err(err),
-            }
-        }
-        self.stale = false;
-        // The next answer starts with a delimiter, which ends whatever the decoder holds.
-        Ok(())
+/// Tells the board that its interlocutor went away (the link-closed frame), whatever
+/// state the line's lock is in.
+fn link_closed(line: &Mutex<Line>) {
+    let mut line = match line.lock() {
+        Ok(line) => line,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Err(err) = line.send(&[]) {
+        log::warn!("serial line: {err}");
     }
 }
 
@@ -208,17 +241,25 @@ pub fn run(options: Options) -> io::Result<()> {
     let line = Arc::new(Mutex::new(Line {
         stream,
         decoder: Box::new(Decoder::new()),
-        stale: true,
+        late: false,
         dropped: 0,
         answer_timeout: options.answer,
     }));
+    // A bridge stopped without a word (killed, crashed) left the board's session to its
+    // client: it ends now, before anybody is served.
+    link_closed(&line);
     let listener = TcpListener::bind(options.ws)
         .map_err(|err| io::Error::new(err.kind(), format!("listen on {}: {err}", options.ws)))?;
-    ctrlc::set_handler(|| {
-        log::info!("stopped");
-        std::process::exit(0);
-    })
-    .map_err(io::Error::other)?;
+    {
+        let line = line.clone();
+        ctrlc::set_handler(move || {
+            // The client goes away with the bridge: so does its session on the board.
+            link_closed(&line);
+            log::info!("stopped");
+            std::process::exit(0);
+        })
+        .map_err(io::Error::other)?;
+    }
     println!("listening on ws://{}", listener.local_addr()?);
     let busy = Arc::new(AtomicBool::new(false));
     let options = Arc::new(options);
@@ -241,6 +282,21 @@ pub fn run(options: Options) -> io::Result<()> {
     Ok(())
 }
 
+/// The turn of the client that holds the board's serial channel: when it ends, however
+/// it ends (an error, a panic), the board hears that its interlocutor went away and the
+/// channel is free again.
+struct Turn<'a> {
+    line: &'a Mutex<Line>,
+    busy: &'a AtomicBool,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        link_closed(self.line);
+        self.busy.store(false, Ordering::Release);
+    }
+}
+
 /// Serves one WebSocket client.
 fn serve(
     stream: TcpStream,
@@ -250,13 +306,15 @@ fn serve(
 ) -> Result<(), String> {
     let peer = stream.peer_addr().map_err(|e| e.to_string())?;
     stream
-        .set_read_timeout(Some(options.handshake))
-        .and_then(|()| stream.set_write_timeout(Some(options.handshake)))
+        .set_write_timeout(Some(options.handshake))
         .map_err(|e| e.to_string())?;
     let config = WebSocketConfig::default()
         .max_message_size(Some(options.max_message))
         .max_frame_size(Some(options.max_message));
-    let mut socket: WebSocket<TcpStream> = tungstenite::accept_with_config(stream, Some(config))
+    // The whole handshake within its timeout, then each whole message within the idle
+    // time: bytes trickled one at a time do not hold the board's only channel.
+    let link = Link::new(stream, Some(Instant::now() + options.handshake));
+    let mut socket: WebSocket<Link> = tungstenite::accept_with_config(link, Some(config))
         .map_err(|e| format!("{peer}: handshake: {e}"))?;
     if busy.swap(true, Ordering::AcqRel) {
         close_ws(
@@ -266,49 +324,52 @@ fn serve(
         );
         return Err(format!("{peer}: refused, another client is connected"));
     }
+    let turn = Turn { line, busy };
     log::info!("{peer}: connected");
     let result = exchange_all(&mut socket, line, options);
-    // Whatever ended it, the board hears that its interlocutor went away.
-    if let Ok(mut line) = line.lock() {
-        if let Err(err) = line.send(&[]) {
-            log::warn!("serial line: {err}");
-        }
-    }
+    drop(turn);
     if let Ok(line) = line.lock() {
         log::info!(
             "{peer}: gone ({} frames dropped on the line so far)",
             line.dropped
         );
     }
-    busy.store(false, Ordering::Release);
     result.map_err(|why| format!("{peer}: {why}"))
 }
 
 fn exchange_all(
-    socket: &mut WebSocket<TcpStream>,
+    socket: &mut WebSocket<Link>,
     line: &Mutex<Line>,
     options: &Options,
 ) -> Result<(), String> {
     socket
         .get_mut()
-        .set_read_timeout(Some(options.idle))
-        .and_then(|()| socket.get_mut().set_write_timeout(Some(options.idle)))
+        .stream
+        .set_write_timeout(Some(options.idle))
         .map_err(|e| e.to_string())?;
     loop {
-        let apdu = match socket.read() {
-            Ok(Message::Binary(bytes)) => bytes,
-            Ok(Message::Text(_)) => {
-                let _ = socket.close(None);
-                let _ = socket.flush();
-                return Err("text message refused".into());
+        // Only a request counts: pings and pongs do not keep the channel.
+        socket.get_mut().deadline = Some(Instant::now() + options.idle);
+        let apdu = loop {
+            match socket.read() {
+                Ok(Message::Binary(bytes)) => break bytes,
+                Ok(Message::Text(_)) => {
+                    let _ = socket.close(None);
+                    let _ = socket.flush();
+                    return Err("text message refused".into());
+                }
+                Ok(Message::Close(_)) => return Ok(()),
+                Ok(_) => continue,
+                Err(tungstenite::Error::Capacity(err)) => {
+                    close_ws(socket, CloseCode::Size, "larger than the largest request");
+                    return Err(format!("message refused: {err}"));
+                }
+                Err(tungstenite::Error::Io(err)) if is_timeout(&err) => {
+                    close_ws(socket, CloseCode::Away, "idle");
+                    return Err("idle: closed".into());
+                }
+                Err(err) => return Err(err.to_string()),
             }
-            Ok(Message::Close(_)) => return Ok(()),
-            Ok(_) => continue,
-            Err(tungstenite::Error::Capacity(err)) => {
-                close_ws(socket, CloseCode::Size, "larger than the largest request");
-                return Err(format!("message refused: {err}"));
-            }
-            Err(err) => return Err(err.to_string()),
         };
         // A request is never empty: an empty frame on the line means "link closed".
         if apdu.is_empty() {

@@ -659,6 +659,13 @@ struct Link {
     deadline: Option<StdInstant>,
 }
 
+impl Link {
+    /// `stream`, whose reads wait at most until `deadline`.
+    fn new(stream: TcpStream, deadline: Option<StdInstant>) -> Link {
+        Link { stream, deadline }
+    }
+}
+
 impl io::Read for Link {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some(deadline) = self.deadline {
@@ -666,7 +673,7 @@ impl io::Read for Link {
             if left.is_zero() {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    "handshake too slow",
+                    "too slow: the handshake or a message did not complete in time",
                 ));
             }
             self.stream.set_read_timeout(Some(left))?;

@@ -508,12 +508,12 @@ mod asynch_host {
     }
 }
 
-/// REVIEW: the module says received frames are wiped once delivered (they carry
+/// Found by review: the module says received frames are wiped once delivered (they carry
 /// passwords), but `SerialLink::chunk` keeps the raw bytes read from the port, and COBS
 /// leaves every non-zero byte as it is: the password stays readable in the link after
 /// the frame is delivered (and the caller wiped its copy).
 #[test]
-fn review_no_password_is_left_in_the_link_after_delivery() {
+fn no_password_is_left_in_the_link_after_delivery() {
     let mut apdu = vec![0xA2, 0xDA, 0, 0, 39, 2, 4, 0, 0xFF, 0xFF, 0, 0];
     apdu.extend_from_slice(b"admin\0\0\0\0\0\0\0\0\0\0\0");
     apdu.extend_from_slice(b"s3cretPassw0rd!\0");
@@ -530,5 +530,8 @@ fn review_no_password_is_left_in_the_link_after_delivery() {
     let secret = b"ssw0rd!"; // the part in the last 32-byte read
     let holds = |bytes: &[u8]| bytes.windows(secret.len()).any(|w| w == secret);
     assert!(!holds(&link.decoder.buf), "decoder");
-    assert!(!holds(&link.chunk), "the password is left in SerialLink::chunk");
+    assert!(
+        !holds(&link.chunk),
+        "the password is left in SerialLink::chunk"
+    );
 }
