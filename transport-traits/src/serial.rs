@@ -121,6 +121,9 @@ pub struct Decoder<const N: usize> {
     state: cobs::DecoderState,
     /// The frame outgrew `buf`: its bytes are dropped up to the next delimiter.
     overflow: bool,
+    /// Bytes of `buf` the last frame wrote: what [`Decoder::wipe`] clears (not the whole
+    /// buffer for every dropped frame of noise).
+    filled: usize,
 }
 
 impl<const N: usize> Default for Decoder<N> {
@@ -137,6 +140,7 @@ impl<const N: usize> Decoder<N> {
             len: 0,
             state: cobs::DecoderState::Idle,
             overflow: false,
+            filled: 0,
         }
     }
 
@@ -147,7 +151,9 @@ impl<const N: usize> Decoder<N> {
         if byte == DELIMITER {
             let ended = core::mem::take(&mut self.state);
             let len = core::mem::take(&mut self.len);
+            self.filled = self.filled.max(len);
             if core::mem::take(&mut self.overflow) {
+                self.filled = N;
                 return Some(Err(FrameError::TooLong));
             }
             return match ended {
@@ -179,7 +185,10 @@ impl<const N: usize> Decoder<N> {
 
     /// Wipes the bytes of the last frame (they may carry a password).
     fn wipe(&mut self) {
-        self.buf.zeroize();
+        if let Some(written) = self.buf.get_mut(..self.filled) {
+            written.zeroize();
+        }
+        self.filled = 0;
     }
 
     /// The APDU of a frame of `len` stuffed bytes, once its CRC is checked.

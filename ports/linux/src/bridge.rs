@@ -24,7 +24,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -58,6 +58,8 @@ pub struct Options {
     pub idle: Duration,
     /// Time the board has to answer a request.
     pub answer: Duration,
+    /// Most connections open at a time (the one served and those being turned away).
+    pub max_connections: usize,
 }
 
 /// The serial line and the state of its receiver.
@@ -70,6 +72,16 @@ struct Line {
     dropped: u64,
     /// Time the board has to answer.
     answer_timeout: Duration,
+    /// The line reached its end: nothing more can be bridged.
+    closed: bool,
+}
+
+/// Whether the serial line reached its end.
+fn line_is_closed(line: &Mutex<Line>) -> bool {
+    match line.lock() {
+        Ok(line) => line.closed,
+        Err(poisoned) => poisoned.into_inner().closed,
+    }
 }
 
 /// The serial line closed.
@@ -81,6 +93,19 @@ impl Line {
     /// Sends `apdu` and waits for the board's answer: the first frame it sends after the
     /// request (what it sent before is dropped first).
     fn exchange(&mut self, apdu: &[u8]) -> io::Result<Vec<u8>> {
+        let answer = self.exchange_once(apdu);
+        if let Err(err) = &answer {
+            self.closed |= matches!(
+                err.kind(),
+                io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+            );
+        }
+        answer
+    }
+
+    fn exchange_once(&mut self, apdu: &[u8]) -> io::Result<Vec<u8>> {
         self.sync()?;
         self.send(apdu)?;
         match self.next_frame(Instant::now() + self.answer_timeout)? {
@@ -244,6 +269,7 @@ pub fn run(options: Options) -> io::Result<()> {
         late: false,
         dropped: 0,
         answer_timeout: options.answer,
+        closed: false,
     }));
     // A bridge stopped without a word (killed, crashed) left the board's session to its
     // client: it ends now, before anybody is served.
@@ -262,6 +288,7 @@ pub fn run(options: Options) -> io::Result<()> {
     }
     println!("listening on ws://{}", listener.local_addr()?);
     let busy = Arc::new(AtomicBool::new(false));
+    let open = Arc::new(AtomicUsize::new(0));
     let options = Arc::new(options);
     for stream in listener.incoming() {
         let stream = match stream {
@@ -272,10 +299,30 @@ pub fn run(options: Options) -> io::Result<()> {
                 continue;
             }
         };
-        let (line, busy, options) = (line.clone(), busy.clone(), options.clone());
+        // Each connection has a thread until its handshake is done or refused: bounded.
+        if open.fetch_add(1, Ordering::AcqRel) >= options.max_connections {
+            open.fetch_sub(1, Ordering::AcqRel);
+            log::warn!(
+                "connection refused: {} open already",
+                options.max_connections
+            );
+            drop(stream);
+            continue;
+        }
+        let (line, busy, options, open) =
+            (line.clone(), busy.clone(), options.clone(), open.clone());
         thread::spawn(move || {
-            if let Err(why) = serve(stream, &line, &busy, &options) {
-                log::info!("client: {why}");
+            let served = serve(stream, &line, &busy, &options);
+            open.fetch_sub(1, Ordering::AcqRel);
+            match served {
+                Ok(()) => {}
+                // Nothing more can be bridged: the bridge stops, and whoever runs it
+                // (`cargo xtask qemu`) sees it.
+                Err(why) if line_is_closed(&line) => {
+                    log::error!("client: {why}; the serial line closed: stopping");
+                    std::process::exit(1);
+                }
+                Err(why) => log::info!("client: {why}"),
             }
         });
     }

@@ -303,6 +303,7 @@ fn main() -> ExitCode {
             handshake: StdDuration::from_secs(args.handshake_timeout),
             idle: StdDuration::from_secs(args.idle_timeout),
             answer: StdDuration::from_millis(args.bridge_answer_ms),
+            max_connections: usize::from(args.max_connections),
         };
         return match bridge::run(options) {
             Ok(()) => ExitCode::SUCCESS,

@@ -470,3 +470,24 @@ fn a_slowloris_client_does_not_hold_the_channel() {
     }
 }
 use tungstenite::stream::MaybeTlsStream;
+
+/// A serial line that ends (the board's QEMU stopped) stops the bridge with an error,
+/// instead of turning every later client away: whoever runs it sees it stop.
+#[test]
+fn the_bridge_stops_when_its_serial_line_ends() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let serial = listener.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        // Takes the bridge's connection, then closes it.
+        let (stream, _) = listener.accept().unwrap();
+        thread::sleep(Duration::from_millis(300));
+        drop(stream);
+    });
+    let mut port = bridge(&serial);
+    thread::sleep(Duration::from_millis(500));
+    let mut client = port.connect();
+    let _ = client.send(Message::Binary(apdu(GET_GROUP).into()));
+    let _ = client.read();
+    let status = port.wait(Duration::from_secs(5)).expect("the bridge stopped");
+    assert!(!status.success(), "it stopped with an error: {status:?}");
+}
