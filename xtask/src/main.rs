@@ -691,7 +691,12 @@ fn qemu(args: &[String]) -> Result {
     let sock = socket2::SockRef::from(&line);
     sock.set_cloexec(false).map_err(|e| e.to_string())?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&line);
+    // The children run in process groups of their own: a Ctrl-C in the terminal reaches
+    // this command only, which stops them in order (else QEMU could stop first, and the
+    // command end with an error).
+    use std::os::unix::process::CommandExt;
     let qemu = Command::new("qemu-system-arm")
+        .process_group(0)
         .args([
             "-M",
             board.machine,
@@ -712,6 +717,7 @@ fn qemu(args: &[String]) -> Result {
     drop(line);
     let mut bridge = Child(
         Command::new(root().join("target/release/port-linux"))
+            .process_group(0)
             .arg("--bridge-serial")
             .arg(format!("tcp:{line_addr}"))
             .args(["--ws", &ws])

@@ -488,6 +488,8 @@ fn the_bridge_stops_when_its_serial_line_ends() {
     let mut client = port.connect();
     let _ = client.send(Message::Binary(apdu(GET_GROUP).into()));
     let _ = client.read();
-    let status = port.wait(Duration::from_secs(5)).expect("the bridge stopped");
+    let status = port
+        .wait(Duration::from_secs(5))
+        .expect("the bridge stopped");
     assert!(!status.success(), "it stopped with an error: {status:?}");
 }
