@@ -508,10 +508,9 @@ mod asynch_host {
     }
 }
 
-/// Found by review: the module says received frames are wiped once delivered (they carry
-/// passwords), but `SerialLink::chunk` keeps the raw bytes read from the port, and COBS
-/// leaves every non-zero byte as it is: the password stays readable in the link after
-/// the frame is delivered (and the caller wiped its copy).
+/// Once a frame is delivered, no copy of it stays in the link: neither the decoder's nor
+/// the raw bytes read from the port, which COBS leaves mostly as they were (a review found
+/// the password readable in the read buffer).
 #[test]
 fn no_password_is_left_in_the_link_after_delivery() {
     let mut apdu = vec![0xA2, 0xDA, 0, 0, 39, 2, 4, 0, 0xFF, 0xFF, 0, 0];
