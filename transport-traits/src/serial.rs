@@ -397,7 +397,8 @@ impl<P: embedded_io_async::Read + embedded_io_async::Write, const N: usize, cons
 }
 
 /// The device loop's [`Host`] over one serial port: the board's only link, one channel
-/// (`channel`, given at construction). For [`crate::run::run`] on a blocking board.
+/// (`channel`, given at construction). For [`crate::run::run`] on a blocking board, and
+/// (feature `async`) for [`crate::run::asynch::run`] on an async one (see its impl below).
 ///
 /// [`Host::wait`] polls the port ([`embedded_io::ReadReady`]) and pushes what it reads
 /// into a [`Decoder`] of `N` bytes (a request APDU and its CRC) until a frame is complete
@@ -506,108 +507,65 @@ where
     }
 }
 
-/// The async counterpart of [`SerialHost`] (feature `async`), for an async board.
+/// The async device loop's host (feature `async`): the same [`SerialHost`] over an
+/// `embedded-io-async` port, for [`crate::run::asynch::run`] on an async board.
+///
+/// [`asynch::Host::wait`](crate::run::asynch::Host::wait) reads the port into the
+/// [`Decoder`], racing each read against the deadline on its
+/// [`Alarm`](crate::run::asynch::Alarm): the same events and drops as the blocking
+/// host, [`HostEvent::Timeout`] at the deadline, even on a line that never stops
+/// delivering bytes. While nothing arrives the task sleeps (the port's read and the alarm
+/// wake it; the idle function is not called). The wait is cancel-safe when the port's
+/// read is (a read dropped unfinished has taken no byte): what was read and not yet
+/// decoded stays in the host.
 #[cfg(feature = "async")]
-pub mod asynch {
-    use super::*;
-    use crate::run::asynch::{Alarm, Host};
-    use embassy_futures::select::{select, Either};
-
-    /// The device loop's async [`Host`] over one serial port: [`super::SerialHost`]
-    /// over an `embedded-io-async` port, for [`crate::run::asynch::run`].
-    ///
-    /// [`Host::wait`] reads the port ([`embedded_io_async::Read`]) into a [`Decoder`] of
-    /// `N` bytes, racing each read against the deadline on its [`Alarm`]: the same events
-    /// as the blocking host (a frame of `channel`, the link-closed frame, frames that do
-    /// not decode or do not fit dropped), [`HostEvent::Timeout`] at the deadline, even on
-    /// a line that never stops delivering bytes. While nothing arrives the task sleeps
-    /// (the port's read and the alarm wake it). The wait is cancel-safe when the port's
-    /// read is (a read dropped unfinished has taken no byte): what was read and not yet
-    /// decoded stays in the host. [`Host::reply`] sends one frame through a buffer of `W`
-    /// bytes.
-    pub struct SerialHost<P, C, const N: usize, const W: usize> {
-        link: SerialLink<P, N, W>,
-        clock: C,
-        channel: Channel,
-    }
-
-    impl<P, C, const N: usize, const W: usize> SerialHost<P, C, N, W> {
-        /// The host side of a board whose link is `port`, its requests coming from
-        /// `channel`, its deadlines awaited on `clock`.
-        pub fn new(port: P, clock: C, channel: Channel) -> Self {
-            SerialHost {
-                link: SerialLink::new(port),
-                clock,
-                channel,
+impl<P, C, const N: usize, const W: usize> crate::run::asynch::Host for SerialHost<P, C, N, W>
+where
+    P: embedded_io_async::Read + embedded_io_async::Write,
+    C: crate::run::asynch::Alarm,
+{
+    async fn wait(
+        &mut self,
+        _session: &Session,
+        deadline: Option<Instant>,
+        buf: &mut [u8],
+    ) -> Result<HostEvent, Self::Error> {
+        loop {
+            if let Some(event) = self.link.next_event(self.channel, buf) {
+                return Ok(event);
             }
-        }
-
-        /// Frames dropped so far (noise, bad CRC, too long).
-        pub fn dropped(&self) -> u32 {
-            self.link.dropped()
-        }
-
-        /// The port.
-        pub fn port_mut(&mut self) -> &mut P {
-            self.link.port_mut()
-        }
-
-        /// The clock.
-        pub fn clock_mut(&mut self) -> &mut C {
-            &mut self.clock
-        }
-    }
-
-    impl<P: embedded_io::ErrorType, C, const N: usize, const W: usize> ErrorType
-        for SerialHost<P, C, N, W>
-    {
-        type Error = SerialError<P::Error>;
-    }
-
-    impl<P, C, const N: usize, const W: usize> Host for SerialHost<P, C, N, W>
-    where
-        P: embedded_io_async::Read + embedded_io_async::Write,
-        C: Alarm,
-    {
-        async fn wait(
-            &mut self,
-            _session: &Session,
-            deadline: Option<Instant>,
-            buf: &mut [u8],
-        ) -> Result<HostEvent, Self::Error> {
-            loop {
-                if let Some(event) = self.link.next_event(self.channel, buf) {
-                    return Ok(event);
-                }
-                // Checked at every turn, as the blocking host does.
-                if deadline.is_some_and(|deadline| self.clock.now() >= deadline) {
-                    return Ok(HostEvent::Timeout);
-                }
-                let read = self.link.port.read(&mut self.link.chunk);
-                let n = match deadline {
-                    None => read.await,
-                    Some(deadline) => match select(read, self.clock.at(deadline)).await {
-                        Either::First(read) => read,
-                        Either::Second(()) => return Ok(HostEvent::Timeout),
-                    },
-                }
-                .map_err(SerialError::Port)?;
-                if n == 0 {
-                    return Err(SerialError::Closed);
-                }
-                self.link.pending = (0, n);
+            // Checked at every turn, as the blocking host does.
+            if deadline.is_some_and(|deadline| self.clock.now() >= deadline) {
+                return Ok(HostEvent::Timeout);
             }
+            let read = self.link.port.read(&mut self.link.chunk);
+            let n = match deadline {
+                None => read.await,
+                Some(deadline) => {
+                    match embassy_futures::select::select(read, self.clock.at(deadline)).await {
+                        embassy_futures::select::Either::First(read) => read,
+                        embassy_futures::select::Either::Second(()) => {
+                            return Ok(HostEvent::Timeout)
+                        }
+                    }
+                }
+            }
+            .map_err(SerialError::Port)?;
+            if n == 0 {
+                return Err(SerialError::Closed);
+            }
+            self.link.pending = (0, n);
         }
+    }
 
-        async fn reply(
-            &mut self,
-            _channel: ChannelId,
-            frame: &[u8],
-            _effect: Option<Effect>,
-        ) -> Result<(), Self::Error> {
-            // One link: every answer goes back on it (a reboot leaves the line up).
-            crate::asynch::FrameLink::send(&mut self.link, frame).await
-        }
+    async fn reply(
+        &mut self,
+        _channel: ChannelId,
+        frame: &[u8],
+        _effect: Option<Effect>,
+    ) -> Result<(), Self::Error> {
+        // One link: every answer goes back on it (a reboot leaves the line up).
+        crate::asynch::FrameLink::send(&mut self.link, frame).await
     }
 }
 

@@ -30,8 +30,7 @@ use lwm2m_core::storage::FlashStore;
 use lwm2m_core::{Channel, ChannelKind, Effect};
 use transport_traits::run::asynch::run;
 use transport_traits::run::Stopped;
-use transport_traits::serial::asynch::SerialHost;
-use transport_traits::serial::{encoded_len, CRC_LEN};
+use transport_traits::serial::{encoded_len, SerialHost, CRC_LEN};
 
 use board::{Board, Serial};
 use device::{boot, Engine, Io, RX_LEN, TX_LEN};

@@ -437,7 +437,7 @@ proptest! {
 #[cfg(feature = "async")]
 mod asynch_host {
     use super::*;
-    use crate::run::asynch::{Alarm, Host};
+    use crate::run::asynch::Alarm;
 
     /// The async port reads what the queue holds, and waits forever on an empty one.
     impl embedded_io_async::Read for Port {
@@ -464,12 +464,17 @@ mod asynch_host {
         async fn at(&mut self, _deadline: Instant) {}
     }
 
-    type AsyncHost = asynch::SerialHost<Port, Ticking, 64, { encoded_len(64) }>;
+    type AsyncHost = SerialHost<Port, Ticking, 64, { encoded_len(64) }>;
 
     fn wait(host: &mut AsyncHost, deadline: Option<u64>, buf: &mut [u8]) -> HostEvent {
         let session = Session::default();
-        embassy_futures::block_on(host.wait(&session, deadline.map(Instant::from_millis), buf))
-            .unwrap()
+        embassy_futures::block_on(crate::run::asynch::Host::wait(
+            host,
+            &session,
+            deadline.map(Instant::from_millis),
+            buf,
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -502,7 +507,12 @@ mod asynch_host {
         // The line is quiet now: the deadline's alarm ends the wait.
         assert_eq!(wait(&mut host, Some(1000), &mut buf), HostEvent::Timeout);
         // One answer, one frame.
-        let sent = embassy_futures::block_on(host.reply(SERIAL.id, &[1, 2, 3], None));
+        let sent = embassy_futures::block_on(crate::run::asynch::Host::reply(
+            &mut host,
+            SERIAL.id,
+            &[1, 2, 3],
+            None,
+        ));
         assert_eq!(sent, Ok(()));
         assert_eq!(host.port_mut().tx, framed(&[1, 2, 3]));
     }
