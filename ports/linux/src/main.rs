@@ -730,10 +730,7 @@ fn serve_connection(
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
-    let link = Link {
-        stream,
-        deadline: Some(StdInstant::now() + timeouts.handshake),
-    };
+    let link = Link::new(stream, Some(StdInstant::now() + timeouts.handshake));
     let mut socket: WebSocket<Link> = tungstenite::accept_with_config(link, Some(config))
         .map_err(|e| format!("{peer}: handshake: {e}"))?;
     // From now on a whole message must arrive within the idle timeout (bytes trickled
