@@ -236,6 +236,94 @@ impl<O: ObjectSet> Device<O> {
 }
 
 impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
+    /// A device with no configuration yet, to [`boot`](Device::boot) before it serves
+    /// a request: what a board with little RAM builds. The function is `const`, so the
+    /// device can be built at compile time into a static (e.g. a
+    /// `static_cell::ConstStaticCell`), and booted there: neither the device nor its
+    /// configuration is ever on the stack, as they are when [`Device::new`] builds
+    /// them. `factory` and `limits` are those of [`Device::new`].
+    ///
+    /// Until it is booted the device has the empty configuration ([`Config::EMPTY`]: no
+    /// profile), under which no login succeeds and only what anyone may read is
+    /// answered.
+    pub const fn unbooted(
+        objects: O,
+        target: T,
+        store: S,
+        factory: fn(&mut Config),
+        limits: FrameLimits,
+    ) -> Self {
+        Device {
+            objects,
+            state: State {
+                config: Config::EMPTY,
+                session: Session::new(),
+                guard: LoginGuard::new(),
+                limits,
+                factory,
+                nfc_override: None,
+            },
+            parts: Parts { target, store },
+            waiting: None,
+        }
+    }
+
+    /// Starts the device afresh, in place, as a reset would, with the configuration
+    /// loaded from its store: what a board calls at boot (on a device built
+    /// [`unbooted`](Device::unbooted)) and on a reboot request ([`Effect::Reboot`]),
+    /// without building a device or a configuration on the stack.
+    ///
+    /// The session ends, a request waiting on an operation is dropped, the NFC priority
+    /// override is cleared; the configuration is the one stored
+    /// ([`ConfigStore::load_into`]), else the factory one (the `factory` function of
+    /// the device): on a blank store, a damaged one ([`LoadState::Damaged`]) or an
+    /// error of the store. Only [`LoadState::Blank`] means a first boot: on
+    /// [`LoadState::Damaged`], [`LoadState::Previous`] or an error, say so before
+    /// serving requests. The objects are told the configuration was loaded
+    /// ([`ObjectSet::config_loaded`]); their own state (such as the last error of
+    /// object 3) is theirs. The count of failed logins is kept: a reboot is no way
+    /// around the lock-out.
+    pub fn boot(&mut self) -> Result<LoadState, StoreError> {
+        let Device {
+            objects,
+            state,
+            parts,
+            waiting,
+        } = self;
+        Self::restart(objects, state, waiting, &mut parts.store)
+    }
+
+    /// [`Device::boot`] with the configuration loaded from `store` rather than from the
+    /// device's own: for a port that keeps its store beside the device and performs
+    /// the operations requests wait on itself (an async one, [`Device::resume`]).
+    pub fn boot_from<S2: ConfigStore>(&mut self, store: &mut S2) -> Result<LoadState, StoreError> {
+        let Device {
+            objects,
+            state,
+            waiting,
+            ..
+        } = self;
+        Self::restart(objects, state, waiting, store)
+    }
+
+    /// [`Device::boot`] from `store`.
+    fn restart<S2: ConfigStore>(
+        objects: &mut O,
+        state: &mut State,
+        waiting: &mut Option<Waiting>,
+        store: &mut S2,
+    ) -> Result<LoadState, StoreError> {
+        *waiting = None;
+        state.session.end();
+        state.nfc_override = None;
+        let loaded = store.load_into(&mut state.config);
+        if !matches!(loaded, Ok(LoadState::Config | LoadState::Previous)) {
+            (state.factory)(&mut state.config);
+        }
+        objects.config_loaded(&mut state.config);
+        loaded
+    }
+
     /// The same device reaching variable values through `target`.
     pub fn with_target<T2: TargetIo>(self, target: T2) -> Device<O, T2, S> {
         Device {

@@ -75,14 +75,29 @@ impl Channel {
 }
 
 /// The one interlocutor's session.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Session {
     owner: Option<Channel>,
     user: u16,
     last_activity: Instant,
 }
 
+impl Default for Session {
+    fn default() -> Session {
+        Session::new()
+    }
+}
+
 impl Session {
+    /// No session: nobody owns it, anonymous.
+    pub const fn new() -> Session {
+        Session {
+            owner: None,
+            user: ANONYMOUS,
+            last_activity: Instant::ZERO,
+        }
+    }
+
     /// The channel that owns the session, if any.
     pub fn owner(&self) -> Option<Channel> {
         self.owner
@@ -246,14 +261,29 @@ fn login_profile<'c>(config: &'c Config, username: &[u8]) -> Option<&'c Profile>
 /// they caused ends, or once [`LOGIN_LOCKOUT`] passed without a failure. A
 /// multi-request gets no more guesses than a single request: it may attempt one login
 /// (`object::Context::login`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LoginGuard {
     failures: u8,
     last_failure: Instant,
     locked_until: Option<Instant>,
 }
 
+impl Default for LoginGuard {
+    fn default() -> LoginGuard {
+        LoginGuard::new()
+    }
+}
+
 impl LoginGuard {
+    /// No failed login yet.
+    pub const fn new() -> LoginGuard {
+        LoginGuard {
+            failures: 0,
+            last_failure: Instant::ZERO,
+            locked_until: None,
+        }
+    }
+
     /// `A3` while locked out; clears an expired lock-out.
     pub fn check(&mut self, now: Instant) -> Result<(), ResultCode> {
         match self.locked_until {

@@ -244,6 +244,46 @@ impl ConfigStore for NoStore {
     }
 }
 
+/// A store that may be absent: `Some` is that store, `None` none, on which every load
+/// and save fails ([`StoreErrorKind::Flash`]). What a board uses whose device is built
+/// at compile time ([`crate::Device::unbooted`]) before its flash driver exists: the
+/// store is put in place at boot ([`crate::Device::store_mut`]).
+impl<S: ConfigStore> ConfigStore for Option<S> {
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        self.as_mut()
+            .ok_or(StoreError::new(StoreErrorKind::Flash))?
+            .load()
+    }
+
+    fn load_into(&mut self, config: &mut Config) -> Result<LoadState, StoreError> {
+        match self {
+            Some(store) => store.load_into(config),
+            None => {
+                config.reset();
+                Err(StoreError::new(StoreErrorKind::Flash))
+            }
+        }
+    }
+
+    fn save(&mut self, config: &Config) -> Result<(), StoreError> {
+        self.as_mut()
+            .ok_or(StoreError::new(StoreErrorKind::Flash))?
+            .save(config)
+    }
+
+    fn append_blob(&mut self, blob: BlobId, data: &[u8]) -> Result<(), StoreError> {
+        self.as_mut()
+            .ok_or(StoreError::new(StoreErrorKind::Flash))?
+            .append_blob(blob, data)
+    }
+
+    fn clear_blob(&mut self, blob: BlobId) -> Result<(), StoreError> {
+        self.as_mut()
+            .ok_or(StoreError::new(StoreErrorKind::Flash))?
+            .clear_blob(blob)
+    }
+}
+
 /// Why the configuration could not be loaded or saved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -89,8 +89,10 @@ pub struct DeviceObject<H = NoHooks> {
 }
 
 impl<H: DeviceHooks> DeviceObject<H> {
-    /// Object 3 for `info`, measuring through `hooks`.
-    pub fn new(info: DeviceInfo, hooks: H) -> Self {
+    /// Object 3 for `info`, measuring through `hooks`. `const`, for a device built at
+    /// compile time (`lwm2m_core::Device::unbooted`): its serial number, which is not,
+    /// can be set at boot ([`DeviceObject::info_mut`]).
+    pub const fn new(info: DeviceInfo, hooks: H) -> Self {
         DeviceObject {
             info,
             hooks,
@@ -107,6 +109,11 @@ impl<H: DeviceHooks> DeviceObject<H> {
     /// The device identity.
     pub fn info(&self) -> &DeviceInfo {
         &self.info
+    }
+
+    /// The device identity, mutably (e.g. to set the serial number read at boot).
+    pub fn info_mut(&mut self) -> &mut DeviceInfo {
+        &mut self.info
     }
 
     /// Unix time at `now`: set by `PUT /3//13`, else the board's clock, else seconds

@@ -54,8 +54,9 @@ pub type StandardObjects<H> = (
     VariableObject,
 );
 
-/// The objects of this release for a device described by `info`.
-pub fn standard_objects<H: DeviceHooks>(info: DeviceInfo, hooks: H) -> StandardObjects<H> {
+/// The objects of this release for a device described by `info` (`const`: see
+/// [`DeviceObject::new`]).
+pub const fn standard_objects<H: DeviceHooks>(info: DeviceInfo, hooks: H) -> StandardObjects<H> {
     (
         DeviceObject::new(info, hooks),
         InterfaceObject::new(),

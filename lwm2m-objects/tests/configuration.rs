@@ -456,3 +456,160 @@ fn deleting_a_profile_revokes_every_acl_entry_naming_it() {
         "the deleted profile keeps {acl:?}"
     );
 }
+
+/// The device of the tests, built at compile time (`Device::unbooted` is `const`):
+/// what a board puts into a static.
+const UNBOOTED: lwm2m_core::Device<
+    lwm2m_objects::StandardObjects<lwm2m_objects::NoHooks>,
+    NoTarget,
+    MemStore,
+> = lwm2m_core::Device::unbooted(
+    lwm2m_objects::standard_objects(
+        lwm2m_objects::DeviceInfo {
+            manufacturer: "IoTize",
+            flavor: "test",
+            serial: heapless::String::new(),
+            firmware_version: "1.99.0",
+        },
+        lwm2m_objects::NoHooks,
+    ),
+    NoTarget,
+    MemStore {
+        saved: None,
+        saves: 0,
+        fail: false,
+    },
+    Config::reset,
+    LIMITS,
+);
+
+/// The configurator's frames, run as admin on `h`: its configuration, saved.
+fn configure(h: &mut Harness<NoTarget, MemStore>) -> Config {
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+    for frame in CONFIGURATOR_FRAMES {
+        assert_eq!(h.tx(&apdu(frame)), "009000", "{frame}");
+    }
+    assert_eq!(h.device.store().saves, 1);
+    h.device.store().saved.clone().unwrap()
+}
+
+#[test]
+fn an_unbooted_device_lets_no_one_log_in_until_it_boots_with_the_factory_configuration() {
+    let mut h = Harness::from_device(UNBOOTED);
+    // No profile at all: no login, and only what anyone may read.
+    assert_eq!(h.tx(LOGIN_ADMIN), "819000");
+    assert_eq!(h.tx("a2ca000007010003ffff0002"), "009000");
+    assert_eq!(h.device.boot(), Ok(lwm2m_core::storage::LoadState::Blank));
+    assert_eq!(h.device.config(), &Config::default());
+    h.device.objects_mut().0.info_mut().serial = heapless::String::try_from("SN1").unwrap();
+    assert_eq!(
+        h.tx("a2ca000007010003ffff0002"),
+        format!("00{}9000", to_hex(b"SN1"))
+    );
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+}
+
+#[test]
+fn booting_again_in_place_ends_the_session_and_loads_the_saved_configuration() {
+    let mut h = Harness::from_device(UNBOOTED);
+    h.device.boot().unwrap();
+    let saved = configure(&mut h);
+    // Changed after the save: a reboot forgets it.
+    assert_eq!(h.tx("a2da000008030400ffff00220a"), "009000");
+    assert_ne!(h.device.config(), &saved);
+    assert_eq!(h.device.session().user(), lwm2m_core::config::ADMIN);
+    assert_eq!(h.device.boot(), Ok(lwm2m_core::storage::LoadState::Config));
+    assert_eq!(h.device.config(), &saved);
+    assert_eq!(h.device.session().owner(), None);
+    assert_eq!(h.device.session().user(), lwm2m_core::config::ANONYMOUS);
+    // The configurator's passwords are in force.
+    assert_eq!(
+        h.tx(&apdu(&format!(
+            "02 0400 ffff 0000 {}",
+            to_hex(b"user1\0\0\0\0\0\0\0\0\0\0\0pwd\0\0\0\0\0\0\0\0\0\0\0\0\0")
+        ))),
+        "009000"
+    );
+}
+
+#[test]
+fn a_reboot_in_place_keeps_the_login_lock_out() {
+    let mut h = Harness::from_device(UNBOOTED);
+    h.device.boot().unwrap();
+    for _ in 0..3 {
+        assert_eq!(h.tx(LOGIN_ADMIN_WRONG), "819000");
+    }
+    h.device.boot().unwrap();
+    assert_eq!(h.tx(LOGIN_ADMIN), "a39000");
+    h.advance_secs(60);
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+}
+
+/// A factory configuration of a firmware's own: a 5 s inactivity period.
+fn short_inactivity(config: &mut Config) {
+    config.reset();
+    config.inactivity_secs = 5;
+}
+
+#[test]
+fn booting_without_a_stored_configuration_gives_the_device_factory_one() {
+    let short = || {
+        let mut config = Config::default();
+        short_inactivity(&mut config);
+        config
+    };
+    // A blank store.
+    let mut device = lwm2m_core::Device::unbooted(
+        lwm2m_objects::standard_objects(device_info(), lwm2m_objects::NoHooks),
+        NoTarget,
+        MemStore::default(),
+        short_inactivity,
+        LIMITS,
+    );
+    assert_eq!(device.boot(), Ok(lwm2m_core::storage::LoadState::Blank));
+    assert_eq!(device.config(), &short());
+    // No store at all (`None`): an error to report, and the factory configuration.
+    let mut device = lwm2m_core::Device::unbooted(
+        lwm2m_objects::standard_objects(device_info(), lwm2m_objects::NoHooks),
+        NoTarget,
+        None::<MemStore>,
+        short_inactivity,
+        LIMITS,
+    );
+    let failed = device.boot().unwrap_err();
+    assert_eq!(failed.kind(), lwm2m_core::storage::StoreErrorKind::Flash);
+    assert_eq!(device.config(), &short());
+    // A save fails too, and says so.
+    let mut h = Harness::from_device(device);
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+    let mut failed = h.tx("a2da000007020400ffff0005");
+    failed.truncate(2);
+    assert_ne!(failed, "00");
+    // The store put in place: booting again loads from it.
+    *h.device.store_mut() = Some(MemStore {
+        saved: Some(Config::default()),
+        ..MemStore::default()
+    });
+    assert_eq!(h.device.boot(), Ok(lwm2m_core::storage::LoadState::Config));
+    assert_eq!(h.device.config(), &Config::default());
+}
+
+#[test]
+fn boot_from_loads_from_a_store_kept_beside_the_device() {
+    let mut h = Harness::from_device(UNBOOTED);
+    h.device.boot().unwrap();
+    let saved = configure(&mut h);
+    let (_, mut store) = h.device.into_parts();
+    let mut device = lwm2m_core::Device::unbooted(
+        lwm2m_objects::standard_objects(device_info(), lwm2m_objects::NoHooks),
+        NoTarget,
+        lwm2m_core::storage::NoStore,
+        Config::reset,
+        LIMITS,
+    );
+    assert_eq!(
+        device.boot_from(&mut store),
+        Ok(lwm2m_core::storage::LoadState::Config)
+    );
+    assert_eq!(device.config(), &saved);
+}

@@ -352,22 +352,28 @@ impl Default for Config {
     /// (password `supervisor`, which the client's configurator expects to exist),
     /// passwords in clear, 60 s inactivity period.
     fn default() -> Config {
-        let mut config = Config {
-            version: 0,
-            security_options: SecurityOptions::default(),
-            inactivity_secs: 60,
-            nfc_priority: NfcPriority::NonPriority,
-            profiles: Vec::new(),
-            bundles: Vec::new(),
-            variables: Vec::new(),
-            settings: Settings::new(),
-        };
+        let mut config = Config::EMPTY;
         config.reset();
         config
     }
 }
 
 impl Config {
+    /// No profile, bundle, variable or value: not a configuration a device can serve
+    /// (it fails [`Config::validate`]), but one a constant can hold, so that a device
+    /// can be built at compile time into a static ([`crate::Device::unbooted`]) and
+    /// given its configuration in place at boot.
+    pub const EMPTY: Config = Config {
+        version: 0,
+        security_options: SecurityOptions(0),
+        inactivity_secs: 60,
+        nfc_priority: NfcPriority::NonPriority,
+        profiles: Vec::new(),
+        bundles: Vec::new(),
+        variables: Vec::new(),
+        settings: Settings::new(),
+    };
+
     /// Restores the embedded default ([`Config::default`]) in place, without building
     /// a whole configuration on the stack (what a factory reset calls).
     pub fn reset(&mut self) {
