@@ -1,97 +1,64 @@
 //! The lwM2M device on a BBC micro:bit (nRF51822, Cortex-M0; QEMU's `microbit`),
 //! blocking.
 //!
-//! Wiring only: the board ([`board`]: start-up, UART0, TIMER0, a flash emulated in RAM)
-//! and, from the library crates, everything the device does: the engine and its
-//! configuration store (`lwm2m-core`), the standard objects (`lwm2m-objects`), a
-//! simulated target memory (`target-traits`), the serial framing and the device loop
-//! (`transport-traits`: [`SerialHost`] over UART0, [`run`]). Built with the small
-//! capacity preset and 256-byte frames; the critical sections mask interrupts (the
-//! Cortex-M0 has no compare-and-swap).
+//! Wiring only: the board ([`board`]: start-up, UART0, TIMER0, the interrupt vectors;
+//! the drivers [`uart`], [`time`] and [`nvmc`], the flash pages of the configuration
+//! store) and, from the library crates, everything the device does: the engine with the
+//! standard objects, its boot policy and the blocking device loop (`port-common`, which
+//! `ports/mps2-an386` runs too), over the serial framing of `transport-traits`
+//! ([`SerialHost`] over UART0). Built with the small capacity preset and 256-byte
+//! frames; the critical sections mask interrupts (the Cortex-M0 has no
+//! compare-and-swap).
 //!
-//! The board's wiring is in [`board`] (and the drivers [`uart`] and [`time`]; the emulated flash is `lwm2m_core::storage::RamFlash`),
-//! what the device is in [`device`], and the blocking device loop in this file
-//! ([`serve`]): the engine is built at boot, and again from the same flash and target on
-//! a reboot request. The same as `ports/mps2-an386` but for the board.
-//!
-//! **It does not run in 16 KiB yet.** The static data take 5.5 KiB (the engine 4.4 KiB
-//! of it, its configuration 3.2 KiB), the emulated flash 6 KiB (two slots of 1 KiB
-//! pages, `flash_size_needed`), which leaves 4.5 KiB of stack; building the engine
-//! takes more than 10 KiB (frames of `main` 2.5 KiB, `device::boot` 7.6 KiB: the
-//! `Config` and the `Device` built by value, then moved into their slot), so the stack
-//! runs out of RAM at boot (a HardFault under QEMU). With `NoStore` and no emulated
-//! flash it still does (10.7 KiB left). The engine has to be built in place first.
+//! The engine is built at compile time into a static ([`ENGINE`]) and booted there, its
+//! configuration loaded from the flash in place, so that neither is ever on the stack:
+//! the 16 KiB of RAM hold the static data (the engine, the host and the frame buffers)
+//! and the stack.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod board;
-mod device;
+mod nvmc;
 mod time;
 mod uart;
 
 use cortex_m::singleton;
 use cortex_m_rt::entry;
 use lwm2m_core::storage::FlashStore;
-use lwm2m_core::{Channel, ChannelKind, Effect};
-use transport_traits::run::{run, Stopped};
-use transport_traits::serial::{encoded_len, SerialHost, CRC_LEN};
+use port_common::{Engine, Target, LINE, RX_LEN, TX_LEN};
+use static_cell::ConstStaticCell;
+use transport_traits::serial::SerialHost;
 
 use board::{Board, Serial};
-use device::{boot, Engine, RX_LEN, TX_LEN};
+use nvmc::Nvmc;
 use time::Millis;
 
-/// UART0 as the device loop's host: a request and its CRC decoded, an answer encoded.
-type Host = SerialHost<Serial, Millis, { RX_LEN + CRC_LEN }, { encoded_len(TX_LEN) }>;
+/// UART0 as the device loop's host.
+type Host = port_common::Host<Serial, Millis>;
 
-/// The one channel of the serial line.
-const LINE: Channel = Channel::new(1, ChannelKind::Serial);
+/// The engine over the simulated target and the store in the NVMC's pages (put in
+/// place at boot: the driver exists once the board is set up).
+static ENGINE: ConstStaticCell<Engine<Target, Option<FlashStore<Nvmc>>>> =
+    ConstStaticCell::new(port_common::engine("microbit", port_common::TARGET, None));
 
 #[entry]
 fn main() -> ! {
-    board::paint_stack();
+    port_common::stack::paint();
     let Some(board) = Board::take() else { halt() };
-    let Ok(store) = FlashStore::new(board.flash, 0..board::FLASH_LEN as u32) else {
-        halt()
-    };
-    let target = device::target();
+    let engine = ENGINE.take();
+    *engine.store_mut() = FlashStore::new(board.flash, 0..nvmc::LEN as u32).ok();
+    port_common::start(engine, port_common::serial("MICROBIT-0000001"));
     let host = SerialHost::new(board.serial, board.clock, LINE).with_idle(board::idle);
-    // In static RAM: the engine (rebuilt in place on a reboot), the host and its
-    // buffers, the loop's buffers. `main` runs once: every `singleton!` gives its value.
-    let (Some(engine), Some(host), Some(rx), Some(tx)) = (
-        singleton!(ENGINE: Option<Engine> = None),
+    // `main` runs once: every `singleton!` gives its value.
+    let (Some(host), Some(rx), Some(tx)) = (
         singleton!(HOST: Host = host),
         singleton!(RX: [u8; RX_LEN] = [0; RX_LEN]),
         singleton!(TX: [u8; TX_LEN] = [0; TX_LEN]),
     ) else {
         halt()
     };
-    boot(engine, target, store);
-    serve(engine, host, rx, tx)
-}
-
-/// The device loop: runs the engine until a request has an effect, acts on it, and
-/// runs it again, forever.
-fn serve(engine: &mut Option<Engine>, host: &mut Host, rx: &mut [u8], tx: &mut [u8]) -> ! {
-    loop {
-        let Some(device) = engine.as_mut() else {
-            halt()
-        };
-        match run(device, host, &mut Millis, rx, tx) {
-            // A reboot: the engine is built again from the flash (the configuration
-            // saved last) and the same target, as a reset would.
-            Ok(Stopped::Effect(Effect::Reboot)) => {
-                if let Some(old) = engine.take() {
-                    let (target, store) = old.into_parts();
-                    boot(engine, target, store);
-                }
-            }
-            // A factory reset (done and saved by the engine): no peripheral to reset.
-            Ok(Stopped::Effect(_)) => {}
-            // The host never asks to stop, and UART0 neither fails nor ends.
-            Ok(Stopped::Asked) | Err(_) => {}
-        }
-    }
+    port_common::serve(engine, host, &mut Millis, rx, tx)
 }
 
 /// Stops here: what the board does on a fault of its own set-up, and on a panic.

@@ -17,7 +17,6 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod board;
-mod device;
 mod time;
 mod uart;
 
@@ -27,39 +26,45 @@ use cortex_m::singleton;
 use cortex_m_rt::entry;
 use embassy_executor::raw::Executor;
 use lwm2m_core::storage::FlashStore;
-use lwm2m_core::{Channel, ChannelKind, Effect};
-use transport_traits::run::asynch::run;
-use transport_traits::run::Stopped;
-use transport_traits::serial::{encoded_len, SerialHost, CRC_LEN};
+use port_common::{Engine, Target, LINE, RX_LEN, TX_LEN};
+use static_cell::ConstStaticCell;
+use transport_traits::run::asynch::BlockingIo;
+use transport_traits::serial::SerialHost;
 
-use board::{Board, Serial};
-use device::{boot, Engine, Io, RX_LEN, TX_LEN};
+use board::{Board, RamFlash, Serial};
 use time::Millis;
 
-/// UART0 as the device loop's host: a request and its CRC decoded, an answer encoded.
-type Host = SerialHost<Serial, Millis, { RX_LEN + CRC_LEN }, { encoded_len(TX_LEN) }>;
+/// UART0 as the device loop's host.
+type Host = port_common::Host<Serial, Millis>;
 
-/// The one channel of the serial line.
-const LINE: Channel = Channel::new(1, ChannelKind::Serial);
+/// The target and the configuration store, which the async loop performs the
+/// operations of requests on.
+type Io = BlockingIo<Target, FlashStore<RamFlash>>;
+
+/// The engine: the objects and the configuration (its target and store are [`Io`]).
+static ENGINE: ConstStaticCell<Engine> = ConstStaticCell::new(port_common::engine(
+    "mps2-an386",
+    lwm2m_core::target::NoTarget,
+    lwm2m_core::storage::NoStore,
+));
 
 #[entry]
 fn main() -> ! {
+    port_common::stack::paint();
     let Some(board) = Board::take() else { halt() };
-    let Ok(mut store) = FlashStore::new(board.flash, 0..board::FLASH_LEN as u32) else {
+    let Ok(store) = FlashStore::new(board.flash, 0..board::FLASH_LEN as u32) else {
         halt()
     };
-    let engine = boot(&mut store);
     let io = Io {
-        target: device::target(),
+        target: port_common::TARGET,
         store,
     };
     let host = SerialHost::new(board.serial, board.clock, LINE);
-    // In static RAM: the executor, the engine (rebuilt in place on a reboot), the target
-    // and store, the host and its buffers, the loop's buffers (the task's future holds
-    // only its references). `main` runs once: every `singleton!` gives its value.
-    let (Some(executor), Some(engine), Some(io), Some(host), Some(rx), Some(tx)) = (
+    // In static RAM: the executor, the engine, the target and store, the host and its
+    // buffers, the loop's buffers (the task's future holds only its references). `main`
+    // runs once: every `singleton!` gives its value.
+    let (Some(executor), Some(io), Some(host), Some(rx), Some(tx)) = (
         singleton!(EXECUTOR: Executor = Executor::new(core::ptr::null_mut())),
-        singleton!(ENGINE: Engine = engine),
         singleton!(IO: Io = io),
         singleton!(HOST: Host = host),
         singleton!(RX: [u8; RX_LEN] = [0; RX_LEN]),
@@ -67,6 +72,12 @@ fn main() -> ! {
     ) else {
         halt()
     };
+    let engine = ENGINE.take();
+    port_common::start_from(
+        engine,
+        &mut io.store,
+        port_common::serial("MPS2AN386-0000001"),
+    );
     let executor: &'static Executor = executor;
     let Ok(task) = serve(engine, io, host, rx, tx) else {
         halt()
@@ -101,8 +112,7 @@ fn sleep() {
     });
 }
 
-/// The device task: runs the engine until a request has an effect, acts on it, and
-/// runs it again, forever.
+/// The device task: the device loop of every board (`port_common::serve_async`).
 #[embassy_executor::task]
 async fn serve(
     engine: &'static mut Engine,
@@ -111,17 +121,7 @@ async fn serve(
     rx: &'static mut [u8; RX_LEN],
     tx: &'static mut [u8; TX_LEN],
 ) -> ! {
-    loop {
-        match run(engine, host, io, &mut Millis, rx, tx).await {
-            // A reboot: the engine is built again from the flash (the configuration
-            // saved last), the target kept, as a reset would.
-            Ok(Stopped::Effect(Effect::Reboot)) => *engine = boot(&mut io.store),
-            // A factory reset (done and saved by the engine): no peripheral to reset.
-            Ok(Stopped::Effect(_)) => {}
-            // The host never asks to stop, and UART0 neither fails nor ends.
-            Ok(Stopped::Asked) | Err(_) => {}
-        }
-    }
+    port_common::serve_async(engine, host, io, &mut Millis, rx, tx).await
 }
 
 /// Stops here: what the board does on a fault of its own set-up, and on a panic.

@@ -1,0 +1,200 @@
+//! What the device of every board is: the board crates (`ports/mps2-an386`,
+//! `ports/microbit`) hold their wiring only (start-up, UART, clock, flash) and take
+//! the rest from here, so that the async board and the blocking one run the same
+//! device.
+//!
+//! - the engine ([`Engine`], built at compile time with [`engine`]: a board puts it in
+//!   a static, so that neither the engine nor its configuration is ever on its
+//!   stack), with the standard objects and the factory configuration;
+//! - its frame sizes ([`LIMITS`], [`RX_LEN`], [`TX_LEN`]) and its one serial channel
+//!   ([`LINE`], [`Host`]);
+//! - the simulated target ([`Target`], [`TARGET`]): 1 KiB of memory at `0x2000_0000`;
+//! - the boot policy ([`start`], [`boot`], [`boot_from`]): the configuration loaded
+//!   from the store in place, a damaged one recorded in `/3//11`;
+//! - the device loop ([`serve`], blocking, and `serve_async`): run the engine, act on
+//!   the effects of requests (a reboot boots the engine again in place), forever;
+//! - on Cortex-M (feature `cortex-m`), the stack painted at boot ([`stack`]), so that
+//!   the deepest stack the device used can be read from its RAM.
+#![no_std]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "cortex-m")]
+pub mod stack;
+
+use lwm2m_core::storage::{ConfigStore, LoadState, StoreError};
+use lwm2m_core::target::{MemoryTarget, TargetIo};
+use lwm2m_core::wire::APDU_HEADER_LEN;
+use lwm2m_core::{Channel, ChannelKind, Config, Device, Effect, FrameLimits, ResultCode};
+use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
+use target_traits::RamTarget;
+use transport_traits::run::{self, Clock, Stopped};
+use transport_traits::serial::{encoded_len, SerialHost, CRC_LEN};
+
+/// The frame sizes of the boards.
+pub const LIMITS: FrameLimits = FrameLimits {
+    max_request: 256,
+    max_response: 256,
+};
+
+/// One request APDU: the advertised request and its header.
+pub const RX_LEN: usize = LIMITS.max_request as usize + APDU_HEADER_LEN;
+/// One response APDU.
+pub const TX_LEN: usize = LIMITS.max_response as usize;
+
+/// The one channel of the serial line.
+pub const LINE: Channel = Channel::new(1, ChannelKind::Serial);
+
+/// The serial line as the device loop's host, over the board's UART `P` and clock `C`:
+/// a request and its CRC decoded, an answer encoded.
+pub type Host<P, C> = SerialHost<P, C, { RX_LEN + CRC_LEN }, { encoded_len(TX_LEN) }>;
+
+/// The simulated target: 1 KiB of memory at `0x2000_0000`, like the SRAM of the
+/// microcontroller a Tap device monitors. It outlives a reboot of the device.
+pub type Target = MemoryTarget<RamTarget<1024>>;
+
+/// The simulated target, blank.
+pub const TARGET: Target = MemoryTarget(RamTarget::new(0x2000_0000));
+
+/// The engine of a board: the standard objects, the target `T` and the store `S`
+/// (none for a board that performs the operations itself, as the async one does).
+pub type Engine<T = lwm2m_core::target::NoTarget, S = lwm2m_core::storage::NoStore> =
+    Device<StandardObjects<NoHooks>, T, S>;
+
+/// The serial number: `LWM2M_SERIAL` at build time, else `default`.
+pub const fn serial(default: &'static str) -> &'static str {
+    match option_env!("LWM2M_SERIAL") {
+        Some(serial) => serial,
+        None => default,
+    }
+}
+
+/// The engine of the board `flavor` (`/3//1`), over `target` and `store`, not booted
+/// yet ([`Device::unbooted`]): `const`, for a static. [`start`] it before serving.
+pub const fn engine<T: TargetIo, S: ConfigStore>(
+    flavor: &'static str,
+    target: T,
+    store: S,
+) -> Engine<T, S> {
+    let info = DeviceInfo {
+        manufacturer: "IoTize",
+        flavor,
+        // Set by `start`: a `String` cannot be filled in a constant.
+        serial: heapless::String::new(),
+        firmware_version: lwm2m_objects::device::TAP_FIRMWARE_LEVEL,
+    };
+    Device::unbooted(
+        standard_objects(info, NoHooks),
+        target,
+        store,
+        Config::reset,
+        LIMITS,
+    )
+}
+
+/// `/3//11` after a boot whose stored configuration was damaged or could not be read
+/// (the factory one, or the one saved before, is served): NVM_ERROR, as on the desktop.
+pub const LAST_ERROR_CONFIG_LOST: u32 = ResultCode::NvmError.as_u8() as u32;
+
+/// The first boot of `engine`: its serial number set, then [`boot`].
+pub fn start<T: TargetIo, S: ConfigStore>(engine: &mut Engine<T, S>, serial: &str) {
+    set_serial(engine, serial);
+    boot(engine);
+}
+
+/// [`start`] with the configuration in `store`, kept beside the engine.
+pub fn start_from<T: TargetIo, S: ConfigStore, S2: ConfigStore>(
+    engine: &mut Engine<T, S>,
+    store: &mut S2,
+    serial: &str,
+) {
+    set_serial(engine, serial);
+    boot_from(engine, store);
+}
+
+fn set_serial<T: TargetIo, S: ConfigStore>(engine: &mut Engine<T, S>, serial: &str) {
+    engine.objects_mut().0.info_mut().serial =
+        heapless::String::try_from(serial).unwrap_or_default();
+}
+
+/// Boots `engine` in place from its store ([`Device::boot`]): at power-up and on a
+/// reboot request. A damaged store is recorded in `/3//11` (else it is cleared): a
+/// board has no operator to refuse to start to.
+pub fn boot<T: TargetIo, S: ConfigStore>(engine: &mut Engine<T, S>) {
+    let loaded = engine.boot();
+    record(engine, loaded);
+}
+
+/// [`boot`] from `store`, kept beside the engine ([`Device::boot_from`]).
+pub fn boot_from<T: TargetIo, S: ConfigStore, S2: ConfigStore>(
+    engine: &mut Engine<T, S>,
+    store: &mut S2,
+) {
+    let loaded = engine.boot_from(store);
+    record(engine, loaded);
+}
+
+/// What the boot found, in `/3//11`.
+fn record<T: TargetIo, S: ConfigStore>(
+    engine: &mut Engine<T, S>,
+    loaded: Result<LoadState, StoreError>,
+) {
+    let last_error = match loaded {
+        Ok(LoadState::Config | LoadState::Blank) => 0,
+        // The factory configuration on a flash error or damage, else the one saved
+        // before the damaged one.
+        Ok(LoadState::Previous | LoadState::Damaged) | Err(_) => LAST_ERROR_CONFIG_LOST,
+    };
+    engine.objects_mut().0.set_last_error(last_error);
+}
+
+/// The blocking device loop: runs `engine` ([`run::run`]) until a request has an
+/// effect, acts on it, and runs it again, forever. A reboot boots the engine again in
+/// place from its store ([`boot`]), the target kept, as a reset would; a factory reset
+/// was done and saved by the engine (a board has no peripheral to reset). An error of
+/// the host only starts the loop again: a serial line has no end.
+pub fn serve<T, S, H, C>(
+    engine: &mut Engine<T, S>,
+    host: &mut H,
+    clock: &mut C,
+    rx: &mut [u8],
+    tx: &mut [u8],
+) -> !
+where
+    T: TargetIo,
+    S: ConfigStore,
+    H: run::Host,
+    C: Clock,
+{
+    loop {
+        if let Ok(Stopped::Effect(Effect::Reboot)) = run::run(engine, host, clock, rx, tx) {
+            boot(engine);
+        }
+    }
+}
+
+/// [`serve`] over an async host: the operations requests wait on are performed on the
+/// target and the store of `io`, kept beside the engine, which a reboot boots from.
+#[cfg(feature = "async")]
+pub async fn serve_async<T, S, H, C>(
+    engine: &mut Engine,
+    host: &mut H,
+    io: &mut run::asynch::BlockingIo<T, S>,
+    clock: &mut C,
+    rx: &mut [u8],
+    tx: &mut [u8],
+) -> !
+where
+    T: TargetIo,
+    S: ConfigStore,
+    H: run::asynch::Host,
+    C: Clock,
+{
+    loop {
+        if let Ok(Stopped::Effect(Effect::Reboot)) =
+            run::asynch::run(engine, host, io, clock, rx, tx).await
+        {
+            boot_from(engine, &mut io.store);
+        }
+    }
+}
