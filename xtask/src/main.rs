@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             eprintln!("  interop  build the desktop device and run the real-client interop test");
             eprintln!("  fuzz     fuzz smoke run (FUZZ_SECONDS per target, default {DEFAULT_FUZZ_SECONDS})");
             eprintln!("  instructions  instructions of Device::handle per request (callgrind)");
-            eprintln!("  footprint     flash, RAM and stack of a Cortex-M4 firmware (QEMU)");
+            eprintln!("  footprint     flash, RAM and stack of a Cortex-M4 firmware and of the boards (QEMU)");
             eprintln!(
                 "  boards   build the board firmwares and drive each in QEMU through the bridge"
             );
@@ -491,6 +491,31 @@ fn footprint() -> Result {
             println!("| {group} | {room} |");
         }
     }
+    // The board firmwares: the same core and objects with a device loop, a serial
+    // host and drivers, measured as they run.
+    let mut measured = Vec::new();
+    for board in &BOARDS {
+        measured.push((board, board_run(board)?));
+    }
+    println!();
+    println!(
+        "The board firmwares (small preset, 256-byte frames, every object), booted in QEMU and"
+    );
+    println!("driven through the bridge (peak stack: where the paint of the free RAM stops):");
+    println!();
+    println!("| board | flash | static RAM | peak stack | free RAM for the stack |");
+    println!("|---|---|---|---|---|");
+    for (board, figures) in &measured {
+        println!(
+            "| {} ({}) | {} | {} | {} | {} |",
+            board.machine,
+            board.target,
+            figures.sizes.flash,
+            figures.sizes.ram,
+            figures.stack,
+            figures.room
+        );
+    }
     println!(
         "footprint: flash={} ram={} stack={}",
         small.sizes.flash, small.sizes.ram, stack
@@ -521,9 +546,6 @@ struct Board {
     target: &'static str,
     /// The QEMU machine it runs on (also its `/3//1`).
     machine: &'static str,
-    /// Booted in QEMU and driven through the bridge (`qemu_board.rs`); else built,
-    /// linted and measured only.
-    run: bool,
 }
 
 const BOARDS: [Board; 2] = [
@@ -532,51 +554,95 @@ const BOARDS: [Board; 2] = [
         bin: "port-mps2-an386",
         target: "thumbv7em-none-eabihf",
         machine: "mps2-an386",
-        run: true,
     },
-    // Not run yet: building the engine at boot takes more stack (about 10 KiB, the
-    // configuration moved by value) than its 16 KiB of RAM leave beside the static
-    // data and the emulated flash (see ports/microbit/src/main.rs).
     Board {
         dir: "ports/microbit",
         bin: "port-microbit",
         target: "thumbv6m-none-eabi",
         machine: "microbit",
-        run: false,
     },
 ];
 
+/// A board firmware's figures: its sections, and the deepest stack it used in QEMU.
+struct BoardFigures {
+    /// The firmware.
+    elf: PathBuf,
+    sizes: ElfSizes,
+    /// Bytes from the top of the stack to where the paint stops.
+    stack: u64,
+    /// Bytes between the static data and the top of the stack.
+    room: u64,
+}
+
+/// Checks and builds `board`, then boots it in QEMU and drives it through the bridge
+/// over WebSocket (`ports/linux/tests/qemu_board.rs`: device information, a variable,
+/// a storm of malformed input, a save and a reboot, the idle timeout), which reports
+/// the deepest stack it used (the firmware paints its free RAM at boot).
+fn board_run(board: &Board) -> Result<BoardFigures> {
+    let elf = build_board(board)?;
+    let sizes = elf_sizes(&elf)?;
+    let data = std::fs::read(&elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let symbol = |name: &str| {
+        use object::{Object, ObjectSymbol};
+        file.symbols()
+            .find(|s| s.name() == Ok(name))
+            .map(|s| s.address())
+            .ok_or_else(|| format!("{}: no symbol {name}", elf.display()))
+    };
+    // cortex-m-rt's: the static data end at `_stack_end`, the stack starts at
+    // `_stack_start`.
+    let (low, high) = (symbol("_stack_end")?, symbol("_stack_start")?);
+    let report = env::temp_dir().join(format!("lwm2m-{}-{}", board.bin, std::process::id()));
+    let _ = std::fs::remove_file(&report);
+    run(
+        &format!(
+            "{} in QEMU {}, through the bridge over WebSocket",
+            board.bin, board.machine
+        ),
+        cargo()
+            .args(["test", "-p", "port-linux", "--test", "qemu_board"])
+            .args(["--", "--ignored", "--nocapture"])
+            .env("LWM2M_BOARD_ELF", &elf)
+            .env("LWM2M_BOARD_MACHINE", board.machine)
+            .env("LWM2M_BOARD_STACK", format!("{low:#x}..{high:#x}"))
+            .env("LWM2M_BOARD_REPORT", &report),
+    )?;
+    let text =
+        std::fs::read_to_string(&report).map_err(|e| format!("{}: {e}", report.display()))?;
+    let _ = std::fs::remove_file(&report);
+    let stack = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stack="))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("the board test reported no stack: {text}"))?;
+    Ok(BoardFigures {
+        elf,
+        sizes,
+        stack,
+        room: high - low,
+    })
+}
+
+/// `board`'s figures, as a line of the report.
+fn board_line(board: &Board, figures: &BoardFigures) -> String {
+    format!(
+        "{}: flash {} bytes, static RAM {} bytes (the emulated flash left out), peak stack {} bytes (of {} free)",
+        board.bin, figures.sizes.flash, figures.sizes.ram, figures.stack, figures.room
+    )
+}
+
 /// Checks (format, clippy) and builds every board firmware for its target from its own
 /// lock file, then boots it in QEMU and drives it through the bridge over WebSocket
-/// (`ports/linux/tests/qemu_board.rs`). Installs the thumb targets and QEMU when missing.
+/// ([`board_run`]), then with the real client through `cargo xtask qemu`. Installs the
+/// thumb targets and QEMU when missing.
 fn boards() -> Result {
     install_thumb_targets()?;
     install_qemu()?;
     for board in &BOARDS {
-        let elf = build_board(board)?;
-        let sizes = elf_sizes(&elf)?;
-        println!(
-            "    {}: flash {} bytes, static RAM {} bytes (the emulated flash left out)",
-            board.bin, sizes.flash, sizes.ram
-        );
-        if !board.run {
-            println!(
-                "    {}: not booted in QEMU (does not fit its RAM yet)",
-                board.bin
-            );
-            continue;
-        }
-        run(
-            &format!(
-                "{} in QEMU {}, through the bridge over WebSocket",
-                board.bin, board.machine
-            ),
-            cargo()
-                .args(["test", "-p", "port-linux", "--test", "qemu_board"])
-                .args(["--", "--ignored"])
-                .env("LWM2M_BOARD_ELF", &elf)
-                .env("LWM2M_BOARD_MACHINE", board.machine),
-        )?;
+        let figures = board_run(board)?;
+        println!("    {}", board_line(board, &figures));
+        check_board_logs(board, &figures.elf)?;
         // The real client's services against the board, through `cargo xtask qemu`.
         let interop = root().join("interop");
         if !interop.join("node_modules").exists() {
@@ -638,6 +704,52 @@ fn build_board(board: &Board) -> Result<PathBuf> {
         .join(board.bin))
 }
 
+/// Checks the logs of `board`'s firmware `elf`: its default build holds no `core::fmt`
+/// code (a board logs through defmt only), and the build with the feature `defmt`
+/// (defmt over RTT) passes clippy and links.
+fn check_board_logs(board: &Board, elf: &Path) -> Result {
+    use object::{Object, ObjectSymbol};
+    let data = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let formatting: Vec<String> = file
+        .symbols()
+        .filter_map(|s| s.name().ok())
+        // Legacy-mangled `core::fmt::...`.
+        .filter(|name| name.contains("4core3fmt"))
+        .map(str::to_string)
+        .collect();
+    if !formatting.is_empty() {
+        return Err(format!(
+            "{}: core::fmt code in the firmware (log through defmt): {formatting:?}",
+            board.bin
+        ));
+    }
+    let dir = root().join(board.dir);
+    let target_dir = dir.join("target").join("defmt");
+    for (what, command) in [("clippy", &["clippy"][..]), ("build", &["build"][..])] {
+        let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(&dir)
+            .args(command)
+            .args([
+                "--release",
+                "--locked",
+                "--features",
+                "defmt",
+                "--target-dir",
+            ])
+            .arg(&target_dir)
+            .env("LWM2M_PRESET", "small");
+        if what == "clippy" {
+            cmd.args(["--", "-D", "warnings"]);
+        }
+        run(
+            &format!("{what} of {} with defmt logs", board.dir),
+            &mut cmd,
+        )?;
+    }
+    Ok(())
+}
+
 /// `cargo xtask qemu BOARD --ws ADDR`: builds the board and the desktop bridge, boots the
 /// board in QEMU with its serial line on a socket bound here (handed to QEMU: no port to
 /// guess), serves that line as WebSocket on `ADDR` (`port-linux --bridge-serial`), prints
@@ -657,12 +769,6 @@ fn qemu(args: &[String]) -> Result {
         .iter()
         .find(|b| b.machine == name.as_str() || b.dir.ends_with(name.as_str()))
         .ok_or_else(usage)?;
-    if !board.run {
-        return Err(format!(
-            "{}: not bootable yet (it does not fit its RAM: see {}/src/main.rs)",
-            board.bin, board.dir
-        ));
-    }
     let ws = match &args[1..] {
         [] => "127.0.0.1:2000".to_string(),
         [flag, addr] if flag == "--ws" => addr.clone(),

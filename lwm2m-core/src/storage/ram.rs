@@ -21,6 +21,13 @@ impl<'a, const ERASE: usize> RamFlash<'a, ERASE> {
         RamFlash { cells }
     }
 
+    /// The flash over `cells` as they are: what a previous run left in them (a RAM that
+    /// kept its content across a restart, a test's damaged image), or cells the caller
+    /// erased itself.
+    pub fn from_cells(cells: &'a mut [u8]) -> Self {
+        RamFlash { cells }
+    }
+
     fn cells(&mut self, offset: u32, len: usize) -> Result<&mut [u8], NorFlashErrorKind> {
         let at = usize::try_from(offset).map_err(|_| NorFlashErrorKind::OutOfBounds)?;
         let end = at.checked_add(len).ok_or(NorFlashErrorKind::OutOfBounds)?;

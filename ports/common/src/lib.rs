@@ -13,6 +13,8 @@
 //!   from the store in place, a damaged one recorded in `/3//11`;
 //! - the device loop ([`serve`], blocking, and `serve_async`): run the engine, act on
 //!   the effects of requests (a reboot boots the engine again in place), forever;
+//! - with the feature `defmt`, logs through defmt (the library crates' and the boot's),
+//!   never `core::fmt`;
 //! - on Cortex-M (feature `cortex-m`), the stack painted at boot ([`stack`]), so that
 //!   the deepest stack the device used can be read from its RAM.
 #![no_std]
@@ -139,6 +141,11 @@ fn record<T: TargetIo, S: ConfigStore>(
     engine: &mut Engine<T, S>,
     loaded: Result<LoadState, StoreError>,
 ) {
+    #[cfg(feature = "defmt")]
+    match loaded {
+        Ok(state) => defmt::info!("booted, configuration: {}", state),
+        Err(err) => defmt::warn!("booted, configuration unreadable: {}", err),
+    }
     let last_error = match loaded {
         Ok(LoadState::Config | LoadState::Blank) => 0,
         // The factory configuration on a flash error or damage, else the one saved
@@ -196,5 +203,77 @@ where
         {
             boot_from(engine, &mut io.store);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec;
+
+    use super::*;
+    use lwm2m_core::storage::{flash_size_needed, FlashStore, RamFlash};
+    use lwm2m_core::time::Instant;
+
+    type Flash<'a> = RamFlash<'a, 1024>;
+
+    /// `GET /3//11` (the last error) answered by `engine` to admin: its value.
+    fn last_error<T: TargetIo, S: ConfigStore>(engine: &mut Engine<T, S>) -> u32 {
+        let mut out = [0u8; 64];
+        // Login admin/admin, then the request.
+        let mut login = vec![
+            0xa2, 0xda, 0, 0, 0x27, 0x02, 0x04, 0x00, 0xff, 0xff, 0x00, 0x00,
+        ];
+        for field in [b"admin", b"admin"] {
+            let mut padded = [0u8; 16];
+            padded[..field.len()].copy_from_slice(field);
+            login.extend_from_slice(&padded);
+        }
+        let outcome = engine.handle(LINE, &login, Instant::ZERO, &mut out);
+        assert_eq!(out[..outcome.len], [0x00, 0x90, 0x00], "login");
+        let request = [
+            0xa2, 0xca, 0, 0, 7, 0x01, 0x00, 0x03, 0xff, 0xff, 0x00, 0x0b,
+        ];
+        let outcome = engine.handle(LINE, &request, Instant::ZERO, &mut out);
+        let answer = &out[..outcome.len];
+        assert_eq!(answer[0], 0x00, "{answer:02x?}");
+        answer[1..answer.len() - 2]
+            .iter()
+            .fold(0, |value, &byte| value << 8 | u32::from(byte))
+    }
+
+    #[test]
+    fn a_board_boots_blank_then_records_a_damaged_store_in_the_last_error() {
+        let mut cells = vec![0xFF; flash_size_needed::<Flash>() as usize];
+        let len = cells.len() as u32;
+        {
+            let store = FlashStore::new(Flash::new(&mut cells), 0..len).unwrap();
+            let mut engine = engine("test", TARGET, store);
+            start(&mut engine, "SN1");
+            assert_eq!(engine.objects().0.info().serial.as_str(), "SN1");
+            assert_eq!(engine.config(), &Config::default());
+            assert_eq!(last_error(&mut engine), 0);
+            let config = Config {
+                inactivity_secs: 7,
+                ..Config::default()
+            };
+            lwm2m_core::storage::ConfigStore::save(engine.store_mut(), &config).unwrap();
+            boot(&mut engine);
+            assert_eq!(engine.config().inactivity_secs, 7);
+            assert_eq!(last_error(&mut engine), 0);
+        }
+        // A byte in the middle of the saved image changed: the factory configuration is
+        // served, and `/3//11` says why, across a reboot that keeps the serial number.
+        let first = cells.iter().position(|c| *c != 0xFF).unwrap();
+        let last = cells.iter().rposition(|c| *c != 0xFF).unwrap();
+        cells[(first + last) / 2] ^= 0x5A;
+        let store = FlashStore::new(Flash::from_cells(&mut cells), 0..len).unwrap();
+        let mut engine = engine("test", TARGET, store);
+        start(&mut engine, "SN1");
+        assert_eq!(engine.config(), &Config::default());
+        assert_eq!(last_error(&mut engine), LAST_ERROR_CONFIG_LOST);
+        boot(&mut engine);
+        assert_eq!(engine.objects().0.info().serial.as_str(), "SN1");
+        assert_eq!(last_error(&mut engine), LAST_ERROR_CONFIG_LOST);
     }
 }

@@ -8,6 +8,13 @@
 //! `LWM2M_BOARD_ELF` (the firmware) and `LWM2M_BOARD_MACHINE` (the QEMU machine, also the
 //! board's `/3//1`) set, QEMU installed.
 //!
+//! Then the deepest stack the board used: the firmware paints the RAM between its
+//! static data and its stack at boot (`port_common::stack`); at the end the test dumps
+//! that RAM through QEMU's monitor and finds where the paint stops. It fails if none is
+//! left (the stack reached the static data). `LWM2M_BOARD_STACK` gives the range
+//! (`0xLOW..0xHIGH`: cortex-m-rt's `_stack_end` and `_stack_start`); the figure is
+//! written to the file `LWM2M_BOARD_REPORT` names, if set (`stack=N`).
+//!
 //! QEMU serves the board's UART on a listening socket the test binds first and hands it
 //! (`-chardev socket,fd=N,server=on,wait=on`: no port to guess, no race). Between QEMU
 //! and the bridge the test relays the line, so that it can write to the board directly.
@@ -39,13 +46,19 @@ impl Drop for Qemu {
 }
 
 impl Qemu {
-    /// Boots `elf` on `machine`, its first UART served on `line` (a listening socket).
-    fn boot(machine: &str, elf: &str, line: &TcpListener) -> Qemu {
-        let fd = line.as_raw_fd();
-        // The child inherits the socket: no close-on-exec while it is spawned (this file
-        // has one test, so no other child is spawned meanwhile).
-        let sock = socket2::SockRef::from(line);
-        sock.set_cloexec(false).unwrap();
+    /// Boots `elf` on `machine`, its first UART served on `line` and its monitor on
+    /// `monitor` (listening sockets).
+    fn boot(machine: &str, elf: &str, line: &TcpListener, monitor: &TcpListener) -> Qemu {
+        let (fd, monitor_fd) = (line.as_raw_fd(), monitor.as_raw_fd());
+        // The child inherits the sockets: no close-on-exec while it is spawned (this
+        // file has one test, so no other child is spawned meanwhile).
+        let socks = [
+            socket2::SockRef::from(line),
+            socket2::SockRef::from(monitor),
+        ];
+        for sock in &socks {
+            sock.set_cloexec(false).unwrap();
+        }
         let spawned = Command::new("qemu-system-arm")
             .args([
                 "-M",
@@ -59,11 +72,18 @@ impl Qemu {
             .arg("-chardev")
             .arg(format!("socket,id=line,fd={fd},server=on,wait=on"))
             .args(["-serial", "chardev:line"])
+            .arg("-chardev")
+            .arg(format!(
+                "socket,id=monitor,fd={monitor_fd},server=on,wait=off"
+            ))
+            .args(["-mon", "chardev=monitor,mode=readline"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn();
-        sock.set_cloexec(true).unwrap();
+        for sock in &socks {
+            sock.set_cloexec(true).unwrap();
+        }
         let mut child = spawned.expect("qemu-system-arm (Debian package qemu-system-arm)");
         let log = collect(child.stderr.take().unwrap());
         Qemu { child, log }
@@ -72,6 +92,61 @@ impl Qemu {
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+}
+
+/// `len` bytes of the board's memory at `address`, saved by QEMU's monitor (at
+/// `monitor`) into a file and read back.
+fn dump(monitor: std::net::SocketAddr, address: u32, len: u32) -> Vec<u8> {
+    let mut conn = TcpStream::connect(monitor).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let prompt = |conn: &mut TcpStream| {
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while !seen.ends_with(b"(qemu) ") {
+            assert_eq!(conn.read(&mut byte).unwrap(), 1, "monitor closed: {seen:?}");
+            seen.push(byte[0]);
+        }
+    };
+    prompt(&mut conn);
+    let file = std::env::temp_dir().join(format!("lwm2m-board-ram-{}", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let command = format!("memsave {address:#x} {len} \"{}\"\n", file.display());
+    conn.write_all(command.as_bytes()).unwrap();
+    // The command echoed, then the prompt once it is done.
+    prompt(&mut conn);
+    let ram = std::fs::read(&file).unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(ram.len(), len as usize, "memsave");
+    ram
+}
+
+/// What `port_common::stack` paints the free RAM with.
+const PAINT: u32 = 0xA5A5_A5A5;
+
+/// The deepest stack the board used, from the painted RAM `low..high` (`high` the top
+/// of the stack): how far down from `high` the paint is gone.
+fn peak_stack(monitor: std::net::SocketAddr, low: u32, high: u32) -> u32 {
+    let ram = dump(monitor, low, high - low);
+    let painted = ram
+        .chunks_exact(4)
+        .take_while(|word| u32::from_le_bytes([word[0], word[1], word[2], word[3]]) == PAINT)
+        .count() as u32;
+    assert!(
+        painted > 0,
+        "no paint left between {low:#x} and {high:#x}: the stack reached the static data"
+    );
+    high - low - 4 * painted
+}
+
+/// `LWM2M_BOARD_STACK`: `0xLOW..0xHIGH`.
+fn stack_range() -> (u32, u32) {
+    let range = std::env::var("LWM2M_BOARD_STACK").expect("LWM2M_BOARD_STACK: 0xLOW..0xHIGH");
+    let (low, high) = range.split_once("..").expect("0xLOW..0xHIGH");
+    let parse = |s: &str| u32::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex");
+    let (low, high) = (parse(low), parse(high));
+    assert!(low < high, "{range}");
+    (low, high)
 }
 
 /// The serial line between QEMU and the bridge, relayed by the test: `to_board` writes
@@ -210,9 +285,13 @@ fn ascii(answer_hex: &str) -> String {
 fn a_board_in_qemu_serves_the_client_through_the_bridge() {
     let elf = std::env::var("LWM2M_BOARD_ELF").expect("LWM2M_BOARD_ELF: the firmware");
     let machine = std::env::var("LWM2M_BOARD_MACHINE").expect("LWM2M_BOARD_MACHINE");
+    let (low, high) = stack_range();
     let line = TcpListener::bind("127.0.0.1:0").unwrap();
+    let monitor = TcpListener::bind("127.0.0.1:0").unwrap();
+    let monitor_addr = monitor.local_addr().unwrap();
     let started = Instant::now();
-    let qemu = Qemu::boot(&machine, &elf, &line);
+    let qemu = Qemu::boot(&machine, &elf, &line, &monitor);
+    drop(monitor);
     let relay = Relay::start(TcpStream::connect(line.local_addr().unwrap()).unwrap());
     drop(line);
     let port = Port::start(&["--bridge-serial", &format!("tcp:{}", relay.addr)], &[]);
@@ -286,6 +365,16 @@ fn a_board_in_qemu_serves_the_client_through_the_bridge() {
     assert_eq!(tx(&mut client, GET_GROUP), "00ffff9000", "idle 1 s of 3");
     thread::sleep(Duration::from_millis(3300));
     assert_eq!(tx(&mut client, GET_GROUP), "0000009000", "idle 3.3 s of 3");
+
+    // The deepest stack of all this, boot included.
+    let stack = peak_stack(monitor_addr, low, high);
+    eprintln!(
+        "{machine}: peak stack {stack} bytes of {} between the static data and the top",
+        high - low
+    );
+    if let Ok(report) = std::env::var("LWM2M_BOARD_REPORT") {
+        std::fs::write(report, format!("stack={stack}\n")).unwrap();
+    }
     drop(client);
     drop(port);
     drop(qemu);

@@ -39,26 +39,43 @@ type Host = port_common::Host<Serial, Millis>;
 
 /// The engine over the simulated target and the store in the NVMC's pages (put in
 /// place at boot: the driver exists once the board is set up).
-static ENGINE: ConstStaticCell<Engine<Target, Option<FlashStore<Nvmc>>>> =
+static ENGINE: ConstStaticCell<Device> =
     ConstStaticCell::new(port_common::engine("microbit", port_common::TARGET, None));
+
+/// The engine's type.
+type Device = Engine<Target, Option<FlashStore<Nvmc>>>;
 
 #[entry]
 fn main() -> ! {
     port_common::stack::paint();
-    let Some(board) = Board::take() else { halt() };
-    let engine = ENGINE.take();
-    *engine.store_mut() = FlashStore::new(board.flash, 0..nvmc::LEN as u32).ok();
-    port_common::start(engine, port_common::serial("MICROBIT-0000001"));
-    let host = SerialHost::new(board.serial, board.clock, LINE).with_idle(board::idle);
-    // `main` runs once: every `singleton!` gives its value.
-    let (Some(host), Some(rx), Some(tx)) = (
-        singleton!(HOST: Host = host),
-        singleton!(RX: [u8; RX_LEN] = [0; RX_LEN]),
-        singleton!(TX: [u8; TX_LEN] = [0; TX_LEN]),
-    ) else {
+    let Some((engine, host, rx, tx)) = setup() else {
         halt()
     };
     port_common::serve(engine, host, &mut Millis, rx, tx)
+}
+
+/// The board set up and the device booted, in static RAM: the engine, the host and its
+/// buffers, the loop's buffers. Out of line, so that the stack it takes (the host is
+/// built here and moved into its static) is given back before the device runs. Runs
+/// once: `None` after the first call.
+#[inline(never)]
+fn setup() -> Option<(
+    &'static mut Device,
+    &'static mut Host,
+    &'static mut [u8; RX_LEN],
+    &'static mut [u8; TX_LEN],
+)> {
+    let board = Board::take()?;
+    let engine = ENGINE.try_take()?;
+    *engine.store_mut() = FlashStore::new(board.flash, 0..nvmc::LEN as u32).ok();
+    port_common::start(engine, port_common::serial("MICROBIT-0000001"));
+    let host = SerialHost::new(board.serial, board.clock, LINE).with_idle(board::idle);
+    Some((
+        engine,
+        singleton!(HOST: Host = host)?,
+        singleton!(RX: [u8; RX_LEN] = [0; RX_LEN])?,
+        singleton!(TX: [u8; TX_LEN] = [0; TX_LEN])?,
+    ))
 }
 
 /// Stops here: what the board does on a fault of its own set-up, and on a panic.
@@ -68,7 +85,12 @@ fn halt() -> ! {
     }
 }
 
+#[cfg(feature = "defmt")]
+use defmt_rtt as _;
+
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
+    #[cfg(feature = "defmt")]
+    defmt::error!("panic");
     halt()
 }

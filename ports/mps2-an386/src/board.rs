@@ -74,7 +74,8 @@ impl Board {
             cells.write_bytes(0xFF, FLASH_LEN);
             core::slice::from_raw_parts_mut(cells, FLASH_LEN)
         };
-        let flash = RamFlash::new(cells);
+        // Erased above: taken as it is.
+        let flash = RamFlash::from_cells(cells);
         time::start(core.SYST, CORE_HZ);
         // SAFETY: UART0 is a CMSDK UART, and only this `Serial` drives it.
         let serial = unsafe { Serial::take(CORE_HZ, BAUD) };

@@ -51,43 +51,45 @@ static ENGINE: ConstStaticCell<Engine> = ConstStaticCell::new(port_common::engin
 #[entry]
 fn main() -> ! {
     port_common::stack::paint();
-    let Some(board) = Board::take() else { halt() };
-    let Ok(store) = FlashStore::new(board.flash, 0..board::FLASH_LEN as u32) else {
-        halt()
-    };
-    let io = Io {
-        target: port_common::TARGET,
-        store,
-    };
-    let host = SerialHost::new(board.serial, board.clock, LINE);
-    // In static RAM: the executor, the engine, the target and store, the host and its
-    // buffers, the loop's buffers (the task's future holds only its references). `main`
-    // runs once: every `singleton!` gives its value.
-    let (Some(executor), Some(io), Some(host), Some(rx), Some(tx)) = (
-        singleton!(EXECUTOR: Executor = Executor::new(core::ptr::null_mut())),
-        singleton!(IO: Io = io),
-        singleton!(HOST: Host = host),
-        singleton!(RX: [u8; RX_LEN] = [0; RX_LEN]),
-        singleton!(TX: [u8; TX_LEN] = [0; TX_LEN]),
-    ) else {
-        halt()
-    };
-    let engine = ENGINE.take();
-    port_common::start_from(
-        engine,
-        &mut io.store,
-        port_common::serial("MPS2AN386-0000001"),
-    );
-    let executor: &'static Executor = executor;
-    let Ok(task) = serve(engine, io, host, rx, tx) else {
-        halt()
-    };
-    executor.spawner().spawn(task);
+    let Some(executor) = setup() else { halt() };
     loop {
         // SAFETY: polled from this loop only, never from the pender.
         unsafe { executor.poll() };
         sleep();
     }
+}
+
+/// The board set up, the device booted and its task spawned, in static RAM: the
+/// executor, the engine, the target and store, the host and its buffers, the loop's
+/// buffers (the task's future holds only its references). Out of line, so that the
+/// stack it takes (the host and the target are built here and moved into their
+/// statics) is given back before the device runs. Runs once: `None` after the first
+/// call.
+#[inline(never)]
+fn setup() -> Option<&'static Executor> {
+    let board = Board::take()?;
+    let store = FlashStore::new(board.flash, 0..board::FLASH_LEN as u32).ok()?;
+    let io = Io {
+        target: port_common::TARGET,
+        store,
+    };
+    let host = SerialHost::new(board.serial, board.clock, LINE);
+    let executor: &'static Executor =
+        singleton!(EXECUTOR: Executor = Executor::new(core::ptr::null_mut()))?;
+    let io = singleton!(IO: Io = io)?;
+    let host = singleton!(HOST: Host = host)?;
+    let rx = singleton!(RX: [u8; RX_LEN] = [0; RX_LEN])?;
+    let tx = singleton!(TX: [u8; TX_LEN] = [0; TX_LEN])?;
+    let engine = ENGINE.try_take()?;
+    port_common::start_from(
+        engine,
+        &mut io.store,
+        port_common::serial("MPS2AN386-0000001"),
+    );
+    executor
+        .spawner()
+        .spawn(serve(engine, io, host, rx, tx).ok()?);
+    Some(executor)
 }
 
 /// Set by the pender: a task was woken since the executor last ran.
@@ -131,7 +133,12 @@ fn halt() -> ! {
     }
 }
 
+#[cfg(feature = "defmt")]
+use defmt_rtt as _;
+
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
+    #[cfg(feature = "defmt")]
+    defmt::error!("panic");
     halt()
 }
