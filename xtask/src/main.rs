@@ -456,7 +456,7 @@ fn footprint() -> Result {
     println!("| of which the engine state (`Device`) | {engine} | {engine_large} |");
     println!("| of which its configuration image (`Config`) | {config} | {config_large} |");
     println!(
-        "| stack to boot (build the engine, load its configuration in place) | {boot_stack} | {} |",
+        "| stack to boot (build the engine with `Device::new`, load its configuration in place) | {boot_stack} | {} |",
         figure(&large, "boot-stack")?
     );
     println!(

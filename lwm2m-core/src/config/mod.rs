@@ -352,7 +352,18 @@ impl Default for Config {
     /// (password `supervisor`, which the client's configurator expects to exist),
     /// passwords in clear, 60 s inactivity period.
     fn default() -> Config {
-        let mut config = Config::EMPTY;
+        // Field by field, not from `Config::EMPTY`: a firmware would copy that constant,
+        // as large as the configuration, from its flash.
+        let mut config = Config {
+            version: 0,
+            security_options: SecurityOptions::default(),
+            inactivity_secs: 60,
+            nfc_priority: NfcPriority::NonPriority,
+            profiles: Vec::new(),
+            bundles: Vec::new(),
+            variables: Vec::new(),
+            settings: Settings::new(),
+        };
         config.reset();
         config
     }
