@@ -29,7 +29,7 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use clap::Parser;
 use lwm2m_core::session::Session;
-use lwm2m_core::storage::{ConfigStore, Loaded};
+use lwm2m_core::storage::{ConfigStore, LoadState, Loaded};
 use lwm2m_core::target::MemoryTarget;
 use lwm2m_core::wire::APDU_HEADER_LEN;
 use lwm2m_core::{
@@ -197,6 +197,13 @@ const TARGET_RAM_BASE: u32 = 0x2000_0000;
 type DesktopDevice = Device<StandardObjects<DesktopHooks>, DesktopTarget, flash::DesktopStore>;
 
 /// Why the device could not boot.
+/// Why the device does not start on a damaged store whose previous image is intact.
+const PREVIOUS_INTACT: &str = "its newest configuration is damaged; the one saved before it is \
+                               intact (--previous-config starts from it)";
+/// Why the device does not start on a damaged store.
+const DAMAGED: &str =
+    "it holds a configuration, but a damaged one (corrupt, or not written by this device)";
+
 enum BootError {
     Io(io::Error),
     /// The store holds a configuration, but not a valid one: what is wrong with it.
@@ -209,19 +216,17 @@ impl From<io::Error> for BootError {
     }
 }
 
-/// Boots a device: the configuration comes from `store`, the factory default when it
-/// holds none. A damaged store is an error unless `factory_reset`, which replaces it by
-/// the factory configuration and records it in `/3//11`.
+/// Boots a device at start: the configuration comes from `store`, the factory default
+/// when it holds none. A damaged store is an error unless the operator's recovery flags
+/// (`--factory-reset`, `--previous-config`) say how to repair it, which is recorded in
+/// `/3//11`. A reboot boots in place ([`reboot`]), without them.
 fn boot(
     args: &Args,
     target: DesktopTarget,
     mut store: flash::DesktopStore,
-    first: bool,
 ) -> Result<DesktopDevice, BootError> {
-    // The operator's recovery flags answer the damage found at start, not damage found at
-    // a later reboot.
-    let factory_reset = first && args.factory_reset;
-    let previous_config = first && args.previous_config;
+    let factory_reset = args.factory_reset;
+    let previous_config = args.previous_config;
     let serial = &args.serial;
     let mut serial_number = heapless::String::new();
     for c in serial.chars().take(lwm2m_objects::device::SERIAL_LEN) {
@@ -263,20 +268,8 @@ fn boot(
             lost = true;
             config
         }
-        Loaded::Previous(_) => {
-            return Err(BootError::Damaged(
-                "its newest configuration is damaged; the one saved before it is intact \
-                 (--previous-config starts from it)"
-                    .into(),
-            ))
-        }
-        Loaded::Damaged => {
-            return Err(BootError::Damaged(
-                "it holds a configuration, but a damaged one (corrupt, or not written by \
-                 this device)"
-                    .into(),
-            ))
-        }
+        Loaded::Previous(_) => return Err(BootError::Damaged(PREVIOUS_INTACT.into())),
+        Loaded::Damaged => return Err(BootError::Damaged(DAMAGED.into())),
     };
     let mut objects = standard_objects(info, DesktopHooks);
     if lost {
@@ -285,6 +278,30 @@ fn boot(
     Ok(Device::new(objects, config, Config::reset, LIMITS)
         .with_target(target)
         .with_store(store))
+}
+
+/// A reboot: the device booted again in place. Damage found now is not repaired
+/// (the operator's recovery flags answer the damage found at start): the device stops,
+/// with the status it would stop with at start.
+fn reboot(device: &mut DesktopDevice) -> Result<(), BootError> {
+    let loaded = device.boot().map_err(io::Error::other)?;
+    // A clean start: nothing to report in `/3//11`.
+    device.objects_mut().0.set_last_error(0);
+    match loaded {
+        LoadState::Config => {
+            log::info!(
+                "configuration loaded (version {:08x})",
+                device.config().version
+            );
+            Ok(())
+        }
+        LoadState::Blank => {
+            log::info!("no configuration saved yet: factory configuration");
+            Ok(())
+        }
+        LoadState::Previous => Err(BootError::Damaged(PREVIOUS_INTACT.into())),
+        LoadState::Damaged => Err(BootError::Damaged(DAMAGED.into())),
+    }
 }
 
 fn main() -> ExitCode {
@@ -366,12 +383,7 @@ fn start(args: &Args) -> Result<(), BootError> {
             Err(err) => log::warn!("blob /1024//{}: {err}", region.blob.0),
         }
     }
-    let mut device = boot(
-        args,
-        MemoryTarget(RamTarget::new(TARGET_RAM_BASE)),
-        store,
-        true,
-    )?;
+    let mut device = boot(args, MemoryTarget(RamTarget::new(TARGET_RAM_BASE)), store)?;
     if replaced {
         device
             .objects_mut()
@@ -413,7 +425,7 @@ fn start(args: &Args) -> Result<(), BootError> {
         replies: HashMap::new(),
         started: StdInstant::now(),
     };
-    run_device(device, args, &mut host)
+    run_device(device, &mut host)
 }
 
 /// How long a connection may stay silent.
@@ -511,9 +523,10 @@ impl Links {
     }
 }
 
-/// Runs the device on the shared device loop until it is stopped; a reboot rebuilds it
-/// on the same target and store.
-fn run_device(mut device: DesktopDevice, args: &Args, host: &mut WsHost) -> Result<(), BootError> {
+/// Runs the device on the shared device loop until it is stopped; a reboot boots it
+/// again in place from the same store (`Device::boot`: the session ends, the login
+/// lock-out is kept), and stops the device as at start when the store is damaged.
+fn run_device(mut device: DesktopDevice, host: &mut WsHost) -> Result<(), BootError> {
     let mut clock = SinceStart(host.started);
     let mut rx = vec![0u8; MAX_MESSAGE];
     let mut tx = vec![0u8; usize::from(LIMITS.max_response)];
@@ -521,8 +534,7 @@ fn run_device(mut device: DesktopDevice, args: &Args, host: &mut WsHost) -> Resu
         match run(&mut device, host, &mut clock, &mut rx, &mut tx) {
             Ok(Stopped::Effect(Effect::Reboot)) => {
                 log::info!("reboot");
-                let (target, store) = device.into_parts();
-                device = boot(args, target, store, false)?;
+                reboot(&mut device)?;
             }
             Ok(Stopped::Effect(Effect::FactoryReset)) => {
                 log::info!("factory reset: default configuration saved");

@@ -385,6 +385,28 @@ fn a_reboot_onto_a_damaged_configuration_stops_with_the_same_status() {
 }
 
 #[test]
+fn a_reboot_keeps_the_login_lock_out() {
+    let port = Port::start(&[], &[]);
+    let mut admin = port.connect();
+    assert_eq!(tx(&mut admin, &login("admin", "admin")), "009000");
+    // Guesses of another account's password from admin's session (a failed login keeps
+    // the session's profile), until login is locked out.
+    for _ in 0..3 {
+        assert_eq!(tx(&mut admin, &login("supervisor", "guess")), "819000");
+    }
+    assert_eq!(tx(&mut admin, &login("supervisor", "supervisor")), "a39000");
+    // A reboot, which admin may ask for, is no way around the lock-out.
+    assert_eq!(tx(&mut admin, "020003ffff0004"), "009000"); // POST /3//4 reboot
+    drop(admin); // a reboot closes the connections
+    let mut client = port.connect();
+    assert_eq!(
+        tx(&mut client, &login("supervisor", "supervisor")),
+        "a39000"
+    );
+    assert_eq!(tx(&mut client, &login("admin", "admin")), "a39000");
+}
+
+#[test]
 fn slow_or_silent_connections_do_not_keep_the_device_out_of_reach() {
     let port = Port::start(
         &[
