@@ -132,6 +132,21 @@ impl<T: TargetIo, S: ConfigStore> InlineIo for Parts<T, S> {
     }
 }
 
+/// Loads the configuration from `store` into `state` in place, the device's factory one
+/// when none is found, and tells the objects ([`Device::boot`], [`Device::load_config`]).
+fn load<O: ObjectSet, S: ConfigStore>(
+    objects: &mut O,
+    state: &mut State,
+    store: &mut S,
+) -> Result<LoadState, StoreError> {
+    let loaded = store.load_into(&mut state.config);
+    if !matches!(loaded, Ok(LoadState::Config | LoadState::Previous)) {
+        (state.factory)(&mut state.config);
+    }
+    objects.config_loaded(&mut state.config);
+    loaded
+}
+
 /// The earlier of two deadlines, either of which may be absent.
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
@@ -316,12 +331,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         *waiting = None;
         state.session.end();
         state.nfc_override = None;
-        let loaded = store.load_into(&mut state.config);
-        if !matches!(loaded, Ok(LoadState::Config | LoadState::Previous)) {
-            (state.factory)(&mut state.config);
-        }
-        objects.config_loaded(&mut state.config);
-        loaded
+        load(objects, state, store)
     }
 
     /// The same device reaching variable values through `target`.
@@ -338,8 +348,9 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     }
 
     /// The same device saving its configuration to `store` on the save command and on
-    /// factory reset. Load the configuration from the same store at boot
-    /// ([`ConfigStore::load`]) and pass it to [`Device::new`].
+    /// factory reset. Load the configuration from it at boot, in place
+    /// ([`Device::load_config`]; a device built [`unbooted`](Device::unbooted) with its
+    /// store boots with [`Device::boot`]).
     pub fn with_store<S2: ConfigStore>(self, store: S2) -> Device<O, T, S2> {
         Device {
             objects: self.objects,
@@ -652,14 +663,14 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         }
     }
 
-    /// Loads the configuration from the device's store into the device, in place: what
-    /// a board calls at boot ([`ConfigStore::load_into`]). Only [`LoadState::Blank`]
-    /// means a first boot: on [`LoadState::Damaged`] (the configuration is then the
-    /// factory one) or [`LoadState::Previous`], say so before serving requests.
+    /// Loads the configuration from the device's store into the device, in place
+    /// ([`ConfigStore::load_into`]), the device's factory one when none is found (a
+    /// blank or damaged store, an error of the store), as [`Device::boot`] does without
+    /// starting the device afresh: for a device built with [`Device::new`]. Only
+    /// [`LoadState::Blank`] means a first boot: on [`LoadState::Damaged`] or
+    /// [`LoadState::Previous`], say so before serving requests.
     pub fn load_config(&mut self) -> Result<LoadState, StoreError> {
-        let loaded = self.parts.store.load_into(&mut self.state.config);
-        self.objects.config_loaded(&mut self.state.config);
-        loaded
+        load(&mut self.objects, &mut self.state, &mut self.parts.store)
     }
 
     /// The configuration image.

@@ -74,7 +74,7 @@
 //! A [`FlashStore`] holds the flash driver and a few words: the image is encoded into the
 //! flash and decoded from it piece by piece, through a 128-byte stack staging buffer
 //! ([`STAGE_LEN`]). [`ConfigStore::load`] returns a [`Config`] by value; a board calls
-//! [`ConfigStore::load_into`] (through `Device::load_config`) to load in place, and
+//! [`ConfigStore::load_into`] (through `Device::boot`) to load in place, and
 //! otherwise the first [`ConfigStore::save`] loads internally once to find the newest
 //! slot, which costs one `Config` of stack.
 //!
@@ -113,9 +113,16 @@ pub trait ConfigStore {
     /// [`load`](ConfigStore::load) into `config`, in place: what a board calls at boot
     /// to fill the configuration of its engine without building one on the stack
     /// ([`FlashStore`] decodes into it directly). Unless a configuration was found,
-    /// `config` is left as the factory default ([`Config::reset`]).
+    /// `config` is left as the factory default ([`Config::reset`]), on an error too.
     fn load_into(&mut self, config: &mut Config) -> Result<LoadState, StoreError> {
-        Ok(match self.load()? {
+        let loaded = match self.load() {
+            Ok(loaded) => loaded,
+            Err(err) => {
+                config.reset();
+                return Err(err);
+            }
+        };
+        Ok(match loaded {
             Loaded::Config(found) => {
                 *config = found;
                 LoadState::Config

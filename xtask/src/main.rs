@@ -172,6 +172,8 @@ fn test() -> Result {
             "--test",
             "configuration",
             "--test",
+            "boot",
+            "--test",
             "declarations",
         ])
         .args([
