@@ -565,6 +565,40 @@ const BOARDS: [Board; 2] = [
     },
 ];
 
+/// The flash a board firmware reserves out of its image (`__config_flash_start` and
+/// `__config_flash_end` in `elf`: its configuration store's pages), as a programmer
+/// leaves it for a new device: erased. QEMU's unprogrammed flash reads zeros, so it is
+/// loaded (`-device loader,FILE,ADDR`): the QEMU options, and the file (removed once
+/// the caller is done with it). None for a board without such pages.
+fn erased_flash(elf: &Path) -> Result<Option<(String, PathBuf)>> {
+    use object::{Object, ObjectSymbol};
+    let data = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let symbol = |name: &str| {
+        file.symbols()
+            .find(|s| s.name() == Ok(name))
+            .map(|s| s.address())
+    };
+    let (Some(start), Some(end)) = (symbol("__config_flash_start"), symbol("__config_flash_end"))
+    else {
+        return Ok(None);
+    };
+    let len = end
+        .checked_sub(start)
+        .ok_or_else(|| format!("{}: config flash ends before it starts", elf.display()))?;
+    let path = env::temp_dir().join(format!(
+        "lwm2m-erased-{}-{}.bin",
+        elf.file_name().and_then(|n| n.to_str()).unwrap_or("board"),
+        std::process::id()
+    ));
+    std::fs::write(&path, vec![0xFF; len as usize])
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some((
+        format!("file={},addr={start:#x}", path.display()),
+        path,
+    )))
+}
+
 /// A board firmware's figures: its sections, and the deepest stack it used in QEMU.
 struct BoardFigures {
     /// The firmware.
@@ -597,13 +631,18 @@ fn board_run(board: &Board) -> Result<BoardFigures> {
     let (low, high) = (symbol("_stack_end")?, symbol("_stack_start")?);
     let report = env::temp_dir().join(format!("lwm2m-{}-{}", board.bin, std::process::id()));
     let _ = std::fs::remove_file(&report);
+    let erased = erased_flash(&elf)?;
+    let _erased = erased.as_ref().map(|(_, file)| Removed(file.clone()));
+    let mut test = cargo();
+    if let Some((loader, _)) = &erased {
+        test.env("LWM2M_BOARD_LOADER", loader);
+    }
     run(
         &format!(
             "{} in QEMU {}, through the bridge over WebSocket",
             board.bin, board.machine
         ),
-        cargo()
-            .args(["test", "-p", "port-linux", "--test", "qemu_board"])
+        test.args(["test", "-p", "port-linux", "--test", "qemu_board"])
             .args(["--", "--ignored", "--nocapture"])
             .env("LWM2M_BOARD_ELF", &elf)
             .env("LWM2M_BOARD_MACHINE", board.machine)
@@ -626,10 +665,19 @@ fn board_run(board: &Board) -> Result<BoardFigures> {
     })
 }
 
+/// A file removed when dropped.
+struct Removed(PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// `board`'s figures, as a line of the report.
 fn board_line(board: &Board, figures: &BoardFigures) -> String {
     format!(
-        "{}: flash {} bytes, static RAM {} bytes (the emulated flash left out), peak stack {} bytes (of {} free)",
+        "{}: flash {} bytes, static RAM {} bytes (an emulated flash left out), peak stack {} bytes (of {} free)",
         board.bin, figures.sizes.flash, figures.sizes.ram, figures.stack, figures.room
     )
 }
@@ -655,6 +703,12 @@ fn boards() -> Result {
                     .current_dir(&interop),
             )?;
         }
+        // Built before the client starts `cargo xtask qemu`, whose ready line it awaits
+        // for a limited time.
+        run(
+            "build the bridge (port-linux)",
+            cargo().args(["build", "--release", "-p", "port-linux"]),
+        )?;
         let xtask = env::current_exe().map_err(|e| e.to_string())?;
         run(
             &format!(
@@ -716,8 +770,9 @@ fn check_board_logs(board: &Board, elf: &Path) -> Result {
     let formatting: Vec<String> = file
         .symbols()
         .filter_map(|s| s.name().ok())
-        // Legacy-mangled `core::fmt::...`.
-        .filter(|name| name.contains("4core3fmt"))
+        // `core::fmt::...`, legacy-mangled (`4core3fmt`, `core..fmt` in trait impls) or
+        // v0-mangled (`4core3fmt` too).
+        .filter(|name| name.contains("4core3fmt") || name.contains("core..fmt"))
         .map(str::to_string)
         .collect();
     if !formatting.is_empty() {
@@ -781,6 +836,8 @@ fn qemu(args: &[String]) -> Result {
     install_thumb_targets()?;
     install_qemu()?;
     let elf = build_board(board)?;
+    let erased = erased_flash(&elf)?;
+    let _erased = erased.as_ref().map(|(_, file)| Removed(file.clone()));
     run(
         "build the bridge (port-linux)",
         cargo().args(["build", "--release", "-p", "port-linux"]),
@@ -814,6 +871,11 @@ fn qemu(args: &[String]) -> Result {
             "-kernel",
         ])
         .arg(&elf)
+        .args(
+            erased
+                .iter()
+                .flat_map(|(loader, _)| ["-device".to_string(), format!("loader,{loader}")]),
+        )
         .arg("-chardev")
         .arg(format!("socket,id=line,fd={fd},server=on,wait=on"))
         .args(["-serial", "chardev:line"])

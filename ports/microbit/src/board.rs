@@ -48,7 +48,7 @@ impl Board {
     pub fn take() -> Option<Board> {
         let _core = cortex_m::Peripherals::take()?;
         // SAFETY: `Peripherals::take` succeeds once, so this is the only `Nvmc`.
-        let flash = unsafe { Nvmc::take() };
+        let flash = unsafe { Nvmc::take() }?;
         // SAFETY: UART0 is an nRF51 UART, and only this `Serial` drives it.
         let serial = unsafe { Serial::take() };
         // Started after the receiver: QEMU then hands it the first byte at once (about

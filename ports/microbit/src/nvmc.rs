@@ -5,11 +5,10 @@
 //! operation is done), `CONFIG` (+0x504: 0 read only, 1 write enabled, 2 erase
 //! enabled), `ERASEPAGE` (+0x508: the address of the page to erase). Flash is written
 //! a 32-bit word at a time (bits go from 1 to 0 only), read as memory. The pages are
-//! reserved by `memory.x` (region `CONFIG`) and erased in the firmware image
-//! ([`PAGES`]), as on a device that was never configured.
+//! reserved by `memory.x` (region `CONFIG`) and left out of the firmware image:
+//! flashing an update keeps the configuration, and a new device's pages are erased.
 
-use core::cell::UnsafeCell;
-use core::ptr::{read_volatile, write_volatile};
+use core::ptr::{addr_of, read_volatile, write_volatile};
 
 use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
 
@@ -24,21 +23,26 @@ const CONFIG_ERASE: u32 = 2;
 
 /// The nRF51's flash page.
 pub const PAGE: usize = 1024;
-/// Bytes of the store's flash.
-pub const LEN: usize = 6 * PAGE;
 
-/// The store's pages, in the image erased. Changed by the NVMC only, behind the
-/// compiler's back: hence the cell, and volatile accesses through its address.
-#[repr(C, align(1024))]
-pub struct Pages(UnsafeCell<[u8; LEN]>);
+/// Bytes of the region `CONFIG` of `memory.x`, which reserves the pages (checked at boot
+/// against the linker's bounds, [`Nvmc::take`]).
+const REGION_LEN: usize = 6 * PAGE;
 
-// SAFETY: the pages are only reached through `Nvmc`, which exists once (`Nvmc::take`).
-unsafe impl Sync for Pages {}
+/// Bytes of the store's flash: what the configuration store needs (two slots of whole
+/// pages) for the capacities of this build, which must fit the region.
+pub const LEN: usize = lwm2m_core::storage::flash_size_needed::<Nvmc>() as usize;
 
-/// The store's pages (`.config_flash`: the region `CONFIG` of `memory.x`).
-#[link_section = ".config_flash"]
-#[used]
-pub static PAGES: Pages = Pages(UnsafeCell::new([0xFF; LEN]));
+const _: () = assert!(
+    LEN <= REGION_LEN,
+    "the configuration store needs more flash than memory.x reserves (region CONFIG)"
+);
+
+extern "C" {
+    /// The first byte of the pages (`memory.x`).
+    static __config_flash_start: u8;
+    /// The byte after the pages (`memory.x`).
+    static __config_flash_end: u8;
+}
 
 /// The store's flash, through the NVMC.
 pub struct Nvmc {
@@ -46,18 +50,21 @@ pub struct Nvmc {
 }
 
 impl Nvmc {
-    /// The NVMC, over [`PAGES`].
+    /// The NVMC, over the pages `memory.x` reserves; `None` if the region `CONFIG` is not
+    /// the one this driver was written for ([`REGION_LEN`] bytes, page-aligned).
     ///
     /// # Safety
     ///
-    /// Only one `Nvmc` exists, and nothing else writes to the NVMC or to [`PAGES`].
-    pub unsafe fn take() -> Nvmc {
-        Nvmc { _owned: () }
+    /// Only one `Nvmc` exists, and nothing else writes to the NVMC or to the pages.
+    pub unsafe fn take() -> Option<Nvmc> {
+        let (start, end) = (start(), addr_of!(__config_flash_end) as usize);
+        (start.is_multiple_of(PAGE) && end.checked_sub(start) == Some(REGION_LEN))
+            .then_some(Nvmc { _owned: () })
     }
 
     /// The address of the byte `offset` of the pages.
     fn address(offset: usize) -> usize {
-        PAGES.0.get() as usize + offset
+        start() + offset
     }
 
     /// Runs `operation` with the NVMC configured `mode`, waiting for each step.
@@ -70,6 +77,11 @@ impl Nvmc {
         unsafe { write_volatile(CONFIG as *mut u32, CONFIG_READ) };
         wait_ready();
     }
+}
+
+/// The address of the first page.
+fn start() -> usize {
+    addr_of!(__config_flash_start) as usize
 }
 
 /// Waits until the NVMC finished its operation.

@@ -1,17 +1,17 @@
 //! The lwM2M device on an MPS2 AN386 board (Cortex-M4; QEMU's `mps2-an386`), async.
 //!
-//! Wiring only: the board ([`board`]: start-up, UART0, SysTick, a flash emulated in RAM)
-//! and, from the library crates, everything the device does: the engine and its
-//! configuration store (`lwm2m-core`), the standard objects (`lwm2m-objects`), a
-//! simulated target memory (`target-traits`), the serial framing and the async device
-//! loop (`transport-traits`: [`SerialHost`] over UART0, [`run`]). Built with the small
-//! capacity preset and 256-byte frames.
+//! Wiring only: the board ([`board`]: start-up, UART0, SysTick, a flash emulated in RAM,
+//! since the board has none the store can use; the drivers [`uart`] and [`time`]) and,
+//! from the library crates, everything the device does: the engine with the standard
+//! objects, its boot policy and the async device loop (`port-common`, which
+//! `ports/microbit` runs too, blocking), over the serial framing of `transport-traits`
+//! ([`SerialHost`] over UART0). Built with the small capacity preset and 256-byte
+//! frames.
 //!
-//! The board's wiring is in [`board`] (and the drivers [`uart`] and [`time`]; the emulated flash is `lwm2m_core::storage::RamFlash`),
-//! what the device is in [`device`], and the device loop in this file: one
-//! `embassy-executor` task ([`serve`]) on an executor that sleeps with `wfi` between
-//! wake-ups ([`sleep`]); the engine is built at boot, and again from the same flash and
-//! target on a reboot request.
+//! The engine is built at compile time into a static ([`ENGINE`]) and booted there, its
+//! configuration loaded from the flash in place, by [`setup`]; the device loop runs as
+//! one `embassy-executor` task ([`serve`]) on an executor that sleeps with `wfi` between
+//! wake-ups ([`sleep`]).
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
