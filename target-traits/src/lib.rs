@@ -1,9 +1,9 @@
 //! Target-side traits for an `lwm2m-core` device: how it reaches the monitored system
 //! (memory over SWD, registers over Modbus, a serial line...).
 //!
-//! This release defines the error vocabulary and memory access, plus [`RamTarget`], a
-//! simulated memory that tests and desktop ports use until a wired protocol is plugged
-//! in. Modbus, SWD and serial traits follow with the target side.
+//! This release defines the error vocabulary, memory access ([`MemoryAccess`]) with
+//! [`RamTarget`], a simulated memory, and Modbus ([`modbus`]: the tables, the master
+//! access a board provides, the meaning of a server's exceptions).
 //!
 //! Errors follow embedded-hal 1.0: an [`ErrorType`] whose error has a
 //! [`Error::kind`]; [`ErrorKind::status_byte`] is the one place where target failures
@@ -11,6 +11,8 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+
+pub mod modbus;
 
 /// What went wrong while talking to the target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
