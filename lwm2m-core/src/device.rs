@@ -5,7 +5,7 @@ use crate::acl::{Origin, Security, Subject};
 use crate::blob::BlobId;
 use crate::config::{Config, NfcPriority};
 use crate::dispatch::{dispatch, Flow, Position, Resume};
-use crate::io::{self, IoCursor, IoResult, Operation, TargetVar};
+use crate::io::{self, IoCursor, IoResult, Operation, TargetCommand, TargetSettings, TargetVar};
 use crate::object::{Context, Effect, FrameLimits, InlineIo, ObjectSet};
 use crate::session::{Channel, ChannelId, LoginGuard, Session};
 use crate::storage::{ConfigStore, LoadState, NoStore, StoreError};
@@ -129,6 +129,16 @@ impl<T: TargetIo, S: ConfigStore> InlineIo for Parts<T, S> {
 
     fn clear_blob(&mut self, blob: BlobId) -> IoResult {
         io::stored(self.store.clear_blob(blob))
+    }
+
+    fn command(
+        &mut self,
+        settings: &TargetSettings,
+        command: &TargetCommand,
+        input: &[u8],
+        output: &mut [u8],
+    ) -> IoResult {
+        self.target.command(settings, command, input, output)
     }
 }
 

@@ -34,6 +34,52 @@ use crate::storage::{ConfigStore, StoreError};
 use crate::target::TargetIo;
 use crate::wire::ResultCode;
 
+/// The target settings a target operation runs with, from the configuration: the
+/// protocol (`/1027//1`) and the Modbus fields of the protocol configuration
+/// (`/1027//21`). Carried by every target operation, so that a target multiplexer needs
+/// no access to the configuration (an async port performs operations away from it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TargetSettings {
+    /// `/1027//1`: the TargetProtocol (SWD 0, S3P 1, JTAG 2, MODBUS 3, DIRECT_IO 4,
+    /// SERIAL 6, CUSTOM 7, NONE 255); SWD when never written.
+    pub protocol: u8,
+    /// `/1027//21` bits 63–56: the Modbus unit id of requests that give none (unit 0).
+    pub modbus_unit: u8,
+    /// `/1027//21` bit 52: register N is PDU address N − 1 (else N).
+    pub offset_first_register: bool,
+    /// `/1027//21` bits 7–0: the answer timeout, in units of 100 ms (0: the target's
+    /// default).
+    pub timeout: u8,
+}
+
+impl TargetSettings {
+    /// TargetProtocol MODBUS.
+    pub const MODBUS: u8 = 3;
+
+    /// The settings in `config`.
+    pub fn of(config: &Config) -> TargetSettings {
+        let protocol = config
+            .settings
+            .get(1027, 1)
+            .and_then(|value| value.first().copied())
+            .unwrap_or(0);
+        // The serial/Modbus record: a little-endian 64-bit field, its low byte first.
+        match config.settings.get(1027, 21) {
+            Some(&[timeout, _, _, _, _, _, b6, unit, ..]) => TargetSettings {
+                protocol,
+                modbus_unit: unit,
+                offset_first_register: b6 & 0x10 != 0,
+                timeout,
+            },
+            _ => TargetSettings {
+                protocol,
+                ..TargetSettings::default()
+            },
+        }
+    }
+}
+
 /// What a target needs to know of a variable to read or write its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -48,19 +94,29 @@ pub struct TargetVar {
     pub quantity: u16,
     /// Length of the value in bytes (elements × element size).
     pub len: u16,
+    /// The target settings in force.
+    pub settings: TargetSettings,
 }
 
 impl TargetVar {
-    /// The target's view of `var`; `None` if its type has no size or the value is longer
-    /// than any frame.
-    pub fn of(var: &Variable) -> Option<TargetVar> {
+    /// The target's view of `var` under `settings`; `None` if its type has no size or
+    /// the value is longer than any frame.
+    pub fn of(var: &Variable, settings: TargetSettings) -> Option<TargetVar> {
         Some(TargetVar {
             id: var.id,
             address: var.address,
             var_type: var.var_type,
             quantity: var.quantity,
             len: u16::try_from(var.value_len()?).ok()?,
+            settings,
         })
+    }
+
+    /// The size of one element in bytes (1 for BOOLEAN and the 8-bit types).
+    pub fn item_size(&self) -> usize {
+        usize::from(self.len)
+            .checked_div(usize::from(self.quantity))
+            .unwrap_or(0)
     }
 
     /// The address as a big-endian u32 memory address.
@@ -77,6 +133,58 @@ impl TargetVar {
     pub const fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// A command of object 1027 to the target, performed by its multiplexer
+/// ([`TargetIo::command`]): its input is the [`Operation::write_data`] of the request,
+/// its answer the [`Operation::read_buffer`] of the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum TargetCommand {
+    /// `POST /1027//3`: connect to the target with the protocol of the settings.
+    Connect,
+    /// `POST /1027//4`: disconnect.
+    Disconnect,
+    /// `POST /1027//5`: reset the target.
+    Reset,
+    /// `GET /1027//20`: the protocols this board reaches, a mask of TargetProtocol
+    /// values (one byte: the OR of the values, as the client decodes it).
+    AvailableProtocols,
+    /// `GET /1027//38`: `count` items of `table` of server `unit` from `address`, one
+    /// byte each for bits (0 or 1), big-endian words for registers.
+    ModbusRead {
+        /// The table.
+        table: target_traits::modbus::Table,
+        /// The server.
+        unit: u8,
+        /// The PDU address of the first item.
+        address: u16,
+        /// How many items.
+        count: u16,
+    },
+    /// `POST /1027//37`: `count` items written, laid out as [`TargetCommand::ModbusRead`]
+    /// answers them.
+    ModbusWrite {
+        /// The table.
+        table: target_traits::modbus::Table,
+        /// The server.
+        unit: u8,
+        /// The PDU address of the first item.
+        address: u16,
+        /// How many items.
+        count: u16,
+    },
+    /// `GET /1027//33`: bytes of the target's memory from `address`.
+    MemoryRead {
+        /// The first byte's address.
+        address: u32,
+    },
+    /// `POST /1027//33`: bytes written to the target's memory from `address`.
+    MemoryWrite {
+        /// The first byte's address.
+        address: u32,
+    },
 }
 
 /// An I/O operation a request waits on.
@@ -118,6 +226,23 @@ pub enum Operation {
         /// The blob.
         blob: BlobId,
     },
+    /// Run `command` on the target with `settings`: its input is `input_len` bytes of
+    /// the request buffer at `input_at`, its answer `output_len` bytes of the output
+    /// buffer at `output_at` ([`TargetIo::command`]).
+    Target {
+        /// The command.
+        command: TargetCommand,
+        /// The target settings in force.
+        settings: TargetSettings,
+        /// Where the input is in the request buffer.
+        input_at: usize,
+        /// How many bytes of input.
+        input_len: u16,
+        /// Where the answer goes in the output buffer.
+        output_at: usize,
+        /// How many bytes of answer.
+        output_len: u16,
+    },
 }
 
 /// The result of an operation, handed to [`Device::resume`](crate::Device::resume).
@@ -129,6 +254,11 @@ impl Operation {
     pub fn read_buffer<'o>(&self, out: &'o mut [u8]) -> Option<&'o mut [u8]> {
         match *self {
             Operation::ReadTarget { var, at } => out.get_mut(at..at.checked_add(var.len())?),
+            Operation::Target {
+                output_at,
+                output_len,
+                ..
+            } => out.get_mut(output_at..output_at.checked_add(usize::from(output_len))?),
             _ => None,
         }
     }
@@ -142,6 +272,11 @@ impl Operation {
             Operation::AppendBlob { at, len, .. } => {
                 request.get(at..at.checked_add(usize::from(len))?)
             }
+            Operation::Target {
+                input_at,
+                input_len,
+                ..
+            } => request.get(input_at..input_at.checked_add(usize::from(input_len))?),
             _ => None,
         }
     }
@@ -182,6 +317,17 @@ impl Operation {
                 stored(store.append_blob(blob, data))
             }
             Operation::ClearBlob { blob } => stored(store.clear_blob(blob)),
+            Operation::Target {
+                command, settings, ..
+            } => {
+                let input = self
+                    .write_data(request)
+                    .ok_or(ResultCode::InternalServerError)?;
+                let output = self
+                    .read_buffer(out)
+                    .ok_or(ResultCode::InternalServerError)?;
+                target.command(&settings, &command, input, output)
+            }
         }
     }
 }
@@ -278,6 +424,7 @@ mod tests {
             var_type: 0x25,
             quantity: 1,
             len: 4,
+            settings: TargetSettings::default(),
         };
         let mut out = [0u8; 8];
         let read = Operation::ReadTarget { var, at: 6 };

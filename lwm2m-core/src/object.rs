@@ -8,7 +8,7 @@ use crate::acl::{self, Access, Origin, Security, Subject};
 use crate::blob::BlobId;
 use crate::config::{Config, Domain, NfcPriority, Rights};
 use crate::device::State;
-use crate::io::{self, IoCursor, IoResult, Operation, TargetVar};
+use crate::io::{self, IoCursor, IoResult, Operation, TargetCommand, TargetSettings, TargetVar};
 use crate::session::Channel;
 use crate::time::{Duration, Instant};
 use crate::wire::{Body, Method, Request, ResultCode, ABSENT};
@@ -343,6 +343,14 @@ pub(crate) trait InlineIo {
     fn append_blob(&mut self, blob: BlobId, data: &[u8]) -> IoResult;
     /// Empties `blob` in the store.
     fn clear_blob(&mut self, blob: BlobId) -> IoResult;
+    /// Runs `command` on the target ([`crate::target::TargetIo::command`]).
+    fn command(
+        &mut self,
+        settings: &TargetSettings,
+        command: &TargetCommand,
+        input: &[u8],
+        output: &mut [u8],
+    ) -> IoResult;
 }
 
 impl Context<'_> {
@@ -383,6 +391,7 @@ impl Context<'_> {
     /// once the bytes are in place. `A0` if the value does not fit `body`, or if `body`
     /// is not the request's (or nested in it) and the value is in the target.
     pub fn read_value(&mut self, id: u16, body: &mut Body<'_>) -> Result<usize, ResultCode> {
+        let settings = TargetSettings::of(&self.state.config);
         let var = self.state.config.variable(id).ok_or(ResultCode::NotFound)?;
         let len = var.value_len().ok_or(ResultCode::NotAcceptable)?;
         if len > body.remaining() {
@@ -390,7 +399,7 @@ impl Context<'_> {
         }
         match var.domain() {
             Domain::Target => {
-                let var = TargetVar::of(var).ok_or(ResultCode::NotAcceptable)?;
+                let var = TargetVar::of(var, settings).ok_or(ResultCode::NotAcceptable)?;
                 // Only a body of the response can receive a read made later: a body over
                 // a buffer of the handler's own is refused on every board alike.
                 let at = body
@@ -428,6 +437,7 @@ impl Context<'_> {
     /// [`Operation::WriteTarget`] the request waits on: `data` must lie in the request
     /// (the payload of the request or of its item), else `A0`, on every board alike.
     pub fn write_value(&mut self, id: u16, data: &[u8]) -> Result<(), ResultCode> {
+        let settings = TargetSettings::of(&self.state.config);
         let var = self
             .state
             .config
@@ -438,7 +448,7 @@ impl Context<'_> {
         }
         match var.domain() {
             Domain::Target => {
-                let var = TargetVar::of(var).ok_or(ResultCode::NotAcceptable)?;
+                let var = TargetVar::of(var, settings).ok_or(ResultCode::NotAcceptable)?;
                 // Only bytes of the request can be written later: other bytes are refused
                 // on every board alike.
                 let at =
@@ -455,6 +465,49 @@ impl Context<'_> {
             }
             Domain::Gpio => Err(ResultCode::NotImplemented),
         }
+    }
+
+    /// Runs `command` on the target with the settings of the configuration, its input
+    /// `input` (which must lie in the request, else `A0`), its answer of `answer_len`
+    /// bytes appended to `body` (`A0` if it does not fit, or if `body` is not the
+    /// response's). The command is a [`TargetCommand`] operation the request waits on
+    /// ([`crate::io`]): propagate the error, the handler runs again once it is done.
+    pub fn target_command(
+        &mut self,
+        command: TargetCommand,
+        input: &[u8],
+        answer_len: usize,
+        body: &mut Body<'_>,
+    ) -> Result<(), ResultCode> {
+        let settings = TargetSettings::of(&self.state.config);
+        if answer_len > body.remaining() {
+            return Err(ResultCode::InternalServerError);
+        }
+        let input_at = io::offset_in(self.request, input).ok_or(ResultCode::InternalServerError)?;
+        let output_at = body
+            .response_offset()
+            .ok_or(ResultCode::InternalServerError)?;
+        match self.inline.as_mut() {
+            Some(io) => {
+                let out = body
+                    .spare()
+                    .get_mut(..answer_len)
+                    .ok_or(ResultCode::InternalServerError)?;
+                io.command(&settings, &command, input, out)?;
+            }
+            None => self.io.ask(Operation::Target {
+                command,
+                settings,
+                input_at,
+                input_len: u16::try_from(input.len())
+                    .map_err(|_| ResultCode::InternalServerError)?,
+                output_at,
+                output_len: u16::try_from(answer_len)
+                    .map_err(|_| ResultCode::InternalServerError)?,
+            })?,
+        }
+        body.advance(answer_len)?;
+        Ok(())
     }
 
     /// Sets whether NFC takes the session over until the next reboot (`POST /1024//24`).

@@ -2,24 +2,47 @@
 //! operations of a request with. In-device variables live in the configuration image and
 //! need no target.
 //!
-//! The target multiplexer (SWD, Modbus, serial...) implements [`TargetIo`]; until one is
-//! plugged in, [`MemoryTarget`] adapts any [`target_traits::MemoryAccess`] (such as the
-//! simulated [`target_traits::RamTarget`]).
+//! [`TargetMux`] is the target multiplexer: it reaches the target with the protocol the
+//! configuration selects (`/1027//1`, carried by every operation in its
+//! [`TargetSettings`]) over what the board provides — memory access (SWD, JTAG, S3P,
+//! direct I/O, a simulation: [`target_traits::MemoryAccess`]) and a Modbus master
+//! ([`target_traits::modbus::Modbus`]); a protocol the board lacks answers `BB`.
+//! [`MemoryTarget`] adapts one memory access alone.
 
-use target_traits::MemoryAccess;
+use target_traits::modbus::{Modbus, Table};
+use target_traits::{ErrorKind, MemoryAccess};
 
-pub use crate::io::TargetVar;
+pub use crate::io::{TargetCommand, TargetSettings, TargetVar};
 use crate::wire::ResultCode;
+pub use target_traits::modbus::Table as ModbusTable;
 
-/// Reads and writes the values of target-domain variables: what a port performs for
-/// [`Operation::ReadTarget`](crate::io::Operation::ReadTarget) and
-/// [`Operation::WriteTarget`](crate::io::Operation::WriteTarget).
+/// Reads and writes the values of target-domain variables, and runs the commands of
+/// object 1027: what a port performs [`Operation::ReadTarget`], [`Operation::WriteTarget`]
+/// and [`Operation::Target`] with.
+///
+/// [`Operation::ReadTarget`]: crate::io::Operation::ReadTarget
+/// [`Operation::WriteTarget`]: crate::io::Operation::WriteTarget
+/// [`Operation::Target`]: crate::io::Operation::Target
 pub trait TargetIo {
     /// Reads the value of `var` into `buf` (exactly `var.len()` bytes).
     fn read(&mut self, var: &TargetVar, buf: &mut [u8]) -> Result<(), ResultCode>;
 
     /// Writes `data` (exactly `var.len()` bytes) as the value of `var`.
     fn write(&mut self, var: &TargetVar, data: &[u8]) -> Result<(), ResultCode>;
+
+    /// Runs `command` with `settings`: `input` from the request, the answer into
+    /// `output` (exactly the bytes the command answers). By default every command is
+    /// `BB`: the target does not do it.
+    fn command(
+        &mut self,
+        settings: &TargetSettings,
+        command: &TargetCommand,
+        input: &[u8],
+        output: &mut [u8],
+    ) -> Result<(), ResultCode> {
+        let _ = (settings, command, input, output);
+        Err(ResultCode::TargetProtocolNotImplemented)
+    }
 }
 
 /// No target connected: target variables answer `A5`.
@@ -36,8 +59,8 @@ impl TargetIo for NoTarget {
     }
 }
 
-/// A target reached through byte-addressed memory access: the variable address is a u32
-/// memory address, values are copied as they are.
+/// A target reached through byte-addressed memory access alone: the variable address is
+/// a u32 memory address, values are copied as they are, whatever the protocol.
 #[derive(Debug)]
 pub struct MemoryTarget<M>(pub M);
 
@@ -54,5 +77,318 @@ impl<M: MemoryAccess> TargetIo for MemoryTarget<M> {
 
     fn write(&mut self, var: &TargetVar, data: &[u8]) -> Result<(), ResultCode> {
         self.0.write(var.address_u32(), data).map_err(status_of)
+    }
+}
+
+/// A board without this kind of access (the protocol answers `BB`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Absent;
+
+impl target_traits::ErrorType for Absent {
+    type Error = ErrorKind;
+}
+
+impl MemoryAccess for Absent {
+    fn read(&mut self, _: u32, _: &mut [u8]) -> Result<(), ErrorKind> {
+        Err(ErrorKind::NotImplemented)
+    }
+
+    fn write(&mut self, _: u32, _: &[u8]) -> Result<(), ErrorKind> {
+        Err(ErrorKind::NotImplemented)
+    }
+}
+
+impl Modbus for Absent {
+    fn read(&mut self, _: u8, _: Table, _: u16, _: u16, _: &mut [u8]) -> Result<(), ErrorKind> {
+        Err(ErrorKind::NotImplemented)
+    }
+
+    fn write(&mut self, _: u8, _: Table, _: u16, _: u16, _: &[u8]) -> Result<(), ErrorKind> {
+        Err(ErrorKind::NotImplemented)
+    }
+}
+
+/// TargetProtocol values reached through memory access: SWD 0, S3P 1, JTAG 2,
+/// DIRECT_IO 4.
+const MEMORY_PROTOCOLS: [u8; 4] = [0, 1, 2, 4];
+
+/// The target multiplexer: the protocol of each operation's settings selects the
+/// access it runs over, memory `M` or Modbus `B`, either of which the board may lack
+/// (`None`: the protocol answers `BB`).
+///
+/// - Memory protocols (SWD, S3P, JTAG, DIRECT_IO): a variable's address is a u32 memory
+///   address, its value copied as it is; `GET`/`POST /1027//33` read and write memory.
+/// - MODBUS: a variable's address is `function | unit | register u16` (unit 0: the
+///   settings' unit; with `offset_first_register`, register N is PDU address N − 1); a
+///   register variable takes `⌈len / 2⌉` consecutive registers, most significant word
+///   first, a coil or discrete input variable one bit per element (one byte each, 0 or
+///   1). `GET /1027//38`, `POST /1027//37` reach any server.
+/// - Any other protocol: `BB`.
+#[derive(Debug, Default)]
+pub struct TargetMux<M = Absent, B = Absent> {
+    /// Memory access (SWD, JTAG, S3P, direct I/O), if the board has it.
+    pub memory: Option<M>,
+    /// The Modbus master, if the board has one.
+    pub modbus: Option<B>,
+}
+
+impl<M, B> TargetMux<M, B> {
+    /// The multiplexer over `memory` and `modbus`.
+    pub const fn new(memory: Option<M>, modbus: Option<B>) -> Self {
+        TargetMux { memory, modbus }
+    }
+
+    /// `/1027//20`: the protocols reached, as the client decodes the byte (the OR of
+    /// their values: SWD, 0, adds nothing; MODBUS, 3, is bits 0 and 1).
+    pub fn available(&self) -> u8 {
+        let memory = if self.memory.is_some() {
+            MEMORY_PROTOCOLS.iter().fold(0, |mask, p| mask | p)
+        } else {
+            0
+        };
+        let modbus = if self.modbus.is_some() {
+            TargetSettings::MODBUS
+        } else {
+            0
+        };
+        memory | modbus
+    }
+}
+
+/// The table, unit and first PDU address of a Modbus variable's address.
+fn modbus_place(var: &TargetVar) -> Result<(Table, u8, u16), ResultCode> {
+    let [function, unit, hi, lo] = var.address;
+    let table = Table::from_function(function).ok_or(ResultCode::TargetProtocolWrongParam)?;
+    let unit = if unit == 0 {
+        var.settings.modbus_unit
+    } else {
+        unit
+    };
+    let register = u16::from_be_bytes([hi, lo]);
+    let address = if var.settings.offset_first_register {
+        register
+            .checked_sub(1)
+            .ok_or(ResultCode::TargetProtocolWrongParam)?
+    } else {
+        register
+    };
+    Ok((table, unit, address))
+}
+
+/// How many items of `table` a value of `len` bytes is: a register holds two bytes, a
+/// bit one (as one byte, 0 or 1).
+fn items(table: Table, len: usize) -> Result<u16, ResultCode> {
+    let count = if table.is_bits() {
+        len
+    } else {
+        len.div_ceil(2)
+    };
+    u16::try_from(count).map_err(|_| ResultCode::TargetProtocolWrongParam)
+}
+
+/// Most bytes a Modbus transfer of bits packs into (2000 bits).
+const PACKED: usize = (target_traits::modbus::MAX_READ_BITS as usize).div_ceil(8);
+
+impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
+    /// The memory access: `BB` if the board has none.
+    fn memory(&mut self) -> Result<&mut M, ResultCode> {
+        self.memory
+            .as_mut()
+            .ok_or(ResultCode::TargetProtocolNotImplemented)
+    }
+
+    /// The Modbus master: `BB` if the board has none.
+    fn modbus(&mut self) -> Result<&mut B, ResultCode> {
+        self.modbus
+            .as_mut()
+            .ok_or(ResultCode::TargetProtocolNotImplemented)
+    }
+
+    /// Reads `count` items of `table` into `out` as the object answers them: bits one
+    /// byte each, registers as they come.
+    fn modbus_read(
+        &mut self,
+        table: Table,
+        unit: u8,
+        address: u16,
+        count: u16,
+        out: &mut [u8],
+    ) -> Result<(), ResultCode> {
+        if !table.readable_count(count) || out.len() != item_bytes(table, count) {
+            return Err(ResultCode::TargetProtocolWrongParam);
+        }
+        if !table.is_bits() {
+            return self
+                .modbus()?
+                .read(unit, table, address, count, out)
+                .map_err(status_of);
+        }
+        let mut packed = [0u8; PACKED];
+        let packed = packed
+            .get_mut(..table.byte_len(count))
+            .ok_or(ResultCode::TargetProtocolWrongParam)?;
+        self.modbus()?
+            .read(unit, table, address, count, packed)
+            .map_err(status_of)?;
+        for (i, item) in out.iter_mut().enumerate() {
+            let byte = packed.get(i / 8).copied().unwrap_or(0);
+            *item = (byte >> (i % 8)) & 1;
+        }
+        Ok(())
+    }
+
+    /// Writes `count` items of `table` from `data`, laid out as [`Self::modbus_read`]
+    /// answers them (a bit item is 0 or not).
+    fn modbus_write(
+        &mut self,
+        table: Table,
+        unit: u8,
+        address: u16,
+        count: u16,
+        data: &[u8],
+    ) -> Result<(), ResultCode> {
+        if !table.writable_count(count) || data.len() != item_bytes(table, count) {
+            return Err(ResultCode::TargetProtocolWrongParam);
+        }
+        if !table.is_bits() {
+            return self
+                .modbus()?
+                .write(unit, table, address, count, data)
+                .map_err(status_of);
+        }
+        let mut packed = [0u8; PACKED];
+        for (i, item) in data.iter().enumerate() {
+            if *item != 0 {
+                if let Some(byte) = packed.get_mut(i / 8) {
+                    *byte |= 1 << (i % 8);
+                }
+            }
+        }
+        let packed = packed
+            .get(..table.byte_len(count))
+            .ok_or(ResultCode::TargetProtocolWrongParam)?;
+        self.modbus()?
+            .write(unit, table, address, count, packed)
+            .map_err(status_of)
+    }
+
+    /// A register variable whose value is not whole registers (an 8-bit type): read
+    /// into whole registers, its bytes the first ones.
+    fn read_registers_of(
+        &mut self,
+        table: Table,
+        unit: u8,
+        address: u16,
+        buf: &mut [u8],
+    ) -> Result<(), ResultCode> {
+        let count = items(table, buf.len())?;
+        if buf.len().is_multiple_of(2) {
+            return self.modbus_read(table, unit, address, count, buf);
+        }
+        let mut words = [0u8; 2 * target_traits::modbus::MAX_READ_REGISTERS as usize];
+        let words = words
+            .get_mut(..2 * usize::from(count))
+            .ok_or(ResultCode::TargetProtocolWrongParam)?;
+        self.modbus_read(table, unit, address, count, words)?;
+        let n = buf.len();
+        buf.copy_from_slice(words.get(..n).ok_or(ResultCode::TargetProtocolWrongParam)?);
+        Ok(())
+    }
+}
+
+/// Bytes of `count` items as the object lays them out: one a bit, two a register.
+fn item_bytes(table: Table, count: u16) -> usize {
+    if table.is_bits() {
+        usize::from(count)
+    } else {
+        2 * usize::from(count)
+    }
+}
+
+impl<M: MemoryAccess, B: Modbus> TargetIo for TargetMux<M, B> {
+    fn read(&mut self, var: &TargetVar, buf: &mut [u8]) -> Result<(), ResultCode> {
+        match var.settings.protocol {
+            p if MEMORY_PROTOCOLS.contains(&p) => self
+                .memory()?
+                .read(var.address_u32(), buf)
+                .map_err(status_of),
+            TargetSettings::MODBUS => {
+                let (table, unit, address) = modbus_place(var)?;
+                if table.is_bits() {
+                    let count = items(table, buf.len())?;
+                    self.modbus_read(table, unit, address, count, buf)
+                } else {
+                    self.read_registers_of(table, unit, address, buf)
+                }
+            }
+            _ => Err(ResultCode::TargetProtocolNotImplemented),
+        }
+    }
+
+    fn write(&mut self, var: &TargetVar, data: &[u8]) -> Result<(), ResultCode> {
+        match var.settings.protocol {
+            p if MEMORY_PROTOCOLS.contains(&p) => self
+                .memory()?
+                .write(var.address_u32(), data)
+                .map_err(status_of),
+            TargetSettings::MODBUS => {
+                let (table, unit, address) = modbus_place(var)?;
+                // A register holds two bytes: an 8-bit value has no register of its own
+                // to write without changing the other byte.
+                if !table.is_bits() && !data.len().is_multiple_of(2) {
+                    return Err(ResultCode::TargetProtocolWrongParam);
+                }
+                let count = items(table, data.len())?;
+                self.modbus_write(table, unit, address, count, data)
+            }
+            _ => Err(ResultCode::TargetProtocolNotImplemented),
+        }
+    }
+
+    fn command(
+        &mut self,
+        settings: &TargetSettings,
+        command: &TargetCommand,
+        input: &[u8],
+        output: &mut [u8],
+    ) -> Result<(), ResultCode> {
+        let memory = MEMORY_PROTOCOLS.contains(&settings.protocol);
+        let modbus = settings.protocol == TargetSettings::MODBUS;
+        let reached = (memory && self.memory.is_some()) || (modbus && self.modbus.is_some());
+        match *command {
+            TargetCommand::AvailableProtocols => {
+                let [mask] = output else {
+                    return Err(ResultCode::InternalServerError);
+                };
+                *mask = self.available();
+                Ok(())
+            }
+            // Connecting checks that the board reaches the protocol: a Modbus server is
+            // reached by the next transaction (a TCP master reconnects on its own).
+            TargetCommand::Connect | TargetCommand::Disconnect | TargetCommand::Reset
+                if reached =>
+            {
+                Ok(())
+            }
+            TargetCommand::ModbusRead {
+                table,
+                unit,
+                address,
+                count,
+            } if modbus => self.modbus_read(table, unit, address, count, output),
+            TargetCommand::ModbusWrite {
+                table,
+                unit,
+                address,
+                count,
+            } if modbus => self.modbus_write(table, unit, address, count, input),
+            TargetCommand::MemoryRead { address } if memory => {
+                self.memory()?.read(address, output).map_err(status_of)
+            }
+            TargetCommand::MemoryWrite { address } if memory => {
+                self.memory()?.write(address, input).map_err(status_of)
+            }
+            _ => Err(ResultCode::TargetProtocolNotImplemented),
+        }
     }
 }

@@ -1,11 +1,16 @@
-//! Object 1027, Target (`objects.md` object 1027 and §6.4). This release keeps the
-//! target configuration (protocol, core type, firmware version, voltages, page size,
-//! protocol configuration) from a declarative table; connection, memory, Modbus and raw
-//! access arrive with the target side and answer `A1` until then.
+//! Object 1027, Target (`objects.md` object 1027 and §6.4, spec decision 13): the target
+//! configuration (protocol, core type, firmware version, voltages, page size, protocol
+//! configuration) from a declarative table, and the commands the target multiplexer
+//! runs (`lwm2m_core::target::TargetMux`): connect, disconnect, reset, is-connected
+//! (`/3`, `/4`, `/5`), the available protocols (`/20`), memory read and write (`/33`,
+//! `MemoryInfo`), Modbus read and write (`/38`, `/37`, `ModbusOptions`). Raw exchange,
+//! communication statistics and the TapNPass resources answer `A1`.
 
 use lwm2m_core::acl::Access::{self, Admin, User};
+use lwm2m_core::config::Config;
 use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
-use lwm2m_core::wire::{Body, Method, Request};
+use lwm2m_core::target::{ModbusTable as Table, TargetCommand, TargetSettings};
+use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
 use crate::settings::{self, EnumValues, Kind, Setting, SettingDef};
 use crate::unlisted::{self, Unprovided};
@@ -15,19 +20,16 @@ pub const ID: u16 = 1027;
 
 /// Resources of object 1027 with the client's method names.
 const OTHER_RESOURCES: &[ResourceDef] = &[
-    ResourceDef::single(3)
-        .get(Admin)
-        .post(Admin)
-        .not_implemented(), // isConnected, connect
-    ResourceDef::single(4).post(Admin).not_implemented(), // disconnect
-    ResourceDef::single(5).post(Admin).not_implemented(), // reset
-    ResourceDef::single(7).get(Admin).not_implemented(),  // getVcc
+    ResourceDef::single(3).get(Admin).post(Admin).answers(1), // isConnected, connect
+    ResourceDef::single(4).post(Admin),                       // disconnect
+    ResourceDef::single(5).post(Admin),                       // reset
+    ResourceDef::single(7).get(Admin).not_implemented(),      // getVcc
     ResourceDef::single(11)
         .get(Admin)
         .post(Admin)
         .not_implemented(), // getComStats, clearComStats
-    ResourceDef::single(20).get(Admin).not_implemented(), // getAvailableProtocols
-    ResourceDef::single(30).post(Admin).not_implemented(), // postResetKeep
+    ResourceDef::single(20).get(Admin).answers(1),            // getAvailableProtocols
+    ResourceDef::single(30).post(Admin).not_implemented(),    // postResetKeep
     ResourceDef::single(31)
         .get(Admin)
         .post(Admin)
@@ -36,20 +38,19 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
         .get(Admin)
         .post(Admin)
         .not_implemented(), // getRegisterAccess, postRegisterAccess
-    ResourceDef::single(33)
-        .get(Admin)
-        .post(Admin)
-        .not_implemented(), // readAddress, writeAddress
+    // readAddress, writeAddress: the answer's size is the request's (`answer_bound`).
+    ResourceDef::single(33).get(Admin).post(Admin),
     ResourceDef::single(34)
         .get(Admin)
         .post(Admin)
         .not_implemented(), // sendReceive, send
     ResourceDef::single(35).get(Admin).not_implemented(), // readBytes
     ResourceDef::single(36).get(Admin).not_implemented(), // getStatus
-    ResourceDef::single(37).post(Admin).not_implemented(), // modbusWrite
-    ResourceDef::single(38).get(Admin).not_implemented(), // modbusRead
+    ResourceDef::single(37).post(Admin),                  // modbusWrite
+    // modbusRead: the answer's size is the request's (`answer_bound`).
+    ResourceDef::single(38).get(Admin),
     ResourceDef::single(39).post(Admin).not_implemented(), // postAction
-    ResourceDef::single(40).get(Admin).not_implemented(), // getSubProtocol
+    ResourceDef::single(40).get(Admin).not_implemented(),  // getSubProtocol
     ResourceDef::single(41)
         .get(Admin)
         .post(Admin)
@@ -58,7 +59,7 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
         .get(Admin)
         .post(Admin)
         .not_implemented(), // getControlOut, setAdpControlOut
-    ResourceDef::single(43).get(Admin).not_implemented(), // getReceivedCount
+    ResourceDef::single(43).get(Admin).not_implemented(),  // getReceivedCount
 ];
 
 /// Configuration values of object 1027 (`objects.md` object 1027 and §6.4, the enums of
@@ -98,14 +99,82 @@ pub const UNLISTED: &[Unprovided] =
 /// The run-time lines of the [`SETTINGS`] this build carries.
 pub const SETTING_LINES: &[Setting] = &settings::lines::<{ settings::carried(SETTINGS) }>(SETTINGS);
 
+/// Bytes of a `ModbusOptions` or a `MemoryInfo`.
+const OPTIONS_LEN: usize = 9;
+
+/// A `ModbusOptions` body (`objectType | slave | address u16 | length u32 | format`) as a
+/// command: the unit and the address as the settings make them (spec decision 13).
+fn modbus_options(
+    payload: &[u8],
+    settings: &TargetSettings,
+) -> Result<(Table, u8, u16, u16), ResultCode> {
+    let &[object_type, slave, a0, a1, l0, l1, l2, l3, _format] = payload
+        .get(..OPTIONS_LEN)
+        .ok_or(ResultCode::NotAcceptable)?
+    else {
+        return Err(ResultCode::NotAcceptable);
+    };
+    let table = Table::from_object_type(object_type).ok_or(ResultCode::NotAcceptable)?;
+    let unit = if slave == 0 {
+        settings.modbus_unit
+    } else {
+        slave
+    };
+    let register = u16::from_be_bytes([a0, a1]);
+    let address = if settings.offset_first_register {
+        register.checked_sub(1).ok_or(ResultCode::NotAcceptable)?
+    } else {
+        register
+    };
+    let count = u16::try_from(u32::from_be_bytes([l0, l1, l2, l3]))
+        .map_err(|_| ResultCode::NotAcceptable)?;
+    Ok((table, unit, address, count))
+}
+
+/// Bytes of `count` items of `table` as `/38` answers them and `/37` takes them: one a
+/// bit (0 or 1), two a register.
+fn modbus_bytes(table: Table, count: u16) -> usize {
+    if table.is_bits() {
+        usize::from(count)
+    } else {
+        2 * usize::from(count)
+    }
+}
+
+/// A `MemoryInfo` body (`address u32 | length u32 (items) | format`): the address and
+/// the bytes it covers (format `VariableFormat`: 1 bit and 8 bits one byte an item, 16
+/// bits two, 32 bits four).
+fn memory_info(payload: &[u8]) -> Result<(u32, usize), ResultCode> {
+    let &[a0, a1, a2, a3, l0, l1, l2, l3, format] = payload
+        .get(..OPTIONS_LEN)
+        .ok_or(ResultCode::NotAcceptable)?
+    else {
+        return Err(ResultCode::NotAcceptable);
+    };
+    let size = match format {
+        0 | 1 => 1,
+        2 => 2,
+        3 => 4,
+        _ => return Err(ResultCode::NotAcceptable),
+    };
+    let items = usize::try_from(u32::from_be_bytes([l0, l1, l2, l3]))
+        .map_err(|_| ResultCode::NotAcceptable)?;
+    let len = items.checked_mul(size).ok_or(ResultCode::NotAcceptable)?;
+    Ok((u32::from_be_bytes([a0, a1, a2, a3]), len))
+}
+
 /// Object 1027.
 #[derive(Debug, Default)]
-pub struct TargetObject;
+pub struct TargetObject {
+    /// `GET /1027//3`: a connect succeeded since the last disconnect (not kept across a
+    /// reboot).
+    connected: bool,
+}
 
 impl TargetObject {
     /// Object 1027.
     pub const fn new() -> Self {
-        TargetObject
+        TargetObject { connected: false }
     }
 }
 
@@ -127,12 +196,83 @@ impl Object for TargetObject {
         settings::forget_unserved(config, ID, SETTING_LINES);
     }
 
+    /// `/33` and `/38` answer what their request asks for.
+    fn answer_bound(&self, config: &Config, req: &Request<'_>) -> usize {
+        match (req.path.resource, req.method) {
+            (33, Method::Get) => memory_info(req.payload).map_or(0, |(_, len)| len),
+            (38, Method::Get) => modbus_options(req.payload, &TargetSettings::of(config))
+                .map_or(0, |(table, _, _, count)| modbus_bytes(table, count)),
+            _ => lwm2m_core::object::default_bound(self.resources(), req),
+        }
+    }
+
     fn handle(
         &mut self,
         ctx: &mut Context<'_>,
         req: &Request<'_>,
         body: &mut Body<'_>,
     ) -> HandlerResult {
-        settings::handle_in(SETTING_LINES, ctx, ID, req, body)
+        let none = req.payload.get(..0).unwrap_or_default();
+        let command = |command| (command, none, 0);
+        let (command, input, answer) = match (req.path.resource, req.method) {
+            (3, Method::Get) => {
+                body.push_u8(u8::from(self.connected))?;
+                return Ok(ResultCode::Ok);
+            }
+            (3, Method::Post) => command(TargetCommand::Connect),
+            (4, Method::Post) => command(TargetCommand::Disconnect),
+            (5, Method::Post) => command(TargetCommand::Reset),
+            (20, Method::Get) => (TargetCommand::AvailableProtocols, none, 1),
+            (33, method) => {
+                let (address, len) = memory_info(req.payload)?;
+                let data = req.payload.get(OPTIONS_LEN..).unwrap_or_default();
+                match method {
+                    Method::Get if data.is_empty() => {
+                        (TargetCommand::MemoryRead { address }, none, len)
+                    }
+                    Method::Post if data.len() == len => {
+                        (TargetCommand::MemoryWrite { address }, data, 0)
+                    }
+                    _ => return Err(ResultCode::NotAcceptable),
+                }
+            }
+            (37 | 38, method) => {
+                let settings = TargetSettings::of(ctx.config());
+                let (table, unit, address, count) = modbus_options(req.payload, &settings)?;
+                let data = req.payload.get(OPTIONS_LEN..).unwrap_or_default();
+                let len = modbus_bytes(table, count);
+                match method {
+                    Method::Get if data.is_empty() => (
+                        TargetCommand::ModbusRead {
+                            table,
+                            unit,
+                            address,
+                            count,
+                        },
+                        none,
+                        len,
+                    ),
+                    Method::Post if data.len() == len => (
+                        TargetCommand::ModbusWrite {
+                            table,
+                            unit,
+                            address,
+                            count,
+                        },
+                        data,
+                        0,
+                    ),
+                    _ => return Err(ResultCode::NotAcceptable),
+                }
+            }
+            _ => return settings::handle_in(SETTING_LINES, ctx, ID, req, body),
+        };
+        let done = ctx.target_command(command, input, answer, body);
+        match command {
+            TargetCommand::Connect => self.connected = done.is_ok(),
+            TargetCommand::Disconnect if done.is_ok() => self.connected = false,
+            _ => {}
+        }
+        done.map(|()| ResultCode::Ok)
     }
 }

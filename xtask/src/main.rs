@@ -174,6 +174,8 @@ fn test() -> Result {
             "--test",
             "boot",
             "--test",
+            "target_mux",
+            "--test",
             "declarations",
         ])
         .args([

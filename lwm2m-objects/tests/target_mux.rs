@@ -1,0 +1,327 @@
+//! Object 1027 and target variables through the target multiplexer
+//! (`lwm2m_core::target::TargetMux`): the protocol of `/1027//1` selects memory access or
+//! Modbus, `/1027//21` gives the Modbus unit and register numbering, Modbus server
+//! exceptions become `B*` codes, a protocol the board lacks answers `BB`.
+//!
+//! The Modbus side is an in-memory register bank here; `ports/linux/tests/modbus.rs`
+//! runs the same objects against a real Modbus server.
+
+mod common;
+use common::*;
+use lwm2m_core::target::{ModbusTable as Table, TargetMux};
+use target_traits::modbus::{self, Modbus};
+use target_traits::{ErrorKind, ErrorType, RamTarget};
+
+/// A Modbus server's tables, for unit 1 only: 256 of each.
+struct Bank {
+    coils: [bool; 256],
+    discrete: [bool; 256],
+    holding: [u16; 256],
+    input: [u16; 256],
+    transactions: usize,
+}
+
+impl Bank {
+    fn new() -> Bank {
+        let mut bank = Bank {
+            coils: [false; 256],
+            discrete: [false; 256],
+            holding: [0; 256],
+            input: [0; 256],
+            transactions: 0,
+        };
+        for i in 0..256 {
+            bank.holding[i] = 0x1000 + i as u16;
+            bank.input[i] = 0x2000 + i as u16;
+            bank.discrete[i] = i % 3 == 0;
+        }
+        bank
+    }
+}
+
+impl ErrorType for Bank {
+    type Error = ErrorKind;
+}
+
+impl Modbus for Bank {
+    fn read(
+        &mut self,
+        unit: u8,
+        table: Table,
+        address: u16,
+        count: u16,
+        out: &mut [u8],
+    ) -> Result<(), ErrorKind> {
+        modbus::check(table, count, out.len(), false)?;
+        self.transactions += 1;
+        if unit != 1 {
+            return Err(ErrorKind::Unreachable);
+        }
+        let range = usize::from(address)..usize::from(address) + usize::from(count);
+        if range.end > 256 {
+            return Err(modbus::exception_kind(0x02));
+        }
+        out.fill(0);
+        for (i, at) in range.enumerate() {
+            match table {
+                Table::Coils | Table::DiscreteInputs => {
+                    let bits = if table == Table::Coils {
+                        &self.coils
+                    } else {
+                        &self.discrete
+                    };
+                    if bits[at] {
+                        out[i / 8] |= 1 << (i % 8);
+                    }
+                }
+                Table::HoldingRegisters | Table::InputRegisters => {
+                    let words = if table == Table::HoldingRegisters {
+                        &self.holding
+                    } else {
+                        &self.input
+                    };
+                    out[2 * i..2 * i + 2].copy_from_slice(&words[at].to_be_bytes());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write(
+        &mut self,
+        unit: u8,
+        table: Table,
+        address: u16,
+        count: u16,
+        data: &[u8],
+    ) -> Result<(), ErrorKind> {
+        modbus::check(table, count, data.len(), true)?;
+        self.transactions += 1;
+        if unit != 1 {
+            return Err(ErrorKind::Unreachable);
+        }
+        let range = usize::from(address)..usize::from(address) + usize::from(count);
+        if range.end > 256 {
+            return Err(modbus::exception_kind(0x02));
+        }
+        for (i, at) in range.enumerate() {
+            match table {
+                Table::Coils => self.coils[at] = data[i / 8] >> (i % 8) & 1 != 0,
+                _ => self.holding[at] = u16::from_be_bytes([data[2 * i], data[2 * i + 1]]),
+            }
+        }
+        Ok(())
+    }
+}
+
+type Mux = TargetMux<RamTarget<64>, Bank>;
+
+fn harness(memory: bool, modbus: bool) -> Harness<Mux> {
+    let mut h = Harness::with_target(TargetMux::new(
+        memory.then(|| RamTarget::new(0x2000_0000)),
+        modbus.then(Bank::new),
+    ));
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+    h
+}
+
+fn frame(method: u8, object: u16, resource: u16, payload: &str) -> String {
+    to_hex(&request_apdu(
+        method,
+        object,
+        0xFFFF,
+        resource,
+        &hex(payload),
+    ))
+}
+
+/// `PUT /1027//1` and `POST /1027//3`: MODBUS selected and connected.
+fn modbus_connected(h: &mut Harness<Mux>) {
+    assert_eq!(h.tx(&frame(3, 1027, 1, "03")), "009000");
+    assert_eq!(h.tx(&frame(2, 1027, 3, "")), "009000");
+    assert_eq!(h.tx(&frame(1, 1027, 3, "")), "00019000");
+}
+
+#[test]
+fn the_available_protocols_are_what_the_board_has() {
+    // Memory only: S3P, JTAG, DIRECT_IO (SWD is 0), as the client decodes the mask.
+    assert_eq!(harness(true, false).tx(&frame(1, 1027, 20, "")), "00079000");
+    assert_eq!(harness(false, true).tx(&frame(1, 1027, 20, "")), "00039000");
+    assert_eq!(
+        harness(false, false).tx(&frame(1, 1027, 20, "")),
+        "00009000"
+    );
+}
+
+#[test]
+fn connecting_needs_a_protocol_the_board_reaches() {
+    let mut h = harness(true, false);
+    assert_eq!(h.tx(&frame(1, 1027, 3, "")), "00009000");
+    assert_eq!(h.tx(&frame(3, 1027, 1, "03")), "009000");
+    assert_eq!(h.tx(&frame(2, 1027, 3, "")), "bb9000");
+    assert_eq!(h.tx(&frame(1, 1027, 3, "")), "00009000");
+    // SWD over the memory access.
+    assert_eq!(h.tx(&frame(3, 1027, 1, "00")), "009000");
+    assert_eq!(h.tx(&frame(2, 1027, 3, "")), "009000");
+    assert_eq!(h.tx(&frame(1, 1027, 3, "")), "00019000");
+    assert_eq!(h.tx(&frame(2, 1027, 4, "")), "009000");
+    assert_eq!(h.tx(&frame(1, 1027, 3, "")), "00009000");
+}
+
+#[test]
+fn modbus_reads_and_writes_through_modbus_options() {
+    let mut h = harness(false, true);
+    modbus_connected(&mut h);
+    // 2 holding registers at 100 of unit 1 (objects.md §6.4).
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "03 01 0064 00000002 02")),
+        "0010641065 9000".replace(' ', "")
+    );
+    // Coil 5 of unit 1 set, then 8 coils from 0 read: one byte each.
+    assert_eq!(
+        h.tx(&frame(2, 1027, 37, "01 01 0005 00000001 00 01")),
+        "009000"
+    );
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "01 01 0000 00000008 00")),
+        "0000000000000100009000"
+    );
+    // Holding registers written, read back.
+    assert_eq!(
+        h.tx(&frame(2, 1027, 37, "03 01 000a 00000002 02 beef cafe")),
+        "009000"
+    );
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "03 01 000a 00000002 02")),
+        "00beefcafe9000"
+    );
+    // Input registers and discrete inputs are read only.
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "04 01 0003 00000001 02")),
+        "0020039000"
+    );
+    assert_eq!(
+        h.tx(&frame(2, 1027, 37, "04 01 0003 00000001 02 0001")),
+        "b39000"
+    );
+    // A register the server lacks: its exception (illegal data address), B3.
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "03 01 00ff 00000002 02")),
+        "b39000"
+    );
+    // A server that is not there: A5.
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "03 07 0000 00000001 02")),
+        "a59000"
+    );
+    // Bodies of the wrong size, counts beyond the protocol's.
+    assert_eq!(h.tx(&frame(1, 1027, 38, "03 01 0000 0000")), "869000");
+    assert_eq!(
+        h.tx(&frame(2, 1027, 37, "03 01 0000 00000002 02 0001")),
+        "869000"
+    );
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "03 01 0000 0000007e 02")),
+        "b39000"
+    );
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "07 01 0000 00000001 02")),
+        "869000"
+    );
+}
+
+#[test]
+fn the_protocol_configuration_gives_the_unit_and_the_register_numbering() {
+    let mut h = harness(false, true);
+    modbus_connected(&mut h);
+    // Unit 0 in the options: the configuration's (none yet: 0, unreachable).
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "03 00 0001 00000001 02")),
+        "a59000"
+    );
+    // objects.md §6.4: slave 1, offsetFirstRegister, 115200 bd, RS232, 1 stop, EVEN, 8
+    // bits, CR_LF, no flow control, timeout 10.
+    assert_eq!(
+        h.tx(&frame(3, 1027, 21, "0a 30 09 01 00 c2 11 01")),
+        "009000"
+    );
+    // Register 1 is PDU address 0 now, of unit 1.
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "03 00 0001 00000001 02")),
+        "0010009000"
+    );
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "03 00 0000 00000001 02")),
+        "869000"
+    );
+}
+
+#[test]
+fn a_target_variable_on_a_holding_register_reads_and_writes_the_server() {
+    let mut h = harness(false, true);
+    modbus_connected(&mut h);
+    // Variable 1: UINT16 on holding register 11 of unit 1; variable 2: UINT32 on 20
+    // and 21 (most significant word first); variable 3: BOOLEAN on coil 7.
+    for (id, address, var_type) in [
+        (1u16, "0301000b", "22"),
+        (2, "03010014", "23"),
+        (3, "01010007", "00"),
+    ] {
+        assert_eq!(
+            h.tx(&to_hex(&request_apdu(2, 1029, id, 0xFFFF, &[]))),
+            "009000"
+        );
+        let at = |r: u16, p: &str| to_hex(&request_apdu(3, 1029, id, r, &hex(p)));
+        assert_eq!(h.tx(&at(0, address)), "009000");
+        assert_eq!(h.tx(&at(1, var_type)), "009000");
+    }
+    let get = |id: u16| to_hex(&request_apdu(1, 1029, id, 4, &[]));
+    let put = |id: u16, v: &str| to_hex(&request_apdu(3, 1029, id, 4, &hex(v)));
+    assert_eq!(h.tx(&get(1)), "00100b9000");
+    assert_eq!(h.tx(&get(2)), "00101410159000");
+    assert_eq!(h.tx(&get(3)), "00009000");
+    assert_eq!(h.tx(&put(1, "abcd")), "009000");
+    assert_eq!(h.tx(&put(2, "01020304")), "009000");
+    assert_eq!(h.tx(&put(3, "01")), "009000");
+    assert_eq!(
+        h.device.target().modbus.as_ref().unwrap().holding[11],
+        0xabcd
+    );
+    assert_eq!(
+        h.device.target().modbus.as_ref().unwrap().holding[20..22],
+        [0x0102, 0x0304]
+    );
+    assert!(h.device.target().modbus.as_ref().unwrap().coils[7]);
+    assert_eq!(h.tx(&get(2)), "00010203049000");
+    assert_eq!(h.tx(&get(3)), "00019000");
+    // The same variable under a protocol the board lacks.
+    assert_eq!(h.tx(&frame(3, 1027, 1, "00")), "009000");
+    assert_eq!(h.tx(&get(1)), "bb9000");
+}
+
+#[test]
+fn memory_reads_and_writes_through_memory_info() {
+    let mut h = harness(true, false);
+    assert_eq!(h.tx(&frame(3, 1027, 1, "00")), "009000");
+    // 4 bytes at 0x20000010 written, then read as two 16-bit items.
+    assert_eq!(
+        h.tx(&frame(2, 1027, 33, "20000010 00000004 01 deadbeef")),
+        "009000"
+    );
+    assert_eq!(
+        h.tx(&frame(1, 1027, 33, "20000010 00000002 02")),
+        "00deadbeef9000"
+    );
+    // Outside the target's memory: B3; a body that does not match: 86.
+    assert_eq!(h.tx(&frame(1, 1027, 33, "30000000 00000001 01")), "b39000");
+    assert_eq!(
+        h.tx(&frame(2, 1027, 33, "20000010 00000004 01 dead")),
+        "869000"
+    );
+    // Modbus options on a board without Modbus: BB.
+    assert_eq!(h.tx(&frame(3, 1027, 1, "03")), "009000");
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "03 01 0000 00000001 02")),
+        "bb9000"
+    );
+}
