@@ -6,12 +6,14 @@
 //! 16-bit words, coils and discrete inputs packed eight to a byte, the first item in the
 //! lowest bit ([`Table::byte_len`]).
 //!
-//! [`frame`] holds the requests and the checked responses of any master (RTU or TCP,
-//! sans-IO).
+//! Two building blocks implement them: [`frame`], the requests and the checked responses
+//! of any master (RTU or TCP, sans-IO), and [`rtu::Rtu`], a Modbus RTU master over a
+//! serial port, blocking and async.
 
 use crate::{ErrorKind, ErrorType};
 
 pub mod frame;
+pub mod rtu;
 
 /// A table of a Modbus server (the `objectType` of the client's `ModbusOptions`: COIL 1,
 /// DISCRET_INPUT 2, HOLDING_REGISTER 3, INPUT_REGISTER 4).
