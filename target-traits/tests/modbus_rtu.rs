@@ -230,6 +230,28 @@ fn a_corrupt_answer_is_data_after_the_retries() {
 }
 
 #[test]
+fn a_corrupt_answer_then_silence_is_data() {
+    let line = filled_line();
+    {
+        let mut l = line.borrow_mut();
+        l.corrupt = true;
+        l.silent_after_corrupt = true;
+    }
+    let mut rtu = master(&line);
+    rtu.set_retries(2);
+    let mut out = [0u8; 2];
+    let err = rtu
+        .read(UNIT, Table::HoldingRegisters, 10, 1, &mut out)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ErrorKind::Data,
+        "the server is there, its answer was damaged"
+    );
+    assert_eq!(line.borrow().requests.len(), 3);
+}
+
+#[test]
 fn another_unit_s_answer_is_not_taken() {
     let line = filled_line();
     line.borrow_mut().unit = 2;

@@ -9,8 +9,8 @@
 //! exception is not. Noise before the answer is skipped: the master looks for the answer
 //! at every byte that could begin it (the unit, the function, the byte count it expects)
 //! and takes the first one whose CRC holds. No answer within the timeout is
-//! [`ErrorKind::LostCommunication`] (`B7`, spec decision 13), only a corrupt one
-//! [`ErrorKind::Data`], a serial error [`ErrorKind::Communication`]. A write to unit 0
+//! [`ErrorKind::LostCommunication`] (`B7`, spec decision 13), a corrupt one (in any
+//! attempt) [`ErrorKind::Data`], a serial error [`ErrorKind::Communication`]. A write to unit 0
 //! (a broadcast) is sent once and not awaited; a read of it is a bad parameter.
 //!
 //! RTU frames carry no transaction id: an answer later than the timeout is dropped if it
@@ -118,6 +118,27 @@ enum Fault {
     Retry(ErrorKind),
     /// The server's exception, a serial error: final.
     Stop(ErrorKind),
+}
+
+/// What the failed attempts of a transaction add up to: a corrupt answer in any of them
+/// (the server is there, the line damages its answers) rather than the silence of the
+/// others.
+struct Failed {
+    kind: ErrorKind,
+}
+
+impl Failed {
+    const fn new() -> Self {
+        Failed {
+            kind: ErrorKind::LostCommunication,
+        }
+    }
+
+    fn add(&mut self, kind: ErrorKind) {
+        if self.kind != ErrorKind::Data {
+            self.kind = kind;
+        }
+    }
 }
 
 fn serial<E>(_: E) -> Fault {
@@ -260,15 +281,15 @@ where
             self.discard_stale().map_err(|_| ErrorKind::Communication)?;
             return self.send(tx).map_err(|_| ErrorKind::Communication);
         }
-        let mut last = ErrorKind::LostCommunication;
+        let mut failed = Failed::new();
         for _ in 0..=self.retries {
             match self.attempt(request, tx, out) {
                 Ok(()) => return Ok(()),
-                Err(Fault::Retry(kind)) => last = kind,
+                Err(Fault::Retry(kind)) => failed.add(kind),
                 Err(Fault::Stop(kind)) => return Err(kind),
             }
         }
-        Err(last)
+        Err(failed.kind)
     }
 
     fn attempt(&mut self, request: &Request, tx: &[u8], out: &mut [u8]) -> Result<(), Fault> {
@@ -373,15 +394,15 @@ where
                 .await
                 .map_err(|_| ErrorKind::Communication);
         }
-        let mut last = ErrorKind::LostCommunication;
+        let mut failed = Failed::new();
         for _ in 0..=self.retries {
             match self.attempt_async(request, tx, out).await {
                 Ok(()) => return Ok(()),
-                Err(Fault::Retry(kind)) => last = kind,
+                Err(Fault::Retry(kind)) => failed.add(kind),
                 Err(Fault::Stop(kind)) => return Err(kind),
             }
         }
-        Err(last)
+        Err(failed.kind)
     }
 
     async fn attempt_async(

@@ -63,6 +63,8 @@ pub struct Line {
     pub noise: Vec<u8>,
     /// Every answer's last byte is flipped (its CRC).
     pub corrupt: bool,
+    /// After one corrupt answer, the server falls silent.
+    pub silent_after_corrupt: bool,
     /// From the end of a request to the first byte of its answer.
     pub latency_ns: u64,
     /// Writes to the port fail.
@@ -81,6 +83,7 @@ impl Line {
             silent_for: 0,
             noise: Vec::new(),
             corrupt: false,
+            silent_after_corrupt: false,
             latency_ns: 5 * MS,
             broken: false,
         }))
@@ -113,6 +116,9 @@ impl Line {
         };
         if self.corrupt {
             *answer.last_mut().unwrap() ^= 0x5A;
+            if self.silent_after_corrupt {
+                self.silent_for = usize::MAX;
+            }
         }
         let mut at = self.now_ns + self.latency_ns;
         for byte in self.noise.iter().chain(answer.iter()) {
