@@ -3,7 +3,8 @@
 //!
 //! This release defines the error vocabulary, memory access ([`MemoryAccess`]) with
 //! [`RamTarget`], a simulated memory, and Modbus ([`modbus`]: the tables, the master
-//! access a board provides, the meaning of a server's exceptions).
+//! access a board provides, the meaning of a server's exceptions, the frames of any
+//! master in [`modbus::frame`] and an RTU master over a serial port, [`modbus::rtu::Rtu`]).
 //!
 //! Errors follow embedded-hal 1.0: an [`ErrorType`] whose error has a
 //! [`Error::kind`]; [`ErrorKind::status_byte`] is the one place where target failures

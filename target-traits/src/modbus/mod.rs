@@ -5,8 +5,15 @@
 //! Data cross these traits as the bytes of the Modbus PDU: registers as big-endian
 //! 16-bit words, coils and discrete inputs packed eight to a byte, the first item in the
 //! lowest bit ([`Table::byte_len`]).
+//!
+//! Two building blocks implement them: [`frame`], the requests and the checked responses
+//! of any master (RTU or TCP, sans-IO), and [`rtu::Rtu`], a Modbus RTU master over a
+//! serial port, blocking and async.
 
 use crate::{ErrorKind, ErrorType};
+
+pub mod frame;
+pub mod rtu;
 
 /// A table of a Modbus server (the `objectType` of the client's `ModbusOptions`: COIL 1,
 /// DISCRET_INPUT 2, HOLDING_REGISTER 3, INPUT_REGISTER 4).
@@ -122,8 +129,10 @@ pub const fn exception_kind(code: u8) -> ErrorKind {
 /// Access to the servers of a Modbus line: a master (RTU over a serial port, TCP).
 ///
 /// Every call is one Modbus transaction, bounded in time by the implementation (a
-/// server that does not answer is [`ErrorKind::Unreachable`]); a server's exception is
-/// its [`exception_kind`]; `count` beyond the protocol's limits, a read-only table
+/// server that does not answer in time is [`ErrorKind::LostCommunication`], `B7`; one
+/// that cannot be reached at all, a TCP connection refused, [`ErrorKind::Unreachable`],
+/// `A5`); a server's exception is its [`exception_kind`]; an answer that is not one
+/// (a bad CRC, another unit or function) is [`ErrorKind::Data`]; `count` beyond the protocol's limits, a read-only table
 /// written, or a buffer of the wrong length is [`ErrorKind::BadParameter`], before
 /// anything is sent.
 pub trait Modbus: ErrorType {
