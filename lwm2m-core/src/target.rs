@@ -204,6 +204,14 @@ impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
             .ok_or(ResultCode::TargetProtocolNotImplemented)
     }
 
+    /// The Modbus master with the answer timeout of `settings` (its units are 100 ms;
+    /// 0 is the master's default).
+    fn modbus_for(&mut self, settings: &TargetSettings) -> Result<&mut Self, ResultCode> {
+        self.modbus()?
+            .set_timeout_ms(u32::from(settings.timeout) * 100);
+        Ok(self)
+    }
+
     /// Reads `count` items of `table` into `out` as the object answers them: bits one
     /// byte each, registers as they come.
     fn modbus_read(
@@ -314,11 +322,12 @@ impl<M: MemoryAccess, B: Modbus> TargetIo for TargetMux<M, B> {
                 .map_err(status_of),
             TargetSettings::MODBUS => {
                 let (table, unit, address) = modbus_place(var)?;
+                let mux = self.modbus_for(&var.settings)?;
                 if table.is_bits() {
                     let count = items(table, buf.len())?;
-                    self.modbus_read(table, unit, address, count, buf)
+                    mux.modbus_read(table, unit, address, count, buf)
                 } else {
-                    self.read_registers_of(table, unit, address, buf)
+                    mux.read_registers_of(table, unit, address, buf)
                 }
             }
             _ => Err(ResultCode::TargetProtocolNotImplemented),
@@ -339,7 +348,8 @@ impl<M: MemoryAccess, B: Modbus> TargetIo for TargetMux<M, B> {
                     return Err(ResultCode::TargetProtocolWrongParam);
                 }
                 let count = items(table, data.len())?;
-                self.modbus_write(table, unit, address, count, data)
+                self.modbus_for(&var.settings)?
+                    .modbus_write(table, unit, address, count, data)
             }
             _ => Err(ResultCode::TargetProtocolNotImplemented),
         }
@@ -375,13 +385,17 @@ impl<M: MemoryAccess, B: Modbus> TargetIo for TargetMux<M, B> {
                 unit,
                 address,
                 count,
-            } if modbus => self.modbus_read(table, unit, address, count, output),
+            } if modbus => self
+                .modbus_for(settings)?
+                .modbus_read(table, unit, address, count, output),
             TargetCommand::ModbusWrite {
                 table,
                 unit,
                 address,
                 count,
-            } if modbus => self.modbus_write(table, unit, address, count, input),
+            } if modbus => self
+                .modbus_for(settings)?
+                .modbus_write(table, unit, address, count, input),
             TargetCommand::MemoryRead { address } if memory => {
                 self.memory()?.read(address, output).map_err(status_of)
             }

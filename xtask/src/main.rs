@@ -276,13 +276,59 @@ fn interop() -> Result {
             .current_dir(&dir),
     )?;
     let device = root().join("target/release/port-linux");
+    let python = python_with_pymodbus()?;
     run(
-        "interop with @iotize/tap over WebSocket",
+        "interop with @iotize/tap over WebSocket (and a real Modbus server)",
         Command::new(npm)
             .arg("test")
             .current_dir(&dir)
-            .env("LWM2M_DEVICE_BIN", device),
+            .env("LWM2M_DEVICE_BIN", device)
+            .env("LWM2M_PYTHON", python),
     )
+}
+
+/// The Python of the Modbus tests' real peers: a virtual environment in `target/pyenv`
+/// with the pinned pymodbus of `ports/linux/tests/modbus/requirements.txt`, made when
+/// missing (with Debian's `python3-venv` when `venv` is missing).
+fn python_with_pymodbus() -> Result<PathBuf> {
+    let env_dir = root().join("target").join("pyenv");
+    let python = env_dir.join("bin").join("python");
+    let requirements = root().join("ports/linux/tests/modbus/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .map_err(|e| format!("{}: {e}", requirements.display()))?;
+    let pinned = wanted
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("pymodbus=="))
+        .ok_or("requirements.txt pins no pymodbus")?
+        .to_string();
+    let installed =
+        output(Command::new(&python).args(["-c", "import pymodbus; print(pymodbus.__version__)"]));
+    if installed.as_deref().map(str::trim) == Some(pinned.as_str()) {
+        return Ok(python);
+    }
+    let venv = |cmd: &mut Command| cmd.args(["-m", "venv", "--clear"]).arg(&env_dir).status();
+    if !venv(&mut Command::new("python3")).is_ok_and(|s| s.success()) {
+        run(
+            "install python3-venv",
+            Command::new("sh").args([
+                "-c",
+                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv",
+            ]),
+        )?;
+        run(
+            "make the Python environment of the Modbus tests",
+            Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(&env_dir),
+        )?;
+    }
+    run(
+        &format!("install pymodbus {pinned} (the real Modbus peers)"),
+        Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "-r"])
+            .arg(&requirements),
+    )?;
+    Ok(python)
 }
 
 fn fuzz_seconds() -> u32 {

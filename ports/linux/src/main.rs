@@ -15,6 +15,7 @@
 
 mod bridge;
 mod flash;
+mod modbus;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -30,7 +31,7 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use clap::Parser;
 use lwm2m_core::session::Session;
 use lwm2m_core::storage::{ConfigStore, LoadState, Loaded};
-use lwm2m_core::target::MemoryTarget;
+use lwm2m_core::target::TargetMux;
 use lwm2m_core::wire::APDU_HEADER_LEN;
 use lwm2m_core::{
     Channel, ChannelId, ChannelKind, Config, Device, Effect, FrameLimits, Instant, ResultCode,
@@ -92,6 +93,11 @@ struct Args {
     /// closed (its slot freed); the owner's connection is never closed for silence.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
+    /// The Modbus TCP server the device reaches when the target protocol is MODBUS
+    /// (`/1027//1` = 3): variables on its registers, `/1027//37` and `/38`. Without it,
+    /// MODBUS answers BB (not available).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "bridge_serial")]
+    modbus: Option<String>,
     /// Serve the serial line of a board, exposed as TCP at `tcp:HOST:PORT` (QEMU's
     /// `-serial tcp:…`), as this WebSocket endpoint instead of running a device here: one
     /// client at a time, each message a frame on the line (`transport_traits::serial`).
@@ -191,7 +197,9 @@ struct Reply {
 /// The simulated target the desktop device reads variables from: 64 KiB of RAM at
 /// 0x2000_0000, like a Cortex-M SRAM. It is the monitored system, so it survives a reboot
 /// of the device.
-type DesktopTarget = MemoryTarget<RamTarget<{ 64 * 1024 }>>;
+/// The target: a simulated memory for the memory protocols (SWD, the default), and the
+/// Modbus TCP server of `--modbus` for MODBUS.
+type DesktopTarget = TargetMux<RamTarget<{ 64 * 1024 }>, modbus::TcpMaster>;
 const TARGET_RAM_BASE: u32 = 0x2000_0000;
 
 type DesktopDevice = Device<StandardObjects<DesktopHooks>, DesktopTarget, flash::DesktopStore>;
@@ -383,7 +391,15 @@ fn start(args: &Args) -> Result<(), BootError> {
             Err(err) => log::warn!("blob /1024//{}: {err}", region.blob.0),
         }
     }
-    let mut device = boot(args, MemoryTarget(RamTarget::new(TARGET_RAM_BASE)), store)?;
+    let modbus = match &args.modbus {
+        Some(server) => Some(modbus::TcpMaster::new(server).map_err(BootError::Io)?),
+        None => None,
+    };
+    if let Some(master) = &modbus {
+        log::info!("target: Modbus TCP server {}", master.server());
+    }
+    let target = TargetMux::new(Some(RamTarget::new(TARGET_RAM_BASE)), modbus);
+    let mut device = boot(args, target, store)?;
     if replaced {
         device
             .objects_mut()

@@ -157,6 +157,13 @@ pub trait Modbus: ErrorType {
         count: u16,
         data: &[u8],
     ) -> Result<(), Self::Error>;
+
+    /// Sets how long an answer may take from now on, in milliseconds (0: the
+    /// implementation's default): what the timeout of the protocol configuration
+    /// (`/1027//21`) asks. By default the implementation keeps its own.
+    fn set_timeout_ms(&mut self, timeout_ms: u32) {
+        let _ = timeout_ms;
+    }
 }
 
 impl<T: Modbus + ?Sized> Modbus for &mut T {
@@ -180,6 +187,10 @@ impl<T: Modbus + ?Sized> Modbus for &mut T {
         data: &[u8],
     ) -> Result<(), Self::Error> {
         T::write(self, unit, table, address, count, data)
+    }
+
+    fn set_timeout_ms(&mut self, timeout_ms: u32) {
+        T::set_timeout_ms(self, timeout_ms);
     }
 }
 

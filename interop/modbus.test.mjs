@@ -1,0 +1,163 @@
+// Interop test: the real npm client `@iotize/tap@2.7.0` drives `port-linux --modbus` against a real
+// Modbus TCP server (pymodbus, `ports/linux/tests/modbus/server.py`) on loopback: the target protocol
+// selected and configured, the target connected, holding registers read and written with `/1027//38`
+// and `/1027//37`, a TARGET variable on a holding register read and written (checked on the server
+// with a bare pymodbus client), a missing register, the server stopped mid-session and started again.
+//
+// Skipped unless LWM2M_PYTHON names a Python with pymodbus (`cargo xtask test` sets it up). Every
+// request is made by the client's own services.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import {
+  call,
+  connectTap,
+  expectOkBody,
+  expectStatus,
+  hex,
+  login,
+  require,
+  sleep,
+  startDevice,
+  wireLog,
+} from './harness.mjs';
+
+const { TargetProtocol } = require('@iotize/tap');
+
+const PYTHON = process.env.LWM2M_PYTHON;
+const skip = !PYTHON ? 'set LWM2M_PYTHON to a Python with pymodbus (cargo xtask test does)' : false;
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const MODBUS = path.join(HERE, '..', 'ports', 'linux', 'tests', 'modbus');
+
+// ModbusOptions.ObjectType and VariableFormat of the client.
+const HOLDING_REGISTER = 3;
+const COIL = 1;
+const _16_BITS = 2;
+const _1_BIT = 0;
+
+/** Start the pymodbus server on `port` (0: a free one); resolves with { child, port }. */
+function startServer(port) {
+  const child = spawn(PYTHON, [path.join(MODBUS, 'server.py'), String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stderr.on('data', (chunk) => (output += chunk));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the Modbus server did not start: ${output}`)), 20_000);
+    child.stdout.on('data', (chunk) => {
+      const found = /listening (\d+)/.exec(String(chunk));
+      if (found) {
+        clearTimeout(timer);
+        resolve({ child, port: Number(found[1]) });
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`the Modbus server exited (${code}): ${output}`)));
+  });
+}
+
+async function stopServer(server) {
+  const exited = new Promise((resolve) => server.child.once('exit', resolve));
+  server.child.kill('SIGKILL');
+  await exited;
+}
+
+/** Holding registers of unit 1 as the server holds them, read by a bare pymodbus client. */
+function serverHolding(port, address, count) {
+  const out = execFileSync(PYTHON, [path.join(MODBUS, 'client.py'), String(port), 'read', '1', String(address), String(count)], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  return String(out).trim().split('\n').map(Number);
+}
+
+let server;
+let device;
+let conn;
+let tap;
+
+before(async () => {
+  if (skip) return;
+  server = await startServer(0);
+  device = await startDevice(['--modbus', `127.0.0.1:${server.port}`]);
+  conn = await connectTap(device.port, { label: 'modbus' });
+  tap = conn.tap;
+  await login(tap, 'admin', 'admin');
+});
+
+after(async () => {
+  if (conn) await conn.close();
+  if (device) await device.stop();
+  if (server) await stopServer(server);
+});
+
+const holding = (address, length) => ({ objectType: HOLDING_REGISTER, slave: 1, address, length, format: _16_BITS });
+
+test('MODBUS selected, configured and connected', { skip }, async () => {
+  const target = tap.service.target;
+  const available = expectOkBody('GET /1027//20', await call('GET /1027//20', () => target.getAvailableProtocols()));
+  assert.ok(available.includes(TargetProtocol.MODBUS), `MODBUS among ${available}${wireLog()}`);
+  expectOkBody('PUT /1027//1', await call('PUT /1027//1', () => target.putProtocol(TargetProtocol.MODBUS)));
+  const configuration = {
+    modbus: { slave: 1, offsetFirstRegister: false },
+    // The serial fields mean nothing to Modbus TCP; timeout 5: 500 ms.
+    serial: { baudRate: 115200, physicalPort: 1, stopBits: 0, bitParity: 0, dataBits: 1, handshakeDelimiter: 0, hardwareFlowControl: 0, timeout: 5 },
+  };
+  expectOkBody('PUT /1027//21', await call('PUT /1027//21', () => target.putSerialModbusConfiguration(configuration)));
+  expectOkBody('POST /1027//3', await call('POST /1027//3', () => target.connect()));
+  assert.equal(expectOkBody('GET /1027//3', await call('GET /1027//3', () => target.isConnected())), true);
+});
+
+test('holding registers read and written with /1027//38 and /1027//37', { skip }, async () => {
+  const target = tap.service.target;
+  const read = expectOkBody('GET /1027//38', await call('GET /1027//38', () => target.modbusRead(holding(10, 2))));
+  assert.equal(hex(read), '03f203f3', `holding registers 10 and 11: 1010, 1011${wireLog()}`);
+  const data = Uint8Array.from([0x12, 0x34, 0xab, 0xcd]);
+  expectOkBody('POST /1027//37', await call('POST /1027//37', () => target.modbusWrite({ options: holding(30, 2), data })));
+  assert.deepEqual(serverHolding(server.port, 30, 2), [0x1234, 0xabcd], 'the server holds what was written');
+  const back = expectOkBody('GET /1027//38', await call('GET /1027//38', () => target.modbusRead(holding(30, 2))));
+  assert.equal(hex(back), '1234abcd');
+  // Coils: one byte an item.
+  const coils = expectOkBody('GET /1027//38', await call('coils', () => target.modbusRead({ objectType: COIL, slave: 1, address: 0, length: 4, format: _1_BIT })));
+  assert.equal(hex(coils), '00010001');
+});
+
+test('a TARGET variable on a holding register reads and writes the server', { skip }, async () => {
+  const vars = tap.service.variable;
+  expectOkBody('POST /1029/3/65535', await call('create variable 3', () => vars.create(3)));
+  expectOkBody('PUT /1029/3/1', await call('type of variable 3', () => vars.putType(3, { domain: 0, data: 0x22 })));
+  expectOkBody(
+    'PUT /1029/3/0',
+    await call('address of variable 3', () => vars.putModbusVariableAddress(3, { functionCode: 3, slave: 1, address: 40 })),
+  );
+  const value = expectOkBody('GET /1029/3/4', await call('read variable 3', () => vars.getValue(3)));
+  assert.equal(hex(value), '0410', `holding register 40 holds 1040${wireLog()}`);
+  expectOkBody('PUT /1029/3/4', await call('write variable 3', () => vars.putValue(3, Uint8Array.from([0x0b, 0xad]))));
+  assert.deepEqual(serverHolding(server.port, 40, 1), [0x0bad], 'the server holds the new value');
+});
+
+test('a register the server lacks is its exception, as B3', { skip }, async () => {
+  const response = await call('GET /1027//38', () => tap.service.target.modbusRead(holding(199, 2)));
+  expectStatus('a read beyond the server\'s registers', response, 0xb3);
+});
+
+test('the server stopped mid-session, then started again', { skip }, async () => {
+  const target = tap.service.target;
+  const port = server.port;
+  await stopServer(server);
+  server = null;
+  const started = Date.now();
+  const failed = await call('GET /1027//38', () => target.modbusRead(holding(10, 1)));
+  assert.ok([0xa5, 0xb6, 0xb7].includes(failed.status), `a stopped server: A5/B6/B7, got 0x${failed.status.toString(16)}${wireLog()}`);
+  assert.ok(Date.now() - started < 3000, 'within the timeout, bounded');
+  // The device still answers: keep-alive and other requests.
+  expectOkBody('GET /1024//4', await call('keep-alive GET /1024//4', () => tap.service.interface.keepAlive()));
+  expectOkBody('GET /3//2', await call('GET /3//2', () => tap.service.device.getSerialNumber()));
+  server = await startServer(port);
+  let read;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    read = await call('GET /1027//38', () => target.modbusRead(holding(10, 1)));
+    if (read.status === 0) break;
+    await sleep(100);
+  }
+  assert.equal(hex(expectOkBody('GET /1027//38 after the server returned', read)), '03f2');
+});
