@@ -161,3 +161,70 @@ test('the server stopped mid-session, then started again', { skip }, async () =>
   }
   assert.equal(hex(expectOkBody('GET /1027//38 after the server returned', read)), '03f2');
 });
+
+// ---------------------------------------------------------------------------------------------------------------
+// The Modbus-slave side handler (`--modbus-slave`): a bare pymodbus client is the master; variable `id` is the
+// block of holding registers from `id × 32`; requests run with the rights of `--modbus-slave-profile`
+// (anonymous here), outside the session the real client holds.
+
+/** A free loopback port (bound, then released for the device to bind). */
+async function freePort() {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A bare pymodbus client command against the slave: stdout, or the error it exits with. */
+function master(port, args) {
+  try {
+    return { out: String(execFileSync(PYTHON, [path.join(MODBUS, 'client.py'), String(port), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })).trim() };
+  } catch (err) {
+    return { error: String(err.stderr || err.message) };
+  }
+}
+
+test('a Modbus master reads and writes variables through --modbus-slave, the session undisturbed', { skip }, async () => {
+  const slavePort = await freePort();
+  const side = await startDevice(['--modbus-slave', `127.0.0.1:${slavePort}`]);
+  const sideConn = await connectTap(side.port, { label: 'slave' });
+  try {
+    const t = sideConn.tap;
+    await login(t, 'admin', 'admin');
+    // Bundle 1 readable and writable by anonymous, holding variable 5 (an in-device UINT32); variable 6 (an
+    // in-device UINT16) in bundle 2, on which anonymous has no right.
+    const { bundle, variable: vars } = t.service;
+    expectOkBody('POST /1028/1/65535', await call('create bundle 1', () => bundle.create(1)));
+    expectOkBody('PUT /1028/1/0', await call('ACL of bundle 1', () => bundle.putAcl(1, { groupId: 0, read: true, write: true })));
+    expectOkBody('POST /1028/2/65535', await call('create bundle 2', () => bundle.create(2)));
+    for (const [id, data, bundleId] of [[5, 0x23, 1], [6, 0x22, 2]]) {
+      expectOkBody(`POST /1029/${id}/65535`, await call(`create variable ${id}`, () => vars.create(id)));
+      expectOkBody(`PUT /1029/${id}/1`, await call(`type of ${id}`, () => vars.putType(id, { domain: 3, data })));
+      expectOkBody(`PUT /1029/${id}/6`, await call(`bundle of ${id}`, () => vars.putBundleId(id, bundleId)));
+    }
+    expectOkBody('PUT /1029/5/4', await call('value of 5', () => vars.putValue(5, Uint8Array.from([0x00, 0x01, 0x02, 0x03]))));
+    const group = () => t.service.interface.getCurrentGroupId();
+    assert.equal(expectOkBody('GET /1024//7', await call('GET /1024//7', group)), 0xffff);
+
+    // The master reads variable 5 (two registers at 160), writes it, reads it back.
+    assert.deepEqual(master(slavePort, ['read', '1', '160', '2']), { out: '1\n515' });
+    assert.deepEqual(master(slavePort, ['write', '1', '160', '0xdead', '0xbeef']), { out: '' });
+    assert.deepEqual(master(slavePort, ['read', '1', '160', '2']), { out: '57005\n48879' });
+    // Variable 6: no right for anonymous, an exception (illegal data address); a block that is no variable too.
+    const refused = master(slavePort, ['read', '1', '192', '1']);
+    assert.match(refused.error || '', /exception_code=2/, `variable 6 refused: ${JSON.stringify(refused)}`);
+    assert.match(master(slavePort, ['read', '1', '161', '1']).error || '', /exception_code=2/);
+
+    // The real client's session is undisturbed: still admin, and it sees the master's write.
+    assert.equal(expectOkBody('GET /1024//7', await call('GET /1024//7', group)), 0xffff);
+    const value = expectOkBody('GET /1029/5/4', await call('GET /1029/5/4', () => vars.getValue(5)));
+    assert.equal(hex(value), 'deadbeef');
+  } finally {
+    await sideConn.close();
+    await side.stop();
+  }
+});

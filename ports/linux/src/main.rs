@@ -16,6 +16,7 @@
 mod bridge;
 mod flash;
 mod modbus;
+mod modbus_slave;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -98,6 +99,20 @@ struct Args {
     /// MODBUS answers BB (not available).
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "bridge_serial")]
     modbus: Option<String>,
+    /// Serve Modbus TCP on this address as a side handler: a master reads and writes
+    /// variables (variable `id` is the block of holding registers from `id × 32`) with the
+    /// rights of `--modbus-slave-profile`, outside the session.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "bridge_serial")]
+    modbus_slave: Option<SocketAddr>,
+    /// The profile whose rights the Modbus master's requests run with (default:
+    /// anonymous).
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "ID",
+        requires = "modbus_slave"
+    )]
+    modbus_slave_profile: u16,
     /// Serve the serial line of a board, exposed as TCP at `tcp:HOST:PORT` (QEMU's
     /// `-serial tcp:…`), as this WebSocket endpoint instead of running a device here: one
     /// client at a time, each message a frame on the line (`transport_traits::serial`).
@@ -184,6 +199,8 @@ enum Event {
         reply: Sender<Reply>,
     },
     Closed(ChannelId),
+    /// A request of the Modbus-slave side handler (`--modbus-slave`).
+    Side(modbus_slave::SideRequest),
     Shutdown,
 }
 
@@ -194,11 +211,9 @@ struct Reply {
     close: Option<Sender<()>>,
 }
 
-/// The simulated target the desktop device reads variables from: 64 KiB of RAM at
-/// 0x2000_0000, like a Cortex-M SRAM. It is the monitored system, so it survives a reboot
-/// of the device.
-/// The target: a simulated memory for the memory protocols (SWD, the default), and the
-/// Modbus TCP server of `--modbus` for MODBUS.
+/// The target: for the memory protocols (SWD, the default), a simulated memory, 64 KiB
+/// of RAM at 0x2000_0000 like a Cortex-M SRAM (the monitored system, so it survives a
+/// reboot of the device); for MODBUS, the Modbus TCP server of `--modbus`.
 type DesktopTarget = TargetMux<RamTarget<{ 64 * 1024 }>, modbus::TcpMaster>;
 const TARGET_RAM_BASE: u32 = 0x2000_0000;
 
@@ -423,10 +438,32 @@ fn start(args: &Args) -> Result<(), BootError> {
         let events = events.clone();
         thread::spawn(move || accept_loop(listener, events));
     }
+    let mut ids = ChannelIds::new(1, args.channel_ids);
+    let mut open = HashSet::new();
+    // The Modbus-slave side handler: a channel id of its own, never a connection's.
+    let side = match args.modbus_slave {
+        Some(address) => {
+            let slave = TcpListener::bind(address)?;
+            let channel = ids
+                .allocate(|_| false)
+                .ok_or_else(|| io::Error::other("no channel id"))?;
+            open.insert(channel);
+            log::info!(
+                "modbus slave on {} (profile {})",
+                slave.local_addr()?,
+                args.modbus_slave_profile
+            );
+            println!("modbus slave on {}", slave.local_addr()?);
+            let events = events.clone();
+            thread::spawn(move || modbus_slave::serve(slave, events));
+            Some((channel, args.modbus_slave_profile))
+        }
+        None => None,
+    };
     let links = Links {
         events,
-        ids: ChannelIds::new(1, args.channel_ids),
-        open: HashSet::new(),
+        ids,
+        open,
         max: usize::from(args.max_connections),
         timeouts: Timeouts {
             handshake: StdDuration::from_secs(args.handshake_timeout),
@@ -440,6 +477,7 @@ fn start(args: &Args) -> Result<(), BootError> {
         links,
         replies: HashMap::new(),
         started: StdInstant::now(),
+        side,
     };
     run_device(device, &mut host)
 }
@@ -578,6 +616,8 @@ struct WsHost {
     /// Where the answer to each connection's pending request goes.
     replies: HashMap<ChannelId, Sender<Reply>>,
     started: StdInstant,
+    /// The Modbus-slave side handler's channel and profile.
+    side: Option<(ChannelId, u16)>,
 }
 
 impl ErrorType for WsHost {
@@ -635,6 +675,24 @@ impl Host for WsHost {
                     self.links.open.remove(&channel);
                     self.replies.remove(&channel);
                     return Ok(HostEvent::Closed(channel));
+                }
+                Event::Side(request) => {
+                    let (Some((id, profile)), Some(into)) =
+                        (self.side, buf.get_mut(..request.apdu.len()))
+                    else {
+                        continue;
+                    };
+                    into.copy_from_slice(&request.apdu);
+                    self.replies.insert(id, request.reply);
+                    let channel = Channel {
+                        id,
+                        kind: ChannelKind::Side,
+                    };
+                    return Ok(HostEvent::Side {
+                        channel,
+                        profile,
+                        len: request.apdu.len(),
+                    });
                 }
                 Event::Shutdown => return Ok(HostEvent::Stop),
             }
