@@ -158,7 +158,7 @@ fn write(
 
 /// The variable whose block starts at `address`.
 fn block(address: u16) -> Result<u16, RError> {
-    if address % BLOCK == 0 {
+    if address.is_multiple_of(BLOCK) {
         Ok(address / BLOCK)
     } else {
         Err(RError::IllegalDataAddress)
