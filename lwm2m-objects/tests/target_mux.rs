@@ -325,3 +325,36 @@ fn memory_reads_and_writes_through_memory_info() {
         "bb9000"
     );
 }
+
+/// The firmware's own memory as the target: its declared regions only.
+#[test]
+fn the_firmware_s_own_regions_are_the_only_memory_reached() {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use target_traits::regions::{Region, RegionTarget};
+    static MEASURED: [AtomicU8; 4] = [const { AtomicU8::new(0) }; 4];
+    static SET_POINT: [AtomicU8; 2] = [const { AtomicU8::new(0) }; 2];
+    MEASURED[3].store(0x2a, Ordering::Relaxed);
+    let target = RegionTarget::new([
+        Region::read_only(0x2000_0000, &MEASURED),
+        Region::read_write(0x2000_0100, &SET_POINT),
+    ]);
+    let mut h = Harness::with_target(TargetMux::<_, Bank>::new(Some(target), None));
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+    assert_eq!(
+        h.tx(&frame(1, 1027, 33, "20000000 00000004 01")),
+        "000000002a9000"
+    );
+    assert_eq!(
+        h.tx(&frame(2, 1027, 33, "20000100 00000001 02 0102")),
+        "009000"
+    );
+    assert_eq!(SET_POINT[1].load(Ordering::Relaxed), 2);
+    // Read-only: B4; outside every region (or across two): B3; nothing touched.
+    assert_eq!(
+        h.tx(&frame(2, 1027, 33, "20000000 00000001 01 ff")),
+        "b49000"
+    );
+    assert_eq!(h.tx(&frame(1, 1027, 33, "20000002 00000004 01")), "b39000");
+    assert_eq!(h.tx(&frame(1, 1027, 33, "1fffffff 00000002 01")), "b39000");
+    assert_eq!(MEASURED[0].load(Ordering::Relaxed), 0);
+}

@@ -4,7 +4,8 @@
 //! This release defines the error vocabulary, memory access ([`MemoryAccess`]) with
 //! [`RamTarget`], a simulated memory, and Modbus ([`modbus`]: the tables, the master
 //! access a board provides, the meaning of a server's exceptions, the frames of any
-//! master in [`modbus::frame`] and an RTU master over a serial port, [`modbus::rtu::Rtu`]).
+//! master in [`modbus::frame`] and an RTU master over a serial port, [`modbus::rtu::Rtu`]),
+//! and the firmware's own memory as a target ([`regions`]).
 //!
 //! Errors follow embedded-hal 1.0: an [`ErrorType`] whose error has a
 //! [`Error::kind`]; [`ErrorKind::status_byte`] is the one place where target failures
@@ -14,6 +15,7 @@
 #![deny(unsafe_code)]
 
 pub mod modbus;
+pub mod regions;
 
 /// What went wrong while talking to the target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
