@@ -185,6 +185,21 @@ fn noise_before_the_answer_is_skipped() {
 }
 
 #[test]
+fn a_false_start_in_the_noise_does_not_hide_an_exception() {
+    let line = Line::new();
+    // The beginning of a 9-byte answer, then the 5-byte exception: the false start
+    // would be complete only 1 byte after the line falls quiet.
+    line.borrow_mut().noise = vec![0x01, 0x03, 0x04];
+    let mut rtu = master(&line);
+    let mut out = [0u8; 4];
+    assert_eq!(
+        rtu.read(UNIT, Table::HoldingRegisters, 255, 2, &mut out),
+        Err(ErrorKind::BadParameter)
+    );
+    assert_eq!(line.borrow().requests.len(), 1);
+}
+
+#[test]
 fn a_stale_answer_on_the_line_is_dropped_before_sending() {
     let line = filled_line();
     // A complete, valid answer to the same request, left over from an earlier one.

@@ -19,7 +19,13 @@ const LIBRARY_CRATES: [&str; 4] = [
     "target-traits",
 ];
 const THUMB_TARGETS: [&str; 2] = ["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
-const FUZZ_TARGETS: [&str; 4] = ["request_parser", "handle", "session", "serial"];
+const FUZZ_TARGETS: [&str; 5] = [
+    "request_parser",
+    "handle",
+    "session",
+    "serial",
+    "modbus_response",
+];
 /// Seconds each fuzz target runs in the smoke run (override with FUZZ_SECONDS).
 const DEFAULT_FUZZ_SECONDS: u32 = 20;
 

@@ -207,22 +207,9 @@ impl<'a> Request<'a> {
                     client.generate_set_holding(self.address, word(data), &mut adu)
                 }
                 ModbusFunction::SetCoilsBulk => {
-                    // rmodbus takes one value a coil.
-                    let mut bits = [0u8; MAX_WRITE_BITS as usize];
-                    for (i, bit) in bits.iter_mut().enumerate().take(usize::from(self.count)) {
-                        *bit = data.get(i / 8).map_or(0, |byte| (byte >> (i % 8)) & 1);
-                    }
-                    let bits = bits.get(..usize::from(self.count)).unwrap_or(&[]);
-                    client.generate_set_coils_bulk(self.address, bits, &mut adu)
+                    set_coils(&mut client, self.address, self.count, data, &mut adu)
                 }
-                _ => {
-                    let mut words = [0u16; MAX_WRITE_REGISTERS as usize];
-                    for (w, pair) in words.iter_mut().zip(data.chunks_exact(2)) {
-                        *w = word(pair);
-                    }
-                    let words = words.get(..usize::from(self.count)).unwrap_or(&[]);
-                    client.generate_set_holdings_bulk(self.address, words, &mut adu)
-                }
+                _ => set_holdings(&mut client, self.address, self.count, data, &mut adu),
             },
         };
         // rmodbus fails only on room, which a checked request always has.
@@ -450,6 +437,42 @@ impl<'a> Request<'a> {
             _ => Ok(self.exception_len()),
         }
     }
+}
+
+/// Function 15 from packed bits: rmodbus takes one value a coil, 1 968 bytes of stack,
+/// out of line so that other requests do not reserve them.
+#[inline(never)]
+fn set_coils(
+    client: &mut ModbusRequest,
+    address: u16,
+    count: u16,
+    data: &[u8],
+    adu: &mut heapless::Vec<u8, MAX_TCP_ADU>,
+) -> Result<(), rmodbus::ErrorKind> {
+    let mut bits = [0u8; MAX_WRITE_BITS as usize];
+    for (i, bit) in bits.iter_mut().enumerate().take(usize::from(count)) {
+        *bit = data.get(i / 8).map_or(0, |byte| (byte >> (i % 8)) & 1);
+    }
+    let bits = bits.get(..usize::from(count)).unwrap_or(&[]);
+    client.generate_set_coils_bulk(address, bits, adu)
+}
+
+/// Function 16 from big-endian bytes (rmodbus takes words), out of line as
+/// [`set_coils`].
+#[inline(never)]
+fn set_holdings(
+    client: &mut ModbusRequest,
+    address: u16,
+    count: u16,
+    data: &[u8],
+    adu: &mut heapless::Vec<u8, MAX_TCP_ADU>,
+) -> Result<(), rmodbus::ErrorKind> {
+    let mut words = [0u16; MAX_WRITE_REGISTERS as usize];
+    for (w, pair) in words.iter_mut().zip(data.chunks_exact(2)) {
+        *w = word(pair);
+    }
+    let words = words.get(..usize::from(count)).unwrap_or(&[]);
+    client.generate_set_holdings_bulk(address, words, adu)
 }
 
 /// The big-endian word of the first two bytes (0 for what is missing: never, for a

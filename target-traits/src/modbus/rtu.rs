@@ -176,8 +176,9 @@ fn request<'a>(
 /// answer (another unit, function or byte count) or once it is complete and its frame is
 /// refused (the CRC); it is pending while incomplete. All candidates have one of two
 /// lengths (the answer's, an exception's), so each is judged once, when its last byte
-/// arrives, and a false start in the noise that waits for more bytes does not hide the
-/// answer after it.
+/// arrives; a false start in the noise that waits for more bytes than the line brings
+/// (the beginning of an answer, before a shorter exception) does not hide what follows
+/// it.
 struct Receiver {
     buf: [u8; MAX_RTU_ADU],
     /// The first candidate not refused yet: what comes before is given up.
