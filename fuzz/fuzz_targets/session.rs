@@ -93,7 +93,6 @@ const MAX_FAILED_LOGINS: u8 = 3;
 mod configurator;
 use configurator::{CONFIGURATOR_FRAMES, EXTRA_FRAMES};
 
-
 /// Variables the operations address (30 is created and deleted, 99 never exists).
 const VARIABLES: [u16; 10] = [5, 6, 7, 10, 11, 12, 20, 21, 30, 99];
 /// Bundles the operations address (9 never exists).
@@ -835,7 +834,9 @@ impl Harness {
                 || format!("a request while {op:?} waits changed the device"),
             );
             let result = self.device.perform(&op, &request, &mut self.out);
-            step = self.device.resume(result, &request, self.now, &mut self.out);
+            step = self
+                .device
+                .resume(result, &request, self.now, &mut self.out);
         };
         let resp = self.out[..outcome.len].to_vec();
         self.log.push(Entry::Exchange {

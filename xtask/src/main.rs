@@ -19,13 +19,12 @@ const LIBRARY_CRATES: [&str; 4] = [
     "target-traits",
 ];
 const THUMB_TARGETS: [&str; 2] = ["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
-const FUZZ_TARGETS: [&str; 5] = [
+const FUZZ_TARGETS: [&str; 6] = [
     "request_parser",
     "handle",
     "session",
     "serial",
-    "modbus_response",
-];
+    "modbus_response",, "target"];
 /// Seconds each fuzz target runs in the smoke run (override with FUZZ_SECONDS).
 const DEFAULT_FUZZ_SECONDS: u32 = 20;
 
