@@ -24,7 +24,9 @@ const FUZZ_TARGETS: [&str; 6] = [
     "handle",
     "session",
     "serial",
-    "modbus_response",, "target"];
+    "modbus_response",
+    "target",
+];
 /// Seconds each fuzz target runs in the smoke run (override with FUZZ_SECONDS).
 const DEFAULT_FUZZ_SECONDS: u32 = 20;
 
