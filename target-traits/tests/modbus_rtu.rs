@@ -172,6 +172,32 @@ fn timeout_and_retries_are_configurable() {
 }
 
 #[test]
+fn the_trait_s_timeout_is_the_one_awaited() {
+    // What the target multiplexer sets from /1027//21 before every transaction.
+    let line = Line::new();
+    line.borrow_mut().silent_for = usize::MAX;
+    let mut rtu = master(&line);
+    Modbus::set_timeout_ms(&mut rtu, 300);
+    assert_eq!(rtu.timeout_ms(), 300);
+    let mut out = [0u8; 2];
+    assert_eq!(
+        rtu.read(UNIT, Table::HoldingRegisters, 0, 1, &mut out),
+        Err(ErrorKind::LostCommunication)
+    );
+    let now = line.borrow().now_ns;
+    assert!(
+        (600 * MS..610 * MS).contains(&now),
+        "two timeouts of 300 ms: {now} ns"
+    );
+    // 0: the master's default.
+    Modbus::set_timeout_ms(&mut rtu, 0);
+    assert_eq!(
+        rtu.timeout_ms(),
+        target_traits::modbus::rtu::DEFAULT_TIMEOUT_MS
+    );
+}
+
+#[test]
 fn noise_before_the_answer_is_skipped() {
     let line = filled_line();
     // Bytes that look like the start of an answer (unit, function, even the byte count).

@@ -372,6 +372,16 @@ where
         let request = request(unit, table, address, count, data.len(), Some(data))?;
         self.transact(&request, &mut [])
     }
+
+    /// The timeout of `/1027//21`, as the target multiplexer passes it before every
+    /// transaction (0: [`DEFAULT_TIMEOUT_MS`]).
+    fn set_timeout_ms(&mut self, timeout_ms: u32) {
+        self.timeout_ms = if timeout_ms == 0 {
+            DEFAULT_TIMEOUT_MS
+        } else {
+            timeout_ms
+        };
+    }
 }
 
 impl<P, D> Rtu<P, D>
