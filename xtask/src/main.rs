@@ -183,6 +183,8 @@ fn test() -> Result {
             "--test",
             "target_mux",
             "--test",
+            "modbus_rtu",
+            "--test",
             "declarations",
         ])
         .args([

@@ -236,6 +236,11 @@ pub mod asynch {
             count: u16,
             data: &[u8],
         ) -> Result<(), Self::Error>;
+
+        /// [`super::Modbus::set_timeout_ms`].
+        fn set_timeout_ms(&mut self, timeout_ms: u32) {
+            let _ = timeout_ms;
+        }
     }
 }
 

@@ -86,6 +86,16 @@ impl<P, D> Rtu<P, D> {
         self.timeout_ms = timeout_ms;
     }
 
+    /// The timeout the target multiplexer passes (the traits' `set_timeout_ms`): 0 is
+    /// [`DEFAULT_TIMEOUT_MS`].
+    fn take_timeout(&mut self, timeout_ms: u32) {
+        self.timeout_ms = if timeout_ms == 0 {
+            DEFAULT_TIMEOUT_MS
+        } else {
+            timeout_ms
+        };
+    }
+
     /// How many times a request is sent again after a silent or corrupt answer.
     pub const fn retries(&self) -> u8 {
         self.retries
@@ -376,11 +386,7 @@ where
     /// The timeout of `/1027//21`, as the target multiplexer passes it before every
     /// transaction (0: [`DEFAULT_TIMEOUT_MS`]).
     fn set_timeout_ms(&mut self, timeout_ms: u32) {
-        self.timeout_ms = if timeout_ms == 0 {
-            DEFAULT_TIMEOUT_MS
-        } else {
-            timeout_ms
-        };
+        self.take_timeout(timeout_ms);
     }
 }
 
@@ -507,5 +513,10 @@ where
     ) -> Result<(), ErrorKind> {
         let request = request(unit, table, address, count, data.len(), Some(data))?;
         self.transact_async(&request, &mut []).await
+    }
+
+    /// As the blocking master's (0: [`DEFAULT_TIMEOUT_MS`]).
+    fn set_timeout_ms(&mut self, timeout_ms: u32) {
+        self.take_timeout(timeout_ms);
     }
 }
