@@ -148,6 +148,11 @@ pub enum TargetCommand {
     Disconnect,
     /// `POST /1027//5`: reset the target.
     Reset,
+    /// `GET /1027//11`: the communication statistics, `nbFailCom u32 | nbSuccessfulCom
+    /// u32` (big-endian): target transactions that failed and that succeeded.
+    ComStats,
+    /// `POST /1027//11`: the statistics cleared.
+    ClearComStats,
     /// `GET /1027//20`: the protocols this board reaches, a mask of TargetProtocol
     /// values (one byte: the OR of the values, as the client decodes it).
     AvailableProtocols,

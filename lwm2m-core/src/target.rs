@@ -130,12 +130,26 @@ pub struct TargetMux<M = Absent, B = Absent> {
     pub memory: Option<M>,
     /// The Modbus master, if the board has one.
     pub modbus: Option<B>,
+    /// Target transactions that failed, and that succeeded (`/1027//11`).
+    stats: [u32; 2],
 }
 
 impl<M, B> TargetMux<M, B> {
     /// The multiplexer over `memory` and `modbus`.
     pub const fn new(memory: Option<M>, modbus: Option<B>) -> Self {
-        TargetMux { memory, modbus }
+        TargetMux {
+            memory,
+            modbus,
+            stats: [0; 2],
+        }
+    }
+
+    /// Counts `result` in the communication statistics (`/1027//11`; they saturate).
+    fn count<T>(&mut self, result: Result<T, ResultCode>) -> Result<T, ResultCode> {
+        let [failed, succeeded] = &mut self.stats;
+        let counter = if result.is_ok() { succeeded } else { failed };
+        *counter = counter.saturating_add(1);
+        result
     }
 
     /// `/1027//20`: the protocols reached, as the client decodes the byte (the OR of
@@ -315,6 +329,55 @@ fn item_bytes(table: Table, count: u16) -> usize {
 
 impl<M: MemoryAccess, B: Modbus> TargetIo for TargetMux<M, B> {
     fn read(&mut self, var: &TargetVar, buf: &mut [u8]) -> Result<(), ResultCode> {
+        let result = self.read_var(var, buf);
+        self.count(result)
+    }
+
+    fn write(&mut self, var: &TargetVar, data: &[u8]) -> Result<(), ResultCode> {
+        let result = self.write_var(var, data);
+        self.count(result)
+    }
+
+    fn command(
+        &mut self,
+        settings: &TargetSettings,
+        command: &TargetCommand,
+        input: &[u8],
+        output: &mut [u8],
+    ) -> Result<(), ResultCode> {
+        match *command {
+            TargetCommand::ComStats => {
+                let [failed, succeeded] = self.stats;
+                let [f0, f1, f2, f3] = failed.to_be_bytes();
+                let [s0, s1, s2, s3] = succeeded.to_be_bytes();
+                let out: &mut [u8; 8] = output
+                    .try_into()
+                    .map_err(|_| ResultCode::InternalServerError)?;
+                *out = [f0, f1, f2, f3, s0, s1, s2, s3];
+                Ok(())
+            }
+            TargetCommand::ClearComStats => {
+                self.stats = [0; 2];
+                Ok(())
+            }
+            TargetCommand::AvailableProtocols => {
+                let [mask] = output else {
+                    return Err(ResultCode::InternalServerError);
+                };
+                *mask = self.available();
+                Ok(())
+            }
+            _ => {
+                let result = self.run(settings, command, input, output);
+                self.count(result)
+            }
+        }
+    }
+}
+
+impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
+    /// [`TargetIo::read`], uncounted.
+    fn read_var(&mut self, var: &TargetVar, buf: &mut [u8]) -> Result<(), ResultCode> {
         match var.settings.protocol {
             p if MEMORY_PROTOCOLS.contains(&p) => self
                 .memory()?
@@ -334,7 +397,8 @@ impl<M: MemoryAccess, B: Modbus> TargetIo for TargetMux<M, B> {
         }
     }
 
-    fn write(&mut self, var: &TargetVar, data: &[u8]) -> Result<(), ResultCode> {
+    /// [`TargetIo::write`], uncounted.
+    fn write_var(&mut self, var: &TargetVar, data: &[u8]) -> Result<(), ResultCode> {
         match var.settings.protocol {
             p if MEMORY_PROTOCOLS.contains(&p) => self
                 .memory()?
@@ -355,7 +419,8 @@ impl<M: MemoryAccess, B: Modbus> TargetIo for TargetMux<M, B> {
         }
     }
 
-    fn command(
+    /// A transaction of [`TargetIo::command`], uncounted.
+    fn run(
         &mut self,
         settings: &TargetSettings,
         command: &TargetCommand,
@@ -366,13 +431,6 @@ impl<M: MemoryAccess, B: Modbus> TargetIo for TargetMux<M, B> {
         let modbus = settings.protocol == TargetSettings::MODBUS;
         let reached = (memory && self.memory.is_some()) || (modbus && self.modbus.is_some());
         match *command {
-            TargetCommand::AvailableProtocols => {
-                let [mask] = output else {
-                    return Err(ResultCode::InternalServerError);
-                };
-                *mask = self.available();
-                Ok(())
-            }
             // Connecting checks that the board reaches the protocol: a Modbus server is
             // reached by the next transaction (a TCP master reconnects on its own).
             TargetCommand::Connect | TargetCommand::Disconnect | TargetCommand::Reset

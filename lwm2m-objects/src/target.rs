@@ -3,8 +3,8 @@
 //! configuration) from a declarative table, and the commands the target multiplexer
 //! runs (`lwm2m_core::target::TargetMux`): connect, disconnect, reset, is-connected
 //! (`/3`, `/4`, `/5`), the available protocols (`/20`), memory read and write (`/33`,
-//! `MemoryInfo`), Modbus read and write (`/38`, `/37`, `ModbusOptions`). Raw exchange,
-//! communication statistics and the TapNPass resources answer `A1`.
+//! `MemoryInfo`), Modbus read and write (`/38`, `/37`, `ModbusOptions`), the
+//! communication statistics (`/11`). Raw exchange and the TapNPass resources answer `A1`.
 
 use lwm2m_core::acl::Access::{self, Admin, User};
 use lwm2m_core::config::Config;
@@ -24,10 +24,7 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(4).post(Admin),                       // disconnect
     ResourceDef::single(5).post(Admin),                       // reset
     ResourceDef::single(7).get(Admin).not_implemented(),      // getVcc
-    ResourceDef::single(11)
-        .get(Admin)
-        .post(Admin)
-        .not_implemented(), // getComStats, clearComStats
+    ResourceDef::single(11).get(Admin).post(Admin).answers(8), // getComStats, clearComStats
     ResourceDef::single(20).get(Admin).answers(1),            // getAvailableProtocols
     ResourceDef::single(30).post(Admin).not_implemented(),    // postResetKeep
     ResourceDef::single(31)
@@ -222,6 +219,8 @@ impl Object for TargetObject {
             (3, Method::Post) => command(TargetCommand::Connect),
             (4, Method::Post) => command(TargetCommand::Disconnect),
             (5, Method::Post) => command(TargetCommand::Reset),
+            (11, Method::Get) => (TargetCommand::ComStats, none, 8),
+            (11, Method::Post) => command(TargetCommand::ClearComStats),
             (20, Method::Get) => (TargetCommand::AvailableProtocols, none, 1),
             (33, method) => {
                 let (address, len) = memory_info(req.payload)?;

@@ -358,3 +358,26 @@ fn the_firmware_s_own_regions_are_the_only_memory_reached() {
     assert_eq!(h.tx(&frame(1, 1027, 33, "1fffffff 00000002 01")), "b39000");
     assert_eq!(MEASURED[0].load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn the_communication_statistics_count_every_target_transaction() {
+    let mut h = harness(false, true);
+    assert_eq!(h.tx(&frame(1, 1027, 11, "")), "0000000000000000009000");
+    modbus_connected(&mut h);
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "03 01 0064 00000002 02")),
+        "0010641065 9000".replace(' ', "")
+    );
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "03 01 00ff 00000002 02")),
+        "b39000"
+    );
+    assert_eq!(
+        h.tx(&frame(1, 1027, 38, "03 07 0000 00000001 02")),
+        "a59000"
+    );
+    // The connect, one read: two successes; two failures.
+    assert_eq!(h.tx(&frame(1, 1027, 11, "")), "0000000002000000029000");
+    assert_eq!(h.tx(&frame(2, 1027, 11, "")), "009000");
+    assert_eq!(h.tx(&frame(1, 1027, 11, "")), "0000000000000000009000");
+}
