@@ -17,6 +17,7 @@ mod bridge;
 mod flash;
 mod modbus;
 mod modbus_slave;
+mod worker;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -40,7 +41,7 @@ use lwm2m_core::{
 use lwm2m_objects::{standard_objects, DeviceHooks, DeviceInfo, StandardObjects};
 use target_traits::RamTarget;
 use transport_traits::channels::ChannelIds;
-use transport_traits::run::{run, Clock, Host, HostEvent, Stopped};
+use transport_traits::run::{self, Clock, HostEvent, Stopped};
 use transport_traits::ErrorType;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -201,6 +202,8 @@ enum Event {
     Closed(ChannelId),
     /// A request of the Modbus-slave side handler (`--modbus-slave`).
     Side(modbus_slave::SideRequest),
+    /// The target worker finished an operation ([`worker`]).
+    Wake,
     Shutdown,
 }
 
@@ -217,9 +220,9 @@ struct Reply {
 type DesktopTarget = TargetMux<RamTarget<{ 64 * 1024 }>, modbus::TcpMaster>;
 const TARGET_RAM_BASE: u32 = 0x2000_0000;
 
-type DesktopDevice = Device<StandardObjects<DesktopHooks>, DesktopTarget, flash::DesktopStore>;
+/// The engine: its target and store are the worker's ([`worker::DesktopIo`]).
+type DesktopDevice = Device<StandardObjects<DesktopHooks>>;
 
-/// Why the device could not boot.
 /// Why the device does not start on a damaged store whose previous image is intact.
 const PREVIOUS_INTACT: &str = "its newest configuration is damaged; the one saved before it is \
                                intact (--previous-config starts from it)";
@@ -227,6 +230,7 @@ const PREVIOUS_INTACT: &str = "its newest configuration is damaged; the one save
 const DAMAGED: &str =
     "it holds a configuration, but a damaged one (corrupt, or not written by this device)";
 
+/// Why the device could not boot.
 enum BootError {
     Io(io::Error),
     /// The store holds a configuration, but not a valid one: what is wrong with it.
@@ -243,11 +247,7 @@ impl From<io::Error> for BootError {
 /// when it holds none. A damaged store is an error unless the operator's recovery flags
 /// (`--factory-reset`, `--previous-config`) say how to repair it, which is recorded in
 /// `/3//11`. A reboot boots in place ([`reboot`]), without them.
-fn boot(
-    args: &Args,
-    target: DesktopTarget,
-    mut store: flash::DesktopStore,
-) -> Result<DesktopDevice, BootError> {
+fn boot(args: &Args, store: &mut flash::DesktopStore) -> Result<DesktopDevice, BootError> {
     let factory_reset = args.factory_reset;
     let previous_config = args.previous_config;
     let serial = &args.serial;
@@ -298,16 +298,14 @@ fn boot(
     if lost {
         objects.0.set_last_error(LAST_ERROR_CONFIG_LOST);
     }
-    Ok(Device::new(objects, config, Config::reset, LIMITS)
-        .with_target(target)
-        .with_store(store))
+    Ok(Device::new(objects, config, Config::reset, LIMITS))
 }
 
 /// A reboot: the device booted again in place. Damage found now is not repaired
 /// (the operator's recovery flags answer the damage found at start): the device stops,
 /// with the status it would stop with at start.
-fn reboot(device: &mut DesktopDevice) -> Result<(), BootError> {
-    let loaded = device.boot().map_err(io::Error::other)?;
+fn reboot(device: &mut DesktopDevice, store: &mut flash::DesktopStore) -> Result<(), BootError> {
+    let loaded = device.boot_from(store).map_err(io::Error::other)?;
     // A clean start: nothing to report in `/3//11`.
     device.objects_mut().0.set_last_error(0);
     match loaded {
@@ -413,8 +411,8 @@ fn start(args: &Args) -> Result<(), BootError> {
     if let Some(master) = &modbus {
         log::info!("target: Modbus TCP server {}", master.server());
     }
-    let target = TargetMux::new(Some(RamTarget::new(TARGET_RAM_BASE)), modbus);
-    let mut device = boot(args, target, store)?;
+    let target: DesktopTarget = TargetMux::new(Some(RamTarget::new(TARGET_RAM_BASE)), modbus);
+    let mut device = boot(args, &mut store)?;
     if replaced {
         device
             .objects_mut()
@@ -425,6 +423,7 @@ fn start(args: &Args) -> Result<(), BootError> {
     let listener = TcpListener::bind(args.ws)
         .map_err(|err| io::Error::new(err.kind(), format!("listen on {}: {err}", args.ws)))?;
     let (events, inbox) = mpsc::channel();
+    let mut io = worker::DesktopIo::start(target, store, events.clone())?;
     {
         let events = events.clone();
         // Ctrl-C, SIGTERM and SIGHUP (ctrlc's "termination" feature).
@@ -479,7 +478,7 @@ fn start(args: &Args) -> Result<(), BootError> {
         started: StdInstant::now(),
         side,
     };
-    run_device(device, &mut host)
+    run_device(device, &mut host, &mut io)
 }
 
 /// How long a connection may stay silent.
@@ -580,15 +579,27 @@ impl Links {
 /// Runs the device on the shared device loop until it is stopped; a reboot boots it
 /// again in place from the same store (`Device::boot`: the session ends, the login
 /// lock-out is kept), and stops the device as at start when the store is damaged.
-fn run_device(mut device: DesktopDevice, host: &mut WsHost) -> Result<(), BootError> {
+fn run_device(
+    mut device: DesktopDevice,
+    host: &mut WsHost,
+    io: &mut worker::DesktopIo,
+) -> Result<(), BootError> {
     let mut clock = SinceStart(host.started);
     let mut rx = vec![0u8; MAX_MESSAGE];
     let mut tx = vec![0u8; usize::from(LIMITS.max_response)];
     loop {
-        match run(&mut device, host, &mut clock, &mut rx, &mut tx) {
+        let stopped = embassy_futures::block_on(run::asynch::run(
+            &mut device,
+            host,
+            io,
+            &mut clock,
+            &mut rx,
+            &mut tx,
+        ));
+        match stopped {
             Ok(Stopped::Effect(Effect::Reboot)) => {
                 log::info!("reboot");
-                reboot(&mut device)?;
+                reboot(&mut device, &mut io.store)?;
             }
             Ok(Stopped::Effect(Effect::FactoryReset)) => {
                 log::info!("factory reset: default configuration saved");
@@ -624,14 +635,48 @@ impl ErrorType for WsHost {
     type Error = transport_traits::ErrorKind;
 }
 
-impl Host for WsHost {
-    fn wait(
+/// The device loop's host, async: its waits block on the inbox (the host is the
+/// reactor, [`worker`]); a wake-up of the target worker makes the loop look at the
+/// operation it awaits.
+impl run::asynch::Host for WsHost {
+    async fn wait(
         &mut self,
         session: &Session,
         deadline: Option<Instant>,
         buf: &mut [u8],
     ) -> Result<HostEvent, Self::Error> {
         self.links.publish_owner(session);
+        std::future::poll_fn(|cx| match self.next_event(session, deadline, buf) {
+            Some(event) => std::task::Poll::Ready(Ok(event)),
+            None => {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+
+    async fn reply(
+        &mut self,
+        channel: ChannelId,
+        frame: &[u8],
+        effect: Option<Effect>,
+    ) -> Result<(), Self::Error> {
+        self.send_reply(channel, frame, effect);
+        Ok(())
+    }
+}
+
+impl WsHost {
+    /// The next event until `deadline`, blocking; `None` on a wake-up of the target
+    /// worker. A request longer than `buf` (the loop's scratch while an operation is
+    /// awaited, which it answers `A8` without reading) is reported with length 0.
+    fn next_event(
+        &mut self,
+        session: &Session,
+        deadline: Option<Instant>,
+        buf: &mut [u8],
+    ) -> Option<HostEvent> {
         loop {
             let event = match deadline {
                 Some(at) => {
@@ -639,13 +684,13 @@ impl Host for WsHost {
                     let wait = at.as_millis().saturating_sub(now);
                     match self.inbox.recv_timeout(StdDuration::from_millis(wait)) {
                         Ok(event) => event,
-                        Err(RecvTimeoutError::Timeout) => return Ok(HostEvent::Timeout),
-                        Err(RecvTimeoutError::Disconnected) => return Ok(HostEvent::Stop),
+                        Err(RecvTimeoutError::Timeout) => return Some(HostEvent::Timeout),
+                        Err(RecvTimeoutError::Disconnected) => return Some(HostEvent::Stop),
                     }
                 }
                 None => match self.inbox.recv() {
                     Ok(event) => event,
-                    Err(_) => return Ok(HostEvent::Stop),
+                    Err(_) => return Some(HostEvent::Stop),
                 },
             };
             match event {
@@ -655,13 +700,15 @@ impl Host for WsHost {
                     mut apdu,
                     reply,
                 } => {
-                    // Connection threads refuse messages over MAX_MESSAGE, the size of buf.
-                    let Some(into) = buf.get_mut(..apdu.len()) else {
-                        apdu.zeroize();
-                        continue;
+                    // Connection threads refuse messages over MAX_MESSAGE, the size of the
+                    // loop's buffer; its scratch while an operation is awaited is shorter.
+                    let len = match buf.get_mut(..apdu.len()) {
+                        Some(into) => {
+                            into.copy_from_slice(&apdu);
+                            apdu.len()
+                        }
+                        None => 0,
                     };
-                    into.copy_from_slice(&apdu);
-                    let len = apdu.len();
                     // A login body carries a password.
                     apdu.zeroize();
                     self.replies.insert(channel, reply);
@@ -669,42 +716,44 @@ impl Host for WsHost {
                         id: channel,
                         kind: ChannelKind::WebSocket,
                     };
-                    return Ok(HostEvent::Request { channel, len });
+                    return Some(HostEvent::Request { channel, len });
                 }
                 Event::Closed(channel) => {
                     self.links.open.remove(&channel);
                     self.replies.remove(&channel);
-                    return Ok(HostEvent::Closed(channel));
+                    return Some(HostEvent::Closed(channel));
                 }
                 Event::Side(request) => {
-                    let (Some((id, profile)), Some(into)) =
-                        (self.side, buf.get_mut(..request.apdu.len()))
-                    else {
+                    let Some((id, profile)) = self.side else {
                         continue;
                     };
-                    into.copy_from_slice(&request.apdu);
+                    let len = match buf.get_mut(..request.apdu.len()) {
+                        Some(into) => {
+                            into.copy_from_slice(&request.apdu);
+                            request.apdu.len()
+                        }
+                        None => 0,
+                    };
                     self.replies.insert(id, request.reply);
                     let channel = Channel {
                         id,
                         kind: ChannelKind::Side,
                     };
-                    return Ok(HostEvent::Side {
+                    return Some(HostEvent::Side {
                         channel,
                         profile,
-                        len: request.apdu.len(),
+                        len,
                     });
                 }
-                Event::Shutdown => return Ok(HostEvent::Stop),
+                Event::Wake => return None,
+                Event::Shutdown => return Some(HostEvent::Stop),
             }
         }
     }
 
-    fn reply(
-        &mut self,
-        channel: ChannelId,
-        frame: &[u8],
-        effect: Option<Effect>,
-    ) -> Result<(), Self::Error> {
+    /// Sends the answer to `channel`'s pending request; before a reboot, waits until it
+    /// is out.
+    fn send_reply(&mut self, channel: ChannelId, frame: &[u8], effect: Option<Effect>) {
         if let Some(reply) = self.replies.remove(&channel) {
             let (done, sent) = mpsc::channel();
             let reboot = effect == Some(Effect::Reboot);
@@ -717,7 +766,6 @@ impl Host for WsHost {
                 let _ = sent.recv_timeout(StdDuration::from_secs(2));
             }
         }
-        Ok(())
     }
 }
 
