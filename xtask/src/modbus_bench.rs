@@ -225,22 +225,15 @@ impl std::fmt::Display for Sample {
 
 /// The bare pymodbus client's mean microseconds per read of the register.
 fn bare_pymodbus(python: &Path, scripts: &Path, port: u16, reads: u32) -> Result<f64> {
-    let out = Command::new(python)
-        .arg(scripts.join("client.py"))
-        .arg(port.to_string())
-        .args(["bench", &UNIT.to_string(), &REGISTER.to_string()])
-        .arg(reads.to_string())
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("client.py: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(format!(
-            "client.py bench failed ({}): {text}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
+    let client = Process::start(
+        "client.py bench",
+        Command::new(python)
+            .arg(scripts.join("client.py"))
+            .arg(port.to_string())
+            .args(["bench", &UNIT.to_string(), &REGISTER.to_string()])
+            .arg(reads.to_string()),
+    )?;
+    let text = client.output()?;
     text.lines()
         .find_map(|l| l.strip_prefix("mean_us "))
         .and_then(|us| us.trim().parse().ok())
@@ -257,6 +250,7 @@ fn stop_children_on_signal() -> Result {
         for pid in running.iter() {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
                 .status();
         }
         std::process::exit(130);
@@ -324,14 +318,37 @@ impl Process {
             .map(str::to_string)
             .ok_or_else(|| format!("{}: unexpected first line {line:?}", self.what))
     }
+
+    /// What it printed on stdout once it ended by itself, successfully.
+    fn output(mut self) -> Result<String> {
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| format!("{}: {e}", self.what))?;
+        // The reading thread ends, and with it this iterator, at the end of the output.
+        let text: Vec<String> = self.ready.iter().collect();
+        let text = text.join("\n");
+        if !status.success() {
+            return Err(format!(
+                "{} failed ({status}): {text}{}",
+                self.what,
+                self.log.lock().unwrap_or_else(|e| e.into_inner())
+            ));
+        }
+        Ok(text)
+    }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // Killed and forgotten under the lock: the signal handler kills only children
+        // not yet reaped (a pid reaped may be another process's already).
+        {
+            let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = self.child.kill();
+            running.retain(|&pid| pid != self.child.id());
+        }
         let _ = self.child.wait();
-        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-        running.retain(|&pid| pid != self.child.id());
     }
 }
 
