@@ -7,6 +7,8 @@ use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
+mod modbus_bench;
+
 /// Checks run so far that passed (printed as the closing summary line).
 static PASSED: AtomicUsize = AtomicUsize::new(0);
 
@@ -40,8 +42,11 @@ fn main() -> ExitCode {
         Some("footprint") => footprint(),
         Some("boards") => boards(),
         Some("qemu") => qemu(&args[1..]),
+        Some("modbus-bench") => modbus_bench::modbus_bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|interop|fuzz|instructions|footprint|boards|qemu>");
+            eprintln!(
+                "usage: cargo xtask <test|interop|fuzz|instructions|footprint|boards|qemu|modbus-bench>"
+            );
             eprintln!("  test     install what is missing, then run every check CI runs");
             eprintln!("  interop  build the desktop device and run the real-client interop test");
             eprintln!("  fuzz     fuzz smoke run (FUZZ_SECONDS per target, default {DEFAULT_FUZZ_SECONDS})");
@@ -51,6 +56,10 @@ fn main() -> ExitCode {
                 "  boards   build the board firmwares and drive each in QEMU through the bridge"
             );
             eprintln!("  qemu BOARD [--ws ADDR]  boot BOARD in QEMU, served as WebSocket on ADDR");
+            eprintln!(
+                "  modbus-bench [READS]  variable reads per second through port-linux --modbus"
+            );
+            eprintln!("                        beside a bare pymodbus client (default 2000 reads)");
             return ExitCode::from(2);
         }
     };
@@ -58,7 +67,7 @@ fn main() -> ExitCode {
     // Reports end with their own figures line.
     let report = matches!(
         args.first().map(String::as_str),
-        Some("instructions" | "footprint")
+        Some("instructions" | "footprint" | "modbus-bench")
     );
     match result {
         Ok(()) if report => ExitCode::SUCCESS,
