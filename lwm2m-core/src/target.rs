@@ -10,7 +10,7 @@
 //! [`MemoryTarget`] adapts one memory access alone.
 
 use target_traits::modbus::{Modbus, Table};
-use target_traits::{ErrorKind, MemoryAccess};
+use target_traits::{Error as _, ErrorKind, MemoryAccess};
 
 pub use crate::io::{TargetCommand, TargetSettings, TargetVar};
 use crate::wire::ResultCode;
@@ -152,20 +152,16 @@ impl<M, B> TargetMux<M, B> {
         result
     }
 
-    /// `/1027//20`: the protocols reached, as the client decodes the byte (the OR of
-    /// their values: SWD, 0, adds nothing; MODBUS, 3, is bits 0 and 1).
+    /// `/1027//20`: the protocols reached, as the client decodes the byte: it lists a
+    /// protocol `p` when `mask & p == p`, so no byte names a set exactly. Memory access
+    /// adds nothing (the client reads 0 as SWD alone); MODBUS is 3 (which the client
+    /// reads as S3P, JTAG and MODBUS: the nearest it can be told).
     pub fn available(&self) -> u8 {
-        let memory = if self.memory.is_some() {
-            MEMORY_PROTOCOLS.iter().fold(0, |mask, p| mask | p)
-        } else {
-            0
-        };
-        let modbus = if self.modbus.is_some() {
+        if self.modbus.is_some() {
             TargetSettings::MODBUS
         } else {
             0
-        };
-        memory | modbus
+        }
     }
 }
 
@@ -236,7 +232,8 @@ impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
         count: u16,
         out: &mut [u8],
     ) -> Result<(), ResultCode> {
-        if !table.readable_count(count) || out.len() != item_bytes(table, count) {
+        // Unit 0 is a broadcast: never a read, and never a write nobody asked to be one.
+        if unit == 0 || !table.readable_count(count) || out.len() != item_bytes(table, count) {
             return Err(ResultCode::TargetProtocolWrongParam);
         }
         if !table.is_bits() {
@@ -269,7 +266,7 @@ impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
         count: u16,
         data: &[u8],
     ) -> Result<(), ResultCode> {
-        if !table.writable_count(count) || data.len() != item_bytes(table, count) {
+        if unit == 0 || !table.writable_count(count) || data.len() != item_bytes(table, count) {
             return Err(ResultCode::TargetProtocolWrongParam);
         }
         if !table.is_bits() {
@@ -294,27 +291,53 @@ impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
             .map_err(status_of)
     }
 
-    /// A register variable whose value is not whole registers (an 8-bit type): read
-    /// into whole registers, its bytes the first ones.
+    /// A register variable: 16- and 32-bit elements fill whole registers (most
+    /// significant word first); an 8-bit element is the low byte of a register of its
+    /// own (`bytes` 1).
     fn read_registers_of(
         &mut self,
         table: Table,
         unit: u8,
         address: u16,
         buf: &mut [u8],
+        bytes: usize,
     ) -> Result<(), ResultCode> {
-        let count = items(table, buf.len())?;
-        if buf.len().is_multiple_of(2) {
+        if bytes != 1 {
+            let count = items(table, buf.len())?;
             return self.modbus_read(table, unit, address, count, buf);
         }
+        let count = u16::try_from(buf.len()).map_err(|_| ResultCode::TargetProtocolWrongParam)?;
         let mut words = [0u8; 2 * target_traits::modbus::MAX_READ_REGISTERS as usize];
         let words = words
             .get_mut(..2 * usize::from(count))
             .ok_or(ResultCode::TargetProtocolWrongParam)?;
         self.modbus_read(table, unit, address, count, words)?;
-        let n = buf.len();
-        buf.copy_from_slice(words.get(..n).ok_or(ResultCode::TargetProtocolWrongParam)?);
+        for (byte, word) in buf.iter_mut().zip(words.chunks_exact(2)) {
+            *byte = word.get(1).copied().unwrap_or(0);
+        }
         Ok(())
+    }
+
+    /// Writes an 8-bit register variable: each element the low byte of a register of
+    /// its own, its high byte 0.
+    fn write_bytes_as_registers(
+        &mut self,
+        table: Table,
+        unit: u8,
+        address: u16,
+        data: &[u8],
+    ) -> Result<(), ResultCode> {
+        let count = u16::try_from(data.len()).map_err(|_| ResultCode::TargetProtocolWrongParam)?;
+        let mut words = [0u8; 2 * target_traits::modbus::MAX_WRITE_REGISTERS as usize];
+        let words = words
+            .get_mut(..2 * usize::from(count))
+            .ok_or(ResultCode::TargetProtocolWrongParam)?;
+        for (word, byte) in words.chunks_exact_mut(2).zip(data) {
+            if let [_, low] = word {
+                *low = *byte;
+            }
+        }
+        self.modbus_write(table, unit, address, count, words)
     }
 }
 
@@ -390,7 +413,7 @@ impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
                     let count = items(table, buf.len())?;
                     mux.modbus_read(table, unit, address, count, buf)
                 } else {
-                    mux.read_registers_of(table, unit, address, buf)
+                    mux.read_registers_of(table, unit, address, buf, var.item_size())
                 }
             }
             _ => Err(ResultCode::TargetProtocolNotImplemented),
@@ -406,14 +429,12 @@ impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
                 .map_err(status_of),
             TargetSettings::MODBUS => {
                 let (table, unit, address) = modbus_place(var)?;
-                // A register holds two bytes: an 8-bit value has no register of its own
-                // to write without changing the other byte.
-                if !table.is_bits() && !data.len().is_multiple_of(2) {
-                    return Err(ResultCode::TargetProtocolWrongParam);
+                let mux = self.modbus_for(&var.settings)?;
+                if !table.is_bits() && var.item_size() == 1 {
+                    return mux.write_bytes_as_registers(table, unit, address, data);
                 }
                 let count = items(table, data.len())?;
-                self.modbus_for(&var.settings)?
-                    .modbus_write(table, unit, address, count, data)
+                mux.modbus_write(table, unit, address, count, data)
             }
             _ => Err(ResultCode::TargetProtocolNotImplemented),
         }
@@ -431,13 +452,35 @@ impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
         let modbus = settings.protocol == TargetSettings::MODBUS;
         let reached = (memory && self.memory.is_some()) || (modbus && self.modbus.is_some());
         match *command {
-            // Connecting checks that the board reaches the protocol: a Modbus server is
-            // reached by the next transaction (a TCP master reconnects on its own).
-            TargetCommand::Connect | TargetCommand::Disconnect | TargetCommand::Reset
-                if reached =>
-            {
-                Ok(())
+            // Connecting to a Modbus server asks the configured unit for a register: an
+            // exception is an answer (the server is there), silence or no connection is
+            // not. Without a unit (`/1027//21` unset) there is nobody to ask.
+            TargetCommand::Connect if modbus && reached => {
+                let unit = settings.modbus_unit;
+                if unit == 0 {
+                    return Ok(());
+                }
+                let mut word = [0u8; 2];
+                match self.modbus_for(settings)?.modbus()?.read(
+                    unit,
+                    Table::HoldingRegisters,
+                    0,
+                    1,
+                    &mut word,
+                ) {
+                    Ok(()) => Ok(()),
+                    Err(err) => match err.kind() {
+                        ErrorKind::Unreachable
+                        | ErrorKind::LostCommunication
+                        | ErrorKind::Communication
+                        | ErrorKind::Data => Err(status_of(err)),
+                        _ => Ok(()),
+                    },
+                }
             }
+            // Memory access is there or not: nothing to open.
+            TargetCommand::Connect | TargetCommand::Disconnect if reached => Ok(()),
+            // No board here resets its target: BB (`Reset` falls through).
             TargetCommand::ModbusRead {
                 table,
                 unit,

@@ -163,8 +163,8 @@ fn memory_info(payload: &[u8]) -> Result<(u32, usize), ResultCode> {
 /// Object 1027.
 #[derive(Debug, Default)]
 pub struct TargetObject {
-    /// `GET /1027//3`: a connect succeeded since the last disconnect (not kept across a
-    /// reboot).
+    /// `GET /1027//3`: a connect succeeded since the last disconnect, boot or change of
+    /// protocol.
     connected: bool,
 }
 
@@ -188,9 +188,22 @@ impl Object for TargetObject {
         unlisted::access(UNLISTED, resource, instance, method)
     }
 
-    /// Values of settings this build does not carry take no room.
+    /// Values of settings this build does not carry take no room; a boot starts
+    /// disconnected.
     fn config_loaded(&mut self, config: &mut lwm2m_core::config::Config) {
         settings::forget_unserved(config, ID, SETTING_LINES);
+        self.connected = false;
+    }
+
+    /// `GET /38` answers as many bytes as its items, and `/1027//21` decides whether
+    /// register 0 is one (`offsetFirstRegister`).
+    fn bound_depends_on_config(&self, req: &Request<'_>) -> bool {
+        req.path.resource == 38 && req.method == Method::Get
+    }
+
+    /// `/1` and `/21` change what `/38` may answer.
+    fn changes_bounds(&self, req: &Request<'_>) -> bool {
+        matches!(req.path.resource, 1 | 21) && req.method != Method::Get
     }
 
     /// `/33` and `/38` answer what their request asks for.
@@ -263,6 +276,14 @@ impl Object for TargetObject {
                     ),
                     _ => return Err(ResultCode::NotAcceptable),
                 }
+            }
+            (1, Method::Put | Method::Post) => {
+                // Another protocol: not connected to it yet.
+                let done = settings::handle_in(SETTING_LINES, ctx, ID, req, body);
+                if done.is_ok() {
+                    self.connected = false;
+                }
+                return done;
             }
             _ => return settings::handle_in(SETTING_LINES, ctx, ID, req, body),
         };

@@ -196,6 +196,8 @@ fn check_tour(script: &[Exchange], answered: &[Answered], line: &Line) {
     assert_eq!(
         transactions(line),
         [
+            // The connect's probe: holding register 0 of the configured unit.
+            (3, 0),
             (3, 10),
             (3, 10),
             (1, 0),

@@ -135,18 +135,25 @@ fn frame(method: u8, object: u16, resource: u16, payload: &str) -> String {
     ))
 }
 
-/// `PUT /1027//1` and `POST /1027//3`: MODBUS selected and connected.
+/// `PUT /1027//1`, `/21` (unit 1, registers numbered from 0) and `POST /1027//3`: MODBUS
+/// selected, configured and connected.
 fn modbus_connected(h: &mut Harness<Mux>) {
     assert_eq!(h.tx(&frame(3, 1027, 1, "03")), "009000");
+    assert_eq!(
+        h.tx(&frame(3, 1027, 21, "00 30 09 01 00 c2 01 01")),
+        "009000"
+    );
     assert_eq!(h.tx(&frame(2, 1027, 3, "")), "009000");
     assert_eq!(h.tx(&frame(1, 1027, 3, "")), "00019000");
 }
 
 #[test]
 fn the_available_protocols_are_what_the_board_has() {
-    // Memory only: S3P, JTAG, DIRECT_IO (SWD is 0), as the client decodes the mask.
-    assert_eq!(harness(true, false).tx(&frame(1, 1027, 20, "")), "00079000");
+    // Memory only: 0, which the client reads as SWD (it lists p when mask & p == p);
+    // Modbus: 3 (the client adds S3P and JTAG: no byte says MODBUS alone).
+    assert_eq!(harness(true, false).tx(&frame(1, 1027, 20, "")), "00009000");
     assert_eq!(harness(false, true).tx(&frame(1, 1027, 20, "")), "00039000");
+    assert_eq!(harness(true, true).tx(&frame(1, 1027, 20, "")), "00039000");
     assert_eq!(
         harness(false, false).tx(&frame(1, 1027, 20, "")),
         "00009000"
@@ -234,10 +241,10 @@ fn modbus_reads_and_writes_through_modbus_options() {
 fn the_protocol_configuration_gives_the_unit_and_the_register_numbering() {
     let mut h = harness(false, true);
     modbus_connected(&mut h);
-    // Unit 0 in the options: the configuration's (none yet: 0, unreachable).
+    // Unit 0 in the options: the configuration's (1).
     assert_eq!(
         h.tx(&frame(1, 1027, 38, "03 00 0001 00000001 02")),
-        "a59000"
+        "0010019000"
     );
     // objects.md §6.4: slave 1, offsetFirstRegister, 115200 bd, RS232, 1 stop, EVEN, 8
     // bits, CR_LF, no flow control, timeout 10.

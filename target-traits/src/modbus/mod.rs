@@ -110,10 +110,9 @@ impl Table {
 /// through [`ErrorKind::status_byte`], result codes).
 pub const fn exception_kind(code: u8) -> ErrorKind {
     match code {
-        // ILLEGAL FUNCTION: the server does not do this.
-        0x01 => ErrorKind::NotImplemented,
-        // ILLEGAL DATA ADDRESS, ILLEGAL DATA VALUE.
-        0x02 | 0x03 => ErrorKind::BadParameter,
+        // ILLEGAL FUNCTION, ILLEGAL DATA ADDRESS, ILLEGAL DATA VALUE: a request this
+        // server refuses (spec decision 13: B3).
+        0x01..=0x03 => ErrorKind::BadParameter,
         // SERVER DEVICE FAILURE.
         0x04 => ErrorKind::Other,
         // ACKNOWLEDGE (a long operation under way), SERVER DEVICE BUSY.
@@ -286,7 +285,7 @@ mod tests {
     #[test]
     fn exceptions_map_to_result_codes() {
         assert_eq!(exception_kind(0x02).status_byte(), 0xB3);
-        assert_eq!(exception_kind(0x01).status_byte(), 0xBB);
+        assert_eq!(exception_kind(0x01).status_byte(), 0xB3);
         assert_eq!(exception_kind(0x06).status_byte(), 0xB1);
         assert_eq!(exception_kind(0x0B).status_byte(), 0xA5);
         assert_eq!(exception_kind(0x7F).status_byte(), 0xB6);
