@@ -727,6 +727,10 @@ impl WsHost {
                     let Some((id, profile)) = self.side else {
                         continue;
                     };
+                    // Its master was answered without it: not run late.
+                    if request.given_up.load(Ordering::Acquire) {
+                        continue;
+                    }
                     let len = match buf.get_mut(..request.apdu.len()) {
                         Some(into) => {
                             into.copy_from_slice(&request.apdu);

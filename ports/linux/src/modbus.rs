@@ -5,9 +5,10 @@
 //! One transaction at a time, each bounded: a connection is opened when none is up (a
 //! server that went away is reconnected on the next request), within the timeout; the
 //! answer is awaited within the timeout of `/1027//21` (default 1 s). A server that
-//! cannot be reached is `A5`, one that does not answer in time `B7` (the connection is
-//! dropped: a late answer cannot be taken for the next one), one that closes the
-//! connection mid-answer `B7` too.
+//! cannot be reached is `A5` (a kept connection the server closed meanwhile is opened
+//! again and the request sent once more), one that does not answer in time `B7` (the
+//! connection is dropped: a late answer cannot be taken for the next one), one that
+//! closes the connection mid-answer `B7` too.
 
 use std::io::{ErrorKind as IoKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -75,7 +76,15 @@ impl TcpMaster {
         let mut frame = [0u8; MAX_TCP_ADU];
         let len = request.encode(&mut frame)?;
         let deadline = Instant::now() + self.timeout;
-        let result = self.exchange(&request, &frame[..len], deadline, out);
+        // A connection kept from an earlier request may have been closed by the server
+        // meanwhile (a restart): found closed before any byte of the answer, the request
+        // is sent once more on a new one.
+        let reused = self.stream.is_some();
+        let mut result = self.exchange(&request, &frame[..len], deadline, out);
+        if reused && result == Err(ErrorKind::Unreachable) {
+            self.stream = None;
+            result = self.exchange(&request, &frame[..len], deadline, out);
+        }
         if let Err(kind) = result {
             if kind != ErrorKind::BadParameter && !is_exception(kind) {
                 self.stream = None;
@@ -92,9 +101,12 @@ impl TcpMaster {
         out: &mut [u8],
     ) -> Result<(), ErrorKind> {
         let stream = self.connection()?;
+        // A connection the server closed: refused or reset when written to, or read to
+        // its end before any byte of the answer (`read_frame`): Unreachable, which a
+        // reused connection tries once more.
         stream.write_all(frame).map_err(|err| {
             log::warn!("modbus: sending: {err}");
-            ErrorKind::LostCommunication
+            ErrorKind::Unreachable
         })?;
         let mut answer = [0u8; MAX_TCP_ADU];
         loop {
@@ -141,8 +153,12 @@ fn read_frame(
             .set_read_timeout(Some(left))
             .map_err(|_| ErrorKind::Communication)?;
         match stream.read(&mut buf[filled..needed]) {
-            Ok(0) => {
+            Ok(0) if filled == 0 => {
                 log::warn!("modbus: the server closed the connection");
+                return Err(ErrorKind::Unreachable);
+            }
+            Ok(0) => {
+                log::warn!("modbus: the server closed the connection mid-answer");
                 return Err(ErrorKind::LostCommunication);
             }
             Ok(n) => filled += n,
@@ -151,6 +167,10 @@ fn read_frame(
                 return Err(ErrorKind::LostCommunication);
             }
             Err(err) if err.kind() == IoKind::Interrupted => {}
+            Err(err) if filled == 0 && err.kind() == IoKind::ConnectionReset => {
+                log::warn!("modbus: the server reset the connection");
+                return Err(ErrorKind::Unreachable);
+            }
             Err(err) => {
                 log::warn!("modbus: receiving: {err}");
                 return Err(ErrorKind::LostCommunication);
@@ -201,5 +221,49 @@ impl Modbus for TcpMaster {
         } else {
             Duration::from_millis(u64::from(ms))
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// Answers one read of one holding register on `stream` with 0x1234.
+    fn serve_one(stream: &mut TcpStream) {
+        let mut request = [0u8; 12];
+        stream.read_exact(&mut request).unwrap();
+        let answer = [
+            request[0], request[1], 0, 0, 0, 5, request[6], 3, 2, 0x12, 0x34,
+        ];
+        stream.write_all(&answer).unwrap();
+    }
+
+    /// Spec decision 13: the device reconnects to a TCP server that went away on the next
+    /// request. A server that restarted between two requests (its connections closed)
+    /// answers the very next one (it was B7: written on the dead socket, read to its end;
+    /// only the request after reconnected). From the review.
+    #[test]
+    fn a_server_that_restarted_is_reached_on_the_next_request() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (mut first, _) = listener.accept().unwrap();
+            serve_one(&mut first);
+            drop(first);
+            let (mut second, _) = listener.accept().unwrap();
+            serve_one(&mut second);
+        });
+        let mut master = TcpMaster::new(&address.to_string()).unwrap();
+        let mut out = [0u8; 2];
+        master
+            .read(1, Table::HoldingRegisters, 0, 1, &mut out)
+            .unwrap();
+        thread::sleep(Duration::from_millis(200));
+        let next = master.read(1, Table::HoldingRegisters, 0, 1, &mut out);
+        assert_eq!(next, Ok(()), "the first request after the server came back");
+        assert_eq!(out, [0x12, 0x34]);
+        server.join().unwrap();
     }
 }

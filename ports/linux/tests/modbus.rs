@@ -47,13 +47,15 @@ fn a_silent_server_holds_its_request_only() {
     let mut owner = port.connect();
     let mut other = port.connect();
     assert_eq!(tx(&mut owner, &login("admin", "admin")), "009000");
-    // MODBUS, a 1.5 s timeout (15 × 100 ms), connected.
+    // MODBUS, unit 1, a 1.5 s timeout (15 × 100 ms); connecting asks the server for a
+    // register: silence, B7.
     assert_eq!(ask(&mut owner, "030403ffff0001 03"), "009000");
     assert_eq!(
         ask(&mut owner, "030403ffff0015 0f300901 00c21101"),
         "009000"
     );
-    assert_eq!(ask(&mut owner, "020403ffff0003"), "009000");
+    assert_eq!(ask(&mut owner, "020403ffff0003"), "b79000");
+    assert_eq!(ask(&mut owner, "010403ffff0003"), "00009000");
     // GET /1027//38: holding register 1 (offsetFirstRegister: PDU address 0) of unit 1,
     // sent without waiting for its answer.
     let started = Instant::now();
