@@ -156,9 +156,12 @@ pub enum TargetCommand {
     /// `GET /1027//20`: the protocols this board reaches, a mask of TargetProtocol
     /// values (one byte: the OR of the values, as the client decodes it).
     AvailableProtocols,
-    /// `GET /1027//38`: `count` items of `table` of server `unit` from `address`, one
-    /// byte each for bits (0 or 1), big-endian words for registers.
-    ModbusRead {
+    /// `GET /1027//38` (`write` false): `count` items of `table` of server `unit` from
+    /// `address`, one byte each for bits (0 or 1), big-endian words for registers;
+    /// `POST /1027//37` (`write` true): as many written, laid out the same.
+    Modbus {
+        /// A write (its items are the input), else a read (they are the answer).
+        write: bool,
         /// The table.
         table: target_traits::modbus::Table,
         /// The server.
@@ -168,25 +171,11 @@ pub enum TargetCommand {
         /// How many items.
         count: u16,
     },
-    /// `POST /1027//37`: `count` items written, laid out as [`TargetCommand::ModbusRead`]
-    /// answers them.
-    ModbusWrite {
-        /// The table.
-        table: target_traits::modbus::Table,
-        /// The server.
-        unit: u8,
-        /// The PDU address of the first item.
-        address: u16,
-        /// How many items.
-        count: u16,
-    },
-    /// `GET /1027//33`: bytes of the target's memory from `address`.
-    MemoryRead {
-        /// The first byte's address.
-        address: u32,
-    },
-    /// `POST /1027//33`: bytes written to the target's memory from `address`.
-    MemoryWrite {
+    /// `GET /1027//33` (`write` false): bytes of the target's memory from `address`;
+    /// `POST /1027//33` (`write` true): bytes written there.
+    Memory {
+        /// A write (the bytes are the input), else a read (they are the answer).
+        write: bool,
         /// The first byte's address.
         address: u32,
     },

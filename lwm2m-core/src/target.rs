@@ -481,27 +481,28 @@ impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
             // Memory access is there or not: nothing to open.
             TargetCommand::Connect | TargetCommand::Disconnect if reached => Ok(()),
             // No board here resets its target: BB (`Reset` falls through).
-            TargetCommand::ModbusRead {
+            TargetCommand::Modbus {
+                write,
                 table,
                 unit,
                 address,
                 count,
-            } if modbus => self
-                .modbus_for(settings)?
-                .modbus_read(table, unit, address, count, output),
-            TargetCommand::ModbusWrite {
-                table,
-                unit,
-                address,
-                count,
-            } if modbus => self
-                .modbus_for(settings)?
-                .modbus_write(table, unit, address, count, input),
-            TargetCommand::MemoryRead { address } if memory => {
-                self.memory()?.read(address, output).map_err(status_of)
+            } if modbus => {
+                let mux = self.modbus_for(settings)?;
+                if write {
+                    mux.modbus_write(table, unit, address, count, input)
+                } else {
+                    mux.modbus_read(table, unit, address, count, output)
+                }
             }
-            TargetCommand::MemoryWrite { address } if memory => {
-                self.memory()?.write(address, input).map_err(status_of)
+            TargetCommand::Memory { write, address } if memory => {
+                let memory = self.memory()?;
+                if write {
+                    memory.write(address, input)
+                } else {
+                    memory.read(address, output)
+                }
+                .map_err(status_of)
             }
             _ => Err(ResultCode::TargetProtocolNotImplemented),
         }

@@ -160,6 +160,22 @@ fn memory_info(payload: &[u8]) -> Result<(u32, usize), ResultCode> {
     Ok((u32::from_be_bytes([a0, a1, a2, a3]), len))
 }
 
+/// What a `MemoryInfo` or `ModbusOptions` request does: a GET reads `len` bytes (none
+/// may follow the options), a POST writes the `len` bytes that follow them. Whether it
+/// writes, its input, its answer's length.
+fn read_or_write(
+    method: Method,
+    payload: &[u8],
+    len: usize,
+) -> Result<(bool, &[u8], usize), ResultCode> {
+    let (options, data) = payload.split_at(OPTIONS_LEN.min(payload.len()));
+    match method {
+        Method::Get if data.is_empty() => Ok((false, options.get(..0).unwrap_or_default(), len)),
+        Method::Post if data.len() == len => Ok((true, data, 0)),
+        _ => Err(ResultCode::NotAcceptable),
+    }
+}
+
 /// Object 1027.
 #[derive(Debug, Default)]
 pub struct TargetObject {
@@ -237,45 +253,22 @@ impl Object for TargetObject {
             (20, Method::Get) => (TargetCommand::AvailableProtocols, none, 1),
             (33, method) => {
                 let (address, len) = memory_info(req.payload)?;
-                let data = req.payload.get(OPTIONS_LEN..).unwrap_or_default();
-                match method {
-                    Method::Get if data.is_empty() => {
-                        (TargetCommand::MemoryRead { address }, none, len)
-                    }
-                    Method::Post if data.len() == len => {
-                        (TargetCommand::MemoryWrite { address }, data, 0)
-                    }
-                    _ => return Err(ResultCode::NotAcceptable),
-                }
+                let (write, input, answer) = read_or_write(method, req.payload, len)?;
+                (TargetCommand::Memory { write, address }, input, answer)
             }
             (37 | 38, method) => {
                 let settings = TargetSettings::of(ctx.config());
                 let (table, unit, address, count) = modbus_options(req.payload, &settings)?;
-                let data = req.payload.get(OPTIONS_LEN..).unwrap_or_default();
                 let len = modbus_bytes(table, count);
-                match method {
-                    Method::Get if data.is_empty() => (
-                        TargetCommand::ModbusRead {
-                            table,
-                            unit,
-                            address,
-                            count,
-                        },
-                        none,
-                        len,
-                    ),
-                    Method::Post if data.len() == len => (
-                        TargetCommand::ModbusWrite {
-                            table,
-                            unit,
-                            address,
-                            count,
-                        },
-                        data,
-                        0,
-                    ),
-                    _ => return Err(ResultCode::NotAcceptable),
-                }
+                let (write, input, answer) = read_or_write(method, req.payload, len)?;
+                let command = TargetCommand::Modbus {
+                    write,
+                    table,
+                    unit,
+                    address,
+                    count,
+                };
+                (command, input, answer)
             }
             (1, Method::Put | Method::Post) => {
                 // Another protocol: not connected to it yet.
