@@ -211,23 +211,18 @@ impl Object for TargetObject {
         self.connected = false;
     }
 
-    /// `GET /38` answers as many bytes as its items, and `/1027//21` decides whether
-    /// register 0 is one (`offsetFirstRegister`).
-    fn bound_depends_on_config(&self, req: &Request<'_>) -> bool {
-        req.path.resource == 38 && req.method == Method::Get
-    }
-
-    /// `/1` and `/21` change what `/38` may answer.
-    fn changes_bounds(&self, req: &Request<'_>) -> bool {
-        matches!(req.path.resource, 1 | 21) && req.method != Method::Get
-    }
-
-    /// `/33` and `/38` answer what their request asks for.
-    fn answer_bound(&self, config: &Config, req: &Request<'_>) -> usize {
-        match (req.path.resource, req.method) {
-            (33, Method::Get) => memory_info(req.payload).map_or(0, |(_, len)| len),
-            (38, Method::Get) => modbus_options(req.payload, &TargetSettings::of(config))
-                .map_or(0, |(table, _, _, count)| modbus_bytes(table, count)),
+    /// `/33` and `/38` answer what their request asks for, whatever the configuration
+    /// (it decides only whether the request is valid: a bound that does not depend on it
+    /// cannot be changed by an earlier item of a multi-request).
+    fn answer_bound(&self, _config: &Config, req: &Request<'_>) -> usize {
+        match (req.path.resource, req.method, req.payload) {
+            (33, Method::Get, _) => memory_info(req.payload).map_or(0, |(_, len)| len),
+            (38, Method::Get, &[object_type, _, _, _, l0, l1, l2, l3, ..]) => {
+                let count = u16::try_from(u32::from_be_bytes([l0, l1, l2, l3])).unwrap_or(0);
+                Table::from_object_type(object_type).map_or(0, |table| modbus_bytes(table, count))
+            }
+            // Too short to be a `ModbusOptions`: refused, no data.
+            (38, Method::Get, _) => 0,
             _ => lwm2m_core::object::default_bound(self.resources(), req),
         }
     }
