@@ -194,6 +194,8 @@ fn test() -> Result {
             "--test",
             "modbus_rtu",
             "--test",
+            "target_review",
+            "--test",
             "declarations",
         ])
         .args([
