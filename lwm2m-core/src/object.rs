@@ -391,7 +391,6 @@ impl Context<'_> {
     /// once the bytes are in place. `A0` if the value does not fit `body`, or if `body`
     /// is not the request's (or nested in it) and the value is in the target.
     pub fn read_value(&mut self, id: u16, body: &mut Body<'_>) -> Result<usize, ResultCode> {
-        let settings = TargetSettings::of(&self.state.config);
         let var = self.state.config.variable(id).ok_or(ResultCode::NotFound)?;
         let len = var.value_len().ok_or(ResultCode::NotAcceptable)?;
         if len > body.remaining() {
@@ -399,6 +398,7 @@ impl Context<'_> {
         }
         match var.domain() {
             Domain::Target => {
+                let settings = TargetSettings::of(&self.state.config);
                 let var = TargetVar::of(var, settings).ok_or(ResultCode::NotAcceptable)?;
                 // Only a body of the response can receive a read made later: a body over
                 // a buffer of the handler's own is refused on every board alike.
@@ -437,7 +437,6 @@ impl Context<'_> {
     /// [`Operation::WriteTarget`] the request waits on: `data` must lie in the request
     /// (the payload of the request or of its item), else `A0`, on every board alike.
     pub fn write_value(&mut self, id: u16, data: &[u8]) -> Result<(), ResultCode> {
-        let settings = TargetSettings::of(&self.state.config);
         let var = self
             .state
             .config
@@ -448,7 +447,13 @@ impl Context<'_> {
         }
         match var.domain() {
             Domain::Target => {
-                let var = TargetVar::of(var, settings).ok_or(ResultCode::NotAcceptable)?;
+                let var = TargetVar::of(var, TargetSettings::default())
+                    .ok_or(ResultCode::NotAcceptable)?;
+                // The settings read once the variable is no longer borrowed mutably.
+                let var = TargetVar {
+                    settings: TargetSettings::of(&self.state.config),
+                    ..var
+                };
                 // Only bytes of the request can be written later: other bytes are refused
                 // on every board alike.
                 let at =
