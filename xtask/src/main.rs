@@ -639,15 +639,8 @@ const BOARDS: [Board; 2] = [
 /// loaded (`-device loader,FILE,ADDR`): the QEMU options, and the file (removed once
 /// the caller is done with it). None for a board without such pages.
 fn erased_flash(elf: &Path) -> Result<Option<(String, PathBuf)>> {
-    use object::{Object, ObjectSymbol};
-    let data = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
-    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", elf.display()))?;
-    let symbol = |name: &str| {
-        file.symbols()
-            .find(|s| s.name() == Ok(name))
-            .map(|s| s.address())
-    };
-    let (Some(start), Some(end)) = (symbol("__config_flash_start"), symbol("__config_flash_end"))
+    let [Some(start), Some(end)] =
+        symbol_addresses(elf, ["__config_flash_start", "__config_flash_end"])?
     else {
         return Ok(None);
     };
@@ -665,6 +658,18 @@ fn erased_flash(elf: &Path) -> Result<Option<(String, PathBuf)>> {
         format!("file={},addr={start:#x}", path.display()),
         path,
     )))
+}
+
+/// The addresses of the symbols `names` in the firmware `elf` (`None` for one it lacks).
+fn symbol_addresses<const N: usize>(elf: &Path, names: [&str; N]) -> Result<[Option<u64>; N]> {
+    use object::{Object, ObjectSymbol};
+    let data = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", elf.display()))?;
+    Ok(names.map(|name| {
+        file.symbols()
+            .find(|s| s.name() == Ok(name))
+            .map(|s| s.address())
+    }))
 }
 
 /// A board firmware's figures: its sections, and the deepest stack it used in QEMU.
@@ -685,18 +690,11 @@ struct BoardFigures {
 fn board_run(board: &Board) -> Result<BoardFigures> {
     let elf = build_board(board)?;
     let sizes = elf_sizes(&elf)?;
-    let data = std::fs::read(&elf).map_err(|e| format!("{}: {e}", elf.display()))?;
-    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", elf.display()))?;
-    let symbol = |name: &str| {
-        use object::{Object, ObjectSymbol};
-        file.symbols()
-            .find(|s| s.name() == Ok(name))
-            .map(|s| s.address())
-            .ok_or_else(|| format!("{}: no symbol {name}", elf.display()))
-    };
     // cortex-m-rt's: the static data end at `_stack_end`, the stack starts at
     // `_stack_start`.
-    let (low, high) = (symbol("_stack_end")?, symbol("_stack_start")?);
+    let [Some(low), Some(high)] = symbol_addresses(&elf, ["_stack_end", "_stack_start"])? else {
+        return Err(format!("{}: no _stack_end or _stack_start", elf.display()));
+    };
     let report = env::temp_dir().join(format!("lwm2m-{}-{}", board.bin, std::process::id()));
     let _ = std::fs::remove_file(&report);
     let erased = erased_flash(&elf)?;
