@@ -35,6 +35,8 @@ use std::time::Duration;
 use rmodbus::server::{ModbusFrame, Read as FrameRead, Write as FrameWrite};
 use rmodbus::{ErrorKind as RError, ModbusProto};
 
+use lwm2m_core::wire::{Method, Path, Request, APDU_HEADER_LEN};
+
 use crate::{Event, Reply};
 
 /// Registers of a variable's block.
@@ -222,25 +224,22 @@ fn block(address: u16) -> Result<u16, RError> {
     }
 }
 
-/// The request APDU of `method` on `/1029/{id}/4` with `payload`.
-fn apdu(method: u8, id: u16, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![method];
-    for part in [1029u16, id, 4] {
-        frame.extend_from_slice(&part.to_be_bytes());
-    }
-    frame.extend_from_slice(payload);
-    let ins = if method == 1 { 0xCA } else { 0xDA };
-    let mut out = vec![0xA2, ins, 0, 0, frame.len() as u8];
-    out.extend_from_slice(&frame);
-    out
+/// The request APDU of `method` on `/1029/{id}/4` (the variable's value) with
+/// `payload`, encoded by the engine's own encoder.
+fn value_apdu(method: Method, id: u16, payload: &[u8]) -> Vec<u8> {
+    let request = Request::new(method, Path::new(1029, id, 4)).with_payload(payload);
+    let mut apdu = vec![0; APDU_HEADER_LEN + request.frame_len()];
+    let len = request.emit_apdu(&mut apdu).unwrap_or(0);
+    apdu.truncate(len);
+    apdu
 }
 
 fn get_value(id: u16) -> Vec<u8> {
-    apdu(1, id, &[])
+    value_apdu(Method::Get, id, &[])
 }
 
 fn put_value(id: u16, value: &[u8]) -> Vec<u8> {
-    apdu(3, id, value)
+    value_apdu(Method::Put, id, value)
 }
 
 /// Runs `apdu` on the device as the side handler: the response's data, or the
