@@ -2,7 +2,8 @@
 // Modbus TCP server (pymodbus, `ports/linux/tests/modbus/server.py`) on loopback: the target protocol
 // selected and configured, the target connected, holding registers read and written with `/1027//38`
 // and `/1027//37`, a TARGET variable on a holding register read and written (checked on the server
-// with a bare pymodbus client), a missing register, the server stopped mid-session and started again.
+// with a bare pymodbus client), a bundle of adjacent registers read (in one transaction), a missing register,
+// the server stopped mid-session and started again.
 //
 // Skipped unless LWM2M_PYTHON names a Python with pymodbus (`cargo xtask test` sets it up). Every
 // request is made by the client's own services.
@@ -26,6 +27,7 @@ import {
 } from './harness.mjs';
 
 const { TargetProtocol } = require('@iotize/tap');
+const { TlvBundleConverter } = require('@iotize/tap/client/impl');
 
 const PYTHON = process.env.LWM2M_PYTHON;
 const skip = !PYTHON ? 'set LWM2M_PYTHON to a Python with pymodbus (cargo xtask test does)' : false;
@@ -133,6 +135,25 @@ test('a TARGET variable on a holding register reads and writes the server', { sk
   assert.equal(hex(value), '0410', `holding register 40 holds 1040${wireLog()}`);
   expectOkBody('PUT /1029/3/4', await call('write variable 3', () => vars.putValue(3, Uint8Array.from([0x0b, 0xad]))));
   assert.deepEqual(serverHolding(server.port, 40, 1), [0x0bad], 'the server holds the new value');
+});
+
+test('a bundle of adjacent holding registers reads the values the server holds', { skip }, async () => {
+  // Variable 5: UINT16 on register 60, 6: UINT32 on 61-62: read in one transaction.
+  const vars = tap.service.variable;
+  expectOkBody('POST /1028/7/65535', await call('create bundle 7', () => tap.service.bundle.create(7)));
+  for (const [id, data, address] of [[5, 0x22, 60], [6, 0x23, 61]]) {
+    expectOkBody(`POST /1029/${id}/65535`, await call(`create variable ${id}`, () => vars.create(id)));
+    expectOkBody(`PUT /1029/${id}/1`, await call(`type of ${id}`, () => vars.putType(id, { domain: 0, data })));
+    expectOkBody(
+      `PUT /1029/${id}/0`,
+      await call(`address of ${id}`, () => vars.putModbusVariableAddress(id, { functionCode: 3, slave: 1, address })),
+    );
+    expectOkBody(`PUT /1029/${id}/6`, await call(`bundle of ${id}`, () => vars.putBundleId(id, 7)));
+  }
+  const raw = expectOkBody('GET /1028/7/1', await call('GET /1028/7/1', () => tap.service.bundle.getValues(7)));
+  const values = new TlvBundleConverter().decode(Uint8Array.from(raw));
+  assert.equal(hex(values[5]), '0424', `register 60 holds 1060: 0x${hex(raw)}${wireLog()}`);
+  assert.equal(hex(values[6]), '04250426', `registers 61-62 hold 1061, 1062: 0x${hex(raw)}`);
 });
 
 test('a register the server lacks is its exception, as B3', { skip }, async () => {

@@ -367,6 +367,13 @@ impl IoCursor {
     /// operation and the handler is told to stop (`Err`, whatever the code: the engine
     /// sees the pending operation and suspends).
     pub(crate) fn ask(&mut self, op: Operation) -> IoResult {
+        self.ask_fresh(op).map(|_| ())
+    }
+
+    /// [`IoCursor::ask`], telling also whether a done operation completed since the
+    /// handler last ran (`true`: the operation done last; `false`: an earlier run of the
+    /// handler already saw it done).
+    pub(crate) fn ask_fresh(&mut self, op: Operation) -> Result<bool, ResultCode> {
         let index = self.next;
         // More operations than the cursor counts: the request ends (A0), never loops.
         self.next = self
@@ -374,7 +381,7 @@ impl IoCursor {
             .checked_add(1)
             .ok_or(ResultCode::InternalServerError)?;
         if index < self.done {
-            return Ok(());
+            return Ok(index + 1 == self.done);
         }
         if self.pending.is_none() {
             self.pending = Some(op);
@@ -404,8 +411,8 @@ mod tests {
             done: 2,
             ..IoCursor::default()
         };
-        assert_eq!(io.ask(Operation::SaveConfig), Ok(()));
-        assert_eq!(io.ask(Operation::SaveConfig), Ok(()));
+        assert_eq!(io.ask_fresh(Operation::SaveConfig), Ok(false));
+        assert_eq!(io.ask_fresh(Operation::SaveConfig), Ok(true));
         assert!(io.ask(Operation::SaveConfig).is_err());
         assert_eq!(io.pending, Some(Operation::SaveConfig));
     }

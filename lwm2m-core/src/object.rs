@@ -432,6 +432,33 @@ impl Context<'_> {
         Ok(len)
     }
 
+    /// Reads `joined` (target variables joined by [`TargetVar::joined`]) in one target
+    /// transaction into the first `joined.len()` spare bytes of `body`, their values one
+    /// after the other; `body` does not advance. Like [`Context::read_value`], an
+    /// operation the request waits on: propagate the error. `Ok(true)`: the bytes have
+    /// just arrived there, for the caller to lay out; `Ok(false)`: they arrived before an
+    /// earlier run of the handler, which laid them out already (the caller's layout must
+    /// be the same on every run).
+    pub fn read_joined(
+        &mut self,
+        joined: &TargetVar,
+        body: &mut Body<'_>,
+    ) -> Result<bool, ResultCode> {
+        let at = body
+            .response_offset()
+            .ok_or(ResultCode::InternalServerError)?;
+        let out = body
+            .spare()
+            .get_mut(..joined.len())
+            .ok_or(ResultCode::InternalServerError)?;
+        match self.inline.as_mut() {
+            Some(io) => io.read(joined, out).map(|()| true),
+            None => self
+                .io
+                .ask_fresh(Operation::ReadTarget { var: *joined, at }),
+        }
+    }
+
     /// Writes `data`, which must be exactly its length, as the value of variable `id`. An
     /// in-device value is stored at once; a target value is an
     /// [`Operation::WriteTarget`] the request waits on: `data` must lie in the request

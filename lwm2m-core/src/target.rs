@@ -185,6 +185,43 @@ fn modbus_place(var: &TargetVar) -> Result<(Table, u8, u16), ResultCode> {
     Ok((table, unit, address))
 }
 
+impl TargetVar {
+    /// `self` and `next` as one variable read in one target transaction, `next`'s value
+    /// right after `self`'s: what a bundle read of adjacent registers does. `None` unless
+    /// both are Modbus variables of one table and server, `next`'s first item follows
+    /// `self`'s last, the whole fits one read, and neither is an 8-bit register variable
+    /// (a register each, low byte only). Memory is never joined: a target may refuse a
+    /// read that crosses from one of its regions into the next.
+    pub fn joined(&self, next: &TargetVar) -> Option<TargetVar> {
+        if self.settings != next.settings || self.settings.protocol != TargetSettings::MODBUS {
+            return None;
+        }
+        let (table, unit, address) = modbus_place(self).ok()?;
+        let (next_table, next_unit, next_address) = modbus_place(next).ok()?;
+        let bits = table.is_bits();
+        if (table, unit) != (next_table, next_unit)
+            || (!bits && (self.item_size() == 1 || next.item_size() == 1))
+        {
+            return None;
+        }
+        let count = items(table, self.len()).ok()?;
+        if address.checked_add(count)? != next_address {
+            return None;
+        }
+        let len = self.len.checked_add(next.len)?;
+        let count = items(table, usize::from(len)).ok()?;
+        if !table.readable_count(count) {
+            return None;
+        }
+        Some(TargetVar {
+            len,
+            // An item a bit, or a register: never the 8-bit layout.
+            quantity: if bits { len } else { count },
+            ..*self
+        })
+    }
+}
+
 /// How many items of `table` a value of `len` bytes is: a register holds two bytes, a
 /// bit one (as one byte, 0 or 1).
 fn items(table: Table, len: usize) -> Result<u16, ResultCode> {

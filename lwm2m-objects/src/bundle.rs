@@ -3,9 +3,10 @@
 
 use lwm2m_core::acl::Access::{Admin, Read};
 use lwm2m_core::config::{
-    remove_ordered, AclEntry, Bundle, Config, Rights, ADMIN, MAX_VARIABLES, NAME_LEN,
+    remove_ordered, AclEntry, Bundle, Config, Domain, Rights, ADMIN, MAX_VARIABLES, NAME_LEN,
 };
 use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
+use lwm2m_core::target::{TargetSettings, TargetVar};
 use lwm2m_core::wire::tlv::{self, Tlv, TlvKind};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode, ABSENT};
 
@@ -243,9 +244,88 @@ pub fn write_value_records(
     if children > body.remaining() {
         return Err(ResultCode::InternalServerError);
     }
-    for &(var_id, len) in &ids {
-        push_header(body, TlvKind::ResourceValue, var_id, len)?;
-        ctx.read_value(var_id, body)?;
+    let settings = TargetSettings::of(ctx.config());
+    let mut rest = ids.as_slice();
+    while let [(var_id, len), ..] = *rest {
+        // Target variables read in one transaction with those after them.
+        let (joined, run) = joined_run(ctx.config(), settings, rest);
+        match (joined, rest.get(..run)) {
+            (Some(joined), Some(records)) if run > 1 => {
+                let fresh = ctx.read_joined(&joined, body)?;
+                lay_out(body, records, fresh)?;
+            }
+            _ => {
+                push_header(body, TlvKind::ResourceValue, var_id, len)?;
+                ctx.read_value(var_id, body)?;
+            }
+        }
+        rest = rest.get(run.max(1)..).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// The target variable of `var`, if it is one.
+fn target_var(config: &Config, settings: TargetSettings, id: u16) -> Option<TargetVar> {
+    let var = config.variable(id)?;
+    (var.domain() == Domain::Target)
+        .then(|| TargetVar::of(var, settings))
+        .flatten()
+}
+
+/// The longest run of `records`' first variables that [`TargetVar::joined`] makes one
+/// target read, and how many they are (1: the first is read alone).
+fn joined_run(
+    config: &Config,
+    settings: TargetSettings,
+    records: &[(u16, usize)],
+) -> (Option<TargetVar>, usize) {
+    let Some(&(first, _)) = records.first() else {
+        return (None, 0);
+    };
+    let mut joined = target_var(config, settings, first);
+    let mut run = 1;
+    for &(id, _) in records.iter().skip(1) {
+        let next = joined.zip(target_var(config, settings, id));
+        match next.and_then(|(joined, next)| joined.joined(&next)) {
+            Some(longer) => joined = Some(longer),
+            None => break,
+        }
+        run += 1;
+    }
+    (joined, run)
+}
+
+/// The records of `records` from the values read one after the other at the start of
+/// `body`'s spare bytes ([`Context::read_joined`]): when `fresh`, each value moves to
+/// its place (the last first, so none is overwritten before it moved), then every
+/// header is written before its value, as on every run.
+fn lay_out(body: &mut Body<'_>, records: &[(u16, usize)], fresh: bool) -> Result<(), ResultCode> {
+    let total: usize = records.iter().map(|&(id, len)| record_len(id, len)).sum();
+    let spare = body
+        .spare()
+        .get_mut(..total)
+        .ok_or(ResultCode::InternalServerError)?;
+    let values: usize = records.iter().map(|&(_, len)| len).sum();
+    if fresh {
+        // Where the values end now, and where their records end once laid out.
+        let (mut read_end, mut end) = (values, total);
+        for &(id, len) in records.iter().rev() {
+            let start = read_end
+                .checked_sub(len)
+                .ok_or(ResultCode::InternalServerError)?;
+            let to = end
+                .checked_sub(len)
+                .ok_or(ResultCode::InternalServerError)?;
+            spare.copy_within(start..read_end, to);
+            read_end = start;
+            end = to
+                .checked_sub(tlv::header_len(id, len))
+                .ok_or(ResultCode::InternalServerError)?;
+        }
+    }
+    for &(id, len) in records {
+        push_header(body, TlvKind::ResourceValue, id, len)?;
+        body.advance(len)?;
     }
     Ok(())
 }

@@ -8,7 +8,9 @@
 
 mod common;
 use common::*;
+use lwm2m_core::storage::NoStore;
 use lwm2m_core::target::{ModbusTable as Table, TargetMux};
+use lwm2m_core::wire::tlv::{self, TlvKind};
 use target_traits::modbus::{self, Modbus};
 use target_traits::{ErrorKind, ErrorType, RamTarget};
 
@@ -387,4 +389,122 @@ fn the_communication_statistics_count_every_target_transaction() {
     assert_eq!(h.tx(&frame(1, 1027, 11, "")), "0000000002000000029000");
     assert_eq!(h.tx(&frame(2, 1027, 11, "")), "009000");
     assert_eq!(h.tx(&frame(1, 1027, 11, "")), "0000000000000000009000");
+}
+
+/// Bundle 1 over holding registers and discrete inputs of unit 1: `(id, address,
+/// type, quantity)`. Variables 1–3 are registers 10–14 one after the other, 4 stands
+/// alone (20), 5 is an 8-bit variable (21, a register of its own), 6 and 7 follow it
+/// (22, 23), 8–10 are discrete inputs 3–6.
+const JOINED: [(u16, &str, u8, u8); 10] = [
+    (1, "0301000a", 0x22, 1),
+    (2, "0301000b", 0x23, 1),
+    (3, "0301000d", 0x22, 2),
+    (4, "03010014", 0x22, 1),
+    (5, "03010015", 0x21, 1),
+    (6, "03010016", 0x22, 1),
+    (7, "03010017", 0x22, 1),
+    (8, "02010003", 0x00, 1),
+    (9, "02010004", 0x00, 2),
+    (10, "02010006", 0x00, 1),
+];
+
+fn joined_bundle(h: &mut Harness<Mux>) {
+    modbus_connected(h);
+    let put = |id: u16, r: u16, p: &[u8]| to_hex(&request_apdu(3, 1029, id, r, p));
+    assert_eq!(
+        h.tx(&to_hex(&request_apdu(2, 1028, 1, 0xFFFF, &[]))),
+        "009000"
+    );
+    for (id, address, var_type, quantity) in JOINED {
+        assert_eq!(
+            h.tx(&to_hex(&request_apdu(2, 1029, id, 0xFFFF, &[]))),
+            "009000"
+        );
+        assert_eq!(h.tx(&put(id, 0, &hex(address))), "009000");
+        assert_eq!(h.tx(&put(id, 1, &[var_type])), "009000");
+        assert_eq!(h.tx(&put(id, 2, &[quantity])), "009000");
+        assert_eq!(h.tx(&put(id, 6, &1u16.to_be_bytes())), "009000");
+    }
+}
+
+/// The answer to `GET /1028/1/1` as the server's tables make it: each value read alone.
+fn joined_expected() -> String {
+    let values: [&[u8]; 10] = [
+        &[0x10, 0x0a],
+        &[0x10, 0x0b, 0x10, 0x0c],
+        &[0x10, 0x0d, 0x10, 0x0e],
+        &[0x10, 0x14],
+        &[0x15],
+        &[0x10, 0x16],
+        &[0x10, 0x17],
+        &[1],
+        &[0, 0],
+        &[1],
+    ];
+    let mut records = Vec::new();
+    for (id, value) in (1u16..).zip(values) {
+        let mut header = [0u8; 8];
+        let n = tlv::emit_header(&mut header, TlvKind::ResourceValue, id, value.len()).unwrap();
+        records.extend_from_slice(&header[..n]);
+        records.extend_from_slice(value);
+    }
+    let mut header = [0u8; 8];
+    let n = tlv::emit_header(&mut header, TlvKind::MultipleResource, 1, records.len()).unwrap();
+    format!("00{}{}9000", to_hex(&header[..n]), to_hex(&records))
+}
+
+fn transactions(h: &Harness<Mux>) -> usize {
+    h.device.target().modbus.as_ref().unwrap().transactions
+}
+
+#[test]
+fn a_bundle_read_of_adjacent_registers_is_one_modbus_transaction() {
+    let mut h = harness(false, true);
+    joined_bundle(&mut h);
+    let expected = joined_expected();
+    // Each value alone first: ten transactions, the values the bundle must hold.
+    let before = transactions(&h);
+    for (id, ..) in JOINED {
+        let answer = h.tx(&to_hex(&request_apdu(1, 1029, id, 4, &[])));
+        assert!(answer.starts_with("00"), "{id}: {answer}");
+    }
+    assert_eq!(transactions(&h) - before, 10);
+    // Registers 10–14 in one read, 20 and 21 alone, 22–23 in one, inputs 3–6 in one.
+    let before = transactions(&h);
+    assert_eq!(h.tx(&to_hex(&request_apdu(1, 1028, 1, 1, &[]))), expected);
+    assert_eq!(transactions(&h) - before, 5);
+}
+
+#[test]
+fn a_joined_bundle_read_is_the_same_when_the_request_waits_on_each_read() {
+    let mut h = harness(false, true);
+    joined_bundle(&mut h);
+    let expected = joined_expected();
+    // The device's own target performs nothing: each read suspends the request, and is
+    // performed by `mux`, as an async port does. A multi-request of the bundle, a value
+    // read alone, and the bundle again: the handler runs again after each of its reads.
+    let mut mux: Mux = TargetMux::new(None, Some(Bank::new()));
+    let bundle = request_apdu(1, 1028, 1, 1, &[]);
+    let request = multi_apdu(&[bundle.clone(), request_apdu(1, 1029, 4, 4, &[]), bundle]);
+    let mut out = [0u8; 1024];
+    let mut step = h.device.start(WS1, &request, h.now, &mut out);
+    let mut operations = 0;
+    let answer = loop {
+        match step {
+            lwm2m_core::Step::Done(outcome) => break out[..outcome.len].to_vec(),
+            lwm2m_core::Step::Pending(op) => {
+                operations += 1;
+                let config = lwm2m_core::Config::default();
+                let result = op.perform(&config, &request, &mut out, &mut mux, &mut NoStore);
+                step = h.device.resume(result, &request, h.now, &mut out);
+            }
+        }
+    };
+    assert_eq!(operations, 11);
+    assert_eq!(mux.modbus.as_ref().unwrap().transactions, 11);
+    // Each item's answer is the bundle's answer read blocking.
+    let bundle_answer = &expected[2..expected.len() - 4];
+    let answer = to_hex(&answer);
+    assert_eq!(answer.matches(bundle_answer).count(), 2, "{answer}");
+    assert!(answer.contains("1014"), "{answer}");
 }
