@@ -2,10 +2,13 @@
 //! sharing one access-control list.
 
 use lwm2m_core::acl::Access::{Admin, Read};
+#[cfg(feature = "joined-reads")]
+use lwm2m_core::config::Domain;
 use lwm2m_core::config::{
-    remove_ordered, AclEntry, Bundle, Config, Domain, Rights, ADMIN, MAX_VARIABLES, NAME_LEN,
+    remove_ordered, AclEntry, Bundle, Config, Rights, ADMIN, MAX_VARIABLES, NAME_LEN,
 };
 use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
+#[cfg(feature = "joined-reads")]
 use lwm2m_core::target::{TargetSettings, TargetVar};
 use lwm2m_core::wire::tlv::{self, Tlv, TlvKind};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode, ABSENT};
@@ -244,27 +247,28 @@ pub fn write_value_records(
     if children > body.remaining() {
         return Err(ResultCode::InternalServerError);
     }
+    #[cfg(feature = "joined-reads")]
     let settings = TargetSettings::of(ctx.config());
     let mut rest = ids.as_slice();
     while let [(var_id, len), ..] = *rest {
         // Target variables read in one transaction with those after them.
-        let (joined, run) = joined_run(ctx.config(), settings, rest);
-        match (joined, rest.get(..run)) {
-            (Some(joined), Some(records)) if run > 1 => {
-                let fresh = ctx.read_joined(&joined, body)?;
-                lay_out(body, records, fresh)?;
-            }
-            _ => {
-                push_header(body, TlvKind::ResourceValue, var_id, len)?;
-                ctx.read_value(var_id, body)?;
-            }
+        #[cfg(feature = "joined-reads")]
+        if let (Some(joined), run @ 2..) = joined_run(ctx.config(), settings, rest) {
+            let records = rest.get(..run).unwrap_or_default();
+            let fresh = ctx.read_joined(&joined, body)?;
+            lay_out(body, records, fresh)?;
+            rest = rest.get(run..).unwrap_or_default();
+            continue;
         }
-        rest = rest.get(run.max(1)..).unwrap_or_default();
+        push_header(body, TlvKind::ResourceValue, var_id, len)?;
+        ctx.read_value(var_id, body)?;
+        rest = rest.get(1..).unwrap_or_default();
     }
     Ok(())
 }
 
 /// The target variable of `var`, if it is one.
+#[cfg(feature = "joined-reads")]
 fn target_var(config: &Config, settings: TargetSettings, id: u16) -> Option<TargetVar> {
     let var = config.variable(id)?;
     (var.domain() == Domain::Target)
@@ -274,6 +278,7 @@ fn target_var(config: &Config, settings: TargetSettings, id: u16) -> Option<Targ
 
 /// The longest run of `records`' first variables that [`TargetVar::joined`] makes one
 /// target read, and how many they are (1: the first is read alone).
+#[cfg(feature = "joined-reads")]
 fn joined_run(
     config: &Config,
     settings: TargetSettings,
@@ -299,6 +304,7 @@ fn joined_run(
 /// `body`'s spare bytes ([`Context::read_joined`]): when `fresh`, each value moves to
 /// its place (the last first, so none is overwritten before it moved), then every
 /// header is written before its value, as on every run.
+#[cfg(feature = "joined-reads")]
 fn lay_out(body: &mut Body<'_>, records: &[(u16, usize)], fresh: bool) -> Result<(), ResultCode> {
     let total: usize = records.iter().map(|&(id, len)| record_len(id, len)).sum();
     let spare = body
@@ -316,7 +322,7 @@ fn lay_out(body: &mut Body<'_>, records: &[(u16, usize)], fresh: bool) -> Result
             let to = end
                 .checked_sub(len)
                 .ok_or(ResultCode::InternalServerError)?;
-            spare.copy_within(start..read_end, to);
+            move_right(spare, start..read_end, to)?;
             read_end = start;
             end = to
                 .checked_sub(tlv::header_len(id, len))
@@ -326,6 +332,20 @@ fn lay_out(body: &mut Body<'_>, records: &[(u16, usize)], fresh: bool) -> Result
     for &(id, len) in records {
         push_header(body, TlvKind::ResourceValue, id, len)?;
         body.advance(len)?;
+    }
+    Ok(())
+}
+
+/// Copies the bytes of `from` to `to` (`to >= from.start`: they may overlap), the last
+/// byte first. A byte at a time: `copy_within` would link a general `memmove`, several
+/// times the size of this loop, into every firmware.
+#[cfg(feature = "joined-reads")]
+fn move_right(buf: &mut [u8], from: core::ops::Range<usize>, to: usize) -> Result<(), ResultCode> {
+    for i in from.clone().rev() {
+        let byte = *buf.get(i).ok_or(ResultCode::InternalServerError)?;
+        // Kept a loop: not turned back into a call of `memmove`.
+        let at = core::hint::black_box(to + (i - from.start));
+        *buf.get_mut(at).ok_or(ResultCode::InternalServerError)? = byte;
     }
     Ok(())
 }
