@@ -458,7 +458,10 @@ fn transactions(h: &Harness<Mux>) -> usize {
 }
 
 #[test]
-#[cfg_attr(not(feature = "joined-reads"), ignore = "needs the joined-reads feature")]
+#[cfg_attr(
+    not(feature = "joined-reads"),
+    ignore = "needs the joined-reads feature"
+)]
 fn a_bundle_read_of_adjacent_registers_is_one_modbus_transaction() {
     let mut h = harness(false, true);
     joined_bundle(&mut h);
@@ -477,7 +480,10 @@ fn a_bundle_read_of_adjacent_registers_is_one_modbus_transaction() {
 }
 
 #[test]
-#[cfg_attr(not(feature = "joined-reads"), ignore = "needs the joined-reads feature")]
+#[cfg_attr(
+    not(feature = "joined-reads"),
+    ignore = "needs the joined-reads feature"
+)]
 fn a_joined_bundle_read_is_the_same_when_the_request_waits_on_each_read() {
     let mut h = harness(false, true);
     joined_bundle(&mut h);
