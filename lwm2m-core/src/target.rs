@@ -213,10 +213,13 @@ impl TargetVar {
         if !table.readable_count(count) {
             return None;
         }
+        // BOOLEAN items a bit each, or UINT16 registers (never the 8-bit layout): element
+        // size × quantity is the length, as for any variable.
+        let (data_type, quantity) = if bits { (0x00, len) } else { (0x22, count) };
         Some(TargetVar {
             len,
-            // An item a bit, or a register: never the 8-bit layout.
-            quantity: if bits { len } else { count },
+            quantity,
+            var_type: (self.var_type & 0xC0) | data_type,
             ..*self
         })
     }
