@@ -13,6 +13,8 @@
 
 pub mod ble_legacy;
 pub mod channels;
+#[cfg(feature = "modbus-slave")]
+pub mod modbus_slave;
 pub mod mux;
 pub mod run;
 pub mod serial;
