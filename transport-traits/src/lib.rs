@@ -18,6 +18,8 @@ pub mod modbus_slave;
 pub mod mux;
 pub mod run;
 pub mod serial;
+#[cfg(feature = "async")]
+pub mod side;
 
 /// What went wrong on a link, in terms generic code can act on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

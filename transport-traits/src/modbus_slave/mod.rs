@@ -8,7 +8,8 @@
 //! side request it asks for ([`request`]), then the device's response APDU to that
 //! request in, the Modbus response out ([`respond`]). The desktop port serves it over
 //! Modbus TCP (`port-linux --modbus-slave`), a board over Modbus RTU on a UART of its
-//! own ([`rtu`]: the frames of a byte stream).
+//! own ([`rtu`]: the frames of a byte stream, and with the feature `async` the side link
+//! [`rtu::RtuSlave`] beside the board's host link, [`crate::side::Beside`]).
 //!
 //! # Register map
 //!
