@@ -21,13 +21,14 @@ const LIBRARY_CRATES: [&str; 4] = [
     "target-traits",
 ];
 const THUMB_TARGETS: [&str; 2] = ["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
-const FUZZ_TARGETS: [&str; 6] = [
+const FUZZ_TARGETS: [&str; 7] = [
     "request_parser",
     "handle",
     "session",
     "serial",
     "modbus_response",
     "target",
+    "modbus_slave",
 ];
 /// Seconds each fuzz target runs in the smoke run (override with FUZZ_SECONDS).
 const DEFAULT_FUZZ_SECONDS: u32 = 20;
@@ -155,8 +156,14 @@ fn test() -> Result {
         cargo().args(["test", "--workspace"]),
     )?;
     run(
-        "the async device loop",
-        cargo().args(["test", "-p", "transport-traits", "--features", "async"]),
+        "the async device loop and the Modbus slave",
+        cargo().args([
+            "test",
+            "-p",
+            "transport-traits",
+            "--features",
+            "async,modbus-slave",
+        ]),
     )?;
     // The small capacity preset without any optional settings group: the engine's and
     // the objects' tests (the validation suite of every setting's encoding needs every
