@@ -13,9 +13,13 @@
 
 pub mod ble_legacy;
 pub mod channels;
+#[cfg(feature = "modbus-slave")]
+pub mod modbus_slave;
 pub mod mux;
 pub mod run;
 pub mod serial;
+#[cfg(feature = "async")]
+pub mod side;
 
 /// What went wrong on a link, in terms generic code can act on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

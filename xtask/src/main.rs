@@ -21,13 +21,14 @@ const LIBRARY_CRATES: [&str; 4] = [
     "target-traits",
 ];
 const THUMB_TARGETS: [&str; 2] = ["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
-const FUZZ_TARGETS: [&str; 6] = [
+const FUZZ_TARGETS: [&str; 7] = [
     "request_parser",
     "handle",
     "session",
     "serial",
     "modbus_response",
     "target",
+    "modbus_slave",
 ];
 /// Seconds each fuzz target runs in the smoke run (override with FUZZ_SECONDS).
 const DEFAULT_FUZZ_SECONDS: u32 = 20;
@@ -155,8 +156,14 @@ fn test() -> Result {
         cargo().args(["test", "--workspace"]),
     )?;
     run(
-        "the async device loop",
-        cargo().args(["test", "-p", "transport-traits", "--features", "async"]),
+        "the async device loop and the Modbus slave",
+        cargo().args([
+            "test",
+            "-p",
+            "transport-traits",
+            "--features",
+            "async,modbus-slave",
+        ]),
     )?;
     // The small capacity preset without any optional settings group: the engine's and
     // the objects' tests (the validation suite of every setting's encoding needs every
@@ -616,6 +623,9 @@ struct Board {
     target: &'static str,
     /// The QEMU machine it runs on (also its `/3//1`).
     machine: &'static str,
+    /// It serves a Modbus RTU slave on its second UART (`port-common`'s feature
+    /// `modbus-slave`), which the board test drives with a real master.
+    modbus_slave: bool,
 }
 
 const BOARDS: [Board; 2] = [
@@ -624,12 +634,14 @@ const BOARDS: [Board; 2] = [
         bin: "port-mps2-an386",
         target: "thumbv7em-none-eabihf",
         machine: "mps2-an386",
+        modbus_slave: true,
     },
     Board {
         dir: "ports/microbit",
         bin: "port-microbit",
         target: "thumbv6m-none-eabi",
         machine: "microbit",
+        modbus_slave: false,
     },
 ];
 
@@ -685,8 +697,9 @@ struct BoardFigures {
 
 /// Checks and builds `board`, then boots it in QEMU and drives it through the bridge
 /// over WebSocket (`ports/linux/tests/qemu_board.rs`: device information, a variable,
-/// a storm of malformed input, a save and a reboot, the idle timeout), which reports
-/// the deepest stack it used (the firmware paints its free RAM at boot).
+/// a board's Modbus RTU slave through a real master, a storm of malformed input, a save
+/// and a reboot, the idle timeout), which reports the deepest stack it used (the
+/// firmware paints its free RAM at boot).
 fn board_run(board: &Board) -> Result<BoardFigures> {
     let elf = build_board(board)?;
     let sizes = elf_sizes(&elf)?;
@@ -702,6 +715,11 @@ fn board_run(board: &Board) -> Result<BoardFigures> {
     let mut test = cargo();
     if let Some((loader, _)) = &erased {
         test.env("LWM2M_BOARD_LOADER", loader);
+    }
+    if board.modbus_slave {
+        // Its second UART as a socket, a real Modbus master (pymodbus) on it.
+        test.env("LWM2M_BOARD_MODBUS", "1")
+            .env("LWM2M_PYTHON", python_with_pymodbus()?);
     }
     run(
         &format!(

@@ -8,6 +8,10 @@
 //!   stack), with the standard objects and the factory configuration;
 //! - its frame sizes ([`LIMITS`], [`RX_LEN`], [`TX_LEN`]) and its one serial channel
 //!   ([`LINE`], [`Host`]);
+//! - with the feature `modbus-slave`, the Modbus RTU slave of a board with a second
+//!   UART beside the serial line (`ModbusHost`: its channel `MODBUS_SLAVE`, its unit
+//!   `MODBUS_UNIT`, its requests with the rights of `MODBUS_SLAVE_PROFILE`, the
+//!   anonymous profile);
 //! - the simulated target ([`Target`], [`TARGET`]): 1 KiB of memory at `0x2000_0000`;
 //! - the boot policy ([`start`], [`boot`], [`boot_from`]): the configuration loaded
 //!   from the store in place, a damaged one recorded in `/3//11`;
@@ -50,6 +54,43 @@ pub const LINE: Channel = Channel::new(1, ChannelKind::Serial);
 /// The serial line as the device loop's host, over the board's UART `P` and clock `C`:
 /// a request and its CRC decoded, an answer encoded.
 pub type Host<P, C> = SerialHost<P, C, { RX_LEN + CRC_LEN }, { encoded_len(TX_LEN) }>;
+
+/// The Modbus RTU slave's channel: a side handler's, never the serial line's.
+#[cfg(feature = "modbus-slave")]
+pub const MODBUS_SLAVE: lwm2m_core::ChannelId = lwm2m_core::ChannelId(2);
+
+/// The profile whose rights the Modbus master's requests run with: the anonymous
+/// profile (what the anonymous profile and every bundle ACL granting "everyone" allow),
+/// as `port-linux --modbus-slave` without `--modbus-slave-profile`.
+#[cfg(feature = "modbus-slave")]
+pub const MODBUS_SLAVE_PROFILE: u16 = lwm2m_core::config::ANONYMOUS;
+
+/// The board's unit address on the Modbus line (frames for other units go unanswered,
+/// unit 0 is a broadcast).
+#[cfg(feature = "modbus-slave")]
+pub const MODBUS_UNIT: u8 = 1;
+
+/// The Modbus RTU slave on the board's UART `M`.
+#[cfg(feature = "modbus-slave")]
+pub type ModbusSlave<M> = transport_traits::modbus_slave::rtu::RtuSlave<M>;
+
+/// The serial line ([`Host`] over the UART `P`) and the Modbus RTU slave (over the UART
+/// `M`) as the async device loop's host: the slave's requests are side requests of
+/// [`MODBUS_SLAVE`] with the rights of [`MODBUS_SLAVE_PROFILE`]
+/// (`transport_traits::side::Beside`).
+#[cfg(feature = "modbus-slave")]
+pub type ModbusHost<P, C, M> = transport_traits::side::Beside<Host<P, C>, ModbusSlave<M>>;
+
+/// [`ModbusHost`] over `host` and the UART `modbus`.
+#[cfg(feature = "modbus-slave")]
+pub fn modbus_host<P, C, M>(host: Host<P, C>, modbus: M) -> ModbusHost<P, C, M> {
+    transport_traits::side::Beside::new(
+        host,
+        ModbusSlave::new(modbus, MODBUS_UNIT),
+        MODBUS_SLAVE,
+        MODBUS_SLAVE_PROFILE,
+    )
+}
 
 /// The simulated target: 1 KiB of memory at `0x2000_0000`, like the SRAM of the
 /// microcontroller a Tap device monitors. It outlives a reboot of the device.

@@ -1,28 +1,16 @@
 //! `--modbus-slave HOST:PORT`: the device serves Modbus TCP to a master (a PLC, a SCADA
 //! system), a local side handler (spec decision 4): each read or write of the master
 //! becomes a request of the device with the rights of one configured profile
-//! (`--modbus-slave-profile`), through the same access check as any other, without
-//! taking, extending or ending the host session.
+//! (`--modbus-slave-profile`, anonymous by default), through the same access check as
+//! any other, without taking, extending or ending the host session.
 //!
-//! # Register map
-//!
-//! Variable `id` (object 1029) is the block of holding registers from `id × 32` (the
-//! largest value, 64 bytes, is 32 registers): a read of function 3 at `id × 32` of
-//! `n` registers answers the first `2n` bytes of `GET /1029/{id}/4` (zero-padded past
-//! the value), a write of function 6 or 16 at `id × 32` of the value's whole registers
-//! is `PUT /1029/{id}/4`. Registers are big-endian, as the value's bytes come (an
-//! UINT32 is two registers, most significant first). A read or write that does not
-//! start a block, is longer than the value, or reaches a variable the profile may not
-//! read or write (`81`), that does not exist (`84`) or any other refusal answers the
-//! exception ILLEGAL DATA ADDRESS; a target that failed (`A5`–`BB`) SERVER DEVICE
-//! FAILURE; while another request waits on the target, SERVER DEVICE BUSY; other
-//! functions ILLEGAL FUNCTION. Any unit id is served (none is a broadcast).
-//!
-//! Frames are parsed by rmodbus's server (`rmodbus::server::ModbusFrame`) after their
-//! MBAP length, and a write's byte count against its count and the frame, are checked
-//! here (ILLEGAL DATA VALUE otherwise); the side requests of all masters are serialised,
-//! one at a time, like the device's. At most [`MAX_MASTERS`] masters are connected; a
-//! frame once begun must come whole within 5 s, and an answer be taken within 5 s.
+//! The protocol — the register map (variable `id` is the block of holding registers
+//! from `id × 32`), the side requests (`GET`/`PUT /1029/{id}/4`), the exceptions, the
+//! checks of frames rmodbus lacks — is `transport_traits::modbus_slave`'s, which boards
+//! serve over Modbus RTU; this is the TCP I/O around it. Any unit id is served (none is
+//! a broadcast). The side requests of all masters are serialised, one at a time, like
+//! the device's. At most [`MAX_MASTERS`] masters are connected; a frame once begun must
+//! come whole within 5 s, and an answer be taken within 5 s.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -32,20 +20,14 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use rmodbus::server::{ModbusFrame, Read as FrameRead, Write as FrameWrite};
-use rmodbus::{ErrorKind as RError, ModbusProto};
-
-use lwm2m_core::wire::{Method, Path, Request, APDU_HEADER_LEN};
+use transport_traits::modbus_slave::{self, Exception, Framing, Response, MAX_TCP_FRAME};
 
 use crate::{Event, Reply};
 
-/// Registers of a variable's block.
-pub const BLOCK: u16 = 32;
-
 /// The MBAP header: transaction, protocol, length.
-const MBAP: usize = 6;
+const MBAP: usize = modbus_slave::MBAP_LEN;
 /// The largest Modbus TCP frame.
-const MAX_FRAME: usize = 260;
+const MAX_FRAME: usize = MAX_TCP_FRAME;
 /// How long a master may stay silent between two requests before its connection is
 /// closed.
 const IDLE: Duration = Duration::from_secs(300);
@@ -122,155 +104,37 @@ fn master(mut stream: TcpStream, events: &Sender<Event>, lock: &Mutex<()>) -> st
     }
 }
 
-/// Whether the write of `frame` (functions 15 and 16) carries the bytes its count says,
-/// within the frame: rmodbus checks neither before it slices them.
-fn counts_agree(frame: &[u8]) -> bool {
-    match frame.get(MBAP + 1..) {
-        Some([function @ (0x0F | 0x10), _, _, c0, c1, bytes, data @ ..]) => {
-            let count = usize::from(u16::from_be_bytes([*c0, *c1]));
-            let needed = if *function == 0x0F {
-                count.div_ceil(8)
-            } else {
-                2 * count
-            };
-            usize::from(*bytes) == needed && data.len() == needed
-        }
-        // Shorter than a write's header: rmodbus refuses it. The other functions are of
-        // a fixed size, which rmodbus checks.
-        _ => true,
-    }
-}
-
 /// The response to one whole frame (empty if none is due).
 fn answer(frame: &[u8], response: &mut Vec<u8>, events: &Sender<Event>, lock: &Mutex<()>) {
-    let unit = frame.get(MBAP).copied().unwrap_or(0);
-    if !counts_agree(frame) {
-        // ILLEGAL DATA VALUE, answered here: rmodbus would slice past the frame.
-        if let (Some(head), Some(function)) = (frame.get(..4), frame.get(MBAP + 1)) {
-            response.extend_from_slice(head);
-            response.extend_from_slice(&[0, 3, unit, function | 0x80, 0x03]);
-        }
-        return;
-    }
-    // Every unit is this device: none is a broadcast.
-    let mut parsed =
-        ModbusFrame::new(unit, frame, ModbusProto::TcpUdp, response).with_broadcast_units(&[]);
-    if parsed.parse().is_err() {
-        response.clear();
-        return;
-    }
-    if parsed.processing_required {
-        let result = if parsed.readonly {
-            read(&mut parsed, events, lock)
-        } else {
-            write(&mut parsed, events, lock)
-        };
-        if let Err(err) = result {
-            let _ = parsed.set_modbus_error_if_unset(&err);
-        }
-    }
-    if !parsed.response_required || parsed.finalize_response().is_err() {
-        response.clear();
-    }
+    let mut out = Response::new();
+    modbus_slave::answer(Framing::Tcp, frame, &mut out, |apdu| {
+        side(events, lock, apdu)
+    });
+    response.clear();
+    response.extend_from_slice(&out);
 }
 
-/// A read of holding registers: `GET /1029/{id}/4`.
-fn read(
-    frame: &mut ModbusFrame<'_, Vec<u8>>,
-    events: &Sender<Event>,
-    lock: &Mutex<()>,
-) -> Result<(), RError> {
-    let holdings = frame.func == rmodbus::consts::ModbusFunction::GetHoldings;
-    let result = match frame.get_external_read()? {
-        FrameRead::Words(read) if holdings => (|| {
-            let id = block(read.address)?;
-            let value = side(events, lock, get_value(id))?;
-            if read.buf.len() > value.len().next_multiple_of(2) {
-                return Err(RError::IllegalDataAddress);
-            }
-            read.buf.fill(0);
-            let n = value.len().min(read.buf.len());
-            read.buf[..n].copy_from_slice(&value[..n]);
-            Ok(())
-        })(),
-        _ => Err(RError::IllegalFunction),
-    };
-    frame.process_external_read(result)
-}
-
-/// A write of holding registers: `PUT /1029/{id}/4`.
-fn write(
-    frame: &mut ModbusFrame<'_, Vec<u8>>,
-    events: &Sender<Event>,
-    lock: &Mutex<()>,
-) -> Result<(), RError> {
-    let result = match frame.get_external_write()? {
-        FrameWrite::Words(write) => (|| {
-            let id = block(write.address)?;
-            side(events, lock, put_value(id, write.data))?;
-            Ok(())
-        })(),
-        FrameWrite::Bits(_) => Err(RError::IllegalFunction),
-    };
-    frame.process_external_write(result)
-}
-
-/// The variable whose block starts at `address`.
-fn block(address: u16) -> Result<u16, RError> {
-    if address.is_multiple_of(BLOCK) {
-        Ok(address / BLOCK)
-    } else {
-        Err(RError::IllegalDataAddress)
-    }
-}
-
-/// The request APDU of `method` on `/1029/{id}/4` (the variable's value) with
-/// `payload`, encoded by the engine's own encoder.
-fn value_apdu(method: Method, id: u16, payload: &[u8]) -> Vec<u8> {
-    let request = Request::new(method, Path::new(1029, id, 4)).with_payload(payload);
-    let mut apdu = vec![0; APDU_HEADER_LEN + request.frame_len()];
-    let len = request.emit_apdu(&mut apdu).unwrap_or(0);
-    apdu.truncate(len);
-    apdu
-}
-
-fn get_value(id: u16) -> Vec<u8> {
-    value_apdu(Method::Get, id, &[])
-}
-
-fn put_value(id: u16, value: &[u8]) -> Vec<u8> {
-    value_apdu(Method::Put, id, value)
-}
-
-/// Runs `apdu` on the device as the side handler: the response's data, or the
-/// exception its status is.
-fn side(events: &Sender<Event>, lock: &Mutex<()>, apdu: Vec<u8>) -> Result<Vec<u8>, RError> {
-    let _one = lock.lock().map_err(|_| RError::SlaveDeviceFailure)?;
+/// Runs `apdu` on the device as the side handler: its response APDU, or SERVER DEVICE
+/// FAILURE if the device loop could not be reached.
+fn side(events: &Sender<Event>, lock: &Mutex<()>, apdu: &[u8]) -> Result<Vec<u8>, Exception> {
+    let _one = lock.lock().map_err(|_| Exception::DeviceFailure)?;
     let (reply, answer) = mpsc::channel();
     let given_up = Arc::new(AtomicBool::new(false));
     events
         .send(Event::Side(SideRequest {
-            apdu,
+            apdu: apdu.to_vec(),
             reply,
             given_up: given_up.clone(),
         }))
-        .map_err(|_| RError::SlaveDeviceFailure)?;
+        .map_err(|_| Exception::DeviceFailure)?;
     // The device loop answers at once (`A8` while a request waits on the target): this
     // bound is for a loop that is gone or stuck.
-    let response = match answer.recv_timeout(Duration::from_secs(30)) {
-        Ok(reply) => reply.response,
+    match answer.recv_timeout(Duration::from_secs(30)) {
+        Ok(reply) => Ok(reply.response),
         Err(_) => {
             given_up.store(true, Ordering::Release);
-            return Err(RError::SlaveDeviceFailure);
+            Err(Exception::DeviceFailure)
         }
-    };
-    match response.as_slice() {
-        [0x00, data @ .., 0x90, 0x00] => Ok(data.to_vec()),
-        // Another request waits on the target: SERVER DEVICE BUSY, the master retries.
-        [0xA8, ..] => Err(RError::SlaveDeviceBusy),
-        // The target failed: the device is there, the value is not.
-        [status, ..] if (0xA5..=0xBB).contains(status) => Err(RError::SlaveDeviceFailure),
-        _ => Err(RError::IllegalDataAddress),
     }
 }
 

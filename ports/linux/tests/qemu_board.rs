@@ -21,6 +21,13 @@
 //! QEMU serves the board's UART on a listening socket the test binds first and hands it
 //! (`-chardev socket,fd=N,server=on,wait=on`: no port to guess, no race). Between QEMU
 //! and the bridge the test relays the line, so that it can write to the board directly.
+//!
+//! With `LWM2M_BOARD_MODBUS` set (a board with a Modbus RTU slave on its second UART:
+//! `mps2-an386`), QEMU serves that UART on a second socket too, and a real Modbus master
+//! — pymodbus' TCP client with its RTU framer (`tests/modbus/client.py --rtu`, the Python
+//! `LWM2M_PYTHON` names) — reads and writes a variable through it, and is refused one
+//! the anonymous profile may not read, while the client's session over the bridge stays
+//! logged in and answered.
 
 mod common;
 use common::*;
@@ -49,16 +56,36 @@ impl Drop for Qemu {
 }
 
 impl Qemu {
-    /// Boots `elf` on `machine`, its first UART served on `line` and its monitor on
-    /// `monitor` (listening sockets).
-    fn boot(machine: &str, elf: &str, line: &TcpListener, monitor: &TcpListener) -> Qemu {
+    /// Boots `elf` on `machine`, its first UART served on `line`, its second on
+    /// `modbus` if given, and its monitor on `monitor` (listening sockets).
+    fn boot(
+        machine: &str,
+        elf: &str,
+        line: &TcpListener,
+        modbus: Option<&TcpListener>,
+        monitor: &TcpListener,
+    ) -> Qemu {
         let (fd, monitor_fd) = (line.as_raw_fd(), monitor.as_raw_fd());
         // The child inherits the sockets: no close-on-exec while it is spawned (this
         // file has one test, so no other child is spawned meanwhile).
-        let socks = [
+        let mut socks = vec![
             socket2::SockRef::from(line),
             socket2::SockRef::from(monitor),
         ];
+        socks.extend(modbus.map(socket2::SockRef::from));
+        // The second UART: a master connects when it likes (`wait=off`).
+        let second_uart = match modbus {
+            Some(modbus) => vec![
+                "-chardev".to_string(),
+                format!(
+                    "socket,id=modbus,fd={},server=on,wait=off",
+                    modbus.as_raw_fd()
+                ),
+                "-serial".to_string(),
+                "chardev:modbus".to_string(),
+            ],
+            None => Vec::new(),
+        };
         for sock in &socks {
             sock.set_cloexec(false).unwrap();
         }
@@ -75,6 +102,7 @@ impl Qemu {
             .arg("-chardev")
             .arg(format!("socket,id=line,fd={fd},server=on,wait=on"))
             .args(["-serial", "chardev:line"])
+            .args(second_uart)
             .arg("-chardev")
             .arg(format!(
                 "socket,id=monitor,fd={monitor_fd},server=on,wait=off"
@@ -286,6 +314,76 @@ fn storm() -> Vec<u8> {
     storm
 }
 
+/// What the real Modbus master (pymodbus over RTU framing, `tests/modbus/client.py`)
+/// printed against the board's second UART on `port`, or the error it exited with.
+fn master(python: &str, port: u16, args: &[&str]) -> Result<String, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/modbus/client.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg("--rtu")
+        .arg(port.to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the Python of LWM2M_PYTHON");
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+        false => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+    }
+}
+
+/// The Modbus RTU slave of the board's second UART, through a real master, while the
+/// client's session (admin, over the bridge) goes on: variable 5 (an in-device UINT32 in
+/// bundle 1, which anonymous may read and write) read, written, read back; variable 6
+/// (in bundle 2, no right for anonymous) and a register that starts no block refused
+/// with ILLEGAL DATA ADDRESS. The session is still admin's after, answered between the
+/// master's requests, and sees the master's write.
+fn modbus_slave(client: &mut Client, python: &str, port: u16) {
+    for frame in [
+        "020404 0001 ffff",          // bundle 1
+        "030404 0001 0000 410003",   // anonymous reads and writes it
+        "020404 0002 ffff",          // bundle 2, no right for anonymous
+        "020405 0005 ffff",          // variable 5,
+        "030405 0005 0001 e3",       // an in-device UINT32,
+        "030405 0005 0006 0001",     // in bundle 1,
+        "030405 0005 0004 00010203", // its value
+        "020405 0006 ffff",          // variable 6,
+        "030405 0006 0001 e2",       // an in-device UINT16,
+        "030405 0006 0006 0002",     // in bundle 2
+    ] {
+        let frame: String = frame.split_whitespace().collect();
+        assert_eq!(tx(client, &frame), "009000", "{frame}");
+    }
+    let started = Instant::now();
+    // Variable 5 is the two registers at 5 × 32.
+    assert_eq!(
+        master(python, port, &["read", "1", "160", "2"]),
+        Ok("1\n515".into())
+    );
+    assert_eq!(tx(client, GET_GROUP), "00ffff9000", "the session, between");
+    assert_eq!(
+        master(python, port, &["write", "1", "160", "0xdead", "0xbeef"]),
+        Ok(String::new())
+    );
+    assert_eq!(
+        master(python, port, &["read", "1", "160", "2"]),
+        Ok("57005\n48879".into())
+    );
+    for (address, what) in [("192", "variable 6, no right"), ("161", "no block's start")] {
+        let refused = master(python, port, &["read", "1", address, "1"]);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("exception_code=2")),
+            "{what}: {refused:?}"
+        );
+    }
+    eprintln!("modbus slave: 5 master requests in {:?}", started.elapsed());
+    // The session is undisturbed: still admin's, and it sees the master's write.
+    assert_eq!(tx(client, GET_GROUP), "00ffff9000", "the session, after");
+    assert_eq!(tx(client, "01040500050004"), "00deadbeef9000");
+}
+
 fn ascii(answer_hex: &str) -> String {
     let bytes = hex(answer_hex);
     assert!(
@@ -306,8 +404,19 @@ fn a_board_in_qemu_serves_the_client_through_the_bridge() {
     let line = TcpListener::bind("127.0.0.1:0").unwrap();
     let monitor = TcpListener::bind("127.0.0.1:0").unwrap();
     let monitor_addr = monitor.local_addr().unwrap();
+    // The Modbus RTU slave's UART, and the Python of the master.
+    let modbus = std::env::var_os("LWM2M_BOARD_MODBUS").map(|_| {
+        let python = std::env::var("LWM2M_PYTHON").expect("LWM2M_PYTHON: pymodbus' Python");
+        (TcpListener::bind("127.0.0.1:0").unwrap(), python)
+    });
     let started = Instant::now();
-    let qemu = Qemu::boot(&machine, &elf, &line, &monitor);
+    let qemu = Qemu::boot(
+        &machine,
+        &elf,
+        &line,
+        modbus.as_ref().map(|(socket, _)| socket),
+        &monitor,
+    );
     drop(monitor);
     let relay = Relay::start(TcpStream::connect(line.local_addr().unwrap()).unwrap());
     drop(line);
@@ -345,6 +454,10 @@ fn a_board_in_qemu_serves_the_client_through_the_bridge() {
     }
     assert_eq!(tx(&mut client, "030405000100045758595a"), "009000");
     assert_eq!(tx(&mut client, "01040500010004"), "005758595a9000");
+
+    if let Some((socket, python)) = &modbus {
+        modbus_slave(&mut client, python, socket.local_addr().unwrap().port());
+    }
 
     // The storm, written to the board directly; then the next good frame is answered,
     // and the session and the variable are intact.

@@ -10,6 +10,9 @@
 //! frames; the critical sections mask interrupts (the Cortex-M0 has no
 //! compare-and-swap).
 //!
+//! No Modbus RTU slave (`port-common`'s feature `modbus-slave`, which `ports/mps2-an386`
+//! serves on its UART1): the nRF51 has one UART, the serial host link's.
+//!
 //! The engine is built at compile time into a static ([`ENGINE`]) and booted there, its
 //! configuration loaded from the flash in place, so that neither is ever on the stack:
 //! the 16 KiB of RAM hold the static data (the engine, the host and the frame buffers)

@@ -1,7 +1,8 @@
 //! The wiring of the MPS2 AN386 (Cortex-M4, as QEMU's `mps2-an386` machine emulates
-//! it): its clock, UART0 as the serial host link, SysTick as the time base, a flash
-//! emulated in RAM, and the interrupt vectors (UART0's receive interrupt wakes the task
-//! that reads it). What the device does is not here.
+//! it): its clock, UART0 as the serial host link, UART1 as the Modbus RTU slave's line,
+//! SysTick as the time base, a flash emulated in RAM, and the interrupt vectors (the
+//! receive interrupts of UART0 and UART1 wake the task that reads them). What the
+//! device does is not here.
 
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
@@ -23,11 +24,17 @@ pub const CORE_HZ: u32 = 25_000_000;
 /// CMSDK UART0.
 pub const UART0_BASE: usize = 0x4000_4000;
 
+/// CMSDK UART1.
+pub const UART1_BASE: usize = 0x4000_5000;
+
 /// The line rate (QEMU delivers bytes as fast as they are read, whatever it is).
 pub const BAUD: u32 = 115_200;
 
 /// UART0, the serial host link.
 pub type Serial = Uart<UART0_BASE>;
+
+/// UART1, the Modbus RTU slave's line.
+pub type Modbus = Uart<UART1_BASE>;
 
 /// Bytes of the emulated flash: what the configuration store needs (two slots).
 pub const FLASH_LEN: usize = flash_size_needed::<RamFlash>() as usize;
@@ -43,6 +50,9 @@ static mut EMULATED_FLASH: MaybeUninit<[u8; FLASH_LEN]> = MaybeUninit::uninit();
 enum Interrupt {
     /// UART0 received a byte (IRQ 0).
     Uart0Rx = 0,
+    /// UART1 received a byte (IRQ 2; its transmit interrupt is 3, as QEMU's
+    /// `hw/arm/mps2.c` wires the CMSDK UARTs of the AN385 family: RX 0, 2, 4, 18, 20).
+    Uart1Rx = 2,
 }
 
 // SAFETY: the numbers are those of the board's interrupts.
@@ -56,6 +66,8 @@ unsafe impl InterruptNumber for Interrupt {
 pub struct Board {
     /// The serial host link.
     pub serial: Serial,
+    /// The Modbus RTU slave's line.
+    pub modbus: Modbus,
     /// Milliseconds since boot.
     pub clock: Millis,
     /// The configuration store's flash, erased.
@@ -63,8 +75,8 @@ pub struct Board {
 }
 
 impl Board {
-    /// Sets the board up: the millisecond tick, UART0 enabled with its receive
-    /// interrupt, the emulated flash erased. `None` after the first call.
+    /// Sets the board up: the millisecond tick, UART0 and UART1 enabled with their
+    /// receive interrupts, the emulated flash erased. `None` after the first call.
     pub fn take() -> Option<Board> {
         let core = cortex_m::Peripherals::take()?;
         // SAFETY: `Peripherals::take` succeeds once, so this runs once: nothing else
@@ -79,11 +91,17 @@ impl Board {
         time::start(core.SYST, CORE_HZ);
         // SAFETY: UART0 is a CMSDK UART, and only this `Serial` drives it.
         let serial = unsafe { Serial::take(CORE_HZ, BAUD) };
-        // SAFETY: its handler clears the interrupt and wakes a task under a critical
-        // section of its own; no critical section relies on it being masked.
-        unsafe { NVIC::unmask(Interrupt::Uart0Rx) };
+        // SAFETY: UART1 is a CMSDK UART, and only this `Modbus` drives it.
+        let modbus = unsafe { Modbus::take(CORE_HZ, BAUD) };
+        // SAFETY: their handlers clear the interrupt and wake a task under a critical
+        // section of their own; no critical section relies on them being masked.
+        unsafe {
+            NVIC::unmask(Interrupt::Uart0Rx);
+            NVIC::unmask(Interrupt::Uart1Rx);
+        }
         Some(Board {
             serial,
+            modbus,
             clock: Millis,
             flash,
         })
@@ -96,18 +114,25 @@ unsafe extern "C" fn uart0_rx() {
     unsafe { Serial::on_rx_interrupt() };
 }
 
+/// UART1's receive interrupt: it wakes the task reading UART1.
+unsafe extern "C" fn uart1_rx() {
+    // SAFETY: UART1 is a CMSDK UART; the write clears its receive interrupt only.
+    unsafe { Modbus::on_rx_interrupt() };
+}
+
 extern "C" {
     /// cortex-m-rt's handler of every exception and interrupt left unhandled.
     fn DefaultHandler();
 }
 
 /// The 32 interrupt vectors of the MPS2 AN386 (CMSDK UARTs, timers, GPIO, Ethernet...):
-/// UART0's receive interrupt, every other one the default handler.
+/// the receive interrupts of UART0 and UART1, every other one the default handler.
 #[link_section = ".vector_table.interrupts"]
 #[no_mangle]
 #[used]
 static __INTERRUPTS: [unsafe extern "C" fn(); 32] = {
     let mut vectors = [DefaultHandler as unsafe extern "C" fn(); 32];
     vectors[Interrupt::Uart0Rx as usize] = uart0_rx;
+    vectors[Interrupt::Uart1Rx as usize] = uart1_rx;
     vectors
 };

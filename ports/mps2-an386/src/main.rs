@@ -1,12 +1,15 @@
 //! The lwM2M device on an MPS2 AN386 board (Cortex-M4; QEMU's `mps2-an386`), async.
 //!
-//! Wiring only: the board ([`board`]: start-up, UART0, SysTick, a flash emulated in RAM,
-//! since the board has none the store can use; the drivers [`uart`] and [`time`]) and,
-//! from the library crates, everything the device does: the engine with the standard
-//! objects, its boot policy and the async device loop (`port-common`, which
+//! Wiring only: the board ([`board`]: start-up, UART0, UART1, SysTick, a flash emulated
+//! in RAM, since the board has none the store can use; the drivers [`uart`] and
+//! [`time`]) and, from the library crates, everything the device does: the engine with
+//! the standard objects, its boot policy and the async device loop (`port-common`, which
 //! `ports/microbit` runs too, blocking), over the serial framing of `transport-traits`
-//! ([`SerialHost`] over UART0). Built with the small capacity preset and 256-byte
-//! frames.
+//! ([`SerialHost`] over UART0) and, beside it, a Modbus RTU slave over UART1
+//! (`port_common::ModbusHost`: unit 1, any line rate, the master's reads and writes of
+//! variables side requests with the rights of the anonymous profile, outside the
+//! session; the register map is `transport_traits::modbus_slave`'s). Built with the
+//! small capacity preset and 256-byte frames.
 //!
 //! The engine is built at compile time into a static ([`ENGINE`]) and booted there, its
 //! configuration loaded from the flash in place, by [`setup`]; the device loop runs as
@@ -31,11 +34,11 @@ use static_cell::ConstStaticCell;
 use transport_traits::run::asynch::BlockingIo;
 use transport_traits::serial::SerialHost;
 
-use board::{Board, RamFlash, Serial};
+use board::{Board, Modbus, RamFlash, Serial};
 use time::Millis;
 
-/// UART0 as the device loop's host.
-type Host = port_common::Host<Serial, Millis>;
+/// UART0 and, beside it, the Modbus RTU slave on UART1 as the device loop's host.
+type Host = port_common::ModbusHost<Serial, Millis, Modbus>;
 
 /// The target and the configuration store, which the async loop performs the
 /// operations of requests on.
@@ -73,7 +76,10 @@ fn setup() -> Option<&'static Executor> {
         target: port_common::TARGET,
         store,
     };
-    let host = SerialHost::new(board.serial, board.clock, LINE);
+    let host = port_common::modbus_host(
+        SerialHost::new(board.serial, board.clock, LINE),
+        board.modbus,
+    );
     let executor: &'static Executor =
         singleton!(EXECUTOR: Executor = Executor::new(core::ptr::null_mut()))?;
     let io = singleton!(IO: Io = io)?;

@@ -16,9 +16,10 @@ use core::task::{Poll, Waker};
 
 use critical_section::Mutex;
 
-/// The task waiting for a received byte. One for every CMSDK UART of the firmware
-/// (a static is not generic): the board reads one.
-static RX_WAKER: Mutex<Cell<Option<Waker>>> = Mutex::new(Cell::new(None));
+/// The task waiting for a received byte, one for each CMSDK UART the firmware reads
+/// (a static is not generic: [`Uart::RX_WAKER`] picks its own by its address).
+static RX_WAKERS: [Mutex<Cell<Option<Waker>>>; 2] =
+    [Mutex::new(Cell::new(None)), Mutex::new(Cell::new(None))];
 
 const DATA: usize = 0x00;
 const STATE: usize = 0x04;
@@ -40,6 +41,14 @@ pub struct Uart<const BASE: usize> {
 }
 
 impl<const BASE: usize> Uart<BASE> {
+    /// The waker of this UART's reading task: UART0's or UART1's (another address does
+    /// not build).
+    const RX_WAKER: &'static Mutex<Cell<Option<Waker>>> = match BASE {
+        0x4000_4000 => &RX_WAKERS[0],
+        0x4000_5000 => &RX_WAKERS[1],
+        _ => panic!("a CMSDK UART the firmware has no waker for"),
+    };
+
     /// The UART, enabled both ways at `baud` for a `clock_hz` peripheral
     /// clock, its receive interrupt raised for every byte (it wakes the board from
     /// `wfi`; the handler only clears it, [`Uart::clear_rx_interrupt`]).
@@ -114,7 +123,7 @@ impl<const BASE: usize> Uart<BASE> {
     pub unsafe fn on_rx_interrupt() {
         // SAFETY: the caller's contract.
         unsafe { Self::clear_rx_interrupt() };
-        if let Some(waker) = critical_section::with(|cs| RX_WAKER.borrow(cs).take()) {
+        if let Some(waker) = critical_section::with(|cs| Self::RX_WAKER.borrow(cs).take()) {
             waker.wake();
         }
     }
@@ -174,7 +183,9 @@ impl<const BASE: usize> embedded_io_async::Read for Uart<BASE> {
             if n > 0 {
                 return Poll::Ready(Ok(n));
             }
-            critical_section::with(|cs| RX_WAKER.borrow(cs).set(Some(cx.waker().clone())));
+            critical_section::with(|cs| {
+                Self::RX_WAKER.borrow(cs).set(Some(cx.waker().clone()));
+            });
             // A byte received before the waker was set raised its interrupt already: it
             // is looked for again.
             match self.take_bytes(buf) {

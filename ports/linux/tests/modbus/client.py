@@ -5,17 +5,26 @@ and the baseline of the benchmark.
     client.py PORT write UNIT ADDRESS VALUE...  write holding registers
     client.py PORT bench UNIT ADDRESS N         read one holding register N times,
                                                 print "mean_us X"
+
+With `--rtu` first, the frames are Modbus RTU (unit, PDU, CRC-16) over the TCP socket
+(pymodbus' RTU framer on its TCP client): a board's serial line that QEMU serves as a
+socket.
 """
 
 import sys
 import time
 
+from pymodbus import FramerType
 from pymodbus.client import ModbusTcpClient
 
 
 def main(argv):
+    framer = FramerType.SOCKET
+    if argv[1:2] == ["--rtu"]:
+        framer = FramerType.RTU
+        argv = argv[:1] + argv[2:]
     port, command, unit, address = int(argv[1]), argv[2], int(argv[3]), int(argv[4])
-    client = ModbusTcpClient("127.0.0.1", port=port, timeout=5)
+    client = ModbusTcpClient("127.0.0.1", port=port, timeout=5, framer=framer)
     if not client.connect():
         sys.exit(f"cannot connect to 127.0.0.1:{port}")
     if command == "read":
