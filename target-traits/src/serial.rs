@@ -318,6 +318,11 @@ impl<P, D, const N: usize> RawSerial<P, D, N> {
     }
 
     /// The serial port.
+    pub const fn port(&self) -> &P {
+        &self.port
+    }
+
+    /// The serial port, to change.
     pub fn port_mut(&mut self) -> &mut P {
         &mut self.port
     }
