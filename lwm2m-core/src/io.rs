@@ -312,7 +312,9 @@ pub enum Operation {
 pub type IoResult = Result<(), ResultCode>;
 
 impl Operation {
-    /// The bytes of the output buffer a [`Operation::ReadTarget`] fills; `None` for
+    /// The bytes of the output buffer a [`Operation::ReadTarget`] fills, or an
+    /// [`Operation::Target`] answers into (with the length trailer of an answer of the
+    /// target's length: a port that copies this area copies the length too); `None` for
     /// other operations or a buffer that is not the one given to the engine.
     pub fn read_buffer<'o>(&self, out: &'o mut [u8]) -> Option<&'o mut [u8]> {
         match *self {
@@ -493,6 +495,97 @@ mod tests {
         assert_eq!(io.ask(Operation::SaveConfig), Ok(()));
         assert!(io.ask(Operation::SaveConfig).is_err());
         assert_eq!(io.pending, Some(Operation::SaveConfig));
+    }
+
+    /// A target whose every command answers `len` bytes of 0xAB.
+    struct Answers(usize);
+
+    impl TargetIo for Answers {
+        fn read(&mut self, _: &TargetVar, _: &mut [u8]) -> IoResult {
+            Ok(())
+        }
+
+        fn write(&mut self, _: &TargetVar, _: &[u8]) -> IoResult {
+            Ok(())
+        }
+
+        fn command(
+            &mut self,
+            _: &TargetSettings,
+            _: &TargetCommand,
+            _: &[u8],
+            output: &mut [u8],
+        ) -> Result<usize, ResultCode> {
+            let n = self.0.min(output.len());
+            output[..n].fill(0xAB);
+            Ok(self.0)
+        }
+    }
+
+    fn target_op(command: TargetCommand, output_len: u16) -> Operation {
+        Operation::Target {
+            command,
+            settings: TargetSettings::default(),
+            input_at: 0,
+            input_len: 0,
+            output_at: 1,
+            output_len,
+        }
+    }
+
+    #[test]
+    fn an_answer_of_the_target_s_length_is_followed_by_it() {
+        let config = Config::default();
+        let perform = |op: &Operation, len: usize, out: &mut [u8]| {
+            op.perform(
+                &config,
+                &[],
+                out,
+                &mut Answers(len),
+                &mut crate::storage::NoStore,
+            )
+        };
+        // Room for 5, 3 answered: the length in the area's last two bytes.
+        let op = target_op(TargetCommand::SendReceive, 5 + ANSWER_LEN_BYTES as u16);
+        let mut out = [0u8; 10];
+        assert_eq!(perform(&op, 3, &mut out), Ok(()));
+        assert_eq!(out, [0, 0xAB, 0xAB, 0xAB, 0, 0, 0, 3, 0, 0]);
+        // As many as the room; more is the target's fault: A0.
+        assert_eq!(perform(&op, 5, &mut out), Ok(()));
+        assert_eq!(out[6..8], [0, 5]);
+        assert_eq!(
+            perform(&op, 6, &mut out),
+            Err(ResultCode::InternalServerError)
+        );
+        // An area without room for the trailer: A0, nothing asked.
+        let op = target_op(TargetCommand::ReadReceived, 1);
+        assert_eq!(
+            perform(&op, 0, &mut out),
+            Err(ResultCode::InternalServerError)
+        );
+        // A fixed answer is exactly its length.
+        let op = target_op(TargetCommand::ReceivedCount, 2);
+        assert_eq!(perform(&op, 2, &mut out), Ok(()));
+        assert_eq!(
+            perform(&op, 1, &mut out),
+            Err(ResultCode::InternalServerError)
+        );
+        assert!(
+            !TargetCommand::Send.answer_varies() && TargetCommand::ReadReceived.answer_varies()
+        );
+    }
+
+    #[test]
+    fn the_delimiter_is_the_high_nibble_of_the_second_byte() {
+        let mut config = Config::default();
+        let record = [0x0A, 0x30, 0x09, 0x01, 0x00, 0xC2, 0x11, 0x01];
+        config.settings.set(1027, 21, &record).unwrap();
+        let settings = TargetSettings::of(&config);
+        assert_eq!((settings.delimiter, settings.timeout), (3, 10));
+        assert_eq!(
+            (settings.modbus_unit, settings.offset_first_register),
+            (1, true)
+        );
     }
 
     #[test]
