@@ -490,18 +490,20 @@ impl Context<'_> {
     ) -> Result<usize, ResultCode> {
         let settings = TargetSettings::of(&self.state.config);
         // The room of the answer, and of its output area (the trailer included).
-        let (room, area) = if command.answer_varies() {
-            let room = body
-                .remaining()
-                .checked_sub(io::ANSWER_LEN_BYTES)
-                .ok_or(ResultCode::InternalServerError)?
-                .min(answer_len);
-            (room, room.saturating_add(io::ANSWER_LEN_BYTES))
-        } else if answer_len > body.remaining() {
-            return Err(ResultCode::InternalServerError);
+        let trailer = if command.answer_varies() {
+            io::ANSWER_LEN_BYTES
         } else {
-            (answer_len, answer_len)
+            0
         };
+        let fits = body
+            .remaining()
+            .checked_sub(trailer)
+            .ok_or(ResultCode::InternalServerError)?;
+        if trailer == 0 && answer_len > fits {
+            return Err(ResultCode::InternalServerError);
+        }
+        let room = answer_len.min(fits);
+        let area = room.saturating_add(trailer);
         let input_at = io::offset_in(self.request, input).ok_or(ResultCode::InternalServerError)?;
         let output_at = body
             .response_offset()
@@ -515,14 +517,15 @@ impl Context<'_> {
                 io.command(&settings, &command, input, out)?
             }
             None => {
+                let len16 =
+                    |n: usize| u16::try_from(n).map_err(|_| ResultCode::InternalServerError);
                 self.io.ask(Operation::Target {
                     command,
                     settings,
                     input_at,
-                    input_len: u16::try_from(input.len())
-                        .map_err(|_| ResultCode::InternalServerError)?,
+                    input_len: len16(input.len())?,
                     output_at,
-                    output_len: u16::try_from(area).map_err(|_| ResultCode::InternalServerError)?,
+                    output_len: len16(area)?,
                 })?;
                 // Done: the answer is in place, its length in the trailer if it varies.
                 match body.spare().get(room..area) {
