@@ -3,24 +3,33 @@
 //! driven with requests built from the input on `/1027//1` (the protocol), `/1027//21`
 //! (the protocol configuration), `/1027//33` (`MemoryInfo`, memory read and write),
 //! `/1027//37`, `/1027//38` (`ModbusOptions`, Modbus write and read), `/1027//3`, `/20`,
-//! and variables of any address and type read and written on the target.
+//! the raw serial line (`/1027//34` send and receive or send, `/35`, `/43`, over
+//! `RawSerial` and a peer that echoes what it is sent, its bytes from the input), `/7`
+//! and `/30`, and variables of any address and type read and written on the target.
 //!
 //! Checked: nothing panics; every answer is `status | data | 90 00` with a known status,
 //! data only on success, within the response's room; the server is reached only within
 //! its tables and the protocol's limits (a request the device sends beyond them is a
-//! finding); the memory only within the simulation (`RamTarget` refuses the rest).
+//! finding); the memory only within the simulation (`RamTarget` refuses the rest); a raw
+//! serial answer never beyond `RAW_ANSWER`.
 //!
-//! Input layout: records `op u8 | len u8 | len bytes` where `op % 8` picks the request
-//! (the bytes its body: for a variable, `id u8 | address 4 | type u8 | value...`).
+//! Input layout: records `op u8 | len u8 | len bytes` where `op % 12` picks the request
+//! (the bytes its body: for a variable, `id u8 | address 4 | type u8 | value...`; for
+//! op 11, bytes the serial peer sends unasked).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use lwm2m_core::target::{ModbusTable as Table, TargetMux};
 use lwm2m_core::wire::ResultCode;
 use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant};
+use lwm2m_objects::target::RAW_ANSWER;
 use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
 use target_traits::modbus::{self, Modbus};
-use target_traits::{ErrorKind, ErrorType, RamTarget};
+use target_traits::serial::RawSerial;
+use target_traits::{ErrorKind, ErrorType, RamTarget, Vcc};
 
 const LIMITS: FrameLimits = FrameLimits {
     max_request: 1024,
@@ -92,7 +101,64 @@ impl Modbus for Server {
     }
 }
 
-type Mux = TargetMux<RamTarget<256>, Server>;
+/// The serial peer's end of the line: it echoes what it is sent (a loopback plug), and
+/// sends what the input says unasked.
+#[derive(Clone, Default)]
+struct Echo(Rc<RefCell<VecDeque<u8>>>);
+
+impl embedded_io::ErrorType for Echo {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl embedded_io::Read for Echo {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let mut inbound = self.0.borrow_mut();
+        let n = buf.len().min(inbound.len());
+        for slot in &mut buf[..n] {
+            *slot = inbound.pop_front().unwrap();
+        }
+        Ok(n)
+    }
+}
+
+impl embedded_io::ReadReady for Echo {
+    fn read_ready(&mut self) -> Result<bool, Self::Error> {
+        Ok(!self.0.borrow().is_empty())
+    }
+}
+
+impl embedded_io::Write for Echo {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.0.borrow_mut().extend(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// Time passes at once.
+struct NoDelay;
+
+impl embedded_hal::delay::DelayNs for NoDelay {
+    fn delay_ns(&mut self, _: u32) {}
+}
+
+/// A supply of 3.3 V.
+struct Supply;
+
+impl ErrorType for Supply {
+    type Error = ErrorKind;
+}
+
+impl Vcc for Supply {
+    fn millivolts(&mut self) -> Result<u16, ErrorKind> {
+        Ok(3300)
+    }
+}
+
+type Mux = TargetMux<RamTarget<256>, Server, RawSerial<Echo, NoDelay, 64>, Supply>;
 
 /// The APDU of `method` on `/object/instance/resource` with `payload`.
 fn apdu(method: u8, object: u16, instance: u16, resource: u16, payload: &[u8]) -> Vec<u8> {
@@ -107,7 +173,7 @@ fn apdu(method: u8, object: u16, instance: u16, resource: u16, payload: &[u8]) -
     out
 }
 
-fn send(device: &mut Device<StandardObjects<NoHooks>, Mux>, request: &[u8]) {
+fn send(device: &mut Device<StandardObjects<NoHooks>, Mux>, request: &[u8]) -> Vec<u8> {
     let mut out = [0u8; LIMITS.max_response as usize];
     let outcome = device.handle(WS, request, Instant::ZERO, &mut out);
     let answer = &out[..outcome.len];
@@ -120,6 +186,7 @@ fn send(device: &mut Device<StandardObjects<NoHooks>, Mux>, request: &[u8]) {
     if status & 0x80 != 0 {
         assert_eq!(answer.len(), 3, "an error carries no data: {answer:02x?}");
     }
+    answer.to_vec()
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -129,13 +196,16 @@ fuzz_target!(|data: &[u8]| {
         serial: heapless::String::new(),
         firmware_version: "1.0.0",
     };
+    let echo = Echo::default();
     let target = TargetMux::new(
         Some(RamTarget::new(0x2000_0000)),
         Some(Server {
             bits: [false; ITEMS],
             words: [0; ITEMS],
         }),
-    );
+    )
+    .with_serial(Some(RawSerial::new(echo.clone(), NoDelay)))
+    .with_vcc(Some(Supply));
     let mut device = Device::new(
         standard_objects(info, NoHooks),
         Config::default(),
@@ -157,7 +227,7 @@ fuzz_target!(|data: &[u8]| {
         let n = usize::from(*len).min(tail.len());
         let (body, next) = tail.split_at(n);
         rest = next;
-        let request = match op % 8 {
+        let request = match op % 12 {
             0 => apdu(3, 1027, 0xFFFF, 1, body),
             1 => apdu(3 - (op >> 7), 1027, 0xFFFF, 21, body),
             2 => apdu(1, 1027, 0xFFFF, 33, body),
@@ -171,6 +241,13 @@ fuzz_target!(|data: &[u8]| {
                 3 + (op >> 7) as u16 * 17,
                 body,
             ),
+            8 => apdu(1 + (op >> 7), 1027, 0xFFFF, 34, body),
+            9 => apdu(1, 1027, 0xFFFF, if op & 0x80 != 0 { 43 } else { 35 }, body),
+            10 => apdu(1 + (op >> 7), 1027, 0xFFFF, 7 + (op >> 7) as u16 * 23, body),
+            11 => {
+                echo.0.borrow_mut().extend(body);
+                continue;
+            }
             _ => {
                 // A variable: created, placed, typed, then read or written.
                 let [id, a0, a1, a2, a3, var_type, value @ ..] = body else {
@@ -188,7 +265,10 @@ fuzz_target!(|data: &[u8]| {
             }
         };
         if request.len() <= 5 + usize::from(LIMITS.max_request) && request.len() - 5 <= 255 {
-            send(&mut device, &request);
+            let answer = send(&mut device, &request);
+            if matches!(op % 12, 8 | 9) {
+                assert!(answer.len() - 3 <= usize::from(RAW_ANSWER), "{answer:02x?}");
+            }
         }
     }
 });

@@ -137,7 +137,7 @@ impl<T: TargetIo, S: ConfigStore> InlineIo for Parts<T, S> {
         command: &TargetCommand,
         input: &[u8],
         output: &mut [u8],
-    ) -> IoResult {
+    ) -> Result<usize, ResultCode> {
         self.target.command(settings, command, input, output)
     }
 }

@@ -19,6 +19,16 @@
 //! A failed operation fails the request, or the item of a multi-request, with its result
 //! code: the handler does not run again.
 //!
+//! **Answers of the target's length.** Most commands of object 1027 answer as many bytes
+//! as their request says; a raw serial exchange ([`TargetCommand::SendReceive`],
+//! [`TargetCommand::ReadReceived`]: [`TargetCommand::answer_varies`]) answers as many as
+//! the target gave. Its output area ([`Operation::read_buffer`]) is then the most the
+//! answer may take plus [`ANSWER_LEN_BYTES`]: the answer goes from the start of the area,
+//! and [`Operation::perform`] writes its length (u16, big-endian) in the area's last two
+//! bytes, where the handler finds it when it runs again. The length thus travels with the
+//! answer's bytes: a port that performs the operation elsewhere and copies the area back
+//! (a worker thread) carries it without knowing it is there.
+//!
 //! [`Device::handle`](crate::Device::handle), the blocking entry point, does not suspend:
 //! the device's own target and store perform each operation on the spot, and the handler
 //! runs once.
@@ -35,7 +45,7 @@ use crate::target::TargetIo;
 use crate::wire::ResultCode;
 
 /// The target settings a target operation runs with, from the configuration: the
-/// protocol (`/1027//1`) and the Modbus fields of the protocol configuration
+/// protocol (`/1027//1`) and the Modbus and serial fields of the protocol configuration
 /// (`/1027//21`). Carried by every target operation, so that a target multiplexer needs
 /// no access to the configuration (an async port performs operations away from it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,11 +61,16 @@ pub struct TargetSettings {
     /// `/1027//21` bits 7–0: the answer timeout, in units of 100 ms (0: the target's
     /// default).
     pub timeout: u8,
+    /// `/1027//21` bits 15–12: the handshake delimiter that ends a raw serial answer
+    /// (NONE 0, CR 1, LF 2, CR_LF 3: `target_traits::serial::Delimiter::from_code`).
+    pub delimiter: u8,
 }
 
 impl TargetSettings {
     /// TargetProtocol MODBUS.
     pub const MODBUS: u8 = 3;
+    /// TargetProtocol SERIAL (a raw serial line).
+    pub const SERIAL: u8 = 6;
 
     /// The settings in `config`.
     pub fn of(config: &Config) -> TargetSettings {
@@ -66,11 +81,12 @@ impl TargetSettings {
             .unwrap_or(0);
         // The serial/Modbus record: a little-endian 64-bit field, its low byte first.
         match config.settings.get(1027, 21) {
-            Some(&[timeout, _, _, _, _, _, b6, unit, ..]) => TargetSettings {
+            Some(&[timeout, b1, _, _, _, _, b6, unit, ..]) => TargetSettings {
                 protocol,
                 modbus_unit: unit,
                 offset_first_register: b6 & 0x10 != 0,
                 timeout,
+                delimiter: b1 >> 4,
             },
             _ => TargetSettings {
                 protocol,
@@ -179,6 +195,56 @@ pub enum TargetCommand {
         /// The first byte's address.
         address: u32,
     },
+    /// `POST /1027//30`: reset the target, keeping its connection ("reset keep").
+    ResetKeep,
+    /// `GET /1027//7`: the target's supply voltage, u16 big-endian millivolts.
+    Vcc,
+    /// `GET /1027//34`: the input sent on the raw serial line, the answer what the
+    /// target answered (ended by the delimiter or the timeout of the settings, or the
+    /// room): of the target's length ([`TargetCommand::answer_varies`]).
+    SendReceive,
+    /// `POST /1027//34`: the input sent on the raw serial line; what the target answers
+    /// is received.
+    Send,
+    /// `GET /1027//35`: the oldest bytes received on the raw serial line, as many as
+    /// there are and the answer can take ([`TargetCommand::answer_varies`]).
+    ReadReceived,
+    /// `GET /1027//43`: how many bytes are received, u16 big-endian (saturating).
+    ReceivedCount,
+}
+
+impl TargetCommand {
+    /// Whether the answer is as long as the target makes it, up to its room, rather than
+    /// exactly as long as asked ([`crate::io`]: the length trailer of the output area).
+    pub const fn answer_varies(&self) -> bool {
+        matches!(
+            self,
+            TargetCommand::SendReceive | TargetCommand::ReadReceived
+        )
+    }
+}
+
+/// Bytes at the end of the output area of an answer of the target's length that hold
+/// that length ([`crate::io`]).
+pub const ANSWER_LEN_BYTES: usize = 2;
+
+/// Whether `len` bytes are a valid answer of `command` in `room` bytes: exactly `room`,
+/// or at most `room` for an answer of the target's length; `A0` otherwise.
+pub(crate) fn answered(
+    command: &TargetCommand,
+    len: usize,
+    room: usize,
+) -> Result<usize, ResultCode> {
+    let valid = if command.answer_varies() {
+        len <= room
+    } else {
+        len == room
+    };
+    if valid {
+        Ok(len)
+    } else {
+        Err(ResultCode::InternalServerError)
+    }
 }
 
 /// An I/O operation a request waits on.
@@ -222,7 +288,9 @@ pub enum Operation {
     },
     /// Run `command` on the target with `settings`: its input is `input_len` bytes of
     /// the request buffer at `input_at`, its answer `output_len` bytes of the output
-    /// buffer at `output_at` ([`TargetIo::command`]).
+    /// buffer at `output_at` ([`TargetIo::command`]); for an answer of the target's
+    /// length, at most `output_len` − [`ANSWER_LEN_BYTES`] bytes, its length in the last
+    /// two ([`crate::io`]).
     Target {
         /// The command.
         command: TargetCommand,
@@ -234,7 +302,8 @@ pub enum Operation {
         input_len: u16,
         /// Where the answer goes in the output buffer.
         output_at: usize,
-        /// How many bytes of answer.
+        /// How many bytes of answer (with the length trailer, for an answer of the
+        /// target's length).
         output_len: u16,
     },
 }
@@ -243,7 +312,9 @@ pub enum Operation {
 pub type IoResult = Result<(), ResultCode>;
 
 impl Operation {
-    /// The bytes of the output buffer a [`Operation::ReadTarget`] fills; `None` for
+    /// The bytes of the output buffer a [`Operation::ReadTarget`] fills, or an
+    /// [`Operation::Target`] answers into (with the length trailer of an answer of the
+    /// target's length: a port that copies this area copies the length too); `None` for
     /// other operations or a buffer that is not the one given to the engine.
     pub fn read_buffer<'o>(&self, out: &'o mut [u8]) -> Option<&'o mut [u8]> {
         match *self {
@@ -320,7 +391,23 @@ impl Operation {
                 let output = self
                     .read_buffer(out)
                     .ok_or(ResultCode::InternalServerError)?;
-                target.command(&settings, &command, input, output)
+                if !command.answer_varies() {
+                    let len = target.command(&settings, &command, input, output)?;
+                    return answered(&command, len, output.len()).map(|_| ());
+                }
+                let room = output
+                    .len()
+                    .checked_sub(ANSWER_LEN_BYTES)
+                    .ok_or(ResultCode::InternalServerError)?;
+                let (answer, trailer) = output.split_at_mut(room);
+                let len = target.command(&settings, &command, input, answer)?;
+                let len = answered(&command, len, room)?;
+                let len = u16::try_from(len).map_err(|_| ResultCode::InternalServerError)?;
+                let [hi, lo] = trailer else {
+                    return Err(ResultCode::InternalServerError);
+                };
+                [*hi, *lo] = len.to_be_bytes();
+                Ok(())
             }
         }
     }
@@ -415,6 +502,97 @@ mod tests {
         assert_eq!(io.ask_fresh(Operation::SaveConfig), Ok(true));
         assert!(io.ask(Operation::SaveConfig).is_err());
         assert_eq!(io.pending, Some(Operation::SaveConfig));
+    }
+
+    /// A target whose every command answers `len` bytes of 0xAB.
+    struct Answers(usize);
+
+    impl TargetIo for Answers {
+        fn read(&mut self, _: &TargetVar, _: &mut [u8]) -> IoResult {
+            Ok(())
+        }
+
+        fn write(&mut self, _: &TargetVar, _: &[u8]) -> IoResult {
+            Ok(())
+        }
+
+        fn command(
+            &mut self,
+            _: &TargetSettings,
+            _: &TargetCommand,
+            _: &[u8],
+            output: &mut [u8],
+        ) -> Result<usize, ResultCode> {
+            let n = self.0.min(output.len());
+            output[..n].fill(0xAB);
+            Ok(self.0)
+        }
+    }
+
+    fn target_op(command: TargetCommand, output_len: u16) -> Operation {
+        Operation::Target {
+            command,
+            settings: TargetSettings::default(),
+            input_at: 0,
+            input_len: 0,
+            output_at: 1,
+            output_len,
+        }
+    }
+
+    #[test]
+    fn an_answer_of_the_target_s_length_is_followed_by_it() {
+        let config = Config::default();
+        let perform = |op: &Operation, len: usize, out: &mut [u8]| {
+            op.perform(
+                &config,
+                &[],
+                out,
+                &mut Answers(len),
+                &mut crate::storage::NoStore,
+            )
+        };
+        // Room for 5, 3 answered: the length in the area's last two bytes.
+        let op = target_op(TargetCommand::SendReceive, 5 + ANSWER_LEN_BYTES as u16);
+        let mut out = [0u8; 10];
+        assert_eq!(perform(&op, 3, &mut out), Ok(()));
+        assert_eq!(out, [0, 0xAB, 0xAB, 0xAB, 0, 0, 0, 3, 0, 0]);
+        // As many as the room; more is the target's fault: A0.
+        assert_eq!(perform(&op, 5, &mut out), Ok(()));
+        assert_eq!(out[6..8], [0, 5]);
+        assert_eq!(
+            perform(&op, 6, &mut out),
+            Err(ResultCode::InternalServerError)
+        );
+        // An area without room for the trailer: A0, nothing asked.
+        let op = target_op(TargetCommand::ReadReceived, 1);
+        assert_eq!(
+            perform(&op, 0, &mut out),
+            Err(ResultCode::InternalServerError)
+        );
+        // A fixed answer is exactly its length.
+        let op = target_op(TargetCommand::ReceivedCount, 2);
+        assert_eq!(perform(&op, 2, &mut out), Ok(()));
+        assert_eq!(
+            perform(&op, 1, &mut out),
+            Err(ResultCode::InternalServerError)
+        );
+        assert!(
+            !TargetCommand::Send.answer_varies() && TargetCommand::ReadReceived.answer_varies()
+        );
+    }
+
+    #[test]
+    fn the_delimiter_is_the_high_nibble_of_the_second_byte() {
+        let mut config = Config::default();
+        let record = [0x0A, 0x30, 0x09, 0x01, 0x00, 0xC2, 0x11, 0x01];
+        config.settings.set(1027, 21, &record).unwrap();
+        let settings = TargetSettings::of(&config);
+        assert_eq!((settings.delimiter, settings.timeout), (3, 10));
+        assert_eq!(
+            (settings.modbus_unit, settings.offset_first_register),
+            (1, true)
+        );
     }
 
     #[test]

@@ -343,14 +343,15 @@ pub(crate) trait InlineIo {
     fn append_blob(&mut self, blob: BlobId, data: &[u8]) -> IoResult;
     /// Empties `blob` in the store.
     fn clear_blob(&mut self, blob: BlobId) -> IoResult;
-    /// Runs `command` on the target ([`crate::target::TargetIo::command`]).
+    /// Runs `command` on the target ([`crate::target::TargetIo::command`]): the
+    /// answer's length.
     fn command(
         &mut self,
         settings: &TargetSettings,
         command: &TargetCommand,
         input: &[u8],
         output: &mut [u8],
-    ) -> IoResult;
+    ) -> Result<usize, ResultCode>;
 }
 
 impl Context<'_> {
@@ -500,9 +501,12 @@ impl Context<'_> {
     }
 
     /// Runs `command` on the target with the settings of the configuration, its input
-    /// `input` (which must lie in the request, else `A0`), its answer of `answer_len`
-    /// bytes appended to `body` (`A0` if it does not fit, or if `body` is not the
-    /// response's). The command is a [`TargetCommand`] operation the request waits on
+    /// `input` (which must lie in the request, else `A0`), its answer appended to `body`
+    /// (`A0` if `body` is not the response's): the answer's length. The answer is
+    /// `answer_len` bytes (`A0` if they do not fit), or, for an answer of the target's
+    /// length ([`TargetCommand::answer_varies`]), at most `answer_len` and at most what
+    /// `body` has room for besides the length trailer ([`crate::io`]), on every board
+    /// alike. The command is a [`TargetCommand`] operation the request waits on
     /// ([`crate::io`]): propagate the error, the handler runs again once it is done.
     pub fn target_command(
         &mut self,
@@ -510,36 +514,56 @@ impl Context<'_> {
         input: &[u8],
         answer_len: usize,
         body: &mut Body<'_>,
-    ) -> Result<(), ResultCode> {
+    ) -> Result<usize, ResultCode> {
         let settings = TargetSettings::of(&self.state.config);
-        if answer_len > body.remaining() {
+        // The room of the answer, and of its output area (the trailer included).
+        let trailer = if command.answer_varies() {
+            io::ANSWER_LEN_BYTES
+        } else {
+            0
+        };
+        let fits = body
+            .remaining()
+            .checked_sub(trailer)
+            .ok_or(ResultCode::InternalServerError)?;
+        if trailer == 0 && answer_len > fits {
             return Err(ResultCode::InternalServerError);
         }
+        let room = answer_len.min(fits);
+        let area = room.saturating_add(trailer);
         let input_at = io::offset_in(self.request, input).ok_or(ResultCode::InternalServerError)?;
         let output_at = body
             .response_offset()
             .ok_or(ResultCode::InternalServerError)?;
-        match self.inline.as_mut() {
+        let len = match self.inline.as_mut() {
             Some(io) => {
                 let out = body
                     .spare()
-                    .get_mut(..answer_len)
+                    .get_mut(..room)
                     .ok_or(ResultCode::InternalServerError)?;
-                io.command(&settings, &command, input, out)?;
+                io.command(&settings, &command, input, out)?
             }
-            None => self.io.ask(Operation::Target {
-                command,
-                settings,
-                input_at,
-                input_len: u16::try_from(input.len())
-                    .map_err(|_| ResultCode::InternalServerError)?,
-                output_at,
-                output_len: u16::try_from(answer_len)
-                    .map_err(|_| ResultCode::InternalServerError)?,
-            })?,
-        }
-        body.advance(answer_len)?;
-        Ok(())
+            None => {
+                let len16 =
+                    |n: usize| u16::try_from(n).map_err(|_| ResultCode::InternalServerError);
+                self.io.ask(Operation::Target {
+                    command,
+                    settings,
+                    input_at,
+                    input_len: len16(input.len())?,
+                    output_at,
+                    output_len: len16(area)?,
+                })?;
+                // Done: the answer is in place, its length in the trailer if it varies.
+                match body.spare().get(room..area) {
+                    Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
+                    _ => room,
+                }
+            }
+        };
+        let len = io::answered(&command, len, room)?;
+        body.advance(len)?;
+        Ok(len)
     }
 
     /// Sets whether NFC takes the session over until the next reboot (`POST /1024//24`).

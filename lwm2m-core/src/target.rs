@@ -5,12 +5,15 @@
 //! [`TargetMux`] is the target multiplexer: it reaches the target with the protocol the
 //! configuration selects (`/1027//1`, carried by every operation in its
 //! [`TargetSettings`]) over what the board provides — memory access (SWD, JTAG, S3P,
-//! direct I/O, a simulation: [`target_traits::MemoryAccess`]) and a Modbus master
-//! ([`target_traits::modbus::Modbus`]); a protocol the board lacks answers `BB`.
+//! direct I/O, a simulation: [`target_traits::MemoryAccess`]), a Modbus master
+//! ([`target_traits::modbus::Modbus`]) and a raw serial line
+//! ([`target_traits::serial::Serial`]); a protocol the board lacks answers `BB`. A board
+//! that measures its target's supply gives it too ([`target_traits::Vcc`]).
 //! [`MemoryTarget`] adapts one memory access alone.
 
 use target_traits::modbus::{Modbus, Table};
-use target_traits::{Error as _, ErrorKind, MemoryAccess};
+use target_traits::serial::{Delimiter, Serial, Until};
+use target_traits::{Error as _, ErrorKind, MemoryAccess, Vcc};
 
 pub use crate::io::{TargetCommand, TargetSettings, TargetVar};
 use crate::wire::ResultCode;
@@ -31,15 +34,17 @@ pub trait TargetIo {
     fn write(&mut self, var: &TargetVar, data: &[u8]) -> Result<(), ResultCode>;
 
     /// Runs `command` with `settings`: `input` from the request, the answer into
-    /// `output` (exactly the bytes the command answers). By default every command is
-    /// `BB`: the target does not do it.
+    /// `output`: its length, which is `output.len()` (exactly the bytes the command
+    /// answers) but for an answer of the target's length
+    /// ([`TargetCommand::answer_varies`]), at most `output.len()`; any other length is
+    /// `A0`. By default every command is `BB`: the target does not do it.
     fn command(
         &mut self,
         settings: &TargetSettings,
         command: &TargetCommand,
         input: &[u8],
         output: &mut [u8],
-    ) -> Result<(), ResultCode> {
+    ) -> Result<usize, ResultCode> {
         let _ = (settings, command, input, output);
         Err(ResultCode::TargetProtocolNotImplemented)
     }
@@ -108,13 +113,38 @@ impl Modbus for Absent {
     }
 }
 
+impl Serial for Absent {
+    fn send(&mut self, _: &[u8]) -> Result<(), ErrorKind> {
+        Err(ErrorKind::NotImplemented)
+    }
+
+    fn send_receive(&mut self, _: &[u8], _: &mut [u8], _: Until) -> Result<usize, ErrorKind> {
+        Err(ErrorKind::NotImplemented)
+    }
+
+    fn read_received(&mut self, _: &mut [u8]) -> Result<usize, ErrorKind> {
+        Err(ErrorKind::NotImplemented)
+    }
+
+    fn received_count(&mut self) -> Result<usize, ErrorKind> {
+        Err(ErrorKind::NotImplemented)
+    }
+}
+
+impl Vcc for Absent {
+    fn millivolts(&mut self) -> Result<u16, ErrorKind> {
+        Err(ErrorKind::NotImplemented)
+    }
+}
+
 /// TargetProtocol values reached through memory access: SWD 0, S3P 1, JTAG 2,
 /// DIRECT_IO 4.
 const MEMORY_PROTOCOLS: [u8; 4] = [0, 1, 2, 4];
 
 /// The target multiplexer: the protocol of each operation's settings selects the
-/// access it runs over, memory `M` or Modbus `B`, either of which the board may lack
-/// (`None`: the protocol answers `BB`).
+/// access it runs over, memory `M`, Modbus `B` or a raw serial line `S`, any of which the
+/// board may lack (`None`: the protocol answers `BB`); `V` measures the target's supply,
+/// if the board can (`None`: `GET /1027//7` answers `A1`).
 ///
 /// - Memory protocols (SWD, S3P, JTAG, DIRECT_IO): a variable's address is a u32 memory
 ///   address, its value copied as it is; `GET`/`POST /1027//33` read and write memory.
@@ -123,24 +153,63 @@ const MEMORY_PROTOCOLS: [u8; 4] = [0, 1, 2, 4];
 ///   register variable takes `⌈len / 2⌉` consecutive registers, most significant word
 ///   first, a coil or discrete input variable one bit per element (one byte each, 0 or
 ///   1). `GET /1027//38`, `POST /1027//37` reach any server.
+/// - SERIAL: no variables (`BB`); `GET /1027//34` sends the request's bytes and answers
+///   the target's answer, ended by the settings' delimiter or timeout, or the room
+///   (an unknown delimiter code is `B3`); `POST /1027//34` sends; `GET /1027//35` and
+///   `/43` read and count the bytes received since.
 /// - Any other protocol: `BB`.
+///
+/// `POST /1027//5` and `/30` (reset, reset keep) are `BB`: no access here resets a
+/// target.
 #[derive(Debug, Default)]
-pub struct TargetMux<M = Absent, B = Absent> {
+pub struct TargetMux<M = Absent, B = Absent, S = Absent, V = Absent> {
     /// Memory access (SWD, JTAG, S3P, direct I/O), if the board has it.
     pub memory: Option<M>,
     /// The Modbus master, if the board has one.
     pub modbus: Option<B>,
+    /// The raw serial line, if the board has one.
+    pub serial: Option<S>,
+    /// The measure of the target's supply, if the board has one.
+    pub vcc: Option<V>,
     /// Target transactions that failed, and that succeeded (`/1027//11`).
     stats: [u32; 2],
 }
 
 impl<M, B> TargetMux<M, B> {
-    /// The multiplexer over `memory` and `modbus`.
+    /// The multiplexer over `memory` and `modbus`, without a serial line or a supply
+    /// measure ([`TargetMux::with_serial`], [`TargetMux::with_vcc`] add them).
     pub const fn new(memory: Option<M>, modbus: Option<B>) -> Self {
         TargetMux {
             memory,
             modbus,
+            serial: None,
+            vcc: None,
             stats: [0; 2],
+        }
+    }
+}
+
+impl<M, B, S, V> TargetMux<M, B, S, V> {
+    /// The same multiplexer over the raw serial line `serial` (`None`: SERIAL answers
+    /// `BB`).
+    pub fn with_serial<S2>(self, serial: Option<S2>) -> TargetMux<M, B, S2, V> {
+        TargetMux {
+            memory: self.memory,
+            modbus: self.modbus,
+            serial,
+            vcc: self.vcc,
+            stats: self.stats,
+        }
+    }
+
+    /// The same multiplexer measuring the target's supply with `vcc` (`None`: `A1`).
+    pub fn with_vcc<V2>(self, vcc: Option<V2>) -> TargetMux<M, B, S, V2> {
+        TargetMux {
+            memory: self.memory,
+            modbus: self.modbus,
+            serial: self.serial,
+            vcc,
+            stats: self.stats,
         }
     }
 
@@ -152,16 +221,24 @@ impl<M, B> TargetMux<M, B> {
         result
     }
 
-    /// `/1027//20`: the protocols reached, as the client decodes the byte: it lists a
-    /// protocol `p` when `mask & p == p`, so no byte names a set exactly. Memory access
-    /// adds nothing (the client reads 0 as SWD alone); MODBUS is 3 (which the client
-    /// reads as S3P, JTAG and MODBUS: the nearest it can be told).
+    /// `/1027//20`: the protocols reached, the OR of their values, as the client decodes
+    /// the byte: it lists a protocol `p` when `mask & p == p`, so no byte names a set
+    /// exactly. Memory access adds nothing (the client reads 0 as SWD alone); MODBUS is 3
+    /// (which the client reads as S3P, JTAG and MODBUS), SERIAL 6 (read as JTAG,
+    /// DIRECT_IO and SERIAL), both 7 (read as every protocol but SWD and NONE): the
+    /// nearest it can be told, and never a protocol reached left out.
     pub fn available(&self) -> u8 {
-        if self.modbus.is_some() {
+        let modbus = if self.modbus.is_some() {
             TargetSettings::MODBUS
         } else {
             0
-        }
+        };
+        let serial = if self.serial.is_some() {
+            TargetSettings::SERIAL
+        } else {
+            0
+        };
+        modbus | serial
     }
 }
 
@@ -239,7 +316,7 @@ fn items(table: Table, len: usize) -> Result<u16, ResultCode> {
 /// Most bytes a Modbus transfer of bits packs into (2000 bits).
 const PACKED: usize = (target_traits::modbus::MAX_READ_BITS as usize).div_ceil(8);
 
-impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
+impl<M: MemoryAccess, B: Modbus, S: Serial, V: Vcc> TargetMux<M, B, S, V> {
     /// The memory access: `BB` if the board has none.
     fn memory(&mut self) -> Result<&mut M, ResultCode> {
         self.memory
@@ -250,6 +327,13 @@ impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
     /// The Modbus master: `BB` if the board has none.
     fn modbus(&mut self) -> Result<&mut B, ResultCode> {
         self.modbus
+            .as_mut()
+            .ok_or(ResultCode::TargetProtocolNotImplemented)
+    }
+
+    /// The raw serial line: `BB` if the board has none.
+    fn serial(&mut self) -> Result<&mut S, ResultCode> {
+        self.serial
             .as_mut()
             .ok_or(ResultCode::TargetProtocolNotImplemented)
     }
@@ -390,7 +474,7 @@ fn item_bytes(table: Table, count: u16) -> usize {
     }
 }
 
-impl<M: MemoryAccess, B: Modbus> TargetIo for TargetMux<M, B> {
+impl<M: MemoryAccess, B: Modbus, S: Serial, V: Vcc> TargetIo for TargetMux<M, B, S, V> {
     fn read(&mut self, var: &TargetVar, buf: &mut [u8]) -> Result<(), ResultCode> {
         let result = self.read_var(var, buf);
         self.count(result)
@@ -407,28 +491,35 @@ impl<M: MemoryAccess, B: Modbus> TargetIo for TargetMux<M, B> {
         command: &TargetCommand,
         input: &[u8],
         output: &mut [u8],
-    ) -> Result<(), ResultCode> {
+    ) -> Result<usize, ResultCode> {
+        let serial = settings.protocol == TargetSettings::SERIAL;
         match *command {
             TargetCommand::ComStats => {
                 let [failed, succeeded] = self.stats;
                 let [f0, f1, f2, f3] = failed.to_be_bytes();
                 let [s0, s1, s2, s3] = succeeded.to_be_bytes();
-                let out: &mut [u8; 8] = output
-                    .try_into()
-                    .map_err(|_| ResultCode::InternalServerError)?;
-                *out = [f0, f1, f2, f3, s0, s1, s2, s3];
-                Ok(())
+                answer(output, [f0, f1, f2, f3, s0, s1, s2, s3])
             }
             TargetCommand::ClearComStats => {
                 self.stats = [0; 2];
-                Ok(())
+                Ok(0)
             }
-            TargetCommand::AvailableProtocols => {
-                let [mask] = output else {
-                    return Err(ResultCode::InternalServerError);
-                };
-                *mask = self.available();
-                Ok(())
+            TargetCommand::AvailableProtocols => answer(output, [self.available()]),
+            // Measures and the received bytes are the board's own: no transaction with
+            // the target.
+            TargetCommand::Vcc => {
+                let vcc = self.vcc.as_mut().ok_or(ResultCode::NotImplemented)?;
+                answer(output, vcc.millivolts().map_err(status_of)?.to_be_bytes())
+            }
+            TargetCommand::ReadReceived if serial => {
+                self.serial()?.read_received(output).map_err(status_of)
+            }
+            TargetCommand::ReceivedCount if serial => {
+                let count = self.serial()?.received_count().map_err(status_of)?;
+                answer(
+                    output,
+                    u16::try_from(count).unwrap_or(u16::MAX).to_be_bytes(),
+                )
             }
             _ => {
                 let result = self.run(settings, command, input, output);
@@ -438,7 +529,7 @@ impl<M: MemoryAccess, B: Modbus> TargetIo for TargetMux<M, B> {
     }
 }
 
-impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
+impl<M: MemoryAccess, B: Modbus, S: Serial, V: Vcc> TargetMux<M, B, S, V> {
     /// [`TargetIo::read`], uncounted.
     fn read_var(&mut self, var: &TargetVar, buf: &mut [u8]) -> Result<(), ResultCode> {
         match var.settings.protocol {
@@ -480,17 +571,20 @@ impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
         }
     }
 
-    /// A transaction of [`TargetIo::command`], uncounted.
+    /// A transaction of [`TargetIo::command`], uncounted: the answer's length.
     fn run(
         &mut self,
         settings: &TargetSettings,
         command: &TargetCommand,
         input: &[u8],
         output: &mut [u8],
-    ) -> Result<(), ResultCode> {
+    ) -> Result<usize, ResultCode> {
         let memory = MEMORY_PROTOCOLS.contains(&settings.protocol);
         let modbus = settings.protocol == TargetSettings::MODBUS;
-        let reached = (memory && self.memory.is_some()) || (modbus && self.modbus.is_some());
+        let serial = settings.protocol == TargetSettings::SERIAL;
+        let reached = (memory && self.memory.is_some())
+            || (modbus && self.modbus.is_some())
+            || (serial && self.serial.is_some());
         match *command {
             // Connecting to a Modbus server asks the configured unit for a register: an
             // exception is an answer (the server is there), silence or no connection is
@@ -498,7 +592,7 @@ impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
             TargetCommand::Connect if modbus && reached => {
                 let unit = settings.modbus_unit;
                 if unit == 0 {
-                    return Ok(());
+                    return Ok(0);
                 }
                 let mut word = [0u8; 2];
                 match self.modbus_for(settings)?.modbus()?.read(
@@ -508,19 +602,33 @@ impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
                     1,
                     &mut word,
                 ) {
-                    Ok(()) => Ok(()),
+                    Ok(()) => Ok(0),
                     Err(err) => match err.kind() {
                         ErrorKind::Unreachable
                         | ErrorKind::LostCommunication
                         | ErrorKind::Communication
                         | ErrorKind::Data => Err(status_of(err)),
-                        _ => Ok(()),
+                        _ => Ok(0),
                     },
                 }
             }
-            // Memory access is there or not: nothing to open.
-            TargetCommand::Connect | TargetCommand::Disconnect if reached => Ok(()),
-            // No board here resets its target: BB (`Reset` falls through).
+            // Memory access and a serial line are there or not: nothing to open.
+            TargetCommand::Connect | TargetCommand::Disconnect if reached => Ok(0),
+            TargetCommand::SendReceive if serial => {
+                let until = Until {
+                    delimiter: Delimiter::from_code(settings.delimiter)
+                        .ok_or(ResultCode::TargetProtocolWrongParam)?,
+                    timeout_ms: u32::from(settings.timeout).saturating_mul(100),
+                };
+                self.serial()?
+                    .send_receive(input, output, until)
+                    .map_err(status_of)
+            }
+            TargetCommand::Send if serial => {
+                self.serial()?.send(input).map_err(status_of)?;
+                Ok(0)
+            }
+            // No board here resets its target: BB (`Reset`, `ResetKeep` fall through).
             TargetCommand::Modbus {
                 write,
                 table,
@@ -530,21 +638,33 @@ impl<M: MemoryAccess, B: Modbus> TargetMux<M, B> {
             } if modbus => {
                 let mux = self.modbus_for(settings)?;
                 if write {
-                    mux.modbus_write(table, unit, address, count, input)
+                    mux.modbus_write(table, unit, address, count, input)?;
+                    Ok(0)
                 } else {
-                    mux.modbus_read(table, unit, address, count, output)
+                    mux.modbus_read(table, unit, address, count, output)?;
+                    Ok(output.len())
                 }
             }
             TargetCommand::Memory { write, address } if memory => {
                 let memory = self.memory()?;
                 if write {
-                    memory.write(address, input)
+                    memory.write(address, input).map_err(status_of)?;
+                    Ok(0)
                 } else {
-                    memory.read(address, output)
+                    memory.read(address, output).map_err(status_of)?;
+                    Ok(output.len())
                 }
-                .map_err(status_of)
             }
             _ => Err(ResultCode::TargetProtocolNotImplemented),
         }
     }
+}
+
+/// `bytes` as the whole answer in `output`: their length; `A0` if `output` is not as long.
+fn answer<const N: usize>(output: &mut [u8], bytes: [u8; N]) -> Result<usize, ResultCode> {
+    let out: &mut [u8; N] = output
+        .try_into()
+        .map_err(|_| ResultCode::InternalServerError)?;
+    *out = bytes;
+    Ok(N)
 }

@@ -1,10 +1,14 @@
 //! Object 1027, Target (`objects.md` object 1027 and §6.4, spec decision 13): the target
 //! configuration (protocol, core type, firmware version, voltages, page size, protocol
 //! configuration) from a declarative table, and the commands the target multiplexer
-//! runs (`lwm2m_core::target::TargetMux`): connect, disconnect, reset, is-connected
-//! (`/3`, `/4`, `/5`), the available protocols (`/20`), memory read and write (`/33`,
-//! `MemoryInfo`), Modbus read and write (`/38`, `/37`, `ModbusOptions`), the
-//! communication statistics (`/11`). Raw exchange and the TapNPass resources answer `A1`.
+//! runs (`lwm2m_core::target::TargetMux`): connect, disconnect, reset, reset keep,
+//! is-connected (`/3`, `/4`, `/5`, `/30`), the target's supply (`/7`), the available
+//! protocols (`/20`), memory read and write (`/33`, `MemoryInfo`), Modbus read and write
+//! (`/38`, `/37`, `ModbusOptions`), the raw serial exchange (`/34` send and receive or
+//! send only, `/35` the bytes received, `/43` their count; answers of at most
+//! [`RAW_ANSWER`] bytes, as many as the target gave), the communication statistics
+//! (`/11`). Debug and register access (`/31`, `/32`), the sub-protocol (`/40`) and the
+//! TapNPass resources answer `A1`.
 
 use lwm2m_core::acl::Access::{self, Admin, User};
 use lwm2m_core::config::Config;
@@ -18,15 +22,21 @@ use crate::unlisted::{self, Unprovided};
 /// Object id.
 pub const ID: u16 = 1027;
 
+/// The most bytes a raw serial answer (`GET /1027//34`, `/35`) carries, whatever the
+/// configuration: as many as a Modbus read of 125 registers, and within every board's
+/// frame (a 256-byte response has room for 253 bytes of data, this answer and the two
+/// of its length while it waits). What the target sends beyond stays received.
+pub const RAW_ANSWER: u16 = 250;
+
 /// Resources of object 1027 with the client's method names.
 const OTHER_RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(3).get(Admin).post(Admin).answers(1), // isConnected, connect
     ResourceDef::single(4).post(Admin),                       // disconnect
     ResourceDef::single(5).post(Admin),                       // reset
-    ResourceDef::single(7).get(Admin).not_implemented(),      // getVcc
+    ResourceDef::single(7).get(Admin).answers(2),             // getVcc
     ResourceDef::single(11).get(Admin).post(Admin).answers(8), // getComStats, clearComStats
     ResourceDef::single(20).get(Admin).answers(1),            // getAvailableProtocols
-    ResourceDef::single(30).post(Admin).not_implemented(),    // postResetKeep
+    ResourceDef::single(30).post(Admin),                      // postResetKeep
     ResourceDef::single(31)
         .get(Admin)
         .post(Admin)
@@ -40,10 +50,10 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(34)
         .get(Admin)
         .post(Admin)
-        .not_implemented(), // sendReceive, send
-    ResourceDef::single(35).get(Admin).not_implemented(), // readBytes
-    ResourceDef::single(36).get(Admin).not_implemented(), // getStatus
-    ResourceDef::single(37).post(Admin),                  // modbusWrite
+        .answers(RAW_ANSWER), // sendReceive, send
+    ResourceDef::single(35).get(Admin).answers(RAW_ANSWER), // readBytes
+    ResourceDef::single(36).get(Admin).not_implemented(),   // getStatus
+    ResourceDef::single(37).post(Admin),                    // modbusWrite
     // modbusRead: the answer's size is the request's (`answer_bound`).
     ResourceDef::single(38).get(Admin),
     ResourceDef::single(39).post(Admin).not_implemented(), // postAction
@@ -56,7 +66,7 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
         .get(Admin)
         .post(Admin)
         .not_implemented(), // getControlOut, setAdpControlOut
-    ResourceDef::single(43).get(Admin).not_implemented(),  // getReceivedCount
+    ResourceDef::single(43).get(Admin).answers(2),         // getReceivedCount
 ];
 
 /// Configuration values of object 1027 (`objects.md` object 1027 and §6.4, the enums of
@@ -243,6 +253,14 @@ impl Object for TargetObject {
             (3, Method::Post) => command(TargetCommand::Connect),
             (4, Method::Post) => command(TargetCommand::Disconnect),
             (5, Method::Post) => command(TargetCommand::Reset),
+            (7, Method::Get) => (TargetCommand::Vcc, none, 2),
+            (30, Method::Post) => command(TargetCommand::ResetKeep),
+            // Nothing to send: not a raw exchange.
+            (34, _) if req.payload.is_empty() => return Err(ResultCode::NotAcceptable),
+            (34, Method::Get) => (TargetCommand::SendReceive, req.payload, RAW_ANSWER.into()),
+            (34, Method::Post) => (TargetCommand::Send, req.payload, 0),
+            (35, Method::Get) => (TargetCommand::ReadReceived, none, RAW_ANSWER.into()),
+            (43, Method::Get) => (TargetCommand::ReceivedCount, none, 2),
             (11, Method::Get) => (TargetCommand::ComStats, none, 8),
             (11, Method::Post) => command(TargetCommand::ClearComStats),
             (20, Method::Get) => (TargetCommand::AvailableProtocols, none, 1),
@@ -281,6 +299,6 @@ impl Object for TargetObject {
             TargetCommand::Disconnect if done.is_ok() => self.connected = false,
             _ => {}
         }
-        done.map(|()| ResultCode::Ok)
+        done.map(|_| ResultCode::Ok)
     }
 }

@@ -5,7 +5,9 @@
 //! [`RamTarget`], a simulated memory, and Modbus ([`modbus`]: the tables, the master
 //! access a board provides, the meaning of a server's exceptions, the frames of any
 //! master in [`modbus::frame`] and an RTU master over a serial port, [`modbus::rtu::Rtu`]),
-//! and the firmware's own memory as a target ([`regions`]).
+//! a raw serial line ([`serial`]: the access a board provides and [`serial::RawSerial`],
+//! the adapter over any serial port), the measure of the target's supply ([`Vcc`]), and
+//! the firmware's own memory as a target ([`regions`]).
 //!
 //! Errors follow embedded-hal 1.0: an [`ErrorType`] whose error has a
 //! [`Error::kind`]; [`ErrorKind::status_byte`] is the one place where target failures
@@ -16,6 +18,7 @@
 
 pub mod modbus;
 pub mod regions;
+pub mod serial;
 
 /// What went wrong while talking to the target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,6 +90,19 @@ pub trait MemoryAccess: ErrorType {
 
     /// Writes `data` at `address`.
     fn write(&mut self, address: u32, data: &[u8]) -> Result<(), Self::Error>;
+}
+
+/// A measure of the target's supply voltage (`GET /1027//7`), for a board that can take
+/// it (an ADC on the target's VCC pin, a power monitor).
+pub trait Vcc: ErrorType {
+    /// The target's supply now, in millivolts.
+    fn millivolts(&mut self) -> Result<u16, Self::Error>;
+}
+
+impl<T: Vcc + ?Sized> Vcc for &mut T {
+    fn millivolts(&mut self) -> Result<u16, Self::Error> {
+        T::millivolts(self)
+    }
 }
 
 /// A simulated target: `N` bytes of RAM starting at `base`.

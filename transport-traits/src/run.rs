@@ -347,7 +347,10 @@ pub mod asynch {
     /// ([`Operation::perform`] is the blocking equivalent).
     #[allow(async_fn_in_trait)]
     pub trait Io {
-        /// Performs `op`: a target read fills [`Operation::read_buffer`] of `out`, a
+        /// Performs `op`: a target read or command fills [`Operation::read_buffer`] of
+        /// `out` (a command whose answer is of the target's length with its length in
+        /// the area's last two bytes, as [`Operation::perform`] writes it: performing
+        /// the operation with it and copying the area is enough), a
         /// write sends [`Operation::write_data`] of `request`, a save stores `config`,
         /// a blob append stores [`Operation::write_data`] of `request` in the blob, a
         /// blob clear empties it ([`lwm2m_core::blob`]). [`Operation`] grows: an

@@ -199,6 +199,8 @@ fn test() -> Result {
             "--test",
             "target_mux",
             "--test",
+            "target_serial",
+            "--test",
             "modbus_rtu",
             "--test",
             "target_review",

@@ -17,6 +17,7 @@ mod bridge;
 mod flash;
 mod modbus;
 mod modbus_slave;
+mod serial_target;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -100,6 +101,13 @@ struct Args {
     /// MODBUS answers BB (not available).
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "bridge_serial")]
     modbus: Option<String>,
+    /// The raw serial line the device reaches when the target protocol is SERIAL
+    /// (`/1027//1` = 6): a serial port served as TCP (ser2net, QEMU `-serial
+    /// tcp:…,server`), reconnected when it goes away; `/1027//34` exchanges with it (the
+    /// answer ends at the delimiter or timeout of `/1027//21`), `/35` and `/43` read and
+    /// count what it sent unasked. Without it, SERIAL answers BB (not available).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "bridge_serial")]
+    target_serial: Option<String>,
     /// Serve Modbus TCP on this address as a side handler: a master reads and writes
     /// variables (variable `id` is the block of holding registers from `id × 32`) with the
     /// rights of `--modbus-slave-profile`, outside the session.
@@ -216,8 +224,11 @@ struct Reply {
 
 /// The target: for the memory protocols (SWD, the default), a simulated memory, 64 KiB
 /// of RAM at 0x2000_0000 like a Cortex-M SRAM (the monitored system, so it survives a
-/// reboot of the device); for MODBUS, the Modbus TCP server of `--modbus`.
-type DesktopTarget = TargetMux<RamTarget<{ 64 * 1024 }>, modbus::TcpMaster>;
+/// reboot of the device); for MODBUS, the Modbus TCP server of `--modbus`; for SERIAL,
+/// the serial port over TCP of `--target-serial`. The desktop cannot measure a target's
+/// supply (`/1027//7` answers A1).
+type DesktopTarget =
+    TargetMux<RamTarget<{ 64 * 1024 }>, modbus::TcpMaster, serial_target::SerialTarget>;
 const TARGET_RAM_BASE: u32 = 0x2000_0000;
 
 /// The engine: its target and store are the worker's ([`worker::DesktopIo`]).
@@ -411,7 +422,15 @@ fn start(args: &Args) -> Result<(), BootError> {
     if let Some(master) = &modbus {
         log::info!("target: Modbus TCP server {}", master.server());
     }
-    let target: DesktopTarget = TargetMux::new(Some(RamTarget::new(TARGET_RAM_BASE)), modbus);
+    let serial = match &args.target_serial {
+        Some(peer) => Some(serial_target::target(peer).map_err(BootError::Io)?),
+        None => None,
+    };
+    if let Some(line) = &serial {
+        log::info!("target: serial line over TCP {}", line.port().peer());
+    }
+    let target: DesktopTarget =
+        TargetMux::new(Some(RamTarget::new(TARGET_RAM_BASE)), modbus).with_serial(serial);
     let mut device = boot(args, &mut store)?;
     if replaced {
         device
