@@ -50,6 +50,8 @@ pub mod acl;
 pub mod auth;
 pub mod blob;
 pub mod config;
+#[cfg(feature = "crypto")]
+pub mod crypto;
 mod device;
 pub mod dispatch;
 pub mod io;

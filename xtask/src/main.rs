@@ -222,13 +222,20 @@ fn test() -> Result {
         &mut small,
     )?;
     for target in THUMB_TARGETS {
-        let mut cmd = cargo();
-        cmd.arg("build");
-        for krate in LIBRARY_CRATES {
-            cmd.args(["-p", krate]);
+        // Without any feature, and with the encrypted session's cryptography.
+        for features in [None, Some("lwm2m-core/crypto")] {
+            let mut cmd = cargo();
+            cmd.arg("build");
+            for krate in LIBRARY_CRATES {
+                cmd.args(["-p", krate]);
+            }
+            cmd.args(["--no-default-features", "--target", target]);
+            if let Some(features) = features {
+                cmd.args(["--features", features]);
+            }
+            let with = features.map_or(String::new(), |f| format!(" with {f}"));
+            run(&format!("no_std build for {target}{with}"), &mut cmd)?;
         }
-        cmd.args(["--no-default-features", "--target", target]);
-        run(&format!("no_std build for {target}"), &mut cmd)?;
     }
     msrv()?;
     let mut doc = cargo();
@@ -267,6 +274,8 @@ fn msrv() -> Result {
     for krate in LIBRARY_CRATES {
         cmd.args(["-p", krate]);
     }
+    // Every optional dependency too (the cryptography of the encrypted session).
+    cmd.args(["--features", "lwm2m-core/crypto"]);
     // A separate target directory: the stable build's artifacts are not reusable.
     cmd.args(["--target-dir", "target/msrv"]);
     run(&format!("library crates build with Rust {MSRV}"), &mut cmd)
