@@ -193,6 +193,12 @@ pub(crate) struct State {
     pub(crate) limits: FrameLimits,
     pub(crate) factory: fn(&mut Config),
     pub(crate) nfc_override: Option<NfcPriority>,
+    /// The device's random numbers (nonces, IVs, keys).
+    #[cfg(feature = "crypto")]
+    pub(crate) drbg: crate::secure::Drbg,
+    /// The answer to seal of the tunnel request [`Device::unseal`] opened.
+    #[cfg(feature = "crypto")]
+    pub(crate) sealing: Option<crate::secure::Sealing>,
 }
 
 impl State {
@@ -227,6 +233,24 @@ impl State {
     pub(crate) fn nfc_priority(&self) -> NfcPriority {
         self.nfc_override.unwrap_or(self.config.nfc_priority)
     }
+
+    /// The frame sizes the request under way answers within: an answer to seal leaves
+    /// room for what sealing adds ([`crate::secure::SEAL_OVERHEAD`]).
+    pub(crate) fn limits(&self) -> FrameLimits {
+        #[cfg(feature = "crypto")]
+        if let Some(sealing) = &self.sealing {
+            if !matches!(sealing.kind, crate::secure::SealKind::Refused(_)) {
+                return FrameLimits {
+                    max_request: self.limits.max_request,
+                    max_response: self
+                        .limits
+                        .max_response
+                        .saturating_sub(crate::secure::SEAL_OVERHEAD as u16),
+                };
+            }
+        }
+        self.limits
+    }
 }
 
 impl<O: ObjectSet> Device<O> {
@@ -250,6 +274,10 @@ impl<O: ObjectSet> Device<O> {
                 limits,
                 factory,
                 nfc_override: None,
+                #[cfg(feature = "crypto")]
+                drbg: crate::secure::Drbg::new(),
+                #[cfg(feature = "crypto")]
+                sealing: None,
             },
             parts: Parts {
                 target: NoTarget,
@@ -287,6 +315,10 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
                 limits,
                 factory,
                 nfc_override: None,
+                #[cfg(feature = "crypto")]
+                drbg: crate::secure::Drbg::new(),
+                #[cfg(feature = "crypto")]
+                sealing: None,
             },
             parts: Parts { target, store },
             waiting: None,
@@ -385,6 +417,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         out: &mut [u8],
     ) -> Outcome {
         let step = self.begin(channel, None, request, now, out, INLINE);
+        let step = self.sealed(step, out);
         Self::complete(step)
     }
 
@@ -433,7 +466,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         now: Instant,
         out: &mut [u8],
     ) -> Step {
-        self.begin(channel, None, request, now, out, SUSPEND)
+        let step = self.begin(channel, None, request, now, out, SUSPEND);
+        self.sealed(step, out)
     }
 
     /// Starts a side handler's request ([`Device::handle_side`]), like [`Device::start`].
@@ -459,6 +493,18 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         now: Instant,
         out: &mut [u8],
     ) -> Step {
+        let step = self.resume_unsealed(result, request, now, out);
+        self.sealed(step, out)
+    }
+
+    /// [`Device::resume`], the answer not sealed yet.
+    fn resume_unsealed(
+        &mut self,
+        result: IoResult,
+        request: &[u8],
+        now: Instant,
+        out: &mut [u8],
+    ) -> Step {
         self.expire(now);
         let Some(waiting) = self.waiting.take() else {
             return Step::Done(self.finish(0, None, now));
@@ -474,12 +520,12 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             }
             _ => {
                 warn!("resumed with another request: refused");
-                let len = wiped_status(self.state.limits, out, ResultCode::BadRequest);
+                let len = wiped_status(self.state.limits(), out, ResultCode::BadRequest);
                 return Step::Done(self.finish(len, waiting.effect, now));
             }
         };
         let Some(done) = waiting.done.checked_add(u16::from(result.is_ok())) else {
-            let len = wiped_status(self.state.limits, out, ResultCode::InternalServerError);
+            let len = wiped_status(self.state.limits(), out, ResultCode::InternalServerError);
             return Step::Done(self.finish(len, waiting.effect, now));
         };
         let resume = Resume::After {
@@ -532,6 +578,84 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         if self.waiting.take().is_some() {
             warn!("waiting request cancelled");
         }
+        #[cfg(feature = "crypto")]
+        {
+            self.state.sealing = None;
+        }
+    }
+
+    /// Seeds the device's random numbers (SCRAM nonces, the device's IVs, the key of
+    /// `/1024//47`) with `entropy` from the board: a hardware generator, `/dev/urandom`;
+    /// 32 bytes or more. Call it at boot; later calls mix more in. Until it is seeded,
+    /// what needs a random number answers `A3`.
+    #[cfg(feature = "crypto")]
+    pub fn seed(&mut self, entropy: &[u8]) {
+        self.state.drbg.seed(&mut crate::secure::crypto(), entropy);
+    }
+
+    /// Opens a tunnel request in place before it is handled: if `request` is a
+    /// `GET /1024//48` or `GET /1024//44` of the channel that owns an encrypted session,
+    /// its frame is decrypted and checked (CRC, frame id newer than the last one
+    /// accepted) and `request` is rewritten as the plain APDU of its inner frame; the
+    /// next [`Device::handle`] or [`Device::start`] of `channel` runs it with the
+    /// session's rights and seals its answer (a refused frame is answered `80`, a replay
+    /// `81`, in clear, nothing executed). Returns the length of the request to handle
+    /// (`request.len()` for any other request, left as it is). The device loop of
+    /// `transport-traits` calls it for every request; a port calling `handle` itself
+    /// calls it first.
+    #[cfg(feature = "crypto")]
+    pub fn unseal(&mut self, channel: Channel, request: &mut [u8]) -> usize {
+        self.state.sealing = None;
+        if self.waiting.is_some() || !self.state.session.is_owner(channel.id) {
+            return request.len();
+        }
+        let State { session, drbg, .. } = &mut self.state;
+        let mut draw = crate::secure::crypto();
+        let answer_iv = || {
+            let mut iv = [0u8; 16];
+            drbg.fill(&mut draw, &mut iv).then_some(iv)
+        };
+        match crate::secure::unseal(
+            &mut crate::secure::crypto(),
+            &mut session.secure,
+            channel.id,
+            answer_iv,
+            request,
+        ) {
+            Some((len, sealing)) => {
+                self.state.sealing = Some(sealing);
+                len
+            }
+            None => request.len(),
+        }
+    }
+
+    /// Without the `crypto` feature there is no tunnel: every request is left as it is.
+    #[cfg(not(feature = "crypto"))]
+    pub fn unseal(&mut self, _channel: Channel, request: &mut [u8]) -> usize {
+        request.len()
+    }
+
+    /// The answer of a tunnelled request sealed in place, once it is done.
+    #[cfg(feature = "crypto")]
+    fn sealed(&mut self, step: Step, out: &mut [u8]) -> Step {
+        let Step::Done(mut outcome) = step else {
+            return step;
+        };
+        if let Some(sealing) = self.state.sealing.take() {
+            outcome.len =
+                crate::secure::seal(&mut crate::secure::crypto(), &sealing, out, outcome.len);
+            // An IV exchange in the tunnel: the new IVs from the next frame on.
+            if let Some((request, answer)) = sealing.then {
+                self.state.session.secure.set_ivs(request, answer);
+            }
+        }
+        Step::Done(outcome)
+    }
+
+    #[cfg(not(feature = "crypto"))]
+    fn sealed(&mut self, step: Step, _out: &mut [u8]) -> Step {
+        step
     }
 
     /// The operation the waiting request waits on, `None` if no request waits.
@@ -555,9 +679,27 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     ) -> Step {
         self.expire(now);
         let status_only = |device: &mut Self, out: &mut [u8], code| {
-            let len = status_response(device.state.limits, out, code);
+            let len = status_response(device.state.limits(), out, code);
             Step::Done(device.finish(len, None, now))
         };
+        // A tunnel request `unseal` opened for this channel, or refused.
+        #[cfg(feature = "crypto")]
+        let tunnelled = match self.state.sealing.as_ref() {
+            Some(sealing) if sealing.channel == channel.id && side_profile.is_none() => {
+                if let crate::secure::SealKind::Refused(code) = sealing.kind {
+                    self.state.sealing = None;
+                    return status_only(self, out, code);
+                }
+                true
+            }
+            Some(_) => {
+                self.state.sealing = None;
+                false
+            }
+            None => false,
+        };
+        #[cfg(not(feature = "crypto"))]
+        let tunnelled = false;
         // Checked (not answered) first: an NFC SELECT (class 00) never parses, so it is
         // looked for only among the requests that do not.
         let parsed = Request::parse_apdu(request);
@@ -599,7 +741,10 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
                     return status_only(self, out, code);
                 }
                 Security {
-                    subject: Subject::new(&self.state.config, self.state.session.user()),
+                    subject: Subject::new(
+                        &self.state.config,
+                        self.state.session.user_for(tunnelled),
+                    ),
                     origin: Origin::Session,
                 }
             }
@@ -748,7 +893,7 @@ fn execute<O: ObjectSet>(
     out: &mut [u8],
     run: bool,
 ) -> Step {
-    let max_response = usize::from(ctx.state.limits.max_response).min(out.len());
+    let max_response = usize::from(ctx.state.limits().max_response).min(out.len());
     let Some(mut response) = Response::new(&mut out[..max_response]) else {
         return Step::Done(ctx.state.finish(0, ctx.effect, ctx.now));
     };

@@ -56,6 +56,8 @@ mod device;
 pub mod dispatch;
 pub mod io;
 pub mod object;
+#[cfg(feature = "crypto")]
+pub mod secure;
 pub mod session;
 pub mod storage;
 pub mod target;

@@ -588,7 +588,7 @@ impl Context<'_> {
 
     /// The device's frame sizes.
     pub fn limits(&self) -> FrameLimits {
-        self.state.limits
+        self.state.limits()
     }
 
     /// Logs in with a `POST /1024//0` body. Side handlers cannot log in (`81`). One
@@ -615,6 +615,101 @@ impl Context<'_> {
             .login(&state.config, &mut state.guard, body, self.now);
         self.security.subject = Subject::new(&state.config, state.session.user());
         result
+    }
+
+    /// The first step of a SCRAM login (`GET /1024//40`,
+    /// [`crate::session::Session::scram_begin`]): the device's nonce, the salt and the
+    /// hash iterations (`iterations`, from `/1024//42`). Side handlers cannot log in
+    /// (`81`); `A3` while login is locked out or before the device is seeded.
+    #[cfg(feature = "crypto")]
+    pub fn scram_begin(&mut self, body: &[u8], iterations: u32) -> Result<[u8; 12], ResultCode> {
+        if self.is_side() {
+            return Err(ResultCode::Unauthorized);
+        }
+        let state = &mut *self.state;
+        let mut random = [0u8; 8];
+        if !state.drbg.fill(&mut crate::secure::crypto(), &mut random) {
+            return Err(ResultCode::ServiceUnavailable);
+        }
+        state.session.scram_begin(
+            &state.config,
+            &mut state.guard,
+            body,
+            self.now,
+            random,
+            iterations,
+        )
+    }
+
+    /// The second step of a SCRAM login (`GET /1024//41`): the device's proof, once the
+    /// client's is right; the profile is logged in, its rights granted in the tunnel
+    /// only, and the encrypted session starts with the key both sides derive. A wrong
+    /// proof is `81` and counts towards the lock-out; one login a request.
+    #[cfg(feature = "crypto")]
+    pub fn scram_finish(&mut self, proof: &[u8]) -> Result<crate::auth::Secret16, ResultCode> {
+        if self.is_side() {
+            return Err(ResultCode::Unauthorized);
+        }
+        if self.logins > 0 {
+            return Err(ResultCode::ServiceUnavailable);
+        }
+        self.logins = 1;
+        let state = &mut *self.state;
+        let answer = state.session.scram_finish(
+            &mut crate::secure::crypto(),
+            &mut state.guard,
+            proof,
+            self.now,
+        );
+        // The rights of the rest of the request: a SCRAM login's in the tunnel only.
+        let tunnelled = state.sealing.is_some();
+        self.security.subject = Subject::new(&state.config, state.session.user_for(tunnelled));
+        answer
+    }
+
+    /// `GET /1024//45`: the device's new IV for the client's `client_iv` (16 bytes).
+    /// Inside the tunnel both IVs switch once this request is answered (its answer still
+    /// under the old ones); in clear, at once. `A3` before the device is seeded; `86` for
+    /// another length; `81` without an encrypted session.
+    #[cfg(feature = "crypto")]
+    pub fn exchange_iv(&mut self, client_iv: &[u8]) -> Result<[u8; 16], ResultCode> {
+        if self.is_side() || !self.state.session.secure.has_key() {
+            return Err(ResultCode::Unauthorized);
+        }
+        let client: [u8; 16] = client_iv
+            .try_into()
+            .map_err(|_| ResultCode::NotAcceptable)?;
+        let state = &mut *self.state;
+        let mut device = [0u8; 16];
+        if !state.drbg.fill(&mut crate::secure::crypto(), &mut device) {
+            return Err(ResultCode::ServiceUnavailable);
+        }
+        match state.sealing.as_mut() {
+            Some(sealing) => sealing.then = Some((client, device)),
+            None => state.session.secure.set_ivs(client, device),
+        }
+        Ok(device)
+    }
+
+    /// `GET /1024//47`: a new session key, sent in clear, for an encrypted session that
+    /// grants nothing more than anonymous (decision 6): a SCRAM login's rights end with
+    /// its key. `A3` before the device is seeded.
+    #[cfg(feature = "crypto")]
+    pub fn new_session_key(&mut self) -> Result<crate::auth::Secret16, ResultCode> {
+        if self.is_side() {
+            return Err(ResultCode::Unauthorized);
+        }
+        let state = &mut *self.state;
+        let mut key = crate::auth::Secret16([0; 16]);
+        if !state.drbg.fill(&mut crate::secure::crypto(), &mut key.0) {
+            return Err(ResultCode::ServiceUnavailable);
+        }
+        if state.session.secure.is_scram() {
+            state.session.logout_keeping_channel();
+            self.security.subject = Subject::ANONYMOUS;
+        }
+        state.session.secure.start(&key, false);
+        Ok(key)
     }
 
     /// Logs out and ends the session. Side handlers cannot end it (`81`).

@@ -80,6 +80,9 @@ pub struct Session {
     owner: Option<Channel>,
     user: u16,
     last_activity: Instant,
+    /// The encrypted session: its key and IVs, wiped whenever the session ends.
+    #[cfg(feature = "crypto")]
+    pub(crate) secure: crate::secure::Secure,
 }
 
 impl Default for Session {
@@ -95,6 +98,8 @@ impl Session {
             owner: None,
             user: ANONYMOUS,
             last_activity: Instant::ZERO,
+            #[cfg(feature = "crypto")]
+            secure: crate::secure::Secure::new(),
         }
     }
 
@@ -111,6 +116,23 @@ impl Session {
     /// The logged-in profile id ([`ANONYMOUS`] before login).
     pub fn user(&self) -> u16 {
         self.user
+    }
+
+    /// Whose rights a request of the owner runs with: the logged-in profile's, except
+    /// that the rights of a SCRAM login are granted inside the tunnel only (decision 6).
+    pub fn user_for(&self, tunnelled: bool) -> u16 {
+        #[cfg(feature = "crypto")]
+        if self.secure.is_scram() && !tunnelled {
+            return ANONYMOUS;
+        }
+        let _ = tunnelled;
+        self.user
+    }
+
+    /// The encrypted session.
+    #[cfg(feature = "crypto")]
+    pub fn secure(&self) -> &crate::secure::Secure {
+        &self.secure
     }
 
     /// Lets `channel` in: it becomes the owner if nobody owns the session, and its
@@ -142,12 +164,21 @@ impl Session {
         info!("session opened by {:?}", channel);
         self.owner = Some(channel);
         self.user = ANONYMOUS;
+        #[cfg(feature = "crypto")]
+        {
+            self.secure = crate::secure::Secure::new();
+        }
     }
 
     /// Ends the session: back to anonymous, nobody owns the device.
     pub fn end(&mut self) {
         self.owner = None;
         self.user = ANONYMOUS;
+        // The key, the IVs and a login under way are wiped (the old value's drop).
+        #[cfg(feature = "crypto")]
+        {
+            self.secure = crate::secure::Secure::new();
+        }
     }
 
     /// How long the session may stay idle: the inactivity period and the profile's
@@ -223,11 +254,115 @@ impl Session {
         ) {
             if let Some(profile) = profile {
                 self.user = profile.id;
+                // A plain login's rights hold in clear and in the tunnel alike.
+                #[cfg(feature = "crypto")]
+                {
+                    self.secure = crate::secure::Secure::new();
+                }
                 return Ok(());
             }
         }
         guard.failed(now);
         Err(ResultCode::Unauthorized)
+    }
+
+    /// The first step of a SCRAM login (`GET /1024//40`): `body` is the user name (16
+    /// bytes, zero padded) and the client's nonce; the answer is the device's nonce (the
+    /// first half of `random`), the salt of the profile's record and the hash iterations.
+    /// A name without a SCRAM record is answered alike, with a random salt (the second
+    /// half of `random`), and its proof will fail.
+    #[cfg(feature = "crypto")]
+    pub fn scram_begin(
+        &mut self,
+        config: &Config,
+        guard: &mut LoginGuard,
+        body: &[u8],
+        now: Instant,
+        random: [u8; 8],
+        iterations: u32,
+    ) -> Result<[u8; 12], ResultCode> {
+        use crate::auth::{Credential, ScramRecord};
+        use crate::crypto::scram::Nonces;
+        guard.check(now)?;
+        let [n0, n1, n2, n3, d0, d1, d2, d3] = random;
+        let (server_nonce, decoy_salt) = ([n0, n1, n2, n3], [d0, d1, d2, d3]);
+        let (name, client) = match body {
+            [name @ .., c0, c1, c2, c3] if name.len() == auth::FIELD_LEN => {
+                (name, [*c0, *c1, *c2, *c3])
+            }
+            _ => return Err(ResultCode::NotAcceptable),
+        };
+        let name = auth::field_text(name);
+        let profile = login_profile(config, name);
+        let record = profile.and_then(|p| match &p.credential {
+            Credential::Scram(record) => Some((p.id, record.clone())),
+            _ => None,
+        });
+        let (profile, record) = match record {
+            Some((id, record)) => (Some(id), record),
+            None => (
+                None,
+                ScramRecord {
+                    stored_key: [0; 16],
+                    server_key: [0; 16],
+                    salt: decoy_salt,
+                },
+            ),
+        };
+        let [s0, s1, s2, s3] = server_nonce;
+        let [a0, a1, a2, a3] = record.salt;
+        let [i0, i1, i2, i3] = iterations.to_be_bytes();
+        self.secure.set_login(crate::secure::PendingLogin {
+            profile,
+            record,
+            nonces: Nonces {
+                client,
+                server: server_nonce,
+            },
+        });
+        Ok([s0, s1, s2, s3, a0, a1, a2, a3, i0, i1, i2, i3])
+    }
+
+    /// The second step of a SCRAM login (`GET /1024//41`): checks the client's proof
+    /// (16 bytes) against the record named in the first step, logs the profile in and
+    /// starts the encrypted session with the key both sides derive; the answer is the
+    /// device's proof. A wrong proof, or no first step, is `81` and counts towards the
+    /// lock-out.
+    #[cfg(feature = "crypto")]
+    pub fn scram_finish<C: crate::crypto::Crypto>(
+        &mut self,
+        crypto: &mut C,
+        guard: &mut LoginGuard,
+        proof: &[u8],
+        now: Instant,
+    ) -> Result<crate::auth::Secret16, ResultCode> {
+        use crate::crypto::scram;
+        guard.check(now)?;
+        let login = self.secure.take_login();
+        let verified = login.as_ref().and_then(|login| {
+            let good = scram::verify_client_proof(crypto, &login.record, login.nonces, proof);
+            good.then_some(login.profile).flatten()
+        });
+        match (login, verified) {
+            (Some(login), Some(profile)) => {
+                let key = scram::session_key(crypto, &login.record, login.nonces);
+                self.user = profile;
+                self.secure.start(&key, true);
+                Ok(scram::server_proof(crypto, &login.record, login.nonces))
+            }
+            _ => {
+                guard.failed(now);
+                Err(ResultCode::Unauthorized)
+            }
+        }
+    }
+
+    /// Back to anonymous without an encrypted session, the channel still owning the
+    /// session (a new key of `/1024//47` ends a SCRAM login's rights).
+    #[cfg(feature = "crypto")]
+    pub(crate) fn logout_keeping_channel(&mut self) {
+        self.user = ANONYMOUS;
+        self.secure = crate::secure::Secure::new();
     }
 
     /// Logs out: back to anonymous and frees the session for other channels.

@@ -66,29 +66,46 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(35).get(Admin).not_implemented(),      // getHostname
     Group::Certificates.gate(ResourceDef::single(37).put(Admin)), // putCertificatePublicKey
     Group::Certificates.gate(ResourceDef::single(38).put(Admin)), // putCertificatePrivateKey
-    ResourceDef::single(40).get(Anyone).not_implemented(),     // login
-    ResourceDef::single(41).get(Anyone).not_implemented(),     // loginProof
-    ResourceDef::single(42)
-        .get(Admin)
-        .put(Admin)
-        .not_implemented(), // getHashIteration, putHashIteration
-    ResourceDef::single(44).get(Anyone).not_implemented(),     // sendWithIV
-    ResourceDef::single(45).get(Anyone).not_implemented(),     // setInitializationVector
-    ResourceDef::single(47).get(Anyone).not_implemented(),     // initialize
-    ResourceDef::single(48).get(Anyone).not_implemented(),     // send
-    Group::Mqtt.gate(ResourceDef::single(57).put(Admin)),      // putBrokerCertificate
-    ResourceDef::single(60).get(Admin).not_implemented(),      // getProductKey
+    // The encrypted session (feature `crypto`): the SCRAM login, the tunnel (opened
+    // before dispatch by `Device::unseal`: reaching an object, its frame did not open),
+    // the IV exchange and the anonymous key.
+    #[cfg(feature = "crypto")]
+    ResourceDef::single(40).get(Anyone).answers(12), // login
+    #[cfg(feature = "crypto")]
+    ResourceDef::single(41).get(Anyone).answers(16), // loginProof
+    #[cfg(feature = "crypto")]
+    ResourceDef::single(44).get(Anyone).answers(0), // sendWithIV
+    #[cfg(feature = "crypto")]
+    ResourceDef::single(45).get(Anyone).answers(16), // setInitializationVector
+    #[cfg(feature = "crypto")]
+    ResourceDef::single(47).get(Anyone).answers(16), // initialize
+    #[cfg(feature = "crypto")]
+    ResourceDef::single(48).get(Anyone).answers(0), // send
+    #[cfg(not(feature = "crypto"))]
+    ResourceDef::single(40).get(Anyone).not_implemented(), // login
+    #[cfg(not(feature = "crypto"))]
+    ResourceDef::single(41).get(Anyone).not_implemented(), // loginProof
+    #[cfg(not(feature = "crypto"))]
+    ResourceDef::single(44).get(Anyone).not_implemented(), // sendWithIV
+    #[cfg(not(feature = "crypto"))]
+    ResourceDef::single(45).get(Anyone).not_implemented(), // setInitializationVector
+    #[cfg(not(feature = "crypto"))]
+    ResourceDef::single(47).get(Anyone).not_implemented(), // initialize
+    #[cfg(not(feature = "crypto"))]
+    ResourceDef::single(48).get(Anyone).not_implemented(), // send
+    Group::Mqtt.gate(ResourceDef::single(57).put(Admin)), // putBrokerCertificate
+    ResourceDef::single(60).get(Admin).not_implemented(), // getProductKey
     Group::Jvm.gate(ResourceDef::single(74).put(Admin).post(Admin)), // appendCode, clearCode
     ResourceDef::single(75)
         .get(Admin)
         .post(Admin)
         .not_implemented(), // getDisabledServices, postDisabledServices
-    ResourceDef::single(79).get(Admin).not_implemented(),      // getLocalTime
+    ResourceDef::single(79).get(Admin).not_implemented(), // getLocalTime
     ResourceDef::single(80).post(Admin).not_implemented(), // writeAndExecute, writeAndExecuteBytes
-    ResourceDef::single(81).get(Admin).not_implemented(),  // getInfo
+    ResourceDef::single(81).get(Admin).not_implemented(), // getInfo
     ResourceDef::single(82).post(Admin).not_implemented(), // writeChunk
     ResourceDef::single(83).post(Admin).not_implemented(), // executeSinglePacketInStore
-    ResourceDef::single(88).get(Anyone).answers(4),        // getCurrentHostProtocolMaxFrameSize
+    ResourceDef::single(88).get(Anyone).answers(4),       // getCurrentHostProtocolMaxFrameSize
     ResourceDef::single(89)
         .get(Anyone)
         .envelope(Envelope::MultiRequest), // executeMultiRequestFrame
@@ -134,6 +151,7 @@ pub mod blobs {
 /// encoding of `objects.md` object 1024, the enums of `enums.json`, and the schema's
 /// maximum lengths where the client declares one.
 pub const SETTINGS: &[SettingDef] = &[
+    SettingDef::new(ResourceDef::single(42).get(Anyone).put(Admin), Kind::U32), // getHashIteration, putHashIteration (the SCRAM records' PBKDF2 iterations; the client writes a u16)
     SettingDef::new(ResourceDef::single(8).get(User).put(Admin), Kind::U16), // getConfigFormatVersion, putConfigFormatVersion
     SettingDef::new(ResourceDef::single(9).get(User).put(Admin), Kind::Ascii(32)), // getAppName, putAppName
     SettingDef::new(
@@ -363,6 +381,17 @@ const LORA_CONFIG: u8 = 0x80 | 0x40 | 0x20 | 0x10 | 0x08;
 /// `WifiProtocol` bits (`enums.json`): B, G, N.
 const WIFI_PROTOCOLS: u8 = 0x01 | 0x02 | 0x04;
 
+/// The hash iterations of `/1024//42` (0 if never written): what the first step of a
+/// SCRAM login tells the client, which derived the profile's record with what it read
+/// there.
+#[cfg(feature = "crypto")]
+fn hash_iterations(config: &Config) -> u32 {
+    match config.settings.get(ID, 42) {
+        Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
 /// A deleted profile is no longer the NFC auto-login nor the JVM profile: both fall back
 /// to anonymous.
 pub fn profile_deleted(config: &mut Config, id: u16) {
@@ -438,6 +467,24 @@ impl Object for InterfaceObject {
             // Current group: the logged-in profile itself.
             (Method::Get, 7) => body.push_u16(ctx.subject().user)?,
             (Method::Get, 34) => body.push_u16(ctx.config().inactivity_secs)?,
+            #[cfg(feature = "crypto")]
+            (Method::Get, 40) => {
+                let iterations = hash_iterations(ctx.config());
+                body.push(&ctx.scram_begin(req.payload, iterations)?)?
+            }
+            #[cfg(feature = "crypto")]
+            (Method::Get, 41) => body.push(&ctx.scram_finish(req.payload)?.0)?,
+            #[cfg(feature = "crypto")]
+            (Method::Get, 45) => body.push(&ctx.exchange_iv(req.payload)?)?,
+            #[cfg(feature = "crypto")]
+            (Method::Get, 47) => {
+                codec::empty(req.payload)?;
+                body.push(&ctx.new_session_key()?.0)?
+            }
+            // A tunnel frame that reached an object did not open (no encrypted session,
+            // or not the owner's): refused like a damaged one.
+            #[cfg(feature = "crypto")]
+            (Method::Get, 44 | 48) => return Err(ResultCode::BadRequest),
             // Written as u8 by the client, u16 accepted too (decision 12).
             (Method::Put, 34) => {
                 ctx.config_mut().inactivity_secs = codec::u16_liberal(req.payload)?

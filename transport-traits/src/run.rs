@@ -277,6 +277,7 @@ where
         Err(step) => return step,
     };
     let now = clock.now();
+    let len = unsealed(device, channel, side, rx, len);
     let request = rx.get(..len).unwrap_or_default();
     let outcome = match side {
         None => device.handle(channel, request, now, tx),
@@ -288,6 +289,26 @@ where
         channel: channel.id,
         len: outcome.len,
         effect: outcome.effect,
+    }
+}
+
+/// A tunnel request of a link opened in place ([`Device::unseal`]): the length of the
+/// request to run.
+fn unsealed<O, T, S>(
+    device: &mut Device<O, T, S>,
+    channel: Channel,
+    side: Option<u16>,
+    rx: &mut [u8],
+    len: usize,
+) -> usize
+where
+    O: ObjectSet,
+    T: TargetIo,
+    S: ConfigStore,
+{
+    match (side, rx.get_mut(..len)) {
+        (None, Some(request)) => device.unseal(channel, request),
+        _ => len,
     }
 }
 
@@ -419,6 +440,7 @@ pub mod asynch {
                 Err(_) => continue,
             };
             let now = clock.now();
+            let len = super::unsealed(device, channel, side, rx, len);
             let request = rx.get(..len).unwrap_or_default();
             let mut step = match side {
                 None => device.start(channel, request, now, tx),

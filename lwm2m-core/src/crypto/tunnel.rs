@@ -71,6 +71,33 @@ pub fn open<C: Crypto>(
     checked
 }
 
+/// [`open`] under the first of `ivs` the frame opens with: the opened frame and the index
+/// of its IV. Between two tries the ciphertext is restored (encrypted back), so each IV
+/// sees the frame as it came; on an error the decrypted bytes are wiped.
+pub fn open_with_any<C: Crypto>(
+    crypto: &mut C,
+    key: &Key,
+    ivs: &[Iv],
+    frame: &mut [u8],
+) -> Result<(Opened, usize), TunnelError> {
+    if frame.len() < BLOCK {
+        return Err(TunnelError::NotBlocks);
+    }
+    let mut error = TunnelError::NotBlocks;
+    for (index, iv) in ivs.iter().enumerate() {
+        let blocks = blocks_mut(frame).ok_or(TunnelError::NotBlocks)?;
+        crypto.aes128_cbc_decrypt(key, iv, blocks);
+        match check(frame) {
+            Ok(opened) => return Ok((opened, index)),
+            Err(err) => error = err,
+        }
+        let blocks = blocks_mut(frame).ok_or(TunnelError::NotBlocks)?;
+        crypto.aes128_cbc_encrypt(key, iv, blocks);
+    }
+    frame.zeroize();
+    Err(error)
+}
+
 /// The id and inner frame of a decrypted frame, its length and CRC checked.
 fn check(frame: &[u8]) -> Result<Opened, TunnelError> {
     let (body, crc) = frame
@@ -240,6 +267,18 @@ mod tests {
             open(&mut Software, &key(), &[0; 16], &mut frame),
             Err(TunnelError::Length)
         );
+    }
+
+    #[test]
+    fn a_frame_opens_under_the_iv_it_was_sealed_with() {
+        let good = sealed(5, &hex("010003ffff0002"));
+        let ivs = [[7u8; 16], [0u8; 16]];
+        let mut frame = good.clone();
+        let (opened, index) = open_with_any(&mut Software, &key(), &ivs, &mut frame).unwrap();
+        assert_eq!((opened.id, index), (5, 1));
+        let mut frame = good.clone();
+        assert!(open_with_any(&mut Software, &key(), &ivs[..1], &mut frame).is_err());
+        assert!(frame.iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -309,7 +309,18 @@ fn boot(args: &Args, store: &mut flash::DesktopStore) -> Result<DesktopDevice, B
     if lost {
         objects.0.set_last_error(LAST_ERROR_CONFIG_LOST);
     }
-    Ok(Device::new(objects, config, Config::reset, LIMITS))
+    let mut device = Device::new(objects, config, Config::reset, LIMITS);
+    // The SCRAM nonces, the device's IVs and the key of `/1024//47`.
+    device.seed(&entropy()?);
+    Ok(device)
+}
+
+/// 32 bytes of the system's entropy.
+fn entropy() -> io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut seed)?;
+    Ok(seed)
 }
 
 /// A reboot: the device booted again in place. Damage found now is not repaired
