@@ -135,9 +135,14 @@ impl<T: TargetIo, S: ConfigStore> Harness<T, S> {
     }
 
     /// Sends raw bytes on `channel`, returns the response bytes.
+    /// A tunnel request is opened first, as the device loop does (`Device::unseal`).
     pub fn send_on(&mut self, channel: Channel, apdu: &[u8]) -> Vec<u8> {
         let mut out = [0u8; 1024];
-        self.last = self.device.handle(channel, apdu, self.now, &mut out);
+        let mut request = apdu.to_vec();
+        let len = self.device.unseal(channel, &mut request);
+        self.last = self
+            .device
+            .handle(channel, &request[..len], self.now, &mut out);
         out[..self.last.len].to_vec()
     }
 
