@@ -14,6 +14,8 @@
 //! Every secret this layer computes is returned in a type that wipes itself on drop
 //! ([`crate::auth::Secret16`]), and every intermediate value is wiped before returning.
 
+pub mod chunk;
+pub mod packet;
 pub mod scram;
 pub mod tunnel;
 
