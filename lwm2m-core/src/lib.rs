@@ -54,6 +54,8 @@ pub mod config;
 pub mod crypto;
 mod device;
 pub mod dispatch;
+#[cfg(feature = "crypto")]
+pub mod firmware;
 pub mod io;
 pub mod object;
 #[cfg(feature = "crypto")]

@@ -98,6 +98,8 @@ use crate::wire::ResultCode;
 
 mod ram;
 pub use ram::RamFlash;
+#[cfg(feature = "crypto")]
+pub mod replay;
 
 /// Where the configuration survives a restart.
 ///

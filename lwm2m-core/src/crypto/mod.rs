@@ -10,10 +10,17 @@
 //!   from a profile's stored record and the two nonces.
 //! - [`tunnel`]: the encrypted frame (§10.2, §10.3): opened with its CRC checked, sealed
 //!   around an answer, and the replay guard's order of frame ids (decision 6).
+//! - [`packet`]: the single packet (§11.1, §11.2; decision 7): checked parsing, its key,
+//!   decryption in place, the encoder of the data log's packets, senderId ↔ profile.
+//! - [`chunk`]: loading the packet store (§11.3, §11.4): chunks, the execute CRC, the
+//!   store's state. The replay guard's record is `crate::storage::replay`, the firmware
+//!   slot `crate::firmware`.
 //!
 //! Every secret this layer computes is returned in a type that wipes itself on drop
 //! ([`crate::auth::Secret16`]), and every intermediate value is wiped before returning.
 
+pub mod chunk;
+pub mod packet;
 pub mod scram;
 pub mod tunnel;
 

@@ -21,7 +21,7 @@ pub struct Nonces {
 }
 
 /// The first 16 bytes of `HMAC-SHA256(key, parts…)`, the rest wiped.
-fn truncated<C: Crypto>(crypto: &mut C, key: &[u8], parts: &[&[u8]]) -> Secret16 {
+pub(super) fn truncated<C: Crypto>(crypto: &mut C, key: &[u8], parts: &[&[u8]]) -> Secret16 {
     let mut mac = crypto.hmac_sha256(key, parts);
     let mut out = Secret16([0; FIELD_LEN]);
     if let Some(head) = mac.get(..FIELD_LEN) {
