@@ -643,7 +643,8 @@ impl Context<'_> {
 
     /// The second step of a SCRAM login (`GET /1024//41`): the device's proof, once the
     /// client's is right; the profile is logged in, its rights granted in the tunnel
-    /// only, and the encrypted session starts with the key both sides derive. A wrong
+    /// only (to frames under the new key: the rest of this request runs anonymous), and
+    /// the encrypted session starts with the key both sides derive. A wrong
     /// proof is `81` and counts towards the lock-out; one login a request.
     #[cfg(feature = "crypto")]
     pub fn scram_finish(&mut self, proof: &[u8]) -> Result<crate::auth::Secret16, ResultCode> {
@@ -661,9 +662,13 @@ impl Context<'_> {
             proof,
             self.now,
         );
-        // The rights of the rest of the request: a SCRAM login's in the tunnel only.
-        let tunnelled = state.sealing.is_some();
-        self.security.subject = Subject::new(&state.config, state.session.user_for(tunnelled));
+        // The rights of the rest of the request (the items after it in a multi-request):
+        // a SCRAM login's are granted to frames under its own key only, and this request
+        // came in clear or under another key (the anonymous one of `/1024//47` travels in
+        // clear: whoever read it could wrap the client's proof with requests of theirs).
+        if answer.is_ok() {
+            self.security.subject = Subject::new(&state.config, state.session.user_for(false));
+        }
         answer
     }
 
