@@ -605,8 +605,13 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// calls it first.
     #[cfg(feature = "crypto")]
     pub fn unseal(&mut self, channel: Channel, request: &mut [u8]) -> usize {
+        // While a request waits, the sealing is its own (its answer is sealed once it is
+        // resumed and done), and any other request is answered `A8`, in clear.
+        if self.waiting.is_some() {
+            return request.len();
+        }
         self.state.sealing = None;
-        if self.waiting.is_some() || !self.state.session.is_owner(channel.id) {
+        if !self.state.session.is_owner(channel.id) {
             return request.len();
         }
         let State { session, drbg, .. } = &mut self.state;
@@ -642,6 +647,11 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         let Step::Done(mut outcome) = step else {
             return step;
         };
+        // A request done while another waits was answered `A8`: the sealing is the
+        // waiting request's.
+        if self.waiting.is_some() {
+            return Step::Done(outcome);
+        }
         if let Some(sealing) = self.state.sealing.take() {
             outcome.len =
                 crate::secure::seal(&mut crate::secure::crypto(), &sealing, out, outcome.len);
@@ -682,9 +692,11 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             let len = status_response(device.state.limits(), out, code);
             Step::Done(device.finish(len, None, now))
         };
-        // A tunnel request `unseal` opened for this channel, or refused.
+        // A tunnel request `unseal` opened for this channel, or refused. While a request
+        // waits, the sealing is its own: this one is answered `A8` below.
         #[cfg(feature = "crypto")]
         let tunnelled = match self.state.sealing.as_ref() {
+            _ if self.waiting.is_some() => false,
             Some(sealing) if sealing.channel == channel.id && side_profile.is_none() => {
                 if let crate::secure::SealKind::Refused(code) = sealing.kind {
                     self.state.sealing = None;

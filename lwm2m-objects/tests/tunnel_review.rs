@@ -7,7 +7,7 @@ use lwm2m_core::auth::{Credential, ScramRecord};
 use lwm2m_core::config::ADMIN;
 use lwm2m_core::crypto::scram::{self, Nonces};
 use lwm2m_core::crypto::{tunnel, Iv, Key, Software};
-use lwm2m_core::{Channel, Config, Device};
+use lwm2m_core::{Channel, ChannelKind, Config, Device, Step};
 use lwm2m_objects::{standard_objects, NoHooks, StandardObjects};
 
 use common::{get_apdu as get, multi_apdu as multi, request_apdu as apdu};
@@ -173,6 +173,93 @@ fn a_scram_login_in_clear_gives_its_own_request_no_rights() {
     let answer = h.send_on(WS1, &multi(&[get_with(41, &proof.0), put_inactivity(0)]));
     assert_eq!(answer[0], 0);
     assert_eq!(h.device.config().inactivity_secs, 60);
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. A tunnelled request that waits on a target operation lost its sealing to any other
+//    request meanwhile (its `unseal`, a side handler's request, the busy answer's
+//    `sealed`): once resumed, its answer went out in clear — or the busy answer of the
+//    other channel was sealed with its key, IV and frame id.
+// ---------------------------------------------------------------------------------------
+
+/// Logs in as admin (plain: its rights hold in the tunnel too), declares bundle 1 with
+/// target variable 1, and starts anonymous encryption: the client.
+fn waiting_tunnel() -> (Harness, Client) {
+    let mut h = Harness::new();
+    h.device.seed(&[0x33; 32]);
+    assert_eq!(h.tx(LOGIN_ADMIN), "009000");
+    for frame in [
+        apdu(2, 1028, 1, 0xFFFF, &[]),
+        apdu(2, 1029, 1, 0xFFFF, &[]),
+        apdu(3, 1029, 1, 0, &0x2000_0000u32.to_be_bytes()),
+        apdu(3, 1029, 1, 1, &[0x22]),
+        apdu(3, 1029, 1, 2, &[2]),
+        apdu(3, 1029, 1, 6, &1u16.to_be_bytes()),
+    ] {
+        assert_eq!(to_hex(&h.send_on(WS1, &frame)), "009000");
+    }
+    let answer = h.send_on(WS1, &get_with(47, &[]));
+    assert_eq!(answer[0], 0);
+    let client = Client::new(answer[1..17].try_into().unwrap());
+    (h, client)
+}
+
+/// Starts the tunnelled read of variable 1 on WS1: it waits on the target.
+fn start_waiting_read(h: &mut Harness, client: &mut Client) -> (Vec<u8>, [u8; 1024]) {
+    let mut request = client.wrap(&get(1029, 1, 4));
+    let len = h.device.unseal(WS1, &mut request);
+    request.truncate(len);
+    let mut out = [0u8; 1024];
+    let Step::Pending(_) = h.device.start(WS1, &request, h.now, &mut out) else {
+        panic!("a target read waits")
+    };
+    (request, out)
+}
+
+/// Completes the waiting read: the answer must be sealed.
+fn resume_sealed(h: &mut Harness, client: &Client, request: &[u8], out: &mut [u8; 1024]) {
+    let Step::Done(outcome) = h.device.resume(Ok(()), request, h.now, out) else {
+        panic!("done after its one read")
+    };
+    let answer = out[..outcome.len].to_vec();
+    let inner = client.open(&answer);
+    assert_eq!(inner[0], 0, "{}", to_hex(&inner));
+}
+
+#[test]
+fn another_channel_s_request_meanwhile_does_not_unseal_a_waiting_answer() {
+    let (mut h, mut client) = waiting_tunnel();
+    let (request, mut out) = start_waiting_read(&mut h, &mut client);
+    // Another link's request meanwhile, unsealed first as a port does: busy, in clear.
+    let mut other = get(3, 0xFFFF, 2);
+    let busy = unsealed_send(&mut h, WS2, &mut other);
+    assert_eq!(to_hex(&busy), "a89000");
+    resume_sealed(&mut h, &client, &request, &mut out);
+}
+
+#[test]
+fn a_busy_answer_meanwhile_takes_no_sealing() {
+    let (mut h, mut client) = waiting_tunnel();
+    let (request, mut out) = start_waiting_read(&mut h, &mut client);
+    // Another link's request meanwhile, straight to `start` (nothing to unseal).
+    let mut busy = [0u8; 64];
+    let Step::Done(outcome) = h.device.start(WS2, &get(3, 0xFFFF, 2), h.now, &mut busy) else {
+        panic!("busy")
+    };
+    assert_eq!(to_hex(&busy[..outcome.len]), "a89000");
+    resume_sealed(&mut h, &client, &request, &mut out);
+}
+
+#[test]
+fn a_side_handler_s_request_meanwhile_does_not_unseal_a_waiting_answer() {
+    let (mut h, mut client) = waiting_tunnel();
+    let (request, mut out) = start_waiting_read(&mut h, &mut client);
+    let script = Channel::new(9, ChannelKind::WebSocket);
+    let mut busy = [0u8; 64];
+    let _ = h
+        .device
+        .start_side(script, ADMIN, &get(3, 0xFFFF, 2), h.now, &mut busy);
+    resume_sealed(&mut h, &client, &request, &mut out);
 }
 
 /// The test client agrees with the device's own seal (a sanity check of the helpers).
