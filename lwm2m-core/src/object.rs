@@ -626,19 +626,23 @@ impl Context<'_> {
         if self.is_side() {
             return Err(ResultCode::Unauthorized);
         }
-        let state = &mut *self.state;
-        let mut random = [0u8; 8];
-        if !state.drbg.fill(&mut crate::secure::crypto(), &mut random) {
+        let State {
+            session,
+            config,
+            guard,
+            drbg,
+            ..
+        } = &mut *self.state;
+        let mut nonce = [0u8; 4];
+        if !drbg.fill(&mut crate::secure::crypto(), &mut nonce) {
             return Err(ResultCode::ServiceUnavailable);
         }
-        state.session.scram_begin(
-            &state.config,
-            &mut state.guard,
-            body,
-            self.now,
-            random,
-            iterations,
-        )
+        let random = |name: &[u8]| {
+            let [n0, n1, n2, n3] = nonce;
+            let [d0, d1, d2, d3] = drbg.decoy_salt(&mut crate::secure::crypto(), name);
+            [n0, n1, n2, n3, d0, d1, d2, d3]
+        };
+        session.scram_begin(config, guard, body, self.now, random, iterations)
     }
 
     /// The second step of a SCRAM login (`GET /1024//41`): the device's proof, once the

@@ -262,6 +262,39 @@ fn a_side_handler_s_request_meanwhile_does_not_unseal_a_waiting_answer() {
     resume_sealed(&mut h, &client, &request, &mut out);
 }
 
+// ---------------------------------------------------------------------------------------
+// 3. User enumeration: the first step of a SCRAM login answered a name without a SCRAM
+//    record with a fresh random salt each time, a SCRAM profile with its record's: two
+//    asks tell which names are SCRAM profiles.
+// ---------------------------------------------------------------------------------------
+
+/// The salt the first step answers for `name`.
+fn salt_of(h: &mut Harness, name: &[u8]) -> Vec<u8> {
+    let mut body = name.to_vec();
+    body.resize(16, 0);
+    body.extend_from_slice(&[9, 9, 9, 9]);
+    let answer = h.send_on(WS1, &get_with(40, &body));
+    assert_eq!(answer[0], 0, "{}", to_hex(&answer));
+    answer[5..9].to_vec()
+}
+
+#[test]
+fn a_name_without_a_scram_record_answers_the_same_salt_every_time() {
+    let mut h = scram_device();
+    assert_eq!(salt_of(&mut h, b"admin"), salt_of(&mut h, b"admin"));
+    // No such profile, and a profile with a plain password.
+    for name in [&b"nobody"[..], b"supervisor"] {
+        let first = salt_of(&mut h, name);
+        assert_eq!(
+            first,
+            salt_of(&mut h, name),
+            "{}: its salt tells it is no SCRAM profile",
+            String::from_utf8_lossy(name)
+        );
+    }
+    assert_ne!(salt_of(&mut h, b"nobody"), salt_of(&mut h, b"somebody"));
+}
+
 /// The test client agrees with the device's own seal (a sanity check of the helpers).
 #[test]
 fn the_tunnel_works_after_a_scram_login() {
