@@ -679,10 +679,17 @@ impl Context<'_> {
     /// `GET /1024//45`: the device's new IV for the client's `client_iv` (16 bytes).
     /// Inside the tunnel both IVs switch once this request is answered (its answer still
     /// under the old ones); in clear, at once. `A3` before the device is seeded; `86` for
-    /// another length; `81` without an encrypted session.
+    /// another length; `81` without an encrypted session, or in clear in a SCRAM one.
     #[cfg(feature = "crypto")]
     pub fn exchange_iv(&mut self, client_iv: &[u8]) -> Result<[u8; 16], ResultCode> {
         if self.is_side() || !self.state.session.secure.has_key() {
+            return Err(ResultCode::Unauthorized);
+        }
+        // The IVs of a SCRAM session's tunnel are exchanged inside it (§10.4): a clear
+        // request runs anonymous, and an IV of an attacker's choosing would turn the
+        // client's next frame into a request of theirs (CBC XORs the IV into the first
+        // block, the CRC is linear) run with the SCRAM rights.
+        if self.state.sealing.is_none() && self.state.session.secure.is_scram() {
             return Err(ResultCode::Unauthorized);
         }
         let client: [u8; 16] = client_iv

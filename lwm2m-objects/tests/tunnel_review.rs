@@ -6,7 +6,7 @@ use common::*;
 use lwm2m_core::auth::{Credential, ScramRecord};
 use lwm2m_core::config::ADMIN;
 use lwm2m_core::crypto::scram::{self, Nonces};
-use lwm2m_core::crypto::{tunnel, Iv, Key, Software};
+use lwm2m_core::crypto::{crc32, tunnel, Iv, Key, Software};
 use lwm2m_core::{Channel, ChannelKind, Config, Device, Step};
 use lwm2m_objects::{standard_objects, NoHooks, StandardObjects};
 
@@ -293,6 +293,47 @@ fn a_name_without_a_scram_record_answers_the_same_salt_every_time() {
         );
     }
     assert_ne!(salt_of(&mut h, b"nobody"), salt_of(&mut h, b"somebody"));
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. A clear `GET /1024//45` in a SCRAM session (which the client never sends: its IV
+//    exchanges travel in the tunnel, §10.4) set the tunnel's request IV to one of the
+//    attacker's choosing. CBC's IV is XORed into the first block and the CRC is linear:
+//    the client's next single-block frame then opened as a request of the attacker's
+//    choosing, run with the SCRAM rights.
+// ---------------------------------------------------------------------------------------
+
+/// The plaintext of a one-block frame of `inner` (at most 8 bytes) as frame `id`.
+fn one_block(id: u16, inner: &[u8]) -> [u8; 16] {
+    let mut block = [0u8; 16];
+    block[..2].copy_from_slice(&id.to_be_bytes());
+    block[2..4].copy_from_slice(&(inner.len() as u16).to_be_bytes());
+    block[4..4 + inner.len()].copy_from_slice(inner);
+    let crc = crc32(&block[..12], None);
+    block[12..].copy_from_slice(&crc.to_be_bytes());
+    block
+}
+
+#[test]
+fn a_clear_iv_exchange_does_not_steer_a_scram_tunnel() {
+    let mut h = scram_device();
+    let key = scram_login(&mut h);
+    let mut client = Client::new(key);
+    // The client's first frame, GET /1024//7, under the zero IVs: the attacker holds it
+    // back. It knows its plaintext (the client's usual refresh, frame 0).
+    let genuine = client.wrap(&get(1024, 0xFFFF, 7));
+    let wanted = one_block(0, &put_inactivity(0)[5..]);
+    let known = one_block(0, &get(1024, 0xFFFF, 7)[5..]);
+    let iv: Vec<u8> = (0..16).map(|i| known[i] ^ wanted[i]).collect();
+    // The attacker sets the request IV in clear, then lets the frame through.
+    let _ = h.send_on(WS1, &get_with(45, &iv));
+    let mut request = genuine;
+    let _ = unsealed_send(&mut h, WS1, &mut request);
+    assert_eq!(
+        h.device.config().inactivity_secs,
+        60,
+        "the client's read ran as the attacker's admin write"
+    );
 }
 
 /// The test client agrees with the device's own seal (a sanity check of the helpers).
