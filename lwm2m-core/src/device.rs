@@ -605,8 +605,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// calls it first.
     #[cfg(feature = "crypto")]
     pub fn unseal(&mut self, channel: Channel, request: &mut [u8]) -> usize {
-        // While a request waits, the answer to seal is its own: another request is
-        // answered busy, in clear, and nothing of it is opened.
+        // While a request waits, the sealing is its own (its answer is sealed once it is
+        // resumed and done), and any other request is answered `A8`, in clear.
         if self.waiting.is_some() {
             return request.len();
         }
@@ -647,7 +647,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         let Step::Done(mut outcome) = step else {
             return step;
         };
-        // Done while a request waits: the busy answer to another request.
+        // A request done while another waits was answered `A8`: the sealing is the
+        // waiting request's.
         if self.waiting.is_some() {
             return Step::Done(outcome);
         }
@@ -691,8 +692,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             let len = status_response(device.state.limits(), out, code);
             Step::Done(device.finish(len, None, now))
         };
-        // A tunnel request `unseal` opened for this channel, or refused.
-        // While a request waits, the answer to seal is its own (this one is answered busy).
+        // A tunnel request `unseal` opened for this channel, or refused. While a request
+        // waits, the sealing is its own: this one is answered `A8` below.
         #[cfg(feature = "crypto")]
         let tunnelled = match self.state.sealing.as_ref() {
             _ if self.waiting.is_some() => false,

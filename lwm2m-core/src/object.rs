@@ -626,24 +626,29 @@ impl Context<'_> {
         if self.is_side() {
             return Err(ResultCode::Unauthorized);
         }
-        let state = &mut *self.state;
-        let mut random = [0u8; 8];
-        if !state.drbg.fill(&mut crate::secure::crypto(), &mut random) {
+        let State {
+            session,
+            config,
+            guard,
+            drbg,
+            ..
+        } = &mut *self.state;
+        let mut nonce = [0u8; 4];
+        if !drbg.fill(&mut crate::secure::crypto(), &mut nonce) {
             return Err(ResultCode::ServiceUnavailable);
         }
-        state.session.scram_begin(
-            &state.config,
-            &mut state.guard,
-            body,
-            self.now,
-            random,
-            iterations,
-        )
+        let random = |name: &[u8]| {
+            let [n0, n1, n2, n3] = nonce;
+            let [d0, d1, d2, d3] = drbg.decoy_salt(&mut crate::secure::crypto(), name);
+            [n0, n1, n2, n3, d0, d1, d2, d3]
+        };
+        session.scram_begin(config, guard, body, self.now, random, iterations)
     }
 
     /// The second step of a SCRAM login (`GET /1024//41`): the device's proof, once the
     /// client's is right; the profile is logged in, its rights granted in the tunnel
-    /// only, and the encrypted session starts with the key both sides derive. A wrong
+    /// only (to frames under the new key: the rest of this request runs anonymous), and
+    /// the encrypted session starts with the key both sides derive. A wrong
     /// proof is `81` and counts towards the lock-out; one login a request.
     #[cfg(feature = "crypto")]
     pub fn scram_finish(&mut self, proof: &[u8]) -> Result<crate::auth::Secret16, ResultCode> {
@@ -661,19 +666,30 @@ impl Context<'_> {
             proof,
             self.now,
         );
-        // The rights of the rest of the request: a SCRAM login's in the tunnel only.
-        let tunnelled = state.sealing.is_some();
-        self.security.subject = Subject::new(&state.config, state.session.user_for(tunnelled));
+        // The rights of the rest of the request (the items after it in a multi-request):
+        // a SCRAM login's are granted to frames under its own key only, and this request
+        // came in clear or under another key (the anonymous one of `/1024//47` travels in
+        // clear: whoever read it could wrap the client's proof with requests of theirs).
+        if answer.is_ok() {
+            self.security.subject = Subject::new(&state.config, state.session.user_for(false));
+        }
         answer
     }
 
     /// `GET /1024//45`: the device's new IV for the client's `client_iv` (16 bytes).
     /// Inside the tunnel both IVs switch once this request is answered (its answer still
     /// under the old ones); in clear, at once. `A3` before the device is seeded; `86` for
-    /// another length; `81` without an encrypted session.
+    /// another length; `81` without an encrypted session, or in clear in a SCRAM one.
     #[cfg(feature = "crypto")]
     pub fn exchange_iv(&mut self, client_iv: &[u8]) -> Result<[u8; 16], ResultCode> {
         if self.is_side() || !self.state.session.secure.has_key() {
+            return Err(ResultCode::Unauthorized);
+        }
+        // The IVs of a SCRAM session's tunnel are exchanged inside it (§10.4): a clear
+        // request runs anonymous, and an IV of an attacker's choosing would turn the
+        // client's next frame into a request of theirs (CBC XORs the IV into the first
+        // block, the CRC is linear) run with the SCRAM rights.
+        if self.state.sealing.is_none() && self.state.session.secure.is_scram() {
             return Err(ResultCode::Unauthorized);
         }
         let client: [u8; 16] = client_iv

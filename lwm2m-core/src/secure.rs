@@ -339,6 +339,8 @@ pub struct Drbg {
     key: [u8; 32],
     value: [u8; 32],
     seeded: bool,
+    /// Drawn once, when first seeded: the key of the decoy salts ([`Drbg::decoy_salt`]).
+    decoy: [u8; 32],
 }
 
 impl core::fmt::Debug for Drbg {
@@ -356,18 +358,38 @@ impl Drbg {
             key: [0; 32],
             value: [0; 32],
             seeded: false,
+            decoy: [0; 32],
         }
     }
 
     /// Mixes `entropy` in (the first call seeds it; at least 32 bytes of the board's
     /// entropy are expected).
     pub fn seed<C: Crypto>(&mut self, crypto: &mut C, entropy: &[u8]) {
-        if !self.seeded {
+        let first = !self.seeded;
+        if first {
             self.key = [0; 32];
             self.value = [1; 32];
         }
         self.update(crypto, entropy);
         self.seeded = true;
+        if first {
+            let mut decoy = [0; 32];
+            self.fill(crypto, &mut decoy);
+            self.decoy = decoy;
+            decoy.zeroize();
+        }
+    }
+
+    /// The salt the first step of a SCRAM login answers for `name` when it names no
+    /// SCRAM profile: the same for a name every time (a fresh random salt would tell,
+    /// asked twice, that the name is no SCRAM profile), unlike another name's, and
+    /// unknown to whoever has not the key drawn at the first seed. (It changes when the
+    /// device boots again, a real record's salt does not.)
+    pub(crate) fn decoy_salt<C: Crypto>(&self, crypto: &mut C, name: &[u8]) -> [u8; 4] {
+        let mut mac = crypto.hmac_sha256(&self.decoy, &[b"decoy salt", name]);
+        let salt = [mac[0], mac[1], mac[2], mac[3]];
+        mac.zeroize();
+        salt
     }
 
     /// `Update` of SP 800-90A with `provided` data.

@@ -268,9 +268,10 @@ impl Session {
 
     /// The first step of a SCRAM login (`GET /1024//40`): `body` is the user name (16
     /// bytes, zero padded) and the client's nonce; the answer is the device's nonce (the
-    /// first half of `random`), the salt of the profile's record and the hash iterations.
-    /// A name without a SCRAM record is answered alike, with a random salt (the second
-    /// half of `random`), and its proof will fail.
+    /// first half of what `random` gives for the name: random), the salt of the
+    /// profile's record and the hash iterations. A name without a SCRAM record is
+    /// answered alike, with a decoy salt (the second half: the same every time for a
+    /// name, else asking twice would tell), and its proof will fail.
     #[cfg(feature = "crypto")]
     pub fn scram_begin(
         &mut self,
@@ -278,14 +279,12 @@ impl Session {
         guard: &mut LoginGuard,
         body: &[u8],
         now: Instant,
-        random: [u8; 8],
+        random: impl FnOnce(&[u8]) -> [u8; 8],
         iterations: u32,
     ) -> Result<[u8; 12], ResultCode> {
         use crate::auth::{Credential, ScramRecord};
         use crate::crypto::scram::Nonces;
         guard.check(now)?;
-        let [n0, n1, n2, n3, d0, d1, d2, d3] = random;
-        let (server_nonce, decoy_salt) = ([n0, n1, n2, n3], [d0, d1, d2, d3]);
         let (name, client) = match body {
             [name @ .., c0, c1, c2, c3] if name.len() == auth::FIELD_LEN => {
                 (name, [*c0, *c1, *c2, *c3])
@@ -293,6 +292,9 @@ impl Session {
             _ => return Err(ResultCode::NotAcceptable),
         };
         let name = auth::field_text(name);
+        // Computed for every name: an unknown one costs the same.
+        let [n0, n1, n2, n3, d0, d1, d2, d3] = random(name);
+        let (server_nonce, decoy_salt) = ([n0, n1, n2, n3], [d0, d1, d2, d3]);
         let profile = login_profile(config, name);
         let record = profile.and_then(|p| match &p.credential {
             Credential::Scram(record) => Some((p.id, record.clone())),
