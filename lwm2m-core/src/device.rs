@@ -641,9 +641,46 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         request.len()
     }
 
+    /// Whether the request `begin` takes up is the tunnel request `unseal` opened (for
+    /// this channel, not a side handler's), or the refusal of the frame it could not
+    /// open; a sealing left for another channel is dropped.
+    #[cfg(feature = "crypto")]
+    #[inline(never)]
+    fn tunnelled(
+        &mut self,
+        channel: Channel,
+        side_profile: Option<u16>,
+    ) -> Result<bool, ResultCode> {
+        match self.state.sealing.as_ref() {
+            Some(sealing) if sealing.channel == channel.id && side_profile.is_none() => {
+                if let crate::secure::SealKind::Refused(code) = sealing.kind {
+                    self.state.sealing = None;
+                    return Err(code);
+                }
+                Ok(true)
+            }
+            _ => {
+                self.state.sealing = None;
+                Ok(false)
+            }
+        }
+    }
+
     /// The answer of a tunnelled request sealed in place, once it is done.
     #[cfg(feature = "crypto")]
+    #[inline(always)]
     fn sealed(&mut self, step: Step, out: &mut [u8]) -> Step {
+        // A clear request: nothing to seal (the common case, kept cheap).
+        if self.state.sealing.is_none() {
+            return step;
+        }
+        self.seal_answer(step, out)
+    }
+
+    /// [`Device::sealed`] of a tunnelled request.
+    #[cfg(feature = "crypto")]
+    #[inline(never)]
+    fn seal_answer(&mut self, step: Step, out: &mut [u8]) -> Step {
         let Step::Done(mut outcome) = step else {
             return step;
         };
@@ -695,20 +732,12 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         // A tunnel request `unseal` opened for this channel, or refused. While a request
         // waits, the sealing is its own: this one is answered `A8` below.
         #[cfg(feature = "crypto")]
-        let tunnelled = match self.state.sealing.as_ref() {
-            _ if self.waiting.is_some() => false,
-            Some(sealing) if sealing.channel == channel.id && side_profile.is_none() => {
-                if let crate::secure::SealKind::Refused(code) = sealing.kind {
-                    self.state.sealing = None;
-                    return status_only(self, out, code);
-                }
-                true
-            }
-            Some(_) => {
-                self.state.sealing = None;
-                false
-            }
-            None => false,
+        let tunnelled = match self.state.sealing.is_some() && self.waiting.is_none() {
+            false => false,
+            true => match self.tunnelled(channel, side_profile) {
+                Ok(tunnelled) => tunnelled,
+                Err(code) => return status_only(self, out, code),
+            },
         };
         #[cfg(not(feature = "crypto"))]
         let tunnelled = false;

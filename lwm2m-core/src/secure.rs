@@ -49,6 +49,10 @@ pub struct Secure {
     previous: Option<(Iv, Iv)>,
     /// The id of the last frame accepted under this key.
     last_id: Option<u16>,
+    /// A `/1024//48` frame was accepted under this key: `/1024//44` is refused from then
+    /// on. The CRC is no MAC: a captured `/48` frame resent as `/44` with an IV of the
+    /// attacker's choice would flip bits of its first block (its method and path) at will.
+    tunnel_48: bool,
     /// The logged-in user's rights came from a SCRAM login: granted inside the tunnel only.
     scram: bool,
     /// A SCRAM login between `/1024//40` and `/1024//41`.
@@ -86,9 +90,26 @@ impl Secure {
             iv_answer: [0; BLOCK],
             previous: None,
             last_id: None,
+            tunnel_48: false,
             scram: false,
             login: None,
         }
+    }
+
+    /// Forgets everything, wiping it; nothing to do (and no wiping paid for) when there
+    /// is nothing: a session that never had a key or a login under way.
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        if self.key.is_some() || self.login.is_some() || self.scram {
+            self.wipe();
+        }
+    }
+
+    /// [`Secure::clear`] of a session that had something.
+    #[cold]
+    #[inline(never)]
+    fn wipe(&mut self) {
+        *self = Secure::new();
     }
 
     /// Whether the session has a key (the client may tunnel).
@@ -189,6 +210,10 @@ pub(crate) fn unseal<C: Crypto>(
             },
         ))
     };
+    if with_iv && secure.tunnel_48 {
+        warn!("/1024//44 after /1024//48 under one key: refused");
+        return refused(ResultCode::Unauthorized);
+    }
     let payload = buf.get_mut(APDU_HEADER_LEN + 7..)?;
     // The IVs a frame may come under: its own (`/44`), else the current ones, then the
     // previous ones.
@@ -227,6 +252,7 @@ pub(crate) fn unseal<C: Crypto>(
         return refused(ResultCode::Unauthorized);
     }
     secure.last_id = Some(opened.id);
+    secure.tunnel_48 |= !with_iv;
     let mut answer_iv = answer_iv;
     if with_iv {
         // The last IVs of `/44` stay in force for later `/48` frames (decision 6).

@@ -166,7 +166,7 @@ impl Session {
         self.user = ANONYMOUS;
         #[cfg(feature = "crypto")]
         {
-            self.secure = crate::secure::Secure::new();
+            self.secure.clear();
         }
     }
 
@@ -177,7 +177,7 @@ impl Session {
         // The key, the IVs and a login under way are wiped (the old value's drop).
         #[cfg(feature = "crypto")]
         {
-            self.secure = crate::secure::Secure::new();
+            self.secure.clear();
         }
     }
 
@@ -257,7 +257,7 @@ impl Session {
                 // A plain login's rights hold in clear and in the tunnel alike.
                 #[cfg(feature = "crypto")]
                 {
-                    self.secure = crate::secure::Secure::new();
+                    self.secure.clear();
                 }
                 return Ok(());
             }
@@ -364,7 +364,7 @@ impl Session {
     #[cfg(feature = "crypto")]
     pub(crate) fn logout_keeping_channel(&mut self) {
         self.user = ANONYMOUS;
-        self.secure = crate::secure::Secure::new();
+        self.secure.clear();
     }
 
     /// Logs out: back to anonymous and frees the session for other channels.

@@ -224,3 +224,34 @@ fn a_tunnelled_request_that_waits_on_the_target_is_answered_sealed() {
     assert_eq!(operations, 1);
     assert_eq!(to_hex(&client.open(&answer)), "00deadbeef9000");
 }
+
+#[test]
+fn a_frame_of_the_tunnel_cannot_be_resent_with_an_iv_of_the_attacker_s() {
+    let mut h = Harness::new();
+    scram_device(&mut h);
+    let mut client = scram_login(&mut h);
+    let frame = client.seal(&INNER_GET_GROUP);
+    assert_eq!(to_hex(&client.open(&h.send_on(WS1, &frame))), "00ffff9000");
+    // The next frame, captured, resent as GET /1024//44 with a chosen IV: refused.
+    let next = client.seal(&INNER_GET_GROUP);
+    let ciphertext = &next[12..];
+    let mut forged = vec![
+        0xa2,
+        0xca,
+        0,
+        0,
+        (7 + 16 + ciphertext.len()) as u8,
+        1,
+        4,
+        0,
+        0xff,
+        0xff,
+        0,
+        44,
+    ];
+    forged.extend_from_slice(&[0x55; 16]);
+    forged.extend_from_slice(ciphertext);
+    assert_eq!(to_hex(&h.send_on(WS1, &forged)), "819000");
+    // The genuine frame still goes through.
+    assert_eq!(to_hex(&client.open(&h.send_on(WS1, &next))), "00ffff9000");
+}

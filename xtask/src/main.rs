@@ -450,6 +450,22 @@ fn instructions() -> Result {
             1000,
             "copying the GET request and its answer (floor)",
         ),
+        (
+            "tunnel",
+            1000,
+            "GET /3//2 through the encrypted tunnel (/1024//48)",
+        ),
+        (
+            "aes",
+            1000,
+            "bare AES-128-CBC: decrypt and encrypt 32 bytes",
+        ),
+        ("scram", 10, "SCRAM login, both steps (/1024//40, /41)"),
+        (
+            "packet",
+            100,
+            "an encrypted single packet of 1 KiB checked (key, decryption, CRC)",
+        ),
     ];
     let mut counts = Vec::new();
     println!();
@@ -461,6 +477,7 @@ fn instructions() -> Result {
             .args([
                 "--tool=callgrind",
                 "--toggle-collect=instructions::measured",
+                "--toggle-collect=instructions::crypto::measured_*",
             ])
             .arg(format!("--callgrind-out-file={}", out_file.display()))
             .arg(&binary)
@@ -479,17 +496,29 @@ fn instructions() -> Result {
             .find_map(|l| l.split("Collected :").nth(1))
             .and_then(|n| n.trim().parse().ok())
             .ok_or_else(|| format!("no instruction count in callgrind's output:\n{log}"))?;
+        // The SCRAM case counts two requests an iteration.
         let per_request = collected / iterations;
         println!("| {what} | {per_request} |");
         counts.push((case, per_request));
         let _ = std::fs::remove_file(out_file);
     }
     let count = |name: &str| counts.iter().find(|(c, _)| *c == name).map_or(0, |c| c.1);
+    // What the tunnel adds to the plain request, against the bare cipher (goal ≤ 1.25).
+    let added = count("tunnel").saturating_sub(count("get"));
+    let ratio = added as f64 / count("aes").max(1) as f64;
     println!(
-        "instructions: get={} login={} multi={}",
+        "\nthe tunnel adds {added} instructions to GET /3//2: {ratio:.2} × the bare cipher's {}",
+        count("aes")
+    );
+    println!(
+        "instructions: get={} login={} multi={} tunnel={} aes={} scram={} packet={} tunnel_ratio={ratio:.2}",
         count("get"),
         count("login"),
-        count("multi")
+        count("multi"),
+        count("tunnel"),
+        count("aes"),
+        count("scram"),
+        count("packet")
     );
     Ok(())
 }
