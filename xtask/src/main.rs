@@ -532,6 +532,7 @@ fn footprint() -> Result {
     install_qemu()?;
     let small = footprint_run("small")?;
     let large = footprint_run("large")?;
+    let with_crypto = footprint_crypto_flash()?;
     let figure = |run: &FirmwareRun, name: &str| -> Result<u64> {
         run.text
             .lines()
@@ -566,6 +567,9 @@ fn footprint() -> Result {
     println!(
         "| of which the password hashing (PBKDF2-HMAC-SHA1 over the sha1 crate) | {} | {} |",
         small.sizes.crypto, large.sizes.crypto
+    );
+    println!(
+        "| flash with the encrypted session (feature `crypto`: SCRAM, the tunnel; goal ≤ 40 KiB) | {with_crypto} | |"
     );
     println!(
         "| static RAM (data + bss, with the frame buffers; the emulated flash left out) | {} | {} |",
@@ -635,7 +639,7 @@ fn footprint() -> Result {
         );
     }
     println!(
-        "footprint: flash={} ram={} stack={}",
+        "footprint: flash={} ram={} stack={} flash_with_crypto={with_crypto}",
         small.sizes.flash, small.sizes.ram, stack
     );
     Ok(())
@@ -1074,6 +1078,25 @@ struct FirmwareRun {
 }
 
 /// Builds the footprint firmware with capacity `preset` and runs it under QEMU.
+/// The flash of the footprint firmware of the small preset with the encrypted session
+/// (feature `crypto`), built only.
+fn footprint_crypto_flash() -> Result<u64> {
+    let dir = root().join("xtask/footprint-firmware");
+    let target_dir = dir.join("target").join("small-crypto");
+    run(
+        "build the footprint firmware with the encrypted session, small preset",
+        Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&dir)
+            .env("LWM2M_PRESET", "small")
+            .arg("build")
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .args(["--release", "--locked", "--features", "crypto"]),
+    )?;
+    let elf_path = target_dir.join("thumbv7em-none-eabihf/release/footprint-firmware");
+    Ok(elf_sizes(&elf_path)?.flash)
+}
+
 fn footprint_run(preset: &str) -> Result<FirmwareRun> {
     let dir = root().join("xtask/footprint-firmware");
     let target_dir = dir.join("target").join(preset);

@@ -384,6 +384,8 @@ fn serve(device: &mut Engine) -> (usize, usize) {
         let n = apdu.len();
         request[..n].copy_from_slice(apdu);
         paint();
+        // As the device loop does: a tunnel request is opened first.
+        let n = device.unseal(channel, &mut request[..n]);
         let outcome = device.handle(
             channel,
             &request[..n],
