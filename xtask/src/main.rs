@@ -472,46 +472,47 @@ fn instructions() -> Result {
     println!("| request | instructions |");
     println!("|---|---|");
     for (case, iterations, what) in cases {
-        let out_file = std::env::temp_dir().join(format!("lwm2m-callgrind-{case}.out"));
-        let out = Command::new("valgrind")
-            .args([
-                "--tool=callgrind",
-                "--toggle-collect=instructions::measured",
-                "--toggle-collect=instructions::crypto::measured_*",
-            ])
-            .arg(format!("--callgrind-out-file={}", out_file.display()))
-            .arg(&binary)
-            .args([case, &iterations.to_string()])
-            .output()
-            .map_err(|e| format!("valgrind: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "callgrind of {case} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        let log = String::from_utf8_lossy(&out.stderr);
-        let collected: u64 = log
-            .lines()
-            .find_map(|l| l.split("Collected :").nth(1))
-            .and_then(|n| n.trim().parse().ok())
-            .ok_or_else(|| format!("no instruction count in callgrind's output:\n{log}"))?;
-        // The SCRAM case counts two requests an iteration.
-        let per_request = collected / iterations;
+        let per_request = callgrind(&binary, case, iterations)?;
         println!("| {what} | {per_request} |");
         counts.push((case, per_request));
-        let _ = std::fs::remove_file(out_file);
     }
+    // The same with the software AES a microcontroller runs (x86's AES-NI off).
+    run(
+        "build the measured requests with the software AES",
+        cargo()
+            .args([
+                "build",
+                "--profile",
+                "instructions",
+                "-p",
+                "lwm2m-objects",
+                "--example",
+                "instructions",
+                "--target-dir",
+                "target/instructions-soft",
+            ])
+            .env("RUSTFLAGS", "--cfg aes_force_soft"),
+    )?;
+    let soft = root().join("target/instructions-soft/instructions/examples/instructions");
+    let (tunnel_soft, aes_soft) = (
+        callgrind(&soft, "tunnel", 200)?,
+        callgrind(&soft, "aes", 200)?,
+    );
+    println!("| GET /3//2 through the tunnel, software AES | {tunnel_soft} |");
+    println!("| bare AES-128-CBC, software AES | {aes_soft} |");
     let count = |name: &str| counts.iter().find(|(c, _)| *c == name).map_or(0, |c| c.1);
     // What the tunnel adds to the plain request, against the bare cipher (goal ≤ 1.25).
     let added = count("tunnel").saturating_sub(count("get"));
     let ratio = added as f64 / count("aes").max(1) as f64;
+    let added_soft = tunnel_soft.saturating_sub(count("get"));
+    let ratio_soft = added_soft as f64 / aes_soft.max(1) as f64;
     println!(
-        "\nthe tunnel adds {added} instructions to GET /3//2: {ratio:.2} × the bare cipher's {}",
+        "\nthe tunnel adds {added} instructions to GET /3//2: {ratio:.2} × the bare cipher's {} \
+         (AES-NI); with the software AES, {added_soft}: {ratio_soft:.2} × its {aes_soft}",
         count("aes")
     );
     println!(
-        "instructions: get={} login={} multi={} tunnel={} aes={} scram={} packet={} tunnel_ratio={ratio:.2}",
+        "instructions: get={} login={} multi={} tunnel={} aes={} scram={} packet={} tunnel_ratio={ratio:.2} tunnel_ratio_soft_aes={ratio_soft:.2}",
         count("get"),
         count("login"),
         count("multi"),
@@ -521,6 +522,38 @@ fn instructions() -> Result {
         count("packet")
     );
     Ok(())
+}
+
+/// The instructions `binary` spends in its measured functions per iteration of `case`,
+/// counted by callgrind.
+fn callgrind(binary: &Path, case: &str, iterations: u64) -> Result<u64> {
+    let out_file = std::env::temp_dir().join(format!("lwm2m-callgrind-{case}.out"));
+    let out = Command::new("valgrind")
+        .args([
+            "--tool=callgrind",
+            "--toggle-collect=instructions::measured",
+            "--toggle-collect=instructions::crypto::measured_*",
+        ])
+        .arg(format!("--callgrind-out-file={}", out_file.display()))
+        .arg(binary)
+        .args([case, &iterations.to_string()])
+        .output()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    let _ = std::fs::remove_file(out_file);
+    if !out.status.success() {
+        return Err(format!(
+            "callgrind of {case} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let log = String::from_utf8_lossy(&out.stderr);
+    let collected: u64 = log
+        .lines()
+        .find_map(|l| l.split("Collected :").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("no instruction count in callgrind's output:\n{log}"))?;
+    // The SCRAM case counts two requests an iteration.
+    Ok(collected / iterations)
 }
 
 /// Builds the footprint firmware (`xtask/footprint-firmware`: the core, every object and a
