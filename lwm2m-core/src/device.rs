@@ -615,11 +615,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             return request.len();
         }
         let State { session, drbg, .. } = &mut self.state;
-        let mut draw = crate::secure::crypto();
-        let answer_iv = || {
-            let mut iv = [0u8; 16];
-            drbg.fill(&mut draw, &mut iv).then_some(iv)
-        };
+        let answer_iv = || drbg.draw().ok();
         match crate::secure::unseal(
             &mut crate::secure::crypto(),
             &mut session.secure,

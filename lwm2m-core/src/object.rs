@@ -633,10 +633,7 @@ impl Context<'_> {
             drbg,
             ..
         } = &mut *self.state;
-        let mut nonce = [0u8; 4];
-        if !drbg.fill(&mut crate::secure::crypto(), &mut nonce) {
-            return Err(ResultCode::ServiceUnavailable);
-        }
+        let nonce: [u8; 4] = drbg.draw()?;
         let random = |name: &[u8]| {
             let [n0, n1, n2, n3] = nonce;
             let [d0, d1, d2, d3] = drbg.decoy_salt(&mut crate::secure::crypto(), name);
@@ -696,10 +693,7 @@ impl Context<'_> {
             .try_into()
             .map_err(|_| ResultCode::NotAcceptable)?;
         let state = &mut *self.state;
-        let mut device = [0u8; 16];
-        if !state.drbg.fill(&mut crate::secure::crypto(), &mut device) {
-            return Err(ResultCode::ServiceUnavailable);
-        }
+        let device: [u8; 16] = state.drbg.draw()?;
         match state.sealing.as_mut() {
             Some(sealing) => sealing.then = Some((client, device)),
             None => state.session.secure.set_ivs(client, device),
@@ -716,10 +710,7 @@ impl Context<'_> {
             return Err(ResultCode::Unauthorized);
         }
         let state = &mut *self.state;
-        let mut key = crate::auth::Secret16([0; 16]);
-        if !state.drbg.fill(&mut crate::secure::crypto(), &mut key.0) {
-            return Err(ResultCode::ServiceUnavailable);
-        }
+        let key = crate::auth::Secret16(state.drbg.draw()?);
         if state.session.secure.is_scram() {
             state.session.logout_keeping_channel();
             self.security.subject = Subject::ANONYMOUS;

@@ -429,6 +429,15 @@ impl Drbg {
         }
     }
 
+    /// `N` random bytes, drawn with the engine's primitives: `A3` if never seeded.
+    pub(crate) fn draw<const N: usize>(&mut self) -> Result<[u8; N], ResultCode> {
+        let mut out = [0u8; N];
+        match self.fill(&mut crypto(), &mut out) {
+            true => Ok(out),
+            false => Err(ResultCode::ServiceUnavailable),
+        }
+    }
+
     /// Fills `out` with random bytes; `false` (and `out` untouched) if never seeded.
     pub fn fill<C: Crypto>(&mut self, crypto: &mut C, out: &mut [u8]) -> bool {
         if !self.seeded {

@@ -426,18 +426,7 @@ fn instructions() -> Result {
             ]),
         )?;
     }
-    run(
-        "build the measured requests",
-        cargo().args([
-            "build",
-            "--profile",
-            "instructions",
-            "-p",
-            "lwm2m-objects",
-            "--example",
-            "instructions",
-        ]),
-    )?;
+    build_instructions("target", None)?;
     // Built as a firmware is: link-time optimisation, one codegen unit (`[profile.instructions]`).
     let binary = root().join("target/instructions/examples/instructions");
     // (case, iterations, what it is)
@@ -477,22 +466,7 @@ fn instructions() -> Result {
         counts.push((case, per_request));
     }
     // The same with the software AES a microcontroller runs (x86's AES-NI off).
-    run(
-        "build the measured requests with the software AES",
-        cargo()
-            .args([
-                "build",
-                "--profile",
-                "instructions",
-                "-p",
-                "lwm2m-objects",
-                "--example",
-                "instructions",
-                "--target-dir",
-                "target/instructions-soft",
-            ])
-            .env("RUSTFLAGS", "--cfg aes_force_soft"),
-    )?;
+    build_instructions("target/instructions-soft", Some("--cfg aes_force_soft"))?;
     let soft = root().join("target/instructions-soft/instructions/examples/instructions");
     let (tunnel_soft, aes_soft) = (
         callgrind(&soft, "tunnel", 200)?,
@@ -522,6 +496,32 @@ fn instructions() -> Result {
         count("packet")
     );
     Ok(())
+}
+
+/// Builds the measured requests (`lwm2m-objects/examples/instructions.rs`) as a firmware
+/// is built (link-time optimisation, one codegen unit: `[profile.instructions]`) into
+/// `target_dir`, with `rustflags` if any.
+fn build_instructions(target_dir: &str, rustflags: Option<&str>) -> Result {
+    let mut cmd = cargo();
+    cmd.args([
+        "build",
+        "--profile",
+        "instructions",
+        "-p",
+        "lwm2m-objects",
+        "--example",
+        "instructions",
+        "--target-dir",
+        target_dir,
+    ]);
+    let what = match rustflags {
+        Some(flags) => {
+            cmd.env("RUSTFLAGS", flags);
+            format!("build the measured requests ({flags})")
+        }
+        None => "build the measured requests".to_string(),
+    };
+    run(&what, &mut cmd)
 }
 
 /// The instructions `binary` spends in its measured functions per iteration of `case`,
