@@ -8,8 +8,8 @@
 //! - [`Device::unseal`](crate::Device::unseal), before the engine: a tunnel request
 //!   (`GET /1024//48`, `GET /1024//44`) of the session's owner is decrypted in place, its
 //!   CRC and frame id checked, and rewritten as the plain APDU of its inner frame; the
-//!   engine runs it as any other, with the session's rights ([`Sealing`] remembers it).
-//! - [`seal`], after the engine: the answer to such a request is encrypted in place into
+//!   engine runs it as any other, with the session's rights (`Sealing` remembers it).
+//! - `seal`, after the engine: the answer to such a request is encrypted in place into
 //!   the answer the client expects (`00 | [device IV] | sealed frame | 90 00`), with the
 //!   key and IV the request came under, so that a logout or an IV exchange inside the
 //!   tunnel takes effect after its own answer.
