@@ -7,8 +7,9 @@
 //! A connection is opened when none is up, within [`CONNECT_TIMEOUT`]; one the peer
 //! closed or reset is noticed before the next exchange sends (the adapter looks at the
 //! line first) and opened again at once, so a peer that restarted is reached on the very
-//! next request. A peer that cannot be reached is `A5`; one lost mid-exchange `B7`;
-//! one that closes while the device reads `B6` (the next request reconnects).
+//! next request. A peer that cannot be reached is `A5`; one lost mid-exchange, or that
+//! stops taking what is sent for [`WRITE_TIMEOUT`], `B7`; one that closes while the
+//! device reads `B6` (the next request reconnects).
 
 use std::io::{ErrorKind as IoKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -19,6 +20,11 @@ use target_traits::serial::RawSerial;
 
 /// How long a connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a send may wait for the peer to take its bytes: a peer that stops reading
+/// (a stalled ser2net, its flow control held) fails the send (`B7`) instead of holding
+/// the target's thread for ever.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The received bytes the device keeps (`GET /1027//35`, `/43`): the newest 4 KiB.
 pub const RECEIVED: usize = 4096;
@@ -63,6 +69,9 @@ impl TcpSerial {
                     ErrorKind::ConnectionRefused
                 })?;
             let _ = stream.set_nodelay(true);
+            stream
+                .set_write_timeout(Some(WRITE_TIMEOUT))
+                .map_err(|err| kind(err.kind()))?;
             log::info!("target serial: connected to {}", self.peer);
             self.stream = Some(stream);
         }
@@ -259,6 +268,25 @@ mod tests {
             line.received_count(),
             Err(target_traits::ErrorKind::Unreachable)
         );
+    }
+
+    /// A peer that never reads what it is sent (a stalled ser2net, flow control held):
+    /// the send fails (`B7`) in bounded time instead of holding the target's thread,
+    /// and with it every request, for ever.
+    #[test]
+    fn a_peer_that_never_reads_does_not_hold_the_line() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let held = thread::spawn(move || listener.accept().unwrap());
+        let (done, result) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let mut line = target(&address).unwrap();
+            let flood = vec![0u8; 64 << 20];
+            let _ = done.send(line.send(&flood));
+        });
+        let sent = result.recv_timeout(WRITE_TIMEOUT * 4);
+        assert_eq!(sent, Ok(Err(target_traits::ErrorKind::LostCommunication)));
+        drop(held.join().unwrap());
     }
 
     #[test]
