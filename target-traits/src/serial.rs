@@ -266,6 +266,25 @@ impl Answer<'_> {
     }
 }
 
+/// Whether the port was found at its end of file (a connection the peer closed) while
+/// the adapter took what it held: no error before a send, which opens the port again
+/// (or fails), `B6` for a call that only reads ([`Ended::gone`]). At its end while an
+/// answer comes, the answer fails (`B6`) at once.
+#[derive(Clone, Copy, Debug)]
+#[must_use]
+struct Ended(bool);
+
+impl Ended {
+    /// `B6` if the port is at its end.
+    fn gone(self) -> Result<(), ErrorKind> {
+        if self.0 {
+            Err(ErrorKind::Communication)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// What a port's error means to the device.
 fn io_error<E: embedded_io::Error>(err: E) -> ErrorKind {
     use embedded_io::ErrorKind as Io;
@@ -342,25 +361,27 @@ where
     P: embedded_io::Read + embedded_io::Write + embedded_io::ReadReady,
     D: embedded_hal::delay::DelayNs,
 {
-    /// Takes what the port holds into the received bytes.
-    fn take_pending(&mut self) -> Result<(), ErrorKind> {
+    /// Takes what the port holds into the received bytes: [`Ended`] if the port is at
+    /// its end of file.
+    fn take_pending(&mut self) -> Result<Ended, ErrorKind> {
         let mut scratch = [0u8; SCRATCH];
         let budget = N.saturating_add(SCRATCH);
         let mut taken = 0usize;
         while taken < budget && self.port.read_ready().map_err(io_error)? {
             let n = self.port.read(&mut scratch).map_err(io_error)?;
             if n == 0 {
-                // End of file: the port is gone.
-                return Err(ErrorKind::Communication);
+                return Ok(Ended(true));
             }
             self.received.extend(scratch.get(..n).unwrap_or_default());
             taken = taken.saturating_add(n);
         }
-        Ok(())
+        Ok(Ended(false))
     }
 
     fn transmit(&mut self, data: &[u8]) -> Result<(), ErrorKind> {
-        self.take_pending()?;
+        // A port at its end before the send (a connection closed since the last
+        // exchange) is opened again by the send, or the send fails.
+        let _ended = self.take_pending()?;
         self.port.write_all(data).map_err(io_error)?;
         self.port.flush().map_err(io_error)
     }
@@ -410,12 +431,12 @@ where
     }
 
     fn read_received(&mut self, out: &mut [u8]) -> Result<usize, ErrorKind> {
-        self.take_pending()?;
+        self.take_pending()?.gone()?;
         Ok(self.received.pop_into(out))
     }
 
     fn received_count(&mut self) -> Result<usize, ErrorKind> {
-        self.take_pending()?;
+        self.take_pending()?.gone()?;
         Ok(self.received.len)
     }
 }
@@ -426,15 +447,15 @@ where
     D: embedded_hal_async::delay::DelayNs,
 {
     /// Takes what the port holds into the received bytes: every read that completes at
-    /// once.
-    fn take_pending_async(&mut self) -> Result<(), ErrorKind> {
+    /// once ([`Ended`] as [`RawSerial::take_pending`]).
+    fn take_pending_async(&mut self) -> Result<Ended, ErrorKind> {
         let mut scratch = [0u8; SCRATCH];
         let budget = N.saturating_add(SCRATCH);
         let mut taken = 0usize;
         while taken < budget {
             let read = embedded_io_async::Read::read(&mut self.port, &mut scratch);
             match embassy_futures::poll_once(read) {
-                core::task::Poll::Ready(Ok(0)) => return Err(ErrorKind::Communication),
+                core::task::Poll::Ready(Ok(0)) => return Ok(Ended(true)),
                 core::task::Poll::Ready(Ok(n)) => {
                     self.received.extend(scratch.get(..n).unwrap_or_default());
                     taken = taken.saturating_add(n);
@@ -443,11 +464,12 @@ where
                 core::task::Poll::Pending => break,
             }
         }
-        Ok(())
+        Ok(Ended(false))
     }
 
     async fn transmit_async(&mut self, data: &[u8]) -> Result<(), ErrorKind> {
-        self.take_pending_async()?;
+        // As [`RawSerial::transmit`]: the send opens a port at its end again, or fails.
+        let _ended = self.take_pending_async()?;
         embedded_io_async::Write::write_all(&mut self.port, data)
             .await
             .map_err(io_error)?;
@@ -506,12 +528,12 @@ where
     }
 
     async fn read_received(&mut self, out: &mut [u8]) -> Result<usize, ErrorKind> {
-        self.take_pending_async()?;
+        self.take_pending_async()?.gone()?;
         Ok(self.received.pop_into(out))
     }
 
     async fn received_count(&mut self) -> Result<usize, ErrorKind> {
-        self.take_pending_async()?;
+        self.take_pending_async()?.gone()?;
         Ok(self.received.len)
     }
 }

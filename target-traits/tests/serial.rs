@@ -36,6 +36,8 @@ struct Wire {
     closed: bool,
     /// Writes fail.
     broken: bool,
+    /// A write opens the port again once it is at its end (a connection made anew).
+    reopens: bool,
 }
 
 impl Wire {
@@ -50,6 +52,7 @@ impl Wire {
             flood: None,
             closed: false,
             broken: false,
+            reopens: false,
         }))
     }
 
@@ -123,6 +126,9 @@ impl embedded_io::Write for Port {
         let mut wire = self.0.borrow_mut();
         if wire.broken {
             return Err(embedded_io::ErrorKind::Other);
+        }
+        if wire.reopens && wire.closed && wire.inbound.is_empty() {
+            wire.closed = false;
         }
         wire.sent.extend_from_slice(buf);
         let answer = (wire.responder)(buf);
@@ -362,6 +368,41 @@ fn port_failures_are_errors() {
     wire.borrow_mut().closed = true;
     assert_eq!(serial.received_count(), Err(ErrorKind::Communication));
     assert_eq!(ErrorKind::Communication.status_byte(), 0xB6);
+}
+
+/// A port at its end before a send (a connection the peer closed between two
+/// exchanges) is no error: what it held is received, the send opens it again; at its end
+/// while an answer comes (the peer gone mid-answer), the answer fails at once (`B6`),
+/// not at the timeout with what came before taken for a whole answer.
+#[test]
+fn an_end_of_file_fails_the_answer_but_not_the_next_send() {
+    let wire = Wire::answering(b"ok\r");
+    wire.borrow_mut().reopens = true;
+    let mut serial = line::<16>(&wire);
+    wire.borrow_mut().inject(b"late");
+    wire.borrow_mut().closed = true;
+    let (answer, _) = exchange(&mut serial, &wire, b"x", 16, until(Delimiter::Cr, 1000));
+    assert_eq!(answer.unwrap(), b"ok\r");
+    assert_eq!(received(&mut serial), b"late");
+    // The peer goes away in the middle of its answer.
+    let wire = Wire::answering(b"partial");
+    let mut serial = line::<16>(&wire);
+    let mut answer = [0u8; 16];
+    let started = wire.borrow().now_ns;
+    let result = {
+        wire.borrow_mut().closed = true;
+        serial.send_receive(b"x", &mut answer, until(Delimiter::Cr, 1000))
+    };
+    assert_eq!(result, Err(ErrorKind::Communication));
+    let took = wire.borrow().now_ns - started;
+    assert!(took < 100 * MS, "{took}");
+    let result = block_on(asynch::Serial::send_receive(
+        &mut line::<16>(&wire),
+        b"x",
+        &mut answer,
+        until(Delimiter::Cr, 1000),
+    ));
+    assert_eq!(result, Err(ErrorKind::Communication));
 }
 
 fn block_on<F: core::future::Future>(future: F) -> F::Output {

@@ -6,8 +6,8 @@
 //!
 //! A connection is opened when none is up, within [`CONNECT_TIMEOUT`]; one the peer
 //! closed or reset is noticed before the next exchange sends (the adapter looks at the
-//! line first) and opened again at once, so a peer that restarted is reached on the very
-//! next request. A peer that cannot be reached is `A5`; one lost mid-exchange, or that
+//! line first) and opened again by the send, so a peer that restarted is reached on the
+//! very next request; never in the middle of an answer. A peer that cannot be reached is `A5`; one lost mid-exchange, or that
 //! stops taking what is sent for [`WRITE_TIMEOUT`], `B7`; one that closes while the
 //! device reads `B6` (the next request reconnects).
 
@@ -129,14 +129,17 @@ impl embedded_io::ErrorType for TcpSerial {
 }
 
 impl embedded_io::ReadReady for TcpSerial {
+    /// A connection the peer closed is ready: its read says it is at its end (the
+    /// adapter fails an answer coming, or sends again, which connects anew). Never a new
+    /// connection here: one opened in the middle of an answer would take a partial
+    /// answer for a whole one, and a peer that takes connections and closes them would
+    /// have one opened at every look at the line.
     fn read_ready(&mut self) -> Result<bool, ErrorKind> {
         match self.peek()? {
             Some(ready) => Ok(ready),
             None => {
-                // The peer went away since: a new connection, looked at once.
                 log::info!("target serial: {} closed the connection", self.peer);
-                self.stream = None;
-                Ok(self.peek()?.unwrap_or(false))
+                Ok(true)
             }
         }
     }
@@ -268,6 +271,42 @@ mod tests {
             line.received_count(),
             Err(target_traits::ErrorKind::Unreachable)
         );
+    }
+
+    /// A peer that closes mid-answer (the listener still taking connections): `B6` at
+    /// once, as the module says, not a new connection opened in the middle of the
+    /// answer and the partial answer taken for a whole one at the timeout; the next
+    /// request connects again.
+    #[test]
+    fn a_peer_that_closes_mid_answer_is_a_communication_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let peer = thread::spawn(move || {
+            let (mut first, _) = listener.accept().unwrap();
+            let mut byte = [0u8; 1];
+            first.read_exact(&mut byte).unwrap();
+            first.write_all(b"ok").unwrap();
+            drop(first);
+            // Later connections wait in the backlog, or are served.
+            let (mut second, _) = listener.accept().unwrap();
+            serve_one(&mut second);
+            listener
+        });
+        let mut line = target(&address.to_string()).unwrap();
+        let mut answer = [0u8; 32];
+        let started = Instant::now();
+        assert_eq!(
+            line.send_receive(b"a", &mut answer, CR),
+            Err(target_traits::ErrorKind::Communication)
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        let n = line.send_receive(b"b\r", &mut answer, CR).unwrap();
+        assert_eq!(&answer[..n], b"ok:b\r");
+        peer.join().unwrap();
     }
 
     /// A peer that never reads what it is sent (a stalled ser2net, flow control held):
