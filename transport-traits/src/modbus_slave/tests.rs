@@ -365,3 +365,18 @@ fn in_step_the_decoder_waits_for_a_frame_no_longer_than_it_can_be() {
         );
     }
 }
+
+/// From the adversarial review: a read or write of no register ran a GET (answered with
+/// no data) or a PUT without payload on the device; Modbus answers a quantity of 0
+/// ILLEGAL DATA VALUE.
+#[test]
+fn a_read_or_write_of_no_register_is_illegal_data_value() {
+    for (frame, function) in [
+        (rtu(&[1, 0x03, 0, 160, 0, 0]), 0x83),
+        (rtu(&[1, 0x10, 0, 160, 0, 0, 0]), 0x90),
+    ] {
+        let (out, seen) = served(UNIT, &frame, &[0x00, 0x90, 0x00]);
+        assert!(seen.is_empty(), "{frame:02x?}");
+        assert_eq!(out, rtu(&[1, function, 0x03]), "{frame:02x?}");
+    }
+}
