@@ -23,7 +23,8 @@
 //! reaches a variable the profile may not read or write (`81`), that does not exist
 //! (`84`) or any other refusal answers the exception ILLEGAL DATA ADDRESS; a target that
 //! failed (`A5`–`BB`) SERVER DEVICE FAILURE; while another request waits on the
-//! target (`A8`), SERVER DEVICE BUSY; other functions ILLEGAL FUNCTION.
+//! target (`A8`), SERVER DEVICE BUSY; other functions ILLEGAL FUNCTION; a read or write
+//! of no register ILLEGAL DATA VALUE.
 //!
 //! # Framing
 //!
@@ -492,9 +493,12 @@ fn write_request(
     }
 }
 
-/// The variable whose block starts at `address`, for `count` registers of it at most.
+/// The variable whose block starts at `address`, for `count` registers of it at most
+/// (one at least: a quantity of 0 is ILLEGAL DATA VALUE).
 fn block(address: u16, count: u16) -> Result<u16, RError> {
-    if address.is_multiple_of(BLOCK) && count <= BLOCK {
+    if count == 0 {
+        Err(RError::IllegalDataValue)
+    } else if address.is_multiple_of(BLOCK) && count <= BLOCK {
         Ok(address / BLOCK)
     } else {
         Err(RError::IllegalDataAddress)

@@ -14,6 +14,15 @@
 //! [`MAX_RTU_FRAME`] bytes (the largest frame): older ones are dropped, so a stream
 //! that never forms a frame takes bounded room and time (at most 249 length guesses
 //! and a CRC per byte).
+//!
+//! At first, once a frame ended, or once the line was [cleared](RtuDecoder::clear),
+//! the decoder is in step with the line: the next byte starts the next frame, a
+//! request of the master or the answer of a slave (on a bus it hears both, for every
+//! unit), and only the frame from there is looked for, to its end — a request (for
+//! this unit or another) given out, an answer passed over. Only once the bytes from
+//! there are longer than any frame they could start does it hunt again. So, in step, a
+//! frame of this unit carried in the data of another unit's traffic (registers written
+//! to it, or read from it: anybody's bytes) is not taken for a request.
 
 use rmodbus::{guess_request_frame_len, ModbusProto};
 
@@ -28,6 +37,8 @@ pub struct RtuDecoder {
     len: usize,
     /// The frame the last byte completed (`buf[start..end]`), until the next byte.
     frame: Option<(usize, usize)>,
+    /// Whether `buf` starts where a frame starts (after a frame, or a silence).
+    in_step: bool,
 }
 
 impl Default for RtuDecoder {
@@ -42,7 +53,9 @@ impl RtuDecoder {
         RtuDecoder {
             buf: [0; MAX_RTU_FRAME],
             len: 0,
+            // As after a silence: the line's first byte starts a frame (or it hunts).
             frame: None,
+            in_step: true,
         }
     }
 
@@ -52,6 +65,10 @@ impl RtuDecoder {
     pub fn push(&mut self, byte: u8) -> Option<&[u8]> {
         if self.frame.take().is_some() {
             self.len = 0;
+            self.in_step = true;
+        }
+        if self.in_step {
+            return self.in_step_push(byte);
         }
         if self.len >= MAX_RTU_FRAME {
             // The oldest byte starts no frame any more: whatever frame ends later begins
@@ -69,6 +86,35 @@ impl RtuDecoder {
         self.frame()
     }
 
+    /// [`RtuDecoder::push`] in step with the line: the bytes from the start of `buf`
+    /// are one frame, a request given out, an answer passed over; once longer than any
+    /// frame they could be, the decoder hunts again from this byte.
+    fn in_step_push(&mut self, byte: u8) -> Option<&[u8]> {
+        *self.buf.get_mut(self.len)? = byte;
+        self.len += 1;
+        let received = self.buf.get(..self.len)?;
+        if is_request(received) {
+            self.frame = Some((0, self.len));
+            return self.frame();
+        }
+        if passed_over_lens(received).contains(&received.len()) && crc_ok(received) {
+            // Another slave's answer, or a request the map has no use for: the next
+            // frame starts after it.
+            self.len = 0;
+            return None;
+        }
+        if received.len() >= longest(received) {
+            // No frame starts there: hunt, this byte the last of the frame looked for.
+            self.in_step = false;
+            let starts = (received.len() + 1).saturating_sub(MIN_REQUEST);
+            let start =
+                (1..starts).find(|&start| is_request(received.get(start..).unwrap_or_default()))?;
+            self.frame = Some((start, self.len));
+            return self.frame();
+        }
+        None
+    }
+
     /// The frame the last byte completed, if it did.
     pub fn frame(&self) -> Option<&[u8]> {
         let (start, end) = self.frame?;
@@ -79,7 +125,51 @@ impl RtuDecoder {
     pub fn clear(&mut self) {
         self.len = 0;
         self.frame = None;
+        self.in_step = true;
     }
+}
+
+/// A length not known yet (a byte count not received): longer than `frame`.
+const fn unknown(frame: &[u8]) -> usize {
+    frame.len() + 1
+}
+
+/// The lengths, other than the request rmodbus guesses, of the frame `frame` starts:
+/// a slave's answer (an exception, a read's with its byte count, a write's echo) and a
+/// request rmodbus has no length for (functions 22 and 23); 0 for none.
+fn passed_over_lens(frame: &[u8]) -> [usize; 2] {
+    let Some(&function) = frame.get(1) else {
+        return [unknown(frame); 2];
+    };
+    let count = |at: usize, fixed: usize| {
+        frame
+            .get(at)
+            .map_or(unknown(frame), |&bytes| fixed + usize::from(bytes))
+    };
+    let answer = match function {
+        0x80.. => 5,
+        1..=4 | 0x17 => count(2, 5),
+        5 | 6 | 15 | 16 => 8,
+        0x16 => 10,
+        _ => 0,
+    };
+    let request = match function {
+        0x16 => 10,
+        0x17 => count(10, 13),
+        _ => 0,
+    };
+    [answer, request]
+}
+
+/// The longest frame `frame` may start, request or answer (longer than `frame` while a
+/// byte count is missing), at most [`MAX_RTU_FRAME`].
+fn longest(frame: &[u8]) -> usize {
+    let request = match frame {
+        [] | [_] | [_, 15 | 16, ..] if frame.len() < 7 => unknown(frame),
+        _ => guess_request_frame_len(frame, ModbusProto::Rtu).map_or(0, usize::from),
+    };
+    let [answer, other] = passed_over_lens(frame);
+    request.max(answer).max(other).min(MAX_RTU_FRAME)
 }
 
 /// Whether `candidate` is one whole request frame: its length the one its function (and

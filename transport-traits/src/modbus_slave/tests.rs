@@ -310,3 +310,73 @@ proptest! {
         prop_assert_eq!(out, rtu(&body[..6]));
     }
 }
+
+/// From the adversarial review: on a bus the decoder also hears the master's frames to
+/// other units and their slaves' answers, whose data may be anybody's (a string a user
+/// typed into another unit's registers). A frame of this unit carried inside them was
+/// taken as a request: the device wrote a variable nobody addressed to it.
+#[test]
+fn a_frame_carried_in_the_data_of_another_units_traffic_is_no_request() {
+    let inner = rtu(&[1, 0x06, 0, 64, 0x12, 0x34]);
+    let read = rtu(&[1, 0x03, 0, 160, 0, 2]);
+    // The master writes it into unit 2's registers; unit 2 answers.
+    let mut write = vec![2, 0x10, 0, 0, 0, 4, 8];
+    write.extend(&inner);
+    let write = rtu(&write);
+    let mut line = write.clone();
+    line.extend(rtu(&[2, 0x10, 0, 0, 0, 4]));
+    // The master reads it back from unit 2 (and unit 2 answers it, or an exception).
+    let read_back = rtu(&[2, 0x03, 0, 0, 0, 4]);
+    line.extend(&read_back);
+    let mut answer = vec![2, 0x03, 8];
+    answer.extend(&inner);
+    line.extend(rtu(&answer));
+    line.extend(rtu(&[2, 0x83, 0x02]));
+    // Read/write multiple registers (23) to unit 2, and its answer.
+    let mut both = vec![2, 0x17, 0, 0, 0, 1, 0, 0, 0, 4, 8];
+    both.extend(&inner);
+    line.extend(rtu(&both));
+    line.extend(rtu(&[2, 0x17, 2, 0, 0]));
+    line.extend(&read);
+    let mut decoder = RtuDecoder::new();
+    // The master's requests of functions 3 and 16, to unit 2 and to this one, and
+    // nothing else.
+    assert_eq!(frames(&mut decoder, &line), [write, read_back, read]);
+}
+
+/// In step with the line, a header claiming the longest frame holds the decoder up for
+/// that frame's length at most; a stray byte before a frame costs it nothing.
+#[test]
+fn in_step_the_decoder_waits_for_a_frame_no_longer_than_it_can_be() {
+    let read = rtu(&[1, 0x03, 0, 160, 0, 2]);
+    let mut decoder = RtuDecoder::new();
+    let mut line = vec![1, 0x10, 0, 0, 0, 123, 246];
+    line.extend(&read);
+    line.extend(vec![0; 255 - line.len()]);
+    assert!(frames(&mut decoder, &line).is_empty());
+    assert_eq!(frames(&mut decoder, &read), std::slice::from_ref(&read));
+    for stray in [0x00, 0x01, 0x10, 0x83, 0xFF] {
+        let mut line = vec![stray];
+        line.extend(&read);
+        assert_eq!(
+            frames(&mut decoder, &line),
+            std::slice::from_ref(&read),
+            "{stray:02x}"
+        );
+    }
+}
+
+/// From the adversarial review: a read or write of no register ran a GET (answered with
+/// no data) or a PUT without payload on the device; Modbus answers a quantity of 0
+/// ILLEGAL DATA VALUE.
+#[test]
+fn a_read_or_write_of_no_register_is_illegal_data_value() {
+    for (frame, function) in [
+        (rtu(&[1, 0x03, 0, 160, 0, 0]), 0x83),
+        (rtu(&[1, 0x10, 0, 160, 0, 0, 0]), 0x90),
+    ] {
+        let (out, seen) = served(UNIT, &frame, &[0x00, 0x90, 0x00]);
+        assert!(seen.is_empty(), "{frame:02x?}");
+        assert_eq!(out, rtu(&[1, function, 0x03]), "{frame:02x?}");
+    }
+}
