@@ -142,6 +142,7 @@ fuzz_target!(|data: &[u8]| {
         panic!("GET /1024//47 answers a key");
     };
     let mut rest = data;
+    let mut pending_iv: Option<[u8; 16]> = None;
     while let [ctrl, len, tail @ ..] = rest {
         let n = usize::from(*len).min(tail.len());
         let (record, next) = tail.split_at(n);
@@ -183,14 +184,20 @@ fuzz_target!(|data: &[u8]| {
             let apdu = tunnel_apdu(resource, &payload);
             client.last_sealed = apdu.clone();
             if with_iv {
-                client.iv_request = iv;
+                pending_iv = Some(iv);
             }
             apdu
         };
         let answer = send(&mut device, &apdu);
+        // A `/44` frame's IVs hold from then on only if the device took it (it answered
+        // sealed): a refused one (after a `/48` under the key) changes nothing.
         if with_iv && answer.len() > 19 {
+            if let Some(iv) = pending_iv.take() {
+                client.iv_request = iv;
+            }
             client.iv_answer = answer[1..17].try_into().unwrap();
         }
+        pending_iv = None;
         match check(&client, with_iv, &answer) {
             // An IV exchange the client asked for: both IVs switch, as the client does.
             Some(inner)
