@@ -21,7 +21,7 @@ const LIBRARY_CRATES: [&str; 4] = [
     "target-traits",
 ];
 const THUMB_TARGETS: [&str; 2] = ["thumbv6m-none-eabi", "thumbv7em-none-eabihf"];
-const FUZZ_TARGETS: [&str; 8] = [
+const FUZZ_TARGETS: [&str; 9] = [
     "request_parser",
     "handle",
     "session",
@@ -30,6 +30,7 @@ const FUZZ_TARGETS: [&str; 8] = [
     "target",
     "modbus_slave",
     "tunnel",
+    "packet",
 ];
 /// Seconds each fuzz target runs in the smoke run (override with FUZZ_SECONDS).
 const DEFAULT_FUZZ_SECONDS: u32 = 20;
