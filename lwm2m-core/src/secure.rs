@@ -322,14 +322,8 @@ pub(crate) fn seal<C: Crypto>(
         out.zeroize();
         return 0;
     }
-    // The answer moves up behind the outer status, the IV and the frame header, the
-    // last byte first.
-    for i in (0..len).rev() {
-        let byte = out.get(i).copied().unwrap_or(0);
-        if let Some(to) = out.get_mut(core::hint::black_box(front + i)) {
-            *to = byte;
-        }
-    }
+    // The answer moves up behind the outer status, the IV and the frame header.
+    crate::wire::shift_up(out, len, front);
     let sealed = match out.get_mut(1 + iv_len..) {
         Some(frame) => tunnel::seal(crypto, &sealing.key, &sealing.iv, sealing.id, frame, len),
         None => Err(tunnel::TunnelError::Length),

@@ -247,13 +247,14 @@ pub fn write_value_records(
     if children > body.remaining() {
         return Err(ResultCode::InternalServerError);
     }
+    // Read from the configuration once a target variable needs them.
     #[cfg(feature = "joined-reads")]
-    let settings = TargetSettings::of(ctx.config());
+    let mut settings = None;
     let mut rest = ids.as_slice();
     while let [(var_id, len), ..] = *rest {
         // Target variables read in one transaction with those after them.
         #[cfg(feature = "joined-reads")]
-        if let (Some(joined), run @ 2..) = joined_run(ctx.config(), settings, rest) {
+        if let (Some(joined), run @ 2..) = joined_run(ctx.config(), &mut settings, rest) {
             let records = rest.get(..run).unwrap_or_default();
             let fresh = ctx.read_joined(&joined, body)?;
             lay_out(body, records, fresh)?;
@@ -269,11 +270,17 @@ pub fn write_value_records(
 
 /// The target variable of `var`, if it is one.
 #[cfg(feature = "joined-reads")]
-fn target_var(config: &Config, settings: TargetSettings, id: u16) -> Option<TargetVar> {
+fn target_var(
+    config: &Config,
+    settings: &mut Option<TargetSettings>,
+    id: u16,
+) -> Option<TargetVar> {
     let var = config.variable(id)?;
-    (var.domain() == Domain::Target)
-        .then(|| TargetVar::of(var, settings))
-        .flatten()
+    if var.domain() != Domain::Target {
+        return None;
+    }
+    let settings = *settings.get_or_insert_with(|| TargetSettings::of(config));
+    TargetVar::of(var, settings)
 }
 
 /// The longest run of `records`' first variables that [`TargetVar::joined`] makes one
@@ -281,23 +288,25 @@ fn target_var(config: &Config, settings: TargetSettings, id: u16) -> Option<Targ
 #[cfg(feature = "joined-reads")]
 fn joined_run(
     config: &Config,
-    settings: TargetSettings,
+    settings: &mut Option<TargetSettings>,
     records: &[(u16, usize)],
 ) -> (Option<TargetVar>, usize) {
     let Some(&(first, _)) = records.first() else {
         return (None, 0);
     };
-    let mut joined = target_var(config, settings, first);
+    // An in-device variable is read alone: nothing more is looked up.
+    let Some(mut joined) = target_var(config, settings, first) else {
+        return (None, 1);
+    };
     let mut run = 1;
     for &(id, _) in records.iter().skip(1) {
-        let next = joined.zip(target_var(config, settings, id));
-        match next.and_then(|(joined, next)| joined.joined(&next)) {
-            Some(longer) => joined = Some(longer),
+        match target_var(config, settings, id).and_then(|next| joined.joined(&next)) {
+            Some(longer) => joined = longer,
             None => break,
         }
         run += 1;
     }
-    (joined, run)
+    (Some(joined), run)
 }
 
 /// The records of `records` from the values read one after the other at the start of
@@ -322,7 +331,12 @@ fn lay_out(body: &mut Body<'_>, records: &[(u16, usize)], fresh: bool) -> Result
             let to = end
                 .checked_sub(len)
                 .ok_or(ResultCode::InternalServerError)?;
-            move_right(spare, start..read_end, to)?;
+            let moved = spare
+                .get_mut(start..)
+                .is_some_and(|from| lwm2m_core::wire::shift_up(from, len, to - start));
+            if !moved {
+                return Err(ResultCode::InternalServerError);
+            }
             read_end = start;
             end = to
                 .checked_sub(tlv::header_len(id, len))
@@ -332,20 +346,6 @@ fn lay_out(body: &mut Body<'_>, records: &[(u16, usize)], fresh: bool) -> Result
     for &(id, len) in records {
         push_header(body, TlvKind::ResourceValue, id, len)?;
         body.advance(len)?;
-    }
-    Ok(())
-}
-
-/// Copies the bytes of `from` to `to` (`to >= from.start`: they may overlap), the last
-/// byte first. A byte at a time: `copy_within` would link a general `memmove`, several
-/// times the size of this loop, into every firmware.
-#[cfg(feature = "joined-reads")]
-fn move_right(buf: &mut [u8], from: core::ops::Range<usize>, to: usize) -> Result<(), ResultCode> {
-    for i in from.clone().rev() {
-        let byte = *buf.get(i).ok_or(ResultCode::InternalServerError)?;
-        // Kept a loop: not turned back into a call of `memmove`.
-        let at = core::hint::black_box(to + (i - from.start));
-        *buf.get_mut(at).ok_or(ResultCode::InternalServerError)? = byte;
     }
     Ok(())
 }

@@ -91,6 +91,23 @@ impl From<WireError> for ResultCode {
     }
 }
 
+/// Moves the first `len` bytes of `buf` up by `by` (to `by..by + len`; they may overlap),
+/// the last byte first, a byte at a time: what `copy_within(..len, by)` does, without
+/// linking `memmove`. `false`, and nothing moved, if `buf` is shorter than `by + len`.
+pub fn shift_up(buf: &mut [u8], len: usize, by: usize) -> bool {
+    if by.checked_add(len).is_none_or(|end| end > buf.len()) {
+        return false;
+    }
+    for i in (0..len).rev() {
+        let byte = buf.get(i).copied().unwrap_or(0);
+        // Kept a loop: not turned back into a call of `memmove`.
+        if let Some(to) = buf.get_mut(core::hint::black_box(by + i)) {
+            *to = byte;
+        }
+    }
+    true
+}
+
 /// Moves the bytes of `buf` from `by` on down to its start (the first `by` bytes end up
 /// at its end, in some order): what `copy_within(by.., 0)` does to the front, by swaps,
 /// so that the stack needs no `memmove` (about 1.5 KiB of a Cortex-M firmware).
@@ -103,6 +120,22 @@ pub(crate) fn shift_down(buf: &mut [u8], by: usize) {
 #[cfg(test)]
 mod tests {
     use super::shift_down;
+
+    #[test]
+    fn shifting_up_is_copy_within() {
+        for len in 0..8 {
+            for by in 0..8 {
+                let mut buf: [u8; 16] = core::array::from_fn(|i| i as u8);
+                let mut expected = buf;
+                expected.copy_within(..len, by);
+                assert!(super::shift_up(&mut buf, len, by));
+                assert_eq!(buf, expected, "len {len} by {by}");
+            }
+        }
+        let mut short = [0u8; 4];
+        assert!(!super::shift_up(&mut short, 3, 2));
+        assert!(!super::shift_up(&mut short, 1, usize::MAX));
+    }
 
     #[test]
     fn shifting_down_is_copy_within() {
