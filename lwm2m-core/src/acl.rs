@@ -73,6 +73,10 @@ pub enum Origin {
     /// A local side handler (script engine, Modbus slave), outside the session: it
     /// cannot log in, log out or end the session.
     Side,
+    /// A command of a single packet (`/1024//80`, `/83`; decision 7), with the rights
+    /// of the packet's sender; like a side handler, it cannot log in, log out or end
+    /// the session.
+    Packet,
 }
 
 /// The profile on whose behalf a request runs.

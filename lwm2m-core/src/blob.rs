@@ -173,6 +173,11 @@ impl<S: ConfigStore, B: BlobStore> ConfigStore for WithBlobs<S, B> {
     fn clear_blob(&mut self, blob: BlobId) -> Result<(), StoreError> {
         self.blobs.clear(blob)
     }
+
+    #[cfg(feature = "crypto")]
+    fn packets(&mut self) -> Option<&mut dyn crate::packets::PacketStorage> {
+        self.config.packets()
+    }
 }
 
 /// First word of an opened region.

@@ -70,6 +70,10 @@ fn fingerprint(request: &[u8]) -> (usize, u32) {
 fn item_at(parsed: &Request<'_>, position: Position) -> Option<(Method, Path)> {
     match position {
         Position::Request => Some((parsed.method, parsed.path)),
+        // A packet's commands are in the response buffer, which the port keeps as it was
+        // (the request that opened it is the one checked here).
+        #[cfg(feature = "crypto")]
+        Position::Packet { .. } => Some((parsed.method, parsed.path)),
         Position::Item { index, .. } => {
             let multi = MultiRequest::parse(parsed.payload).ok()?;
             let item = multi.items().nth(usize::from(index))?;
@@ -140,6 +144,22 @@ impl<T: TargetIo, S: ConfigStore> InlineIo for Parts<T, S> {
     ) -> Result<usize, ResultCode> {
         self.target.command(settings, command, input, output)
     }
+
+    #[cfg(feature = "crypto")]
+    fn write_packet(&mut self, offset: u32, data: &[u8]) -> IoResult {
+        io::write_packet(&mut self.store, offset, data)
+    }
+
+    #[cfg(feature = "crypto")]
+    fn open_packet(
+        &mut self,
+        config: &Config,
+        source: crate::packets::PacketSource,
+        request: &[u8],
+        area: &mut [u8],
+    ) -> IoResult {
+        crate::packets::open(config, source, request, area, self.store.packets())
+    }
 }
 
 /// Loads the configuration from `store` into `state` in place, the device's factory one
@@ -149,6 +169,13 @@ fn load<O: ObjectSet, S: ConfigStore>(
     state: &mut State,
     store: &mut S,
 ) -> Result<LoadState, StoreError> {
+    // The packet store starts empty: what a reset left in it is never run.
+    #[cfg(feature = "crypto")]
+    {
+        let capacity = store.packets().map_or(0, |packets| packets.capacity());
+        state.packet_store = crate::crypto::chunk::PacketStore::new(capacity);
+        state.packet_crc = crate::crypto::chunk::ExecuteCrc::new();
+    }
     let loaded = store.load_into(&mut state.config);
     if !matches!(loaded, Ok(LoadState::Config | LoadState::Previous)) {
         (state.factory)(&mut state.config);
@@ -199,6 +226,12 @@ pub(crate) struct State {
     /// The answer to seal of the tunnel request [`Device::unseal`] opened.
     #[cfg(feature = "crypto")]
     pub(crate) sealing: Option<crate::secure::Sealing>,
+    /// What the packet store holds (`/1024//81`, `/82`, `/83`).
+    #[cfg(feature = "crypto")]
+    pub(crate) packet_store: crate::crypto::chunk::PacketStore,
+    /// The execute CRC of what the packet store holds.
+    #[cfg(feature = "crypto")]
+    pub(crate) packet_crc: crate::crypto::chunk::ExecuteCrc,
 }
 
 impl State {
@@ -278,6 +311,10 @@ impl<O: ObjectSet> Device<O> {
                 drbg: crate::secure::Drbg::new(),
                 #[cfg(feature = "crypto")]
                 sealing: None,
+                #[cfg(feature = "crypto")]
+                packet_store: crate::crypto::chunk::PacketStore::new(0),
+                #[cfg(feature = "crypto")]
+                packet_crc: crate::crypto::chunk::ExecuteCrc::new(),
             },
             parts: Parts {
                 target: NoTarget,
@@ -319,6 +356,10 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
                 drbg: crate::secure::Drbg::new(),
                 #[cfg(feature = "crypto")]
                 sealing: None,
+                #[cfg(feature = "crypto")]
+                packet_store: crate::crypto::chunk::PacketStore::new(0),
+                #[cfg(feature = "crypto")]
+                packet_crc: crate::crypto::chunk::ExecuteCrc::new(),
             },
             parts: Parts { target, store },
             waiting: None,
@@ -546,6 +587,10 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
                 pending: None,
             },
             inline: None,
+            #[cfg(feature = "crypto")]
+            packet: None,
+            #[cfg(feature = "crypto")]
+            in_item: false,
         };
         execute(
             &mut self.objects,
@@ -796,6 +841,10 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             request,
             io: IoCursor::default(),
             inline: self.parts.inline(run),
+            #[cfg(feature = "crypto")]
+            packet: None,
+            #[cfg(feature = "crypto")]
+            in_item: false,
         };
         execute(
             &mut self.objects,

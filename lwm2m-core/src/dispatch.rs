@@ -26,6 +26,16 @@ pub enum Position {
         /// Bytes of the response body the items before it wrote.
         body_len: usize,
     },
+    /// Command `index` of the single packet the request opened (its commands at the end
+    /// of the response buffer, [`crate::packets::Opened`]), whose answers before it take
+    /// `body_len` bytes.
+    #[cfg(feature = "crypto")]
+    Packet {
+        /// The command.
+        index: u16,
+        /// Bytes of the response body the commands before it wrote.
+        body_len: usize,
+    },
 }
 
 /// How [`dispatch`] left the request.
@@ -79,6 +89,11 @@ pub fn dispatch<O: ObjectSet + ?Sized>(
             position: Position::Item { .. },
             ..
         } => return run_multi(objects, ctx, request.payload, body, resume),
+        #[cfg(feature = "crypto")]
+        Resume::After {
+            position: Position::Packet { .. },
+            ..
+        } => return run_packet(objects, ctx, body, resume),
         Resume::After {
             result: Err(code), ..
         } => Some(code),
@@ -87,8 +102,79 @@ pub fn dispatch<O: ObjectSet + ?Sized>(
         }
     };
     match code {
+        // The handler opened a single packet: its commands run now.
+        #[cfg(feature = "crypto")]
+        Some(code) if code.is_success() && ctx.packet.take().is_some() => {
+            run_packet(objects, ctx, body, Resume::Start)
+        }
         Some(code) => Flow::Done(code),
         None => Flow::Suspend(Position::Request),
+    }
+}
+
+/// Runs the commands of the single packet the request opened (decision 7): a
+/// multi-request list kept at the end of the response buffer by
+/// [`crate::packets::open`], run with the rights of the packet's sender, its answers
+/// written before it; the list is wiped once done.
+#[cfg(feature = "crypto")]
+fn run_packet<O: ObjectSet + ?Sized>(
+    objects: &mut O,
+    ctx: &mut Context<'_>,
+    body: &mut Body<'_>,
+    resume: Resume,
+) -> Flow {
+    use crate::acl::{Origin, Security, Subject};
+    use crate::packets::{Opened, TRAILER_LEN};
+    // The area the packet was opened into: the body's room, as `Context::open_packet`
+    // took it.
+    let spare = body.remaining();
+    let room = spare.min(usize::from(u16::MAX));
+    let Some(opened) = body.spare().get(..room).and_then(Opened::read) else {
+        return Flow::Done(ResultCode::InternalServerError);
+    };
+    let Some(from_end) = (spare - room)
+        .checked_add(TRAILER_LEN)
+        .and_then(|n| n.checked_add(opened.len))
+    else {
+        return Flow::Done(ResultCode::InternalServerError);
+    };
+    let resume = match resume {
+        Resume::Start => {
+            ctx.security = Security {
+                subject: Subject::new(ctx.config(), opened.profile),
+                origin: Origin::Packet,
+            };
+            ctx.io.done = 0;
+            Resume::Start
+        }
+        Resume::After {
+            position: Position::Packet { index, body_len },
+            result,
+        } => Resume::After {
+            position: Position::Item { index, body_len },
+            result,
+        },
+        Resume::After { .. } => return Flow::Done(ResultCode::InternalServerError),
+    };
+    let Some((mut head, tail)) = body.split_end(from_end) else {
+        return Flow::Done(ResultCode::InternalServerError);
+    };
+    let Some(commands) = tail.get(..opened.len) else {
+        return Flow::Done(ResultCode::InternalServerError);
+    };
+    let flow = match run_multi(objects, ctx, commands, &mut head, resume) {
+        Flow::Suspend(Position::Item { index, body_len }) => {
+            return Flow::Suspend(Position::Packet { index, body_len })
+        }
+        Flow::Suspend(_) => Flow::Done(ResultCode::InternalServerError),
+        done => done,
+    };
+    let written = head.len();
+    // The commands may hold secrets (a password being set).
+    tail.fill(0);
+    match body.advance(written) {
+        Ok(()) => flow,
+        Err(_) => Flow::Done(ResultCode::InternalServerError),
     }
 }
 
@@ -216,6 +302,10 @@ fn run_multi<O: ObjectSet + ?Sized>(
             return Flow::Done(ResultCode::InternalServerError);
         };
         let resumed = result.take();
+        #[cfg(feature = "crypto")]
+        {
+            ctx.in_item = true;
+        }
         let status = match (resumed, Request::parse_frame(item.frame)) {
             (Some(Err(code)), _) => code,
             // Admitted when it started.
@@ -237,6 +327,10 @@ fn run_multi<O: ObjectSet + ?Sized>(
             },
             (_, Err(err)) => err.result_code(),
         };
+        #[cfg(feature = "crypto")]
+        {
+            ctx.in_item = false;
+        }
         // The next item starts with no operation done.
         ctx.io.done = 0;
         let data_len = if status.is_success() {

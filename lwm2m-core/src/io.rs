@@ -306,6 +306,31 @@ pub enum Operation {
         /// target's length).
         output_len: u16,
     },
+    /// Write [`Operation::write_data`] of the request buffer (`len` bytes at `at`) into
+    /// the packet store at `offset` ([`crate::packets::PacketStorage::write`], feature
+    /// `crypto`): a chunk of `POST /1024//82`.
+    #[cfg(feature = "crypto")]
+    WritePacket {
+        /// Where the bytes go in the store.
+        offset: u32,
+        /// Where they are in the request buffer.
+        at: usize,
+        /// How many.
+        len: u16,
+    },
+    /// Open the single packet at `source` into [`Operation::read_buffer`] of the output
+    /// buffer (`room` bytes at `at`): decrypted, checked and recorded by
+    /// [`crate::packets::open`], which needs the device's configuration (the senders'
+    /// keys). Feature `crypto`: `POST /1024//80` and `/83`.
+    #[cfg(feature = "crypto")]
+    OpenPacket {
+        /// Where the packet is.
+        source: crate::packets::PacketSource,
+        /// Where its output area is in the output buffer.
+        at: usize,
+        /// Bytes of the output area.
+        room: u16,
+    },
 }
 
 /// The result of an operation, handed to [`Device::resume`](crate::Device::resume).
@@ -324,6 +349,10 @@ impl Operation {
                 output_len,
                 ..
             } => out.get_mut(output_at..output_at.checked_add(usize::from(output_len))?),
+            #[cfg(feature = "crypto")]
+            Operation::OpenPacket { at, room, .. } => {
+                out.get_mut(at..at.checked_add(usize::from(room))?)
+            }
             _ => None,
         }
     }
@@ -342,6 +371,10 @@ impl Operation {
                 input_len,
                 ..
             } => request.get(input_at..input_at.checked_add(usize::from(input_len))?),
+            #[cfg(feature = "crypto")]
+            Operation::WritePacket { at, len, .. } => {
+                request.get(at..at.checked_add(usize::from(len))?)
+            }
             _ => None,
         }
     }
@@ -409,8 +442,37 @@ impl Operation {
                 [*hi, *lo] = len.to_be_bytes();
                 Ok(())
             }
+            #[cfg(feature = "crypto")]
+            Operation::WritePacket { offset, .. } => {
+                let data = self
+                    .write_data(request)
+                    .ok_or(ResultCode::InternalServerError)?;
+                write_packet(store, offset, data)
+            }
+            #[cfg(feature = "crypto")]
+            Operation::OpenPacket { source, .. } => {
+                let area = self
+                    .read_buffer(out)
+                    .ok_or(ResultCode::InternalServerError)?;
+                crate::packets::open(config, source, request, area, store.packets())
+            }
         }
     }
+}
+
+/// Writes a chunk's bytes into the packet store of `store`: `A1` if it has none, `A7`
+/// past its room, `A4` if the flash failed.
+#[cfg(feature = "crypto")]
+pub(crate) fn write_packet<S: ConfigStore + ?Sized>(
+    store: &mut S,
+    offset: u32,
+    data: &[u8],
+) -> IoResult {
+    let packets = store.packets().ok_or(ResultCode::NotImplemented)?;
+    packets.write(offset, data).map_err(|err| {
+        warn!("packet store write failed: {}", err);
+        err.result_code()
+    })
 }
 
 /// The result code of a blob operation: `A7` if the blob's region has no room (or the
@@ -474,6 +536,13 @@ impl IoCursor {
             self.pending = Some(op);
         }
         Err(ResultCode::ServiceUnavailable)
+    }
+
+    /// Whether the next operation asked for was done already (the handler runs again
+    /// after it).
+    #[cfg(feature = "crypto")]
+    pub(crate) fn next_is_done(&self) -> bool {
+        self.next < self.done
     }
 }
 

@@ -59,6 +59,8 @@ pub mod firmware;
 pub mod io;
 pub mod object;
 #[cfg(feature = "crypto")]
+pub mod packets;
+#[cfg(feature = "crypto")]
 pub mod secure;
 pub mod session;
 pub mod storage;

@@ -328,6 +328,14 @@ pub struct Context<'a> {
     /// The device's own target and store when the request runs blocking
     /// ([`crate::Device::handle`]): operations are performed at once, not suspended.
     pub(crate) inline: Option<&'a mut dyn InlineIo>,
+    /// The single packet the handler opened, for the dispatcher to run
+    /// ([`Context::run_packet`]).
+    #[cfg(feature = "crypto")]
+    pub(crate) packet: Option<crate::packets::Opened>,
+    /// Whether the request is an item of a multi-request or of a single packet (which
+    /// cannot open a packet: envelopes do not nest).
+    #[cfg(feature = "crypto")]
+    pub(crate) in_item: bool,
 }
 
 /// A blocking target and store that perform a request's operations at once (the
@@ -352,6 +360,18 @@ pub(crate) trait InlineIo {
         input: &[u8],
         output: &mut [u8],
     ) -> Result<usize, ResultCode>;
+    /// Writes a chunk's bytes into the packet store ([`io::write_packet`]).
+    #[cfg(feature = "crypto")]
+    fn write_packet(&mut self, offset: u32, data: &[u8]) -> IoResult;
+    /// Opens a single packet into `area` ([`crate::packets::open`]).
+    #[cfg(feature = "crypto")]
+    fn open_packet(
+        &mut self,
+        config: &Config,
+        source: crate::packets::PacketSource,
+        request: &[u8],
+        area: &mut [u8],
+    ) -> IoResult;
 }
 
 impl Context<'_> {
@@ -378,7 +398,7 @@ impl Context<'_> {
 
     /// Whether the request comes from a side handler (which cannot change the session).
     pub fn is_side(&self) -> bool {
-        self.security.origin == Origin::Side
+        matches!(self.security.origin, Origin::Side | Origin::Packet)
     }
 
     /// The rights of the subject on the data of `bundle`.
@@ -776,6 +796,155 @@ impl Context<'_> {
         self.save_config()?;
         self.request_effect(Effect::FactoryReset);
         Ok(())
+    }
+
+    /// The 4 bytes of `GET /1024//81`: the packet store's state (§11.4).
+    #[cfg(feature = "crypto")]
+    pub fn packet_store_info(&self) -> [u8; 4] {
+        self.state.packet_store.info()
+    }
+
+    /// Loads the chunk `body` of `POST /1024//82` into the packet store (§11.3): an
+    /// [`Operation::WritePacket`] the request waits on for the bytes the store does not
+    /// hold yet. A chunk at offset 0 starts a new packet; one sent again after a lost
+    /// answer is accepted, its bytes not written twice. `86` for a malformed chunk or
+    /// one after a gap, `A7` past the store's room, `A1` without a store, `A4` if the
+    /// flash failed (the store is then in error until the chunk is sent again).
+    /// `body` must lie in the request.
+    #[cfg(feature = "crypto")]
+    pub fn load_packet_chunk(&mut self, body: &[u8]) -> Result<(), ResultCode> {
+        use crate::crypto::chunk::{Chunk, ExecuteCrc, StoreState};
+        let chunk = Chunk::parse(body)?;
+        let store = &mut self.state.packet_store;
+        if store.state() == StoreState::Unavailable {
+            return Err(ResultCode::NotImplemented);
+        }
+        let loaded = if chunk.offset == 0 { 0 } else { store.loaded() };
+        let skip = loaded
+            .checked_sub(chunk.offset)
+            .ok_or(crate::crypto::packet::PacketError::ChunkGap)?;
+        let end = chunk
+            .end()
+            .ok_or(crate::crypto::packet::PacketError::StoreFull)?;
+        if end > store.capacity() {
+            return Err(ResultCode::NvmFull);
+        }
+        let fresh = usize::try_from(skip)
+            .ok()
+            .and_then(|skip| chunk.data.get(skip..))
+            .unwrap_or(&[]);
+        if !fresh.is_empty() {
+            // In error until the write is known to be done.
+            store.write_failed();
+            match self.inline.as_mut() {
+                Some(io) => io.write_packet(loaded, fresh)?,
+                None => {
+                    let at = io::offset_in(self.request, fresh)
+                        .ok_or(ResultCode::InternalServerError)?;
+                    let len = u16::try_from(fresh.len()).map_err(|_| ResultCode::NvmFull)?;
+                    self.io.ask(Operation::WritePacket {
+                        offset: loaded,
+                        at,
+                        len,
+                    })?;
+                }
+            }
+        }
+        let store = &mut self.state.packet_store;
+        if chunk.offset == 0 {
+            store.executed();
+            self.state.packet_crc = ExecuteCrc::new();
+        }
+        store.load(&chunk)?;
+        self.state.packet_crc.update(fresh);
+        Ok(())
+    }
+
+    /// Executes the packet in the store (`POST /1024//83`, §11.4) if `crc` is the
+    /// execute CRC of what it holds: the packet is opened (an [`Operation::OpenPacket`]
+    /// the request waits on) into the spare room of `body`, and the store is empty
+    /// again, whatever the outcome. `86` for a wrong CRC or an empty store, `A1` without
+    /// a store; then the errors of [`crate::packets::open`]. Hand the result to
+    /// [`Context::run_packet`].
+    #[cfg(feature = "crypto")]
+    pub fn execute_stored_packet(
+        &mut self,
+        crc: u32,
+        body: &mut Body<'_>,
+    ) -> Result<crate::packets::Opened, ResultCode> {
+        use crate::crypto::chunk::{ExecuteCrc, StoreState};
+        use crate::packets::PacketSource;
+        // Run again once the packet was opened: the store was emptied the first time.
+        if self.inline.is_none() && self.io.next_is_done() {
+            return self.open_packet(PacketSource::Store { len: 0 }, body);
+        }
+        let store = &mut self.state.packet_store;
+        let state = store.state();
+        let len = store.loaded();
+        let loaded = matches!(state, StoreState::Used | StoreState::Full)
+            && self.state.packet_crc.matches(crc);
+        store.executed();
+        self.state.packet_crc = ExecuteCrc::new();
+        match (state, loaded) {
+            (StoreState::Unavailable, _) => Err(ResultCode::NotImplemented),
+            (_, false) => Err(crate::crypto::packet::PacketError::ExecuteCrc.into()),
+            (_, true) => self.open_packet(PacketSource::Store { len }, body),
+        }
+    }
+
+    /// Executes the packet `packet` (`POST /1024//80`: the request's payload) — opened
+    /// like [`Context::execute_stored_packet`], into the spare room of `body`.
+    #[cfg(feature = "crypto")]
+    pub fn execute_packet(
+        &mut self,
+        packet: &[u8],
+        body: &mut Body<'_>,
+    ) -> Result<crate::packets::Opened, ResultCode> {
+        let at = io::offset_in(self.request, packet).ok_or(ResultCode::InternalServerError)?;
+        let len = u16::try_from(packet.len()).map_err(|_| ResultCode::NotAcceptable)?;
+        self.open_packet(crate::packets::PacketSource::Request { at, len }, body)
+    }
+
+    /// Opens the packet at `source` into the spare room of `body` (not advanced).
+    #[cfg(feature = "crypto")]
+    fn open_packet(
+        &mut self,
+        source: crate::packets::PacketSource,
+        body: &mut Body<'_>,
+    ) -> Result<crate::packets::Opened, ResultCode> {
+        // A packet inside a multi-request or a packet would never run: refused first.
+        if self.in_item {
+            return Err(ResultCode::BadRequest);
+        }
+        let room = body.remaining().min(usize::from(u16::MAX));
+        match self.inline.as_mut() {
+            Some(io) => {
+                let area = body
+                    .spare()
+                    .get_mut(..room)
+                    .ok_or(ResultCode::InternalServerError)?;
+                io.open_packet(&self.state.config, source, self.request, area)?;
+            }
+            None => {
+                let at = body
+                    .response_offset()
+                    .ok_or(ResultCode::InternalServerError)?;
+                let room = u16::try_from(room).map_err(|_| ResultCode::InternalServerError)?;
+                self.io.ask(Operation::OpenPacket { source, at, room })?;
+            }
+        }
+        let area = body.spare().get(..room).unwrap_or(&[]);
+        crate::packets::Opened::read(area).ok_or(ResultCode::InternalServerError)
+    }
+
+    /// Has the dispatcher run the commands of the packet `opened` once the handler
+    /// returns success: in order, with the rights of its sender, their answers in the
+    /// body as a multi-request's (decision 7). `opened` must be what
+    /// [`Context::execute_packet`] or [`Context::execute_stored_packet`] gave for this
+    /// body, which the handler leaves empty.
+    #[cfg(feature = "crypto")]
+    pub fn run_packet(&mut self, opened: crate::packets::Opened) {
+        self.packet = Some(opened);
     }
 
     /// Asks the port to do something once the response is sent.

@@ -161,6 +161,14 @@ pub trait ConfigStore {
     fn clear_blob(&mut self, _blob: BlobId) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Where single packets go (feature `crypto`: the packet store, the replay record,
+    /// the firmware slot; [`crate::packets`]). The default has none: the store's state
+    /// is UNAVAILABLE and every packet is refused.
+    #[cfg(feature = "crypto")]
+    fn packets(&mut self) -> Option<&mut dyn crate::packets::PacketStorage> {
+        None
+    }
 }
 
 /// What [`ConfigStore::load`] found.
@@ -236,6 +244,11 @@ impl<T: ConfigStore + ?Sized> ConfigStore for &mut T {
     fn clear_blob(&mut self, blob: BlobId) -> Result<(), StoreError> {
         T::clear_blob(self, blob)
     }
+
+    #[cfg(feature = "crypto")]
+    fn packets(&mut self) -> Option<&mut dyn crate::packets::PacketStorage> {
+        T::packets(self)
+    }
 }
 
 /// A store that keeps nothing: every boot starts from the default configuration and
@@ -290,6 +303,11 @@ impl<S: ConfigStore> ConfigStore for Option<S> {
         self.as_mut()
             .ok_or(StoreError::new(StoreErrorKind::Flash))?
             .clear_blob(blob)
+    }
+
+    #[cfg(feature = "crypto")]
+    fn packets(&mut self) -> Option<&mut dyn crate::packets::PacketStorage> {
+        self.as_mut()?.packets()
     }
 }
 

@@ -240,6 +240,11 @@ impl PacketStore {
         self.state
     }
 
+    /// Bytes the store holds.
+    pub const fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
     /// Bytes loaded from offset 0.
     pub const fn loaded(&self) -> u32 {
         self.loaded
@@ -266,17 +271,17 @@ impl PacketStore {
             return Err(PacketError::ChunkGap);
         }
         self.loaded = self.loaded.max(end);
-        if self.state != StoreState::Error {
-            self.state = if self.loaded == self.capacity {
-                StoreState::Full
-            } else {
-                StoreState::Used
-            };
-        }
+        // Loaded in order again: a failed write of this chunk was sent again.
+        self.state = if self.loaded == self.capacity {
+            StoreState::Full
+        } else {
+            StoreState::Used
+        };
         Ok(())
     }
 
-    /// Writing a chunk failed: the store is in error until the next execute.
+    /// Writing a chunk failed: the store is in error until that chunk is loaded again or
+    /// the store is emptied.
     pub fn write_failed(&mut self) {
         if self.state != StoreState::Unavailable {
             self.state = StoreState::Error;
@@ -468,7 +473,11 @@ mod tests {
         store.write_failed();
         assert_eq!(store.state(), StoreState::Error);
         store.load(&chunk).unwrap();
-        assert_eq!(store.state(), StoreState::Error, "until the next execute");
+        assert_eq!(
+            store.state(),
+            StoreState::Used,
+            "the chunk whose write failed, loaded again"
+        );
         store.executed();
         assert_eq!(store.state(), StoreState::Empty);
 

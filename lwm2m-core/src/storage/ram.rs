@@ -28,6 +28,11 @@ impl<'a, const ERASE: usize> RamFlash<'a, ERASE> {
         RamFlash { cells }
     }
 
+    /// The cells back, as the flash left them.
+    pub fn into_cells(self) -> &'a mut [u8] {
+        self.cells
+    }
+
     fn cells(&mut self, offset: u32, len: usize) -> Result<&mut [u8], NorFlashErrorKind> {
         let at = usize::try_from(offset).map_err(|_| NorFlashErrorKind::OutOfBounds)?;
         let end = at.checked_add(len).ok_or(NorFlashErrorKind::OutOfBounds)?;

@@ -142,6 +142,25 @@ impl<'b> Body<'b> {
         Body::at(self.spare(), origin)
     }
 
+    /// The body without its last `n` bytes of room, and those bytes (a single packet's
+    /// commands, kept at the end of the response buffer while their answers are
+    /// written before them); `None` if fewer than `n` bytes are left.
+    pub(crate) fn split_end(&mut self, n: usize) -> Option<(Body<'_>, &mut [u8])> {
+        let keep = self.buf.len().checked_sub(n)?;
+        if keep < self.len {
+            return None;
+        }
+        let (head, tail) = self.buf.split_at_mut(keep);
+        Some((
+            Body {
+                buf: head,
+                len: self.len,
+                origin: self.origin,
+            },
+            tail,
+        ))
+    }
+
     /// A sub-body over the unwritten tail after `skip` bytes (a multi-request item's
     /// data after its header); `None` if fewer bytes are left.
     pub(crate) fn nested_after(&mut self, skip: usize) -> Option<(&mut [u8], Body<'_>)> {
