@@ -27,7 +27,7 @@
 //   4. A restart on the same --state: the last accepted packet is still refused (0x81), a newer one runs.
 //   5. The firmware update: a 64 KiB image in an admin-signed TARGET_FW_UPDATE packet, loaded and applied
 //      by tap.firmwareUpdater on an anonymous connection, lands byte for byte in DIR/firmware.bin and the
-//      device prints "firmware image: 65536 bytes, CRC 0x........"; a plain, a supervisor-signed, a
+//      device prints "firmware image: 65536 bytes, CRC 0x........"; a plain, a user-signed, a
 //      blank-key ("IoTize") firmware packet, one executed with a wrong CRC and a replay leave it alone.
 
 import { describe, test, before, after, afterEach } from 'node:test';
@@ -79,13 +79,15 @@ require('@iotize/tap/ext/firmware-update'); // registers tap.firmwareUpdater
 
 const ITERATIONS = 1000;
 const ADMIN_SALT = Uint8Array.from([0xa1, 0xb2, 0xc3, 0xd4]);
-const SUPERVISOR_SALT = Uint8Array.from([0xb5, 0x06, 0x17, 0x28]);
-const SUPERVISOR_ID = 0xfffe;
-const SENDER = { ADMIN: 0xff, SUPERVISOR: 0xfe, IOTIZE: 0xfd, ANONYMOUS: 0x00 };
+const USER_SALT = Uint8Array.from([0xb5, 0x06, 0x17, 0x28]);
+/** A user profile without every right (the supervisor is handled like the administrator). */
+const USER_ID = 5;
+const USER_NAME = 'operator';
+const SENDER = { ADMIN: 0xff, SUPERVISOR: 0xfe, IOTIZE: 0xfd, ANONYMOUS: 0x00, USER: USER_ID };
 const { EMPTY, USED } = SinglePacketStoreInfo.State;
 const STATE_NAMES = { 0: 'UNAVAILABLE', 1: 'EMPTY', 2: 'USED', 3: 'FULL', 4: 'ERROR' };
 const FIRMWARE_SIZE = 65536;
-const FIRMWARE_LINE = /^firmware image: (\d+) bytes, CRC 0x([0-9a-f]{8})$/gm;
+const FIRMWARE_LINE = /firmware image: (\d+) bytes, CRC 0x([0-9a-f]{8})$/gm;
 
 // ---------------------------------------------------------------------------------------------------------------
 // packets, built by the client
@@ -326,11 +328,11 @@ describe('port-linux serves single packets and the firmware update', () => {
   let appName;
 
   const adminRecord = ScramAuth.createScramPasswordKey('admin', { salt: ADMIN_SALT, iterationNumber: ITERATIONS });
-  const supervisorRecord = ScramAuth.createScramPasswordKey('supervisor', { salt: SUPERVISOR_SALT, iterationNumber: ITERATIONS });
+  const userRecord = ScramAuth.createScramPasswordKey('operator', { salt: USER_SALT, iterationNumber: ITERATIONS });
   /** Another password's record, same username: a key the device does not know for admin. */
   const otherRecord = ScramAuth.createScramPasswordKey('not-the-password', { salt: ADMIN_SALT, iterationNumber: ITERATIONS });
   const admin = credentialsFromRecord('admin', adminRecord);
-  const supervisor = credentialsFromRecord('supervisor', supervisorRecord);
+  const user = credentialsFromRecord(USER_NAME, userRecord);
   const wrongAdmin = credentialsFromRecord('admin', otherRecord);
 
   /** Connections of the running test: closed by afterEach even when an assertion failed (one interlocutor). */
@@ -385,7 +387,7 @@ describe('port-linux serves single packets and the firmware update', () => {
     await login(tap, 'admin', 'admin');
     appName = 'initial';
     expectOkBody('PUT /1024//9', await call('PUT /1024//9', () => tap.service.interface.putAppName(appName)));
-    // SCRAM exactly as scram.test.mjs enables it, plus the supervisor's record (a real non-admin sender key).
+    // SCRAM exactly as scram.test.mjs enables it, plus a user profile with its own record (a real sender key without every right).
     expectOkBody('PUT /1024//42', await call('PUT /1024//42', () => tap.service.scram.putHashIteration(ITERATIONS)));
     assert.equal(expectOkBody('GET /1024//42', await call('GET /1024//42', () => tap.service.scram.getHashIteration())), ITERATIONS);
     const options = expectOkBody('GET /1024//6', await call('GET /1024//6', () => tap.service.interface.getSecurityOptions()));
@@ -394,9 +396,11 @@ describe('port-linux serves single packets and the firmware update', () => {
       await call('PUT /1024//6', () => tap.service.interface.putSecurityOptions({ ...options, scramActivated: true })),
     );
     expectOkBody('POST /1025/65535/2', await call('POST /1025/65535/2', () => tap.service.group.changePasswordKey(ADMIN_ID, adminRecord)));
+    expectOkBody(`POST /1025/${USER_ID}/65535`, await call('create the user', () => tap.service.group.create(USER_ID)));
+    expectOkBody(`PUT /1025/${USER_ID}/0`, await call('name the user', () => tap.service.group.putName(USER_ID, USER_NAME)));
     expectOkBody(
-      'POST /1025/65534/2',
-      await call('POST /1025/65534/2', () => tap.service.group.changePasswordKey(SUPERVISOR_ID, supervisorRecord)),
+      `POST /1025/${USER_ID}/2`,
+      await call(`POST /1025/${USER_ID}/2`, () => tap.service.group.changePasswordKey(USER_ID, userRecord)),
     );
     // Save (the configurator's final PUT /1024//10), so that the SCRAM records survive the restart of test 4.
     expectOkBody('PUT /1024//10', await call('PUT /1024//10', () => tap.service.interface.putConfigVersion('1.0.1')));
@@ -676,12 +680,12 @@ describe('port-linux serves single packets and the firmware update', () => {
     };
     expectFirmwareFile('before any update', null);
 
-    // Refused: plain (whatever sender it claims), signed by the supervisor (a real non-admin key), the client's blank key.
+    // Refused: plain (whatever sender it claims), signed by a user without every right (a real key), the client's blank key.
     await expectRefused('fw-plain', 'a plain firmware packet claiming admin', encodePlain(fwModel(image, { packetId: nextPacketId(), senderId: SENDER.ADMIN, encrypted: false })));
     await expectRefused(
-      'fw-supervisor',
-      'a firmware packet signed by the supervisor',
-      encodeSigned(fwModel(image, { packetId: nextPacketId(), senderId: SENDER.SUPERVISOR, encrypted: true }), supervisor),
+      'fw-user',
+      'a firmware packet signed by a user without every right',
+      encodeSigned(fwModel(image, { packetId: nextPacketId(), senderId: SENDER.USER, encrypted: true }), user),
     );
     await expectRefused(
       'fw-blank',

@@ -169,13 +169,8 @@ fn load<O: ObjectSet, S: ConfigStore>(
     state: &mut State,
     store: &mut S,
 ) -> Result<LoadState, StoreError> {
-    // The packet store starts empty: what a reset left in it is never run.
     #[cfg(feature = "crypto")]
-    {
-        let capacity = store.packets().map_or(0, |packets| packets.capacity());
-        state.packet_store = crate::crypto::chunk::PacketStore::new(capacity);
-        state.packet_crc = crate::crypto::chunk::ExecuteCrc::new();
-    }
+    state.empty_packet_store(store);
     let loaded = store.load_into(&mut state.config);
     if !matches!(loaded, Ok(LoadState::Config | LoadState::Previous)) {
         (state.factory)(&mut state.config);
@@ -252,6 +247,15 @@ impl State {
             next_deadline: earliest(session, self.guard.deadline()),
             effect,
         }
+    }
+
+    /// The packet store of `store` emptied (what a reset left in it is never run) and
+    /// sized (UNAVAILABLE if `store` has none).
+    #[cfg(feature = "crypto")]
+    fn empty_packet_store<S: ConfigStore + ?Sized>(&mut self, store: &mut S) {
+        let capacity = store.packets().map_or(0, |packets| packets.capacity());
+        self.packet_store = crate::crypto::chunk::PacketStore::new(capacity);
+        self.packet_crc = crate::crypto::chunk::ExecuteCrc::new();
     }
 
     /// [`Device::poll`].
@@ -674,6 +678,16 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             }
             None => request.len(),
         }
+    }
+
+    /// Takes the single packets' store of `store` (feature `crypto`), empty: for a port
+    /// that keeps its store beside the device and performs the operations itself, and
+    /// built the device with [`Device::new`] (booting from a store,
+    /// [`Device::boot`], [`Device::boot_from`] and [`Device::load_config`], does this
+    /// too). Until then the packet store is UNAVAILABLE.
+    #[cfg(feature = "crypto")]
+    pub fn take_packets_of<S2: ConfigStore>(&mut self, store: &mut S2) {
+        self.state.empty_packet_store(store);
     }
 
     /// Without the `crypto` feature there is no tunnel: every request is left as it is.

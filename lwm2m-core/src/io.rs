@@ -460,15 +460,15 @@ impl Operation {
     }
 }
 
-/// Writes a chunk's bytes into the packet store of `store`: `A1` if it has none, `A7`
-/// past its room, `A4` if the flash failed.
+/// Writes a chunk's bytes into the packet store of `store`: `A7` past its room or if it
+/// has none, `A4` if the flash failed.
 #[cfg(feature = "crypto")]
 pub(crate) fn write_packet<S: ConfigStore + ?Sized>(
     store: &mut S,
     offset: u32,
     data: &[u8],
 ) -> IoResult {
-    let packets = store.packets().ok_or(ResultCode::NotImplemented)?;
+    let packets = store.packets().ok_or(ResultCode::NvmFull)?;
     packets.write(offset, data).map_err(|err| {
         warn!("packet store write failed: {}", err);
         err.result_code()

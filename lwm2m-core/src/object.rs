@@ -808,7 +808,7 @@ impl Context<'_> {
     /// [`Operation::WritePacket`] the request waits on for the bytes the store does not
     /// hold yet. A chunk at offset 0 starts a new packet; one sent again after a lost
     /// answer is accepted, its bytes not written twice. `86` for a malformed chunk or
-    /// one after a gap, `A7` past the store's room, `A1` without a store, `A4` if the
+    /// one after a gap, `A7` past the store's room or without a store, `A4` if the
     /// flash failed (the store is then in error until the chunk is sent again).
     /// `body` must lie in the request.
     #[cfg(feature = "crypto")]
@@ -817,7 +817,7 @@ impl Context<'_> {
         let chunk = Chunk::parse(body)?;
         let store = &mut self.state.packet_store;
         if store.state() == StoreState::Unavailable {
-            return Err(ResultCode::NotImplemented);
+            return Err(ResultCode::NvmFull);
         }
         let loaded = if chunk.offset == 0 { 0 } else { store.loaded() };
         let skip = loaded
@@ -863,8 +863,8 @@ impl Context<'_> {
     /// Executes the packet in the store (`POST /1024//83`, §11.4) if `crc` is the
     /// execute CRC of what it holds: the packet is opened (an [`Operation::OpenPacket`]
     /// the request waits on) into the spare room of `body`, and the store is empty
-    /// again, whatever the outcome. `86` for a wrong CRC or an empty store, `A1` without
-    /// a store; then the errors of [`crate::packets::open`]. Hand the result to
+    /// again, whatever the outcome. `86` for a wrong CRC or an empty store, `A7` without
+    /// a store (no room for a packet); then the errors of [`crate::packets::open`]. Hand the result to
     /// [`Context::run_packet`].
     #[cfg(feature = "crypto")]
     pub fn execute_stored_packet(
@@ -886,7 +886,7 @@ impl Context<'_> {
         store.executed();
         self.state.packet_crc = ExecuteCrc::new();
         match (state, loaded) {
-            (StoreState::Unavailable, _) => Err(ResultCode::NotImplemented),
+            (StoreState::Unavailable, _) => Err(ResultCode::NvmFull),
             (_, false) => Err(crate::crypto::packet::PacketError::ExecuteCrc.into()),
             (_, true) => self.open_packet(PacketSource::Store { len }, body),
         }

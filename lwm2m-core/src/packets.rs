@@ -16,7 +16,7 @@
 //!   decrypted twice from the store, once to check its CRC, once into the sink, so
 //!   that nothing is written for a packet that does not check. The image is then
 //!   verified by the sink and marked bootable; the board boots it at its next reset.
-//! - Any other type answers `A1` (not implemented), and changes nothing.
+//! - Any other type answers `86` (not acceptable), and changes nothing.
 //!
 //! # Rights and keys
 //!
@@ -46,6 +46,7 @@ use zeroize::Zeroize;
 
 use crate::acl::Subject;
 use crate::auth::{Credential, Secret16};
+use crate::blob::BlobId;
 use crate::config::{Config, ANONYMOUS};
 use crate::crypto::packet::{
     self, key_input, HashKey, Header, MessageType, Packet, PacketError, BLANK_USER, PAYLOAD_AT,
@@ -55,7 +56,6 @@ use crate::crypto::{blocks_mut, crc32, Crypto, BLOCK};
 use crate::firmware::{self, FirmwareSink};
 use crate::io::IoResult;
 use crate::storage::replay::ReplayGuard;
-use crate::blob::BlobId;
 use crate::storage::{ConfigStore, LoadState, Loaded, StoreError, StoreErrorKind};
 use crate::wire::ResultCode;
 
@@ -139,16 +139,20 @@ impl<W: FirmwareSink> FirmwareSink for Kinds<W> {
     }
 
     fn verify(&mut self, len: u32, crc: u32) -> Result<(), firmware::ErrorKind> {
-        self.0.verify(len, crc).map_err(|e| firmware::Error::kind(&e))
+        self.0
+            .verify(len, crc)
+            .map_err(|e| firmware::Error::kind(&e))
     }
 
     fn mark_bootable(&mut self) -> Result<(), firmware::ErrorKind> {
-        self.0.mark_bootable().map_err(|e| firmware::Error::kind(&e))
+        self.0
+            .mark_bootable()
+            .map_err(|e| firmware::Error::kind(&e))
     }
 }
 
 /// A board without a firmware slot: [`FlashPackets`] then runs COMMAND packets only
-/// (a firmware packet answers `A1`).
+/// (a firmware packet answers `A7`, no room for it).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoFirmware;
 
@@ -183,14 +187,14 @@ impl<P: NorFlash, G: NorFlash, W: FirmwareSink> FlashPackets<P, G, W> {
         let fits = usize::try_from(region.end).is_ok_and(|end| end <= area.capacity());
         let units = P::READ_SIZE != 0
             && P::WRITE_SIZE != 0
-            && 16 % P::READ_SIZE == 0
-            && 16 % P::WRITE_SIZE == 0;
+            && 16usize.is_multiple_of(P::READ_SIZE)
+            && 16usize.is_multiple_of(P::WRITE_SIZE);
         if region.start >= region.end
             || !fits
             || !units
             || erase == 0
-            || region.start % erase != 0
-            || region.end % erase != 0
+            || !region.start.is_multiple_of(erase)
+            || !region.end.is_multiple_of(erase)
         {
             return Err(StoreErrorKind::Region.into());
         }
@@ -393,11 +397,9 @@ fn read_at(
 ) -> IoResult {
     match source {
         PacketSource::Store { .. } => {
-            let storage = storage.as_mut().ok_or(ResultCode::NotImplemented)?;
+            let storage = storage.as_mut().ok_or(ResultCode::NvmFull)?;
             let offset = u32::try_from(offset).map_err(|_| ResultCode::NotAcceptable)?;
-            storage
-                .read(offset, buf)
-                .map_err(|err| err.result_code())
+            storage.read(offset, buf).map_err(|err| err.result_code())
         }
         PacketSource::Request { at, len } => {
             let start = at.checked_add(offset).ok_or(ResultCode::NotAcceptable)?;
@@ -451,7 +453,8 @@ const fn replay_sender(header: &Header) -> u8 {
 
 /// Records the packet's id; [`PacketError::Replayed`] if it is not newer.
 fn accept(storage: &mut Option<&mut dyn PacketStorage>, header: &Header) -> IoResult {
-    let storage = storage.as_mut().ok_or(ResultCode::NotImplemented)?;
+    // No replay record: no room to keep the packet's id, so it cannot run.
+    let storage = storage.as_mut().ok_or(ResultCode::NvmFull)?;
     match storage.accept(replay_sender(header), header.packet_id) {
         Ok(true) => Ok(()),
         Ok(false) => Err(PacketError::Replayed.result_code()),
@@ -521,7 +524,8 @@ pub fn open(
             sink.load(&mut crypto, source, request, &mut storage)?;
             write_trailer(area, profile, 0)
         }
-        _ => Err(ResultCode::NotImplemented),
+        // A type this device does not run: not an acceptable packet.
+        _ => Err(ResultCode::NotAcceptable),
     }
 }
 
@@ -574,8 +578,12 @@ fn command<C: Crypto>(
     }
     // The data is at DATA_AT of the packet: moved up against the trailer, the rest wiped.
     let data_at = packet::DATA_AT;
-    let data_end = data_at.checked_add(data).ok_or(ResultCode::InternalServerError)?;
-    let keep_from = total.checked_sub(data).ok_or(ResultCode::InternalServerError)?;
+    let data_end = data_at
+        .checked_add(data)
+        .ok_or(ResultCode::InternalServerError)?;
+    let keep_from = total
+        .checked_sub(data)
+        .ok_or(ResultCode::InternalServerError)?;
     if data_end > total {
         return Err(ResultCode::InternalServerError);
     }
@@ -609,7 +617,11 @@ impl Firmware<'_> {
         request: &[u8],
         storage: &mut Option<&mut dyn PacketStorage>,
     ) -> IoResult {
-        if self.total.checked_sub(PAYLOAD_AT).is_none_or(|p| p % BLOCK != 0) {
+        if self
+            .total
+            .checked_sub(PAYLOAD_AT)
+            .is_none_or(|p| p % BLOCK != 0)
+        {
             return Err(PacketError::Length.result_code());
         }
         // First pass: the CRC and the image's place, nothing written.
@@ -617,7 +629,7 @@ impl Firmware<'_> {
         let capacity = storage
             .as_mut()
             .and_then(|s| s.firmware())
-            .ok_or(ResultCode::NotImplemented)?
+            .ok_or(ResultCode::NvmFull)?
             .capacity();
         if image.len > capacity {
             return Err(firmware::ErrorKind::TooLarge.result_code());
@@ -628,7 +640,7 @@ impl Firmware<'_> {
         let sink = storage
             .as_mut()
             .and_then(|s| s.firmware())
-            .ok_or(ResultCode::NotImplemented)?;
+            .ok_or(ResultCode::NvmFull)?;
         let kind = |e: firmware::ErrorKind| e.result_code();
         sink.verify(image.len, image.crc).map_err(kind)?;
         sink.mark_bootable().map_err(kind)?;
@@ -727,9 +739,7 @@ impl Firmware<'_> {
     /// The image's length and end (in the packet) from the first decrypted piece.
     fn image_of(&self, first: &[u8]) -> Result<(usize, usize), ResultCode> {
         // logTime u32 | dataSize u16 | image length u32, from the payload's start.
-        let fields = first
-            .first_chunk::<10>()
-            .ok_or(PacketError::DataSize)?;
+        let fields = first.first_chunk::<10>().ok_or(PacketError::DataSize)?;
         let [_, _, _, _, s0, s1, l0, l1, l2, l3] = *fields;
         let size = usize::from(u16::from_be_bytes([s0, s1]));
         let room = self

@@ -119,7 +119,7 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(82).post(Admin).not_implemented(), // writeChunk
     #[cfg(not(feature = "crypto"))]
     ResourceDef::single(83).post(Admin).not_implemented(), // executeSinglePacketInStore
-    ResourceDef::single(88).get(Anyone).answers(4),       // getCurrentHostProtocolMaxFrameSize
+    ResourceDef::single(88).get(Anyone).answers(4), // getCurrentHostProtocolMaxFrameSize
     ResourceDef::single(89)
         .get(Anyone)
         .envelope(Envelope::MultiRequest), // executeMultiRequestFrame

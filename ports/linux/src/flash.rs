@@ -1,6 +1,8 @@
 //! The desktop's "flash": files that behave like NOR flash, holding the configuration
-//! store (`--state DIR` keeps it in `DIR/config.flash`) and the blobs (certificates, JVM
-//! code: `DIR/blobs.flash`, [`BLOB_REGIONS`]).
+//! store (`--state DIR` keeps it in `DIR/config.flash`), the blobs (certificates, JVM
+//! code: `DIR/blobs.flash`, [`BLOB_REGIONS`]) and the single packets (the store in
+//! `DIR/packets.flash`, the replay record in `DIR/replay.flash`, a firmware image in
+//! `DIR/firmware.bin`: [`Packets`]).
 //!
 //! [`FileFlash`] keeps NOR semantics so the desktop exercises the same code paths as a
 //! board: erase sets whole 4 KiB sectors to `0xFF`, a write may only clear bits (the new
@@ -19,6 +21,9 @@ use embedded_storage::nor_flash::{
     ReadNorFlash,
 };
 use lwm2m_core::blob::{blob_region_len, BlobId, BlobRegion, BlobStore, FlashBlobs};
+use lwm2m_core::firmware::{self, FirmwareSink, Image};
+use lwm2m_core::packets::{FlashPackets, PacketStorage};
+use lwm2m_core::storage::replay::ReplayGuard;
 use lwm2m_core::storage::{ConfigStore, FlashStore, Loaded, StoreError};
 use lwm2m_core::Config;
 use lwm2m_objects::interface::blobs;
@@ -45,6 +50,18 @@ const CODE: BlobRegion = BROKER.then(blobs::JVM_CODE, CODE_REGION);
 pub const BLOB_REGIONS: &[BlobRegion] = &[PUBLIC_KEY, PRIVATE_KEY, BROKER, CODE];
 /// Size of the blob flash file: the regions of [`BLOB_REGIONS`] (60 KiB).
 pub const BLOB_CAPACITY: u32 = CODE.end;
+
+/// Name of the single packets' store file inside the state directory.
+pub const PACKET_FILE_NAME: &str = "packets.flash";
+/// Size of the packet store: the largest single packet (2 MiB, §11.1).
+pub const PACKET_CAPACITY: u32 = lwm2m_core::crypto::packet::MAX_PACKET_LEN as u32;
+/// Name of the single packets' replay record inside the state directory.
+pub const REPLAY_FILE_NAME: &str = "replay.flash";
+/// Size of the replay record: two 4 KiB sectors (about 600 accepted packets a sector).
+pub const REPLAY_CAPACITY: u32 = 2 * 4096;
+/// Name of the firmware image a firmware update leaves in the state directory, and of
+/// the image being written (`firmware.bin.new`).
+pub const FIRMWARE_FILE_NAME: &str = "firmware.bin";
 
 /// `err` with the path it is about, unless it names it already.
 pub fn naming(path: &Path, err: io::Error) -> io::Error {
@@ -158,6 +175,18 @@ impl FileFlash {
     /// Opens `dir/blobs.flash` as [`FileFlash::open`] does `config.flash`.
     pub fn open_blobs(dir: &Path, replace: bool) -> Result<FileFlash, OpenError> {
         FileFlash::open_named(dir, BLOB_FILE_NAME, BLOB_CAPACITY, replace)
+    }
+
+    /// Opens `dir/packets.flash` (the single packets' store) as [`FileFlash::open`]
+    /// does `config.flash`.
+    pub fn open_packets(dir: &Path, replace: bool) -> Result<FileFlash, OpenError> {
+        FileFlash::open_named(dir, PACKET_FILE_NAME, PACKET_CAPACITY, replace)
+    }
+
+    /// Opens `dir/replay.flash` (the single packets' replay record) as
+    /// [`FileFlash::open`] does `config.flash`.
+    pub fn open_replay(dir: &Path, replace: bool) -> Result<FileFlash, OpenError> {
+        FileFlash::open_named(dir, REPLAY_FILE_NAME, REPLAY_CAPACITY, replace)
     }
 
     /// An erased flash of `capacity` bytes in memory (nothing survives the process).
@@ -293,6 +322,149 @@ impl NorFlash for FileFlash {
 pub struct DesktopStore {
     config: ConfigSide,
     blobs: FlashBlobs<FileFlash>,
+    packets: Packets,
+}
+
+/// The single packets: the store in `DIR/packets.flash`, the replay record in
+/// `DIR/replay.flash`, firmware images in `DIR/firmware.bin` (memory without `--state`).
+pub type Packets = FlashPackets<FileFlash, FileFlash, FileFirmware>;
+
+fn packets(store: FileFlash, replay: FileFlash, firmware: FileFirmware) -> io::Result<Packets> {
+    let guard = ReplayGuard::new(replay, 0..REPLAY_CAPACITY).map_err(io::Error::other)?;
+    FlashPackets::new(store, 0..PACKET_CAPACITY, guard, Some(firmware)).map_err(io::Error::other)
+}
+
+/// The desktop's firmware slot: the image is written to `DIR/firmware.bin.new`, checked,
+/// and renamed `DIR/firmware.bin` when marked bootable (what a bootloader would take at
+/// the next start; the desktop only logs its size and CRC). Memory without `--state`.
+#[derive(Debug)]
+pub struct FileFirmware {
+    dir: Option<PathBuf>,
+    /// The image being written, without `--state`.
+    memory: Vec<u8>,
+    /// The image checked by [`FirmwareSink::verify`], not written since.
+    verified: Option<Image>,
+}
+
+impl FileFirmware {
+    /// The slot in `dir` (memory for `None`).
+    pub fn new(dir: Option<&Path>) -> FileFirmware {
+        FileFirmware {
+            dir: dir.map(Path::to_path_buf),
+            memory: Vec::new(),
+            verified: None,
+        }
+    }
+
+    fn staged(dir: &Path) -> PathBuf {
+        dir.join(format!("{FIRMWARE_FILE_NAME}.new"))
+    }
+
+    fn image(&self, len: u32) -> io::Result<Vec<u8>> {
+        match &self.dir {
+            Some(dir) => {
+                let mut image = std::fs::read(Self::staged(dir))?;
+                if image.len() < len as usize {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                image.truncate(len as usize);
+                Ok(image)
+            }
+            None => self
+                .memory
+                .get(..len as usize)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| io::ErrorKind::UnexpectedEof.into()),
+        }
+    }
+}
+
+fn flash_error(err: io::Error) -> firmware::ErrorKind {
+    log::warn!("firmware slot: {err}");
+    firmware::ErrorKind::Flash
+}
+
+impl firmware::ErrorType for FileFirmware {
+    type Error = firmware::ErrorKind;
+}
+
+impl FirmwareSink for FileFirmware {
+    fn capacity(&self) -> u32 {
+        PACKET_CAPACITY
+    }
+
+    fn begin(&mut self) -> Result<(), firmware::ErrorKind> {
+        self.verified = None;
+        self.memory.clear();
+        if let Some(dir) = &self.dir {
+            // The bootable mark retracted first: the previous image is no longer taken.
+            match std::fs::remove_file(dir.join(FIRMWARE_FILE_NAME)) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(flash_error(err)),
+                _ => {}
+            }
+            File::create(Self::staged(dir)).map_err(flash_error)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), firmware::ErrorKind> {
+        let end = offset as usize + data.len();
+        if end > PACKET_CAPACITY as usize {
+            return Err(firmware::ErrorKind::TooLarge);
+        }
+        self.verified = None;
+        match &self.dir {
+            Some(dir) => {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(Self::staged(dir))
+                    .map_err(flash_error)?;
+                file.write_all_at(data, u64::from(offset))
+                    .map_err(flash_error)
+            }
+            None => {
+                if self.memory.len() < end {
+                    self.memory.resize(end, 0xFF);
+                }
+                self.memory[offset as usize..end].copy_from_slice(data);
+                Ok(())
+            }
+        }
+    }
+
+    fn verify(&mut self, len: u32, crc: u32) -> Result<(), firmware::ErrorKind> {
+        let image = self.image(len).map_err(flash_error)?;
+        if lwm2m_core::crypto::crc32(&image, None) != crc {
+            return Err(firmware::ErrorKind::Crc);
+        }
+        self.verified = Some(Image { len, crc });
+        Ok(())
+    }
+
+    fn mark_bootable(&mut self) -> Result<(), firmware::ErrorKind> {
+        let image = self.verified.take().ok_or(firmware::ErrorKind::Sequence)?;
+        if let Some(dir) = &self.dir {
+            let staged = Self::staged(dir);
+            OpenOptions::new()
+                .write(true)
+                .open(&staged)
+                .and_then(|file| {
+                    file.set_len(u64::from(image.len))?;
+                    file.sync_all()
+                })
+                .map_err(flash_error)?;
+            std::fs::rename(&staged, dir.join(FIRMWARE_FILE_NAME)).map_err(flash_error)?;
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(flash_error)?;
+        }
+        log::info!(
+            "firmware image: {} bytes, CRC 0x{:08x}",
+            image.len,
+            image.crc
+        );
+        Ok(())
+    }
 }
 
 enum ConfigSide {
@@ -312,6 +484,11 @@ impl DesktopStore {
             return Ok(DesktopStore {
                 config: ConfigSide::Ram(None),
                 blobs: blobs(FileFlash::memory(BLOB_CAPACITY))?,
+                packets: packets(
+                    FileFlash::memory(PACKET_CAPACITY),
+                    FileFlash::memory(REPLAY_CAPACITY),
+                    FileFirmware::new(None),
+                )?,
             });
         };
         std::fs::create_dir_all(dir).map_err(|err| naming(dir, err))?;
@@ -320,6 +497,11 @@ impl DesktopStore {
         Ok(DesktopStore {
             config: ConfigSide::File(Box::new(store)),
             blobs: blobs(FileFlash::open_blobs(dir, replace)?)?,
+            packets: packets(
+                FileFlash::open_packets(dir, replace)?,
+                FileFlash::open_replay(dir, replace)?,
+                FileFirmware::new(Some(dir)),
+            )?,
         })
     }
 
@@ -356,6 +538,10 @@ impl ConfigStore for DesktopStore {
 
     fn clear_blob(&mut self, blob: BlobId) -> Result<(), StoreError> {
         self.blobs.clear(blob)
+    }
+
+    fn packets(&mut self) -> Option<&mut dyn PacketStorage> {
+        Some(&mut self.packets)
     }
 }
 

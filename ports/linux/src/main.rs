@@ -310,6 +310,7 @@ fn boot(args: &Args, store: &mut flash::DesktopStore) -> Result<DesktopDevice, B
         objects.0.set_last_error(LAST_ERROR_CONFIG_LOST);
     }
     let mut device = Device::new(objects, config, Config::reset, LIMITS);
+    device.take_packets_of(store);
     // The SCRAM nonces, the device's IVs and the key of `/1024//47`.
     device.seed(&entropy()?);
     Ok(device)
