@@ -153,12 +153,13 @@ impl<T: TargetIo, S: ConfigStore> InlineIo for Parts<T, S> {
     #[cfg(feature = "crypto")]
     fn open_packet(
         &mut self,
+        crypto: &mut dyn crate::crypto::Crypto,
         config: &Config,
         source: crate::packets::PacketSource,
         request: &[u8],
         area: &mut [u8],
     ) -> IoResult {
-        crate::packets::open(config, source, request, area, self.store.packets())
+        crate::packets::open(crypto, config, source, request, area, self.store.packets())
     }
 }
 
@@ -227,6 +228,9 @@ pub(crate) struct State {
     /// The execute CRC of what the packet store holds.
     #[cfg(feature = "crypto")]
     pub(crate) packet_crc: crate::crypto::chunk::ExecuteCrc,
+    /// The primitives the encrypted session and single packets run on.
+    #[cfg(feature = "crypto")]
+    pub(crate) crypto: crate::secure::Primitives,
 }
 
 impl State {
@@ -319,6 +323,8 @@ impl<O: ObjectSet> Device<O> {
                 packet_store: crate::crypto::chunk::PacketStore::new(0),
                 #[cfg(feature = "crypto")]
                 packet_crc: crate::crypto::chunk::ExecuteCrc::new(),
+                #[cfg(feature = "crypto")]
+                crypto: crate::secure::Primitives::new(),
             },
             parts: Parts {
                 target: NoTarget,
@@ -364,6 +370,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
                 packet_store: crate::crypto::chunk::PacketStore::new(0),
                 #[cfg(feature = "crypto")]
                 packet_crc: crate::crypto::chunk::ExecuteCrc::new(),
+                #[cfg(feature = "crypto")]
+                crypto: crate::secure::Primitives::new(),
             },
             parts: Parts { target, store },
             waiting: None,
@@ -639,7 +647,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     /// what needs a random number answers `A3`.
     #[cfg(feature = "crypto")]
     pub fn seed(&mut self, entropy: &[u8]) {
-        self.state.drbg.seed(&mut crate::secure::crypto(), entropy);
+        let State { drbg, crypto, .. } = &mut self.state;
+        drbg.seed(&mut crypto.get(), entropy);
     }
 
     /// Opens a tunnel request in place before it is handled: if `request` is a
@@ -663,10 +672,17 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         if !self.state.session.is_owner(channel.id) {
             return request.len();
         }
-        let State { session, drbg, .. } = &mut self.state;
-        let answer_iv = || drbg.draw().ok();
+        let State {
+            session,
+            drbg,
+            crypto,
+            ..
+        } = &mut self.state;
+        let mut software = crate::crypto::Software;
+        // The answer's IV is drawn with software HMAC: `crypto` opens the frame.
+        let answer_iv = || drbg.draw(&mut software).ok();
         match crate::secure::unseal(
-            &mut crate::secure::crypto(),
+            &mut crypto.get(),
             &mut session.secure,
             channel.id,
             answer_iv,
@@ -688,6 +704,16 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     #[cfg(feature = "crypto")]
     pub fn take_packets_of<S2: ConfigStore>(&mut self, store: &mut S2) {
         self.state.empty_packet_store(store);
+    }
+
+    /// Runs the encrypted session and single packets on the board's primitives (its AES
+    /// and SHA-256 peripherals behind [`crate::crypto::Crypto`]) rather than software,
+    /// for what the engine does itself; a single packet opened by a port's
+    /// [`Operation::perform`] runs on software (a port with hardware calls
+    /// [`crate::packets::open`] with its own).
+    #[cfg(feature = "crypto")]
+    pub fn with_crypto(&mut self, crypto: &'static mut (dyn crate::crypto::Crypto + Send)) {
+        self.state.crypto.set(crypto);
     }
 
     /// Without the `crypto` feature there is no tunnel: every request is left as it is.
@@ -746,7 +772,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         }
         if let Some(sealing) = self.state.sealing.take() {
             outcome.len =
-                crate::secure::seal(&mut crate::secure::crypto(), &sealing, out, outcome.len);
+                crate::secure::seal(&mut self.state.crypto.get(), &sealing, out, outcome.len);
             // An IV exchange in the tunnel: the new IVs from the next frame on.
             if let Some((request, answer)) = sealing.then {
                 self.state.session.secure.set_ivs(request, answer);

@@ -454,7 +454,15 @@ impl Operation {
                 let area = self
                     .read_buffer(out)
                     .ok_or(ResultCode::InternalServerError)?;
-                crate::packets::open(config, source, request, area, store.packets())
+                let mut software = crate::crypto::Software;
+                crate::packets::open(
+                    &mut software,
+                    config,
+                    source,
+                    request,
+                    area,
+                    store.packets(),
+                )
             }
         }
     }

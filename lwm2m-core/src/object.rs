@@ -367,6 +367,7 @@ pub(crate) trait InlineIo {
     #[cfg(feature = "crypto")]
     fn open_packet(
         &mut self,
+        crypto: &mut dyn crate::crypto::Crypto,
         config: &Config,
         source: crate::packets::PacketSource,
         request: &[u8],
@@ -651,12 +652,13 @@ impl Context<'_> {
             config,
             guard,
             drbg,
+            crypto,
             ..
         } = &mut *self.state;
-        let nonce: [u8; 4] = drbg.draw()?;
+        let nonce: [u8; 4] = drbg.draw(&mut crypto.get())?;
         let random = |name: &[u8]| {
             let [n0, n1, n2, n3] = nonce;
-            let [d0, d1, d2, d3] = drbg.decoy_salt(&mut crate::secure::crypto(), name);
+            let [d0, d1, d2, d3] = drbg.decoy_salt(&mut crypto.get(), name);
             [n0, n1, n2, n3, d0, d1, d2, d3]
         };
         session.scram_begin(config, guard, body, self.now, random, iterations)
@@ -677,12 +679,10 @@ impl Context<'_> {
         }
         self.logins = 1;
         let state = &mut *self.state;
-        let answer = state.session.scram_finish(
-            &mut crate::secure::crypto(),
-            &mut state.guard,
-            proof,
-            self.now,
-        );
+        let answer =
+            state
+                .session
+                .scram_finish(&mut state.crypto.get(), &mut state.guard, proof, self.now);
         // The rights of the rest of the request (the items after it in a multi-request):
         // a SCRAM login's are granted to frames under its own key only, and this request
         // came in clear or under another key (the anonymous one of `/1024//47` travels in
@@ -713,7 +713,7 @@ impl Context<'_> {
             .try_into()
             .map_err(|_| ResultCode::NotAcceptable)?;
         let state = &mut *self.state;
-        let device: [u8; 16] = state.drbg.draw()?;
+        let device: [u8; 16] = state.drbg.draw(&mut state.crypto.get())?;
         match state.sealing.as_mut() {
             Some(sealing) => sealing.then = Some((client, device)),
             None => state.session.secure.set_ivs(client, device),
@@ -730,7 +730,7 @@ impl Context<'_> {
             return Err(ResultCode::Unauthorized);
         }
         let state = &mut *self.state;
-        let key = crate::auth::Secret16(state.drbg.draw()?);
+        let key = crate::auth::Secret16(state.drbg.draw(&mut state.crypto.get())?);
         if state.session.secure.is_scram() {
             state.session.logout_keeping_channel();
             self.security.subject = Subject::ANONYMOUS;
@@ -923,7 +923,9 @@ impl Context<'_> {
                     .spare()
                     .get_mut(..room)
                     .ok_or(ResultCode::InternalServerError)?;
-                io.open_packet(&self.state.config, source, self.request, area)?;
+                let state = &mut *self.state;
+                let mut crypto = state.crypto.get();
+                io.open_packet(&mut crypto, &state.config, source, self.request, area)?;
             }
             None => {
                 let at = body

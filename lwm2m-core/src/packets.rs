@@ -418,7 +418,7 @@ fn read_at(
 
 /// The key of an encrypted packet and the profile it runs as; `(ANONYMOUS, None)` for a
 /// plain one.
-fn sender_key<C: Crypto>(
+fn sender_key<C: Crypto + ?Sized>(
     crypto: &mut C,
     config: &Config,
     header: &Header,
@@ -428,7 +428,7 @@ fn sender_key<C: Crypto>(
         return Ok((ANONYMOUS, None));
     }
     if header.sender == SENDER_IOTIZE {
-        let key = packet::packet_key(crypto, &HashKey::BLANK.0, BLANK_USER, key_bytes);
+        let key = packet::packet_key(&mut &mut *crypto, &HashKey::BLANK.0, BLANK_USER, key_bytes);
         return Ok((ANONYMOUS, Some(key)));
     }
     let id = packet::profile_of_sender(header.sender);
@@ -437,7 +437,7 @@ fn sender_key<C: Crypto>(
         return Err(PacketError::Decrypt);
     };
     let hash = HashKey::of(record);
-    let key = packet::packet_key(crypto, &hash.0, &profile.name, key_bytes);
+    let key = packet::packet_key(&mut &mut *crypto, &hash.0, &profile.name, key_bytes);
     Ok((id, Some(key)))
 }
 
@@ -468,7 +468,8 @@ fn accept(storage: &mut Option<&mut dyn PacketStorage>, header: &Header) -> IoRe
 /// before the [`TRAILER_LEN`] trailer ([`Opened`]); a firmware image goes into the
 /// storage's firmware slot (data length 0). Any error changes nothing but, for an image
 /// that checked, the firmware slot (never marked bootable then).
-pub fn open(
+pub fn open<C: Crypto + ?Sized>(
+    crypto: &mut C,
     config: &Config,
     source: PacketSource,
     request: &[u8],
@@ -497,11 +498,10 @@ pub fn open(
         return Err(PacketError::Length.result_code());
     }
     let key_bytes = key_input(&head).ok_or(PacketError::Length)?;
-    let mut crypto = crate::secure::crypto();
-    let (profile, key) = sender_key(&mut crypto, config, &header, key_bytes)?;
+    let (profile, key) = sender_key(crypto, config, &header, key_bytes)?;
     match header.kind() {
         Some(MessageType::Command) => command(
-            &mut crypto,
+            crypto,
             source,
             request,
             area,
@@ -521,7 +521,7 @@ pub fn open(
                 key_bytes,
                 total,
             };
-            sink.load(&mut crypto, source, request, &mut storage)?;
+            sink.load(crypto, source, request, &mut storage)?;
             write_trailer(area, profile, 0)
         }
         // A type this device does not run: not an acceptable packet.
@@ -543,7 +543,7 @@ fn write_trailer(area: &mut [u8], profile: u16, len: usize) -> IoResult {
 /// A COMMAND packet: read whole into the end of `area`, decrypted or checked in place,
 /// recorded, its data moved up against the trailer.
 #[allow(clippy::too_many_arguments)]
-fn command<C: Crypto>(
+fn command<C: Crypto + ?Sized>(
     crypto: &mut C,
     source: PacketSource,
     request: &[u8],
@@ -562,7 +562,7 @@ fn command<C: Crypto>(
     let place = area.get_mut(start..room).ok_or(ResultCode::NotAcceptable)?;
     read_at(source, request, storage, 0, place)?;
     let checked = match key {
-        Some(key) => packet::decrypt(crypto, key, place),
+        Some(key) => packet::decrypt(&mut &mut *crypto, key, place),
         None => Packet::parse_plain(place),
     };
     let (header, data) = match checked {
@@ -610,7 +610,7 @@ const IMAGE_AT: usize = packet::DATA_AT + IMAGE_LEN_BYTES;
 impl Firmware<'_> {
     /// Checks the packet, records it, then writes its image into the firmware slot,
     /// verified and marked bootable.
-    fn load<C: Crypto>(
+    fn load<C: Crypto + ?Sized>(
         &self,
         crypto: &mut C,
         source: PacketSource,
@@ -650,7 +650,7 @@ impl Firmware<'_> {
 
     /// Decrypts the packet's payload piece by piece, checking its CRC; with `write`, the
     /// image found by a first pass goes into the firmware slot as it is decrypted.
-    fn stream<C: Crypto>(
+    fn stream<C: Crypto + ?Sized>(
         &self,
         crypto: &mut C,
         source: PacketSource,

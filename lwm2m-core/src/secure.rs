@@ -345,9 +345,67 @@ pub(crate) fn seal<C: Crypto>(
     end + 2
 }
 
-/// The software primitives the engine runs on.
-pub(crate) fn crypto() -> Software {
-    Software
+/// The primitives the engine runs on: the board's, handed to
+/// [`crate::Device::with_crypto`] (an AES or SHA-256 peripheral), else [`Software`].
+pub(crate) struct Primitives(Option<&'static mut (dyn Crypto + Send)>);
+
+impl Primitives {
+    /// Software until a board hands its own.
+    pub(crate) const fn new() -> Primitives {
+        Primitives(None)
+    }
+
+    /// The board's primitives from now on.
+    pub(crate) fn set(&mut self, crypto: &'static mut (dyn Crypto + Send)) {
+        self.0 = Some(crypto);
+    }
+
+    /// The primitives, for one use.
+    pub(crate) fn get(&mut self) -> Engine<'_> {
+        match &mut self.0 {
+            Some(board) => Engine::Board(&mut **board),
+            None => Engine::Software(Software),
+        }
+    }
+}
+
+/// [`Primitives::get`]: the board's, or software.
+pub(crate) enum Engine<'a> {
+    Board(&'a mut (dyn Crypto + Send)),
+    Software(Software),
+}
+
+impl Crypto for Engine<'_> {
+    fn aes128_cbc_encrypt(
+        &mut self,
+        key: &crate::crypto::Key,
+        iv: &Iv,
+        blocks: &mut [[u8; BLOCK]],
+    ) {
+        match self {
+            Engine::Board(c) => c.aes128_cbc_encrypt(key, iv, blocks),
+            Engine::Software(c) => c.aes128_cbc_encrypt(key, iv, blocks),
+        }
+    }
+
+    fn aes128_cbc_decrypt(
+        &mut self,
+        key: &crate::crypto::Key,
+        iv: &Iv,
+        blocks: &mut [[u8; BLOCK]],
+    ) {
+        match self {
+            Engine::Board(c) => c.aes128_cbc_decrypt(key, iv, blocks),
+            Engine::Software(c) => c.aes128_cbc_decrypt(key, iv, blocks),
+        }
+    }
+
+    fn hmac_sha256(&mut self, key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        match self {
+            Engine::Board(c) => c.hmac_sha256(key, parts),
+            Engine::Software(c) => c.hmac_sha256(key, parts),
+        }
+    }
 }
 
 /// HMAC-DRBG over HMAC-SHA256 (NIST SP 800-90A §10.1.2), without reseed counter or
@@ -424,9 +482,12 @@ impl Drbg {
     }
 
     /// `N` random bytes, drawn with the engine's primitives: `A3` if never seeded.
-    pub(crate) fn draw<const N: usize>(&mut self) -> Result<[u8; N], ResultCode> {
+    pub(crate) fn draw<const N: usize, C: Crypto>(
+        &mut self,
+        crypto: &mut C,
+    ) -> Result<[u8; N], ResultCode> {
         let mut out = [0u8; N];
-        match self.fill(&mut crypto(), &mut out) {
+        match self.fill(crypto, &mut out) {
             true => Ok(out),
             false => Err(ResultCode::ServiceUnavailable),
         }
