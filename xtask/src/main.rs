@@ -599,7 +599,7 @@ fn footprint() -> Result {
         small.sizes.flash, large.sizes.flash
     );
     println!(
-        "| of which the password hashing (PBKDF2-HMAC-SHA1 over the sha1 crate) | {} | {} |",
+        "| of which the password hashing (PBKDF2-HMAC-SHA1) | {} | {} |",
         small.sizes.crypto, large.sizes.crypto
     );
     println!(
