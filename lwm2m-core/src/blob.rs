@@ -174,7 +174,7 @@ impl<S: ConfigStore, B: BlobStore> ConfigStore for WithBlobs<S, B> {
         self.blobs.clear(blob)
     }
 
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     fn packets(&mut self) -> Option<&mut dyn crate::packets::PacketStorage> {
         self.config.packets()
     }

@@ -72,7 +72,7 @@ fn item_at(parsed: &Request<'_>, position: Position) -> Option<(Method, Path)> {
         Position::Request => Some((parsed.method, parsed.path)),
         // A packet's commands are in the response buffer, which the port keeps as it was
         // (the request that opened it is the one checked here).
-        #[cfg(feature = "crypto")]
+        #[cfg(feature = "packets")]
         Position::Packet { .. } => Some((parsed.method, parsed.path)),
         Position::Item { index, .. } => {
             let multi = MultiRequest::parse(parsed.payload).ok()?;
@@ -145,12 +145,12 @@ impl<T: TargetIo, S: ConfigStore> InlineIo for Parts<T, S> {
         self.target.command(settings, command, input, output)
     }
 
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     fn write_packet(&mut self, offset: u32, data: &[u8]) -> IoResult {
         io::write_packet(&mut self.store, offset, data)
     }
 
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     fn open_packet(
         &mut self,
         crypto: &mut dyn crate::crypto::Crypto,
@@ -170,7 +170,7 @@ fn load<O: ObjectSet, S: ConfigStore>(
     state: &mut State,
     store: &mut S,
 ) -> Result<LoadState, StoreError> {
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     state.empty_packet_store(store);
     let loaded = store.load_into(&mut state.config);
     if !matches!(loaded, Ok(LoadState::Config | LoadState::Previous)) {
@@ -223,10 +223,10 @@ pub(crate) struct State {
     #[cfg(feature = "crypto")]
     pub(crate) sealing: Option<crate::secure::Sealing>,
     /// What the packet store holds (`/1024//81`, `/82`, `/83`).
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     pub(crate) packet_store: crate::crypto::chunk::PacketStore,
     /// The execute CRC of what the packet store holds.
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     pub(crate) packet_crc: crate::crypto::chunk::ExecuteCrc,
     /// The primitives the encrypted session and single packets run on.
     #[cfg(feature = "crypto")]
@@ -255,7 +255,7 @@ impl State {
 
     /// The packet store of `store` emptied (what a reset left in it is never run) and
     /// sized (UNAVAILABLE if `store` has none).
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     fn empty_packet_store<S: ConfigStore + ?Sized>(&mut self, store: &mut S) {
         let capacity = store.packets().map_or(0, |packets| packets.capacity());
         self.packet_store = crate::crypto::chunk::PacketStore::new(capacity);
@@ -319,9 +319,9 @@ impl<O: ObjectSet> Device<O> {
                 drbg: crate::secure::Drbg::new(),
                 #[cfg(feature = "crypto")]
                 sealing: None,
-                #[cfg(feature = "crypto")]
+                #[cfg(feature = "packets")]
                 packet_store: crate::crypto::chunk::PacketStore::new(0),
-                #[cfg(feature = "crypto")]
+                #[cfg(feature = "packets")]
                 packet_crc: crate::crypto::chunk::ExecuteCrc::new(),
                 #[cfg(feature = "crypto")]
                 crypto: crate::secure::Primitives::new(),
@@ -366,9 +366,9 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
                 drbg: crate::secure::Drbg::new(),
                 #[cfg(feature = "crypto")]
                 sealing: None,
-                #[cfg(feature = "crypto")]
+                #[cfg(feature = "packets")]
                 packet_store: crate::crypto::chunk::PacketStore::new(0),
-                #[cfg(feature = "crypto")]
+                #[cfg(feature = "packets")]
                 packet_crc: crate::crypto::chunk::ExecuteCrc::new(),
                 #[cfg(feature = "crypto")]
                 crypto: crate::secure::Primitives::new(),
@@ -599,9 +599,9 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
                 pending: None,
             },
             inline: None,
-            #[cfg(feature = "crypto")]
+            #[cfg(feature = "packets")]
             packet: None,
-            #[cfg(feature = "crypto")]
+            #[cfg(feature = "packets")]
             in_item: false,
         };
         execute(
@@ -696,12 +696,12 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         }
     }
 
-    /// Takes the single packets' store of `store` (feature `crypto`), empty: for a port
+    /// Takes the single packets' store of `store` (feature `packets`), empty: for a port
     /// that keeps its store beside the device and performs the operations itself, and
     /// built the device with [`Device::new`] (booting from a store,
     /// [`Device::boot`], [`Device::boot_from`] and [`Device::load_config`], does this
     /// too). Until then the packet store is UNAVAILABLE.
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     pub fn take_packets_of<S2: ConfigStore>(&mut self, store: &mut S2) {
         self.state.empty_packet_store(store);
     }
@@ -881,9 +881,9 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             request,
             io: IoCursor::default(),
             inline: self.parts.inline(run),
-            #[cfg(feature = "crypto")]
+            #[cfg(feature = "packets")]
             packet: None,
-            #[cfg(feature = "crypto")]
+            #[cfg(feature = "packets")]
             in_item: false,
         };
         execute(

@@ -29,7 +29,7 @@ pub enum Position {
     /// Command `index` of the single packet the request opened (its commands at the end
     /// of the response buffer, [`crate::packets::Opened`]), whose answers before it take
     /// `body_len` bytes.
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     Packet {
         /// The command.
         index: u16,
@@ -89,7 +89,7 @@ pub fn dispatch<O: ObjectSet + ?Sized>(
             position: Position::Item { .. },
             ..
         } => return run_multi(objects, ctx, request.payload, body, resume),
-        #[cfg(feature = "crypto")]
+        #[cfg(feature = "packets")]
         Resume::After {
             position: Position::Packet { .. },
             ..
@@ -103,7 +103,7 @@ pub fn dispatch<O: ObjectSet + ?Sized>(
     };
     match code {
         // The handler opened a single packet: its commands run now.
-        #[cfg(feature = "crypto")]
+        #[cfg(feature = "packets")]
         Some(code) if code.is_success() && ctx.packet.take().is_some() => {
             run_packet(objects, ctx, body, Resume::Start)
         }
@@ -116,7 +116,7 @@ pub fn dispatch<O: ObjectSet + ?Sized>(
 /// multi-request list kept at the end of the response buffer by
 /// [`crate::packets::open`], run with the rights of the packet's sender, its answers
 /// written before it; the list is wiped once done.
-#[cfg(feature = "crypto")]
+#[cfg(feature = "packets")]
 fn run_packet<O: ObjectSet + ?Sized>(
     objects: &mut O,
     ctx: &mut Context<'_>,
@@ -302,7 +302,7 @@ fn run_multi<O: ObjectSet + ?Sized>(
             return Flow::Done(ResultCode::InternalServerError);
         };
         let resumed = result.take();
-        #[cfg(feature = "crypto")]
+        #[cfg(feature = "packets")]
         {
             ctx.in_item = true;
         }
@@ -327,7 +327,7 @@ fn run_multi<O: ObjectSet + ?Sized>(
             },
             (_, Err(err)) => err.result_code(),
         };
-        #[cfg(feature = "crypto")]
+        #[cfg(feature = "packets")]
         {
             ctx.in_item = false;
         }

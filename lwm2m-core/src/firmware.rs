@@ -1,4 +1,4 @@
-//! Where a firmware update goes (`protocol.md` §11.5, feature `crypto`): the board's
+//! Where a firmware update goes (`protocol.md` §11.5, feature `packets`): the board's
 //! [`FirmwareSink`] takes the image in pieces at offsets, checks the whole image's CRC,
 //! and only then marks it bootable. A firmware image reaches the device only as a single
 //! packet through the encrypted tunnel (§11.5 starts encryption first), hence the

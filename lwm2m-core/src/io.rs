@@ -308,8 +308,8 @@ pub enum Operation {
     },
     /// Write [`Operation::write_data`] of the request buffer (`len` bytes at `at`) into
     /// the packet store at `offset` ([`crate::packets::PacketStorage::write`], feature
-    /// `crypto`): a chunk of `POST /1024//82`.
-    #[cfg(feature = "crypto")]
+    /// `packets`): a chunk of `POST /1024//82`.
+    #[cfg(feature = "packets")]
     WritePacket {
         /// Where the bytes go in the store.
         offset: u32,
@@ -321,8 +321,8 @@ pub enum Operation {
     /// Open the single packet at `source` into [`Operation::read_buffer`] of the output
     /// buffer (`room` bytes at `at`): decrypted, checked and recorded by
     /// [`crate::packets::open`], which needs the device's configuration (the senders'
-    /// keys). Feature `crypto`: `POST /1024//80` and `/83`.
-    #[cfg(feature = "crypto")]
+    /// keys). Feature `packets`: `POST /1024//80` and `/83`.
+    #[cfg(feature = "packets")]
     OpenPacket {
         /// Where the packet is.
         source: crate::packets::PacketSource,
@@ -349,7 +349,7 @@ impl Operation {
                 output_len,
                 ..
             } => out.get_mut(output_at..output_at.checked_add(usize::from(output_len))?),
-            #[cfg(feature = "crypto")]
+            #[cfg(feature = "packets")]
             Operation::OpenPacket { at, room, .. } => {
                 out.get_mut(at..at.checked_add(usize::from(room))?)
             }
@@ -371,7 +371,7 @@ impl Operation {
                 input_len,
                 ..
             } => request.get(input_at..input_at.checked_add(usize::from(input_len))?),
-            #[cfg(feature = "crypto")]
+            #[cfg(feature = "packets")]
             Operation::WritePacket { at, len, .. } => {
                 request.get(at..at.checked_add(usize::from(len))?)
             }
@@ -442,14 +442,14 @@ impl Operation {
                 [*hi, *lo] = len.to_be_bytes();
                 Ok(())
             }
-            #[cfg(feature = "crypto")]
+            #[cfg(feature = "packets")]
             Operation::WritePacket { offset, .. } => {
                 let data = self
                     .write_data(request)
                     .ok_or(ResultCode::InternalServerError)?;
                 write_packet(store, offset, data)
             }
-            #[cfg(feature = "crypto")]
+            #[cfg(feature = "packets")]
             Operation::OpenPacket { source, .. } => {
                 let area = self
                     .read_buffer(out)
@@ -470,7 +470,7 @@ impl Operation {
 
 /// Writes a chunk's bytes into the packet store of `store`: `A7` past its room or if it
 /// has none, `A4` if the flash failed.
-#[cfg(feature = "crypto")]
+#[cfg(feature = "packets")]
 pub(crate) fn write_packet<S: ConfigStore + ?Sized>(
     store: &mut S,
     offset: u32,
@@ -548,7 +548,7 @@ impl IoCursor {
 
     /// Whether the next operation asked for was done already (the handler runs again
     /// after it).
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     pub(crate) fn next_is_done(&self) -> bool {
         self.next < self.done
     }

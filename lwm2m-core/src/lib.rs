@@ -54,11 +54,11 @@ pub mod config;
 pub mod crypto;
 mod device;
 pub mod dispatch;
-#[cfg(feature = "crypto")]
+#[cfg(feature = "packets")]
 pub mod firmware;
 pub mod io;
 pub mod object;
-#[cfg(feature = "crypto")]
+#[cfg(feature = "packets")]
 pub mod packets;
 #[cfg(feature = "crypto")]
 pub mod secure;

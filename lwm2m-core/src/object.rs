@@ -330,11 +330,11 @@ pub struct Context<'a> {
     pub(crate) inline: Option<&'a mut dyn InlineIo>,
     /// The single packet the handler opened, for the dispatcher to run
     /// ([`Context::run_packet`]).
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     pub(crate) packet: Option<crate::packets::Opened>,
     /// Whether the request is an item of a multi-request or of a single packet (which
     /// cannot open a packet: envelopes do not nest).
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     pub(crate) in_item: bool,
 }
 
@@ -361,10 +361,10 @@ pub(crate) trait InlineIo {
         output: &mut [u8],
     ) -> Result<usize, ResultCode>;
     /// Writes a chunk's bytes into the packet store ([`io::write_packet`]).
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     fn write_packet(&mut self, offset: u32, data: &[u8]) -> IoResult;
     /// Opens a single packet into `area` ([`crate::packets::open`]).
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     fn open_packet(
         &mut self,
         crypto: &mut dyn crate::crypto::Crypto,
@@ -799,7 +799,7 @@ impl Context<'_> {
     }
 
     /// The 4 bytes of `GET /1024//81`: the packet store's state (§11.4).
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     pub fn packet_store_info(&self) -> [u8; 4] {
         self.state.packet_store.info()
     }
@@ -811,7 +811,7 @@ impl Context<'_> {
     /// one after a gap, `A7` past the store's room or without a store, `A4` if the
     /// flash failed (the store is then in error until the chunk is sent again).
     /// `body` must lie in the request.
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     pub fn load_packet_chunk(&mut self, body: &[u8]) -> Result<(), ResultCode> {
         use crate::crypto::chunk::{Chunk, ExecuteCrc, StoreState};
         let chunk = Chunk::parse(body)?;
@@ -866,7 +866,7 @@ impl Context<'_> {
     /// again, whatever the outcome. `86` for a wrong CRC or an empty store, `A7` without
     /// a store (no room for a packet); then the errors of [`crate::packets::open`]. Hand the result to
     /// [`Context::run_packet`].
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     pub fn execute_stored_packet(
         &mut self,
         crc: u32,
@@ -894,7 +894,7 @@ impl Context<'_> {
 
     /// Executes the packet `packet` (`POST /1024//80`: the request's payload) — opened
     /// like [`Context::execute_stored_packet`], into the spare room of `body`.
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     pub fn execute_packet(
         &mut self,
         packet: &[u8],
@@ -906,7 +906,7 @@ impl Context<'_> {
     }
 
     /// Opens the packet at `source` into the spare room of `body` (not advanced).
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     fn open_packet(
         &mut self,
         source: crate::packets::PacketSource,
@@ -944,7 +944,7 @@ impl Context<'_> {
     /// body as a multi-request's (decision 7). `opened` must be what
     /// [`Context::execute_packet`] or [`Context::execute_stored_packet`] gave for this
     /// body, which the handler leaves empty.
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     pub fn run_packet(&mut self, opened: crate::packets::Opened) {
         self.packet = Some(opened);
     }

@@ -1,4 +1,4 @@
-//! Serving single packets (`protocol.md` §11, decision 7, feature `crypto`): where the
+//! Serving single packets (`protocol.md` §11, decision 7, feature `packets`): where the
 //! packet store and the replay record live on a board ([`PacketStorage`],
 //! [`FlashPackets`]), and opening a packet — decrypted with its sender's key, its CRC
 //! checked, its packetId recorded — for the engine to run.

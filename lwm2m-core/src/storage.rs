@@ -98,7 +98,7 @@ use crate::wire::ResultCode;
 
 mod ram;
 pub use ram::RamFlash;
-#[cfg(feature = "crypto")]
+#[cfg(feature = "packets")]
 pub mod replay;
 
 /// Where the configuration survives a restart.
@@ -162,10 +162,10 @@ pub trait ConfigStore {
         Ok(())
     }
 
-    /// Where single packets go (feature `crypto`: the packet store, the replay record,
+    /// Where single packets go (feature `packets`: the packet store, the replay record,
     /// the firmware slot; [`crate::packets`]). The default has none: the store's state
     /// is UNAVAILABLE and every packet is refused.
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     fn packets(&mut self) -> Option<&mut dyn crate::packets::PacketStorage> {
         None
     }
@@ -245,7 +245,7 @@ impl<T: ConfigStore + ?Sized> ConfigStore for &mut T {
         T::clear_blob(self, blob)
     }
 
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     fn packets(&mut self) -> Option<&mut dyn crate::packets::PacketStorage> {
         T::packets(self)
     }
@@ -305,7 +305,7 @@ impl<S: ConfigStore> ConfigStore for Option<S> {
             .clear_blob(blob)
     }
 
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     fn packets(&mut self) -> Option<&mut dyn crate::packets::PacketStorage> {
         self.as_mut()?.packets()
     }

@@ -101,23 +101,23 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
         .post(Admin)
         .not_implemented(), // getDisabledServices, postDisabledServices
     ResourceDef::single(79).get(Admin).not_implemented(), // getLocalTime
-    // Single packets (feature `crypto`): anyone may load and execute one, the rights
+    // Single packets (feature `packets`): anyone may load and execute one, the rights
     // are the packet's sender's (decision 7).
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     ResourceDef::single(80).post(Anyone), // writeAndExecute, writeAndExecuteBytes
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     ResourceDef::single(81).get(Anyone).answers(4), // getInfo
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     ResourceDef::single(82).post(Anyone), // writeChunk
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     ResourceDef::single(83).post(Anyone), // executeSinglePacketInStore
-    #[cfg(not(feature = "crypto"))]
+    #[cfg(not(feature = "packets"))]
     ResourceDef::single(80).post(Admin).not_implemented(), // writeAndExecute, writeAndExecuteBytes
-    #[cfg(not(feature = "crypto"))]
+    #[cfg(not(feature = "packets"))]
     ResourceDef::single(81).get(Admin).not_implemented(), // getInfo
-    #[cfg(not(feature = "crypto"))]
+    #[cfg(not(feature = "packets"))]
     ResourceDef::single(82).post(Admin).not_implemented(), // writeChunk
-    #[cfg(not(feature = "crypto"))]
+    #[cfg(not(feature = "packets"))]
     ResourceDef::single(83).post(Admin).not_implemented(), // executeSinglePacketInStore
     ResourceDef::single(88).get(Anyone).answers(4), // getCurrentHostProtocolMaxFrameSize
     ResourceDef::single(89)
@@ -498,17 +498,17 @@ impl Object for InterfaceObject {
             // Single packets: the store's state, a chunk, the stored packet executed with
             // the CRC of what was loaded, a packet executed directly; the commands of an
             // opened packet run once the handler returns (`Context::run_packet`).
-            #[cfg(feature = "crypto")]
+            #[cfg(feature = "packets")]
             (Method::Get, 81) => body.push(&ctx.packet_store_info())?,
-            #[cfg(feature = "crypto")]
+            #[cfg(feature = "packets")]
             (Method::Post, 82) => ctx.load_packet_chunk(req.payload)?,
-            #[cfg(feature = "crypto")]
+            #[cfg(feature = "packets")]
             (Method::Post, 83) => {
                 let crc = codec::uint(req.payload, Widths::WORD)?;
                 let opened = ctx.execute_stored_packet(crc, body)?;
                 ctx.run_packet(opened);
             }
-            #[cfg(feature = "crypto")]
+            #[cfg(feature = "packets")]
             (Method::Post, 80) => {
                 let opened = ctx.execute_packet(req.payload, body)?;
                 ctx.run_packet(opened);

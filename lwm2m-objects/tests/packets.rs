@@ -5,7 +5,7 @@
 //! and a firmware slot in RAM flash: commands run with their signer's rights, a plain
 //! packet as anonymous, anything damaged, forged or replayed changes nothing, and a
 //! firmware image reaches the slot byte for byte, marked bootable.
-#![cfg(feature = "crypto")]
+#![cfg(feature = "packets")]
 
 mod common;
 use common::*;

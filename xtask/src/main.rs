@@ -224,8 +224,9 @@ fn test() -> Result {
         &mut small,
     )?;
     for target in THUMB_TARGETS {
-        // Without any feature, and with the encrypted session's cryptography.
-        for features in [None, Some("lwm2m-core/crypto")] {
+        // Without any feature, with the encrypted session's cryptography, and with single
+        // packets.
+        for features in [None, Some("lwm2m-core/crypto"), Some("lwm2m-core/packets")] {
             let mut cmd = cargo();
             cmd.arg("build");
             for krate in LIBRARY_CRATES {
@@ -566,7 +567,8 @@ fn footprint() -> Result {
     install_qemu()?;
     let small = footprint_run("small")?;
     let large = footprint_run("large")?;
-    let with_crypto = footprint_crypto_flash()?;
+    let with_crypto = footprint_crypto_flash("crypto")?;
+    let with_packets = footprint_crypto_flash("packets")?;
     let figure = |run: &FirmwareRun, name: &str| -> Result<u64> {
         run.text
             .lines()
@@ -604,6 +606,9 @@ fn footprint() -> Result {
     );
     println!(
         "| flash with the encrypted session (feature `crypto`: SCRAM, the tunnel; goal ≤ 40 KiB) | {with_crypto} | |"
+    );
+    println!(
+        "| flash with the encrypted session and single packets (feature `packets`) | {with_packets} | |"
     );
     println!(
         "| static RAM (data + bss, with the frame buffers; the emulated flash left out) | {} | {} |",
@@ -673,7 +678,7 @@ fn footprint() -> Result {
         );
     }
     println!(
-        "footprint: flash={} ram={} stack={} flash_with_crypto={with_crypto}",
+        "footprint: flash={} ram={} stack={} flash_with_crypto={with_crypto} flash_with_packets={with_packets}",
         small.sizes.flash, small.sizes.ram, stack
     );
     Ok(())
@@ -1112,20 +1117,20 @@ struct FirmwareRun {
 }
 
 /// Builds the footprint firmware with capacity `preset` and runs it under QEMU.
-/// The flash of the footprint firmware of the small preset with the encrypted session
-/// (feature `crypto`), built only.
-fn footprint_crypto_flash() -> Result<u64> {
+/// The flash of the footprint firmware of the small preset with `feature` (`crypto`: the
+/// encrypted session; `packets`: single packets too), built only.
+fn footprint_crypto_flash(feature: &str) -> Result<u64> {
     let dir = root().join("xtask/footprint-firmware");
-    let target_dir = dir.join("target").join("small-crypto");
+    let target_dir = dir.join("target").join(format!("small-{feature}"));
     run(
-        "build the footprint firmware with the encrypted session, small preset",
+        &format!("build the footprint firmware with the feature `{feature}`, small preset"),
         Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(&dir)
             .env("LWM2M_PRESET", "small")
             .arg("build")
             .arg("--target-dir")
             .arg(&target_dir)
-            .args(["--release", "--locked", "--features", "crypto"]),
+            .args(["--release", "--locked", "--features", feature]),
     )?;
     let elf_path = target_dir.join("thumbv7em-none-eabihf/release/footprint-firmware");
     Ok(elf_sizes(&elf_path)?.flash)

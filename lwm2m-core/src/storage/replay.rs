@@ -1,4 +1,4 @@
-//! The single packets' replay guard (decision 7, feature `crypto`): per sender, the
+//! The single packets' replay guard (decision 7, feature `packets`): per sender, the
 //! newest packetId accepted, kept in NOR flash so that a packet runs at most once, across
 //! reboots and power cuts.
 //!

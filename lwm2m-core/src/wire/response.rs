@@ -145,7 +145,7 @@ impl<'b> Body<'b> {
     /// The body without its last `n` bytes of room, and those bytes (a single packet's
     /// commands, kept at the end of the response buffer while their answers are
     /// written before them); `None` if fewer than `n` bytes are left.
-    #[cfg(feature = "crypto")]
+    #[cfg(feature = "packets")]
     pub(crate) fn split_end(&mut self, n: usize) -> Option<(Body<'_>, &mut [u8])> {
         let keep = self.buf.len().checked_sub(n)?;
         if keep < self.len {
