@@ -603,6 +603,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             packet: None,
             #[cfg(feature = "packets")]
             in_item: false,
+            #[cfg(feature = "packets")]
+            packet_area: None,
         };
         execute(
             &mut self.objects,
@@ -885,6 +887,8 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
             packet: None,
             #[cfg(feature = "packets")]
             in_item: false,
+            #[cfg(feature = "packets")]
+            packet_area: None,
         };
         execute(
             &mut self.objects,

@@ -162,7 +162,18 @@ fn run_packet<O: ObjectSet + ?Sized>(
     let Some(commands) = tail.get(..opened.len) else {
         return Flow::Done(ResultCode::InternalServerError);
     };
-    let flow = match run_multi(objects, ctx, commands, &mut head, resume) {
+    // Where the commands are in the output buffer: an operation of theirs finds its
+    // bytes there.
+    let Some(offset) = head
+        .response_offset()
+        .and_then(|at| at.checked_add(spare.checked_sub(from_end)?))
+    else {
+        return Flow::Done(ResultCode::InternalServerError);
+    };
+    ctx.packet_area = Some((commands.as_ptr() as usize, commands.len(), offset));
+    let flow = run_multi(objects, ctx, commands, &mut head, resume);
+    ctx.packet_area = None;
+    let flow = match flow {
         Flow::Suspend(Position::Item { index, body_len }) => {
             return Flow::Suspend(Position::Packet { index, body_len })
         }

@@ -247,6 +247,29 @@ pub(crate) fn answered(
     }
 }
 
+/// Where the bytes an operation takes lie ([`Operation::write_data`]): in the request
+/// buffer, or, for a command of a single packet (feature `packets`), in the output
+/// buffer, where the packet's commands are kept while they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum At {
+    /// This offset of the request buffer.
+    Request(usize),
+    /// This offset of the output buffer.
+    Output(usize),
+}
+
+impl At {
+    /// The `len` bytes at this place of `request` or `out`.
+    fn get<'a>(self, request: &'a [u8], out: &'a [u8], len: usize) -> Option<&'a [u8]> {
+        let (buf, at) = match self {
+            At::Request(at) => (request, at),
+            At::Output(at) => (out, at),
+        };
+        buf.get(at..at.checked_add(len)?)
+    }
+}
+
 /// An I/O operation a request waits on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -260,24 +283,24 @@ pub enum Operation {
         /// Where the value goes in the output buffer.
         at: usize,
     },
-    /// Write [`Operation::write_data`] of the request buffer (`var.len` bytes at offset
-    /// `at`) as the value of `var` in the target.
+    /// Write [`Operation::write_data`] (`var.len` bytes at `at`) as the value of `var` in
+    /// the target.
     WriteTarget {
         /// The variable.
         var: TargetVar,
-        /// Where the value is in the request buffer.
-        at: usize,
+        /// Where the value is.
+        at: At,
     },
     /// Save the configuration image ([`Device::config`](crate::Device::config)) to the
     /// store.
     SaveConfig,
-    /// Append [`Operation::write_data`] of the request buffer (`len` bytes at offset
-    /// `at`) to `blob` in the store ([`ConfigStore::append_blob`], [`crate::blob`]).
+    /// Append [`Operation::write_data`] (`len` bytes at `at`) to `blob` in the store
+    /// ([`ConfigStore::append_blob`], [`crate::blob`]).
     AppendBlob {
         /// The blob.
         blob: BlobId,
-        /// Where the data is in the request buffer.
-        at: usize,
+        /// Where the data is.
+        at: At,
         /// How many bytes.
         len: u16,
     },
@@ -286,8 +309,8 @@ pub enum Operation {
         /// The blob.
         blob: BlobId,
     },
-    /// Run `command` on the target with `settings`: its input is `input_len` bytes of
-    /// the request buffer at `input_at`, its answer `output_len` bytes of the output
+    /// Run `command` on the target with `settings`: its input is `input_len` bytes at
+    /// `input_at` ([`Operation::write_data`]), its answer `output_len` bytes of the output
     /// buffer at `output_at` ([`TargetIo::command`]); for an answer of the target's
     /// length, at most `output_len` − [`ANSWER_LEN_BYTES`] bytes, its length in the last
     /// two ([`crate::io`]).
@@ -296,8 +319,8 @@ pub enum Operation {
         command: TargetCommand,
         /// The target settings in force.
         settings: TargetSettings,
-        /// Where the input is in the request buffer.
-        input_at: usize,
+        /// Where the input is.
+        input_at: At,
         /// How many bytes of input.
         input_len: u16,
         /// Where the answer goes in the output buffer.
@@ -306,15 +329,15 @@ pub enum Operation {
         /// target's length).
         output_len: u16,
     },
-    /// Write [`Operation::write_data`] of the request buffer (`len` bytes at `at`) into
-    /// the packet store at `offset` ([`crate::packets::PacketStorage::write`], feature
+    /// Write [`Operation::write_data`] (`len` bytes at `at`) into the packet store at
+    /// `offset` ([`crate::packets::PacketStorage::write`], feature
     /// `packets`): a chunk of `POST /1024//82`.
     #[cfg(feature = "packets")]
     WritePacket {
         /// Where the bytes go in the store.
         offset: u32,
-        /// Where they are in the request buffer.
-        at: usize,
+        /// Where they are.
+        at: At,
         /// How many.
         len: u16,
     },
@@ -357,24 +380,67 @@ impl Operation {
         }
     }
 
-    /// The bytes of the request buffer a [`Operation::WriteTarget`] writes or an
-    /// [`Operation::AppendBlob`] appends; `None` for other operations or a buffer that is
-    /// not the one given to the engine.
-    pub fn write_data<'r>(&self, request: &'r [u8]) -> Option<&'r [u8]> {
-        match *self {
-            Operation::WriteTarget { var, at } => request.get(at..at.checked_add(var.len())?),
-            Operation::AppendBlob { at, len, .. } => {
-                request.get(at..at.checked_add(usize::from(len))?)
+    /// The bytes a [`Operation::WriteTarget`] writes, an [`Operation::AppendBlob`]
+    /// appends, an [`Operation::Target`] takes as its input, in `request` or in `out`
+    /// ([`At`]: a single packet's commands are in `out`, so a port that performs an
+    /// operation elsewhere copies both buffers); `None` for other operations or buffers
+    /// that are not the ones given to the engine.
+    pub fn write_data<'a>(&self, request: &'a [u8], out: &'a [u8]) -> Option<&'a [u8]> {
+        let (at, len) = self.input()?;
+        at.get(request, out, len)
+    }
+
+    /// The input and the output area of an [`Operation::Target`], the input in `request`
+    /// or, apart from the output area, in `out`.
+    fn input_and_output<'a>(
+        &self,
+        request: &'a [u8],
+        out: &'a mut [u8],
+    ) -> Option<(&'a [u8], &'a mut [u8])> {
+        let Operation::Target {
+            input_at,
+            input_len,
+            output_at,
+            output_len,
+            ..
+        } = *self
+        else {
+            return None;
+        };
+        let (input_len, output_len) = (usize::from(input_len), usize::from(output_len));
+        let output_end = output_at.checked_add(output_len)?;
+        match input_at {
+            At::Request(at) => Some((
+                request.get(at..at.checked_add(input_len)?)?,
+                out.get_mut(output_at..output_end)?,
+            )),
+            At::Output(at) => {
+                let input_end = at.checked_add(input_len)?;
+                if at >= output_end {
+                    let (head, tail) = out.split_at_mut_checked(at)?;
+                    Some((tail.get(..input_len)?, head.get_mut(output_at..output_end)?))
+                } else if input_end <= output_at {
+                    let (head, tail) = out.split_at_mut_checked(output_at)?;
+                    Some((head.get(at..input_end)?, tail.get_mut(..output_len)?))
+                } else {
+                    None
+                }
             }
+        }
+    }
+
+    /// Where an operation's input is, and its length.
+    fn input(&self) -> Option<(At, usize)> {
+        match *self {
+            Operation::WriteTarget { var, at } => Some((at, var.len())),
+            Operation::AppendBlob { at, len, .. } => Some((at, usize::from(len))),
             Operation::Target {
                 input_at,
                 input_len,
                 ..
-            } => request.get(input_at..input_at.checked_add(usize::from(input_len))?),
+            } => Some((input_at, usize::from(input_len))),
             #[cfg(feature = "packets")]
-            Operation::WritePacket { at, len, .. } => {
-                request.get(at..at.checked_add(usize::from(len))?)
-            }
+            Operation::WritePacket { at, len, .. } => Some((at, usize::from(len))),
             _ => None,
         }
     }
@@ -403,14 +469,14 @@ impl Operation {
             }
             Operation::WriteTarget { var, .. } => {
                 let data = self
-                    .write_data(request)
+                    .write_data(request, out)
                     .ok_or(ResultCode::InternalServerError)?;
                 target.write(&var, data)
             }
             Operation::SaveConfig => save(store, config),
             Operation::AppendBlob { blob, .. } => {
                 let data = self
-                    .write_data(request)
+                    .write_data(request, out)
                     .ok_or(ResultCode::InternalServerError)?;
                 stored(store.append_blob(blob, data))
             }
@@ -418,11 +484,8 @@ impl Operation {
             Operation::Target {
                 command, settings, ..
             } => {
-                let input = self
-                    .write_data(request)
-                    .ok_or(ResultCode::InternalServerError)?;
-                let output = self
-                    .read_buffer(out)
+                let (input, output) = self
+                    .input_and_output(request, out)
                     .ok_or(ResultCode::InternalServerError)?;
                 if !command.answer_varies() {
                     let len = target.command(&settings, &command, input, output)?;
@@ -445,7 +508,7 @@ impl Operation {
             #[cfg(feature = "packets")]
             Operation::WritePacket { offset, .. } => {
                 let data = self
-                    .write_data(request)
+                    .write_data(request, out)
                     .ok_or(ResultCode::InternalServerError)?;
                 write_packet(store, offset, data)
             }
@@ -610,7 +673,7 @@ mod tests {
         Operation::Target {
             command,
             settings: TargetSettings::default(),
-            input_at: 0,
+            input_at: At::Request(0),
             input_len: 0,
             output_at: 1,
             output_len,
@@ -687,31 +750,38 @@ mod tests {
         assert!(read.read_buffer(&mut out).is_none());
         let read = Operation::ReadTarget { var, at: 4 };
         assert_eq!(read.read_buffer(&mut out).map(|b| b.len()), Some(4));
-        assert!(read.write_data(&out).is_none());
+        assert!(read.write_data(&out, &[]).is_none());
         let write = Operation::WriteTarget {
             var,
-            at: usize::MAX,
+            at: At::Request(usize::MAX),
         };
-        assert!(write.write_data(&out).is_none());
+        assert!(write.write_data(&out, &out).is_none());
+        let write = Operation::WriteTarget {
+            var,
+            at: At::Output(4),
+        };
+        assert_eq!(write.write_data(&[], &out), Some(&out[4..8]));
         let blob = crate::blob::BlobId(57);
         let append = Operation::AppendBlob {
             blob,
-            at: 6,
+            at: At::Request(6),
             len: 2,
         };
-        assert_eq!(append.write_data(&out), Some(&out[6..8]));
+        assert_eq!(append.write_data(&out, &[]), Some(&out[6..8]));
         let append = Operation::AppendBlob {
             blob,
-            at: 7,
+            at: At::Request(7),
             len: 2,
         };
-        assert!(append.write_data(&out).is_none());
+        assert!(append.write_data(&out, &[]).is_none());
         let append = Operation::AppendBlob {
             blob,
-            at: usize::MAX,
+            at: At::Request(usize::MAX),
             len: 1,
         };
-        assert!(append.write_data(&out).is_none());
-        assert!(Operation::ClearBlob { blob }.write_data(&out).is_none());
+        assert!(append.write_data(&out, &out).is_none());
+        assert!(Operation::ClearBlob { blob }
+            .write_data(&out, &out)
+            .is_none());
     }
 }

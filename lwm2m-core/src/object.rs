@@ -336,6 +336,11 @@ pub struct Context<'a> {
     /// cannot open a packet: envelopes do not nest).
     #[cfg(feature = "packets")]
     pub(crate) in_item: bool,
+    /// The commands of the single packet being run: their address and length (compared,
+    /// never dereferenced) and their offset in the output buffer, where an operation of
+    /// theirs finds its bytes ([`io::At::Output`]).
+    #[cfg(feature = "packets")]
+    pub(crate) packet_area: Option<(usize, usize, usize)>,
 }
 
 /// A blocking target and store that perform a request's operations at once (the
@@ -376,6 +381,22 @@ pub(crate) trait InlineIo {
 }
 
 impl Context<'_> {
+    /// Where `data` lies for an operation: in the request, or among the commands of the
+    /// single packet being run.
+    fn locate(&self, data: &[u8]) -> Option<io::At> {
+        if let Some(at) = io::offset_in(self.request, data) {
+            return Some(io::At::Request(at));
+        }
+        #[cfg(feature = "packets")]
+        if let Some((address, len, offset)) = self.packet_area {
+            let start = (data.as_ptr() as usize).checked_sub(address)?;
+            if start.checked_add(data.len())? <= len {
+                return Some(io::At::Output(offset.checked_add(start)?));
+            }
+        }
+        None
+    }
+
     /// The time of the request.
     pub fn now(&self) -> Instant {
         self.now
@@ -503,10 +524,9 @@ impl Context<'_> {
                     settings: TargetSettings::of(&self.state.config),
                     ..var
                 };
-                // Only bytes of the request can be written later: other bytes are refused
-                // on every board alike.
-                let at =
-                    io::offset_in(self.request, data).ok_or(ResultCode::InternalServerError)?;
+                // Only bytes of the request (or of the packet being run) can be written
+                // later: other bytes are refused on every board alike.
+                let at = self.locate(data).ok_or(ResultCode::InternalServerError)?;
                 if let Some(io) = self.inline.as_mut() {
                     return io.write(&var, data);
                 }
@@ -552,7 +572,7 @@ impl Context<'_> {
         }
         let room = answer_len.min(fits);
         let area = room.saturating_add(trailer);
-        let input_at = io::offset_in(self.request, input).ok_or(ResultCode::InternalServerError)?;
+        let input_at = self.locate(input).ok_or(ResultCode::InternalServerError)?;
         let output_at = body
             .response_offset()
             .ok_or(ResultCode::InternalServerError)?;
@@ -770,7 +790,7 @@ impl Context<'_> {
     /// if the blob's region has no room for it (nothing is written) or the store keeps
     /// no such blob, `A4` if the flash failed.
     pub fn append_blob(&mut self, blob: BlobId, data: &[u8]) -> Result<(), ResultCode> {
-        let at = io::offset_in(self.request, data).ok_or(ResultCode::InternalServerError)?;
+        let at = self.locate(data).ok_or(ResultCode::InternalServerError)?;
         let len = u16::try_from(data.len()).map_err(|_| ResultCode::NvmFull)?;
         match self.inline.as_mut() {
             Some(inline) => inline.append_blob(blob, data),
@@ -839,8 +859,7 @@ impl Context<'_> {
             match self.inline.as_mut() {
                 Some(io) => io.write_packet(loaded, fresh)?,
                 None => {
-                    let at = io::offset_in(self.request, fresh)
-                        .ok_or(ResultCode::InternalServerError)?;
+                    let at = self.locate(fresh).ok_or(ResultCode::InternalServerError)?;
                     let len = u16::try_from(fresh.len()).map_err(|_| ResultCode::NvmFull)?;
                     self.io.ask(Operation::WritePacket {
                         offset: loaded,

@@ -32,13 +32,13 @@ use crate::Event;
 /// reads it, and saves are not sent to the worker).
 static NO_CONFIG: Config = Config::EMPTY;
 
-/// An operation for the worker, with copies of what it reads and room for what it
-/// writes, and its number.
+/// An operation for the worker, with copies of what it reads (the request, and the
+/// output buffer: a single packet's commands are there) and writes, and its number.
 struct Job {
     id: u64,
     op: Operation,
     request: Vec<u8>,
-    out_len: usize,
+    out: Vec<u8>,
 }
 
 /// What the worker did: the job's number, the result, the output buffer it filled.
@@ -66,16 +66,16 @@ impl DesktopIo {
         thread::Builder::new()
             .name("target".into())
             .spawn(move || {
-                for job in inbox {
-                    let mut out = vec![0u8; job.out_len];
+                for mut job in inbox {
+                    let out = &mut job.out;
                     let result = job.op.perform(
                         &NO_CONFIG,
                         &job.request,
-                        &mut out,
+                        out,
                         &mut target,
                         &mut NoStore,
                     );
-                    if results.send((job.id, result, out)).is_err()
+                    if results.send((job.id, result, job.out)).is_err()
                         || events.send(Event::Wake).is_err()
                     {
                         return;
@@ -116,7 +116,7 @@ impl Io for DesktopIo {
             id: self.sent,
             op: *op,
             request: request.to_vec(),
-            out_len: out.len(),
+            out: out.to_vec(),
         };
         if self.jobs.send(job).is_err() {
             return Err(ResultCode::InternalServerError);
