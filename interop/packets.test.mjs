@@ -648,9 +648,19 @@ describe('port-linux serves single packets and the firmware update', () => {
       assert.equal(conn.tap.encryption.isStarted, false);
       const result = await runSteps(conn.tap.firmwareUpdater.apply(file));
       const encrypted = conn.tap.encryption.isStarted;
-      const state = await storeState(conn.tap, `${label}: after the update`);
+      if (result.error) {
+        const state = await storeState(conn.tap, `${label}: after the update`);
+        if (encrypted) conn.tap.encryption.stop();
+        await conn.close();
+        return { ...result, encrypted, state };
+      }
+      // Installed: the device restarts into the new firmware (§11.5), its link closed after
+      // the answer; the store is read on a new connection, as the updater's reconnect does.
       if (encrypted) conn.tap.encryption.stop();
-      await conn.close();
+      await conn.close().catch(() => {});
+      const again = await open({ label: `${label}-reconnected` });
+      const state = await storeState(again.tap, `${label}: after the update, reconnected`);
+      await again.close();
       return { ...result, encrypted, state };
     }
     async function expectRefused(label, what, file, status) {
@@ -716,7 +726,10 @@ describe('port-linux serves single packets and the firmware update', () => {
     // The same file (its packetId not used up) through the client's firmware updater.
     const started = Date.now();
     const linesBefore = firmwareLines().length;
+    const rebootsBefore = (stderr.match(/\] reboot$/gm) || []).length;
     const { events, error, encrypted, state } = await update('fw-good', file);
+    const reboots = (stderr.match(/\] reboot$/gm) || []).length - rebootsBefore;
+    assert.equal(reboots, 1, `the device restarts once into the new firmware${deviceLog()}`);
     if (error) assert.fail(`tap.firmwareUpdater.apply(file): ${describeError(error)}, status ${hexStatus(statusOfError(error))}${wireLog()}${deviceLog()}`);
     assert.equal(encrypted, true, 'the updater started encryption itself');
     const chunkEvents = events.filter((e) => e.step === SinglePacketStoreLoader.Step.loadPacketChunk);

@@ -17,7 +17,7 @@ use lwm2m_core::auth::{Credential, ScramRecord};
 use lwm2m_core::config::ADMIN;
 use lwm2m_core::crypto::chunk::{Chunk, ExecuteCrc, PacketStore};
 use lwm2m_core::crypto::packet::{self, HashKey, Header, Packet};
-use lwm2m_core::crypto::{crc32, tunnel, Software};
+use lwm2m_core::crypto::{crc32, Software};
 use lwm2m_core::firmware::{self, FirmwareSink, Image, RamFirmware};
 use lwm2m_core::packets::{self as serve, Opened, PacketSource, PacketStorage};
 use lwm2m_core::storage::{StoreError, StoreErrorKind};
@@ -26,7 +26,7 @@ use lwm2m_core::Config;
 /// A packet storage in RAM: the store, the newest id of each sender, a firmware slot.
 struct Ram<'a> {
     store: Vec<u8>,
-    last: HashMap<u8, u16>,
+    last: HashMap<u8, (u16, u16)>,
     slot: RamFirmware<'a>,
 }
 
@@ -55,11 +55,18 @@ impl PacketStorage for Ram<'_> {
         Ok(())
     }
 
-    fn accept(&mut self, sender: u8, packet_id: u16) -> Result<bool, StoreError> {
-        if !tunnel::is_newer(packet_id, self.last.get(&sender).copied()) {
+    fn is_new(&mut self, sender: u8, packet_id: u16, tag: u16) -> Result<bool, StoreError> {
+        Ok(match self.last.get(&sender) {
+            Some(&(last, last_tag)) if last_tag == tag => packet_id > last,
+            _ => true,
+        })
+    }
+
+    fn accept(&mut self, sender: u8, packet_id: u16, tag: u16) -> Result<bool, StoreError> {
+        if !self.is_new(sender, packet_id, tag)? {
             return Ok(false);
         }
-        self.last.insert(sender, packet_id);
+        self.last.insert(sender, (packet_id, tag));
         Ok(true)
     }
 
@@ -188,7 +195,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(opened.data, sealed_data);
 
     // A firmware image of the data, sealed by the admin, reaches the slot byte for byte.
-    if sealed_data.len() + 64 <= ram.slot.capacity() as usize {
+    if !sealed_data.is_empty() && sealed_data.len() + 64 <= ram.slot.capacity() as usize {
         let mut fw = Header {
             message_type: 6,
             packet_id: 0x8000,

@@ -65,8 +65,11 @@ fn fingerprint(request: &[u8]) -> (usize, u32) {
 
 /// The method and path of the request, or of the multi-request item, at `position`: a
 /// resumed request runs that item without checking its access again, so it must be the
-/// one that was admitted (whatever bytes a port hands back, they cannot make another
-/// method or resource run unchecked; the items after it are checked when they run).
+/// one that was admitted (whatever request bytes a port hands back, they cannot make
+/// another method or resource run unchecked; the items after it are checked when they
+/// run). A single packet's commands are in the output buffer, which the port keeps as it
+/// was, as the rights they run with, written there by the `OpenPacket` operation: the
+/// port that performs operations is trusted with them.
 fn item_at(parsed: &Request<'_>, position: Position) -> Option<(Method, Path)> {
     match position {
         Position::Request => Some((parsed.method, parsed.path)),
@@ -632,7 +635,9 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
 
     /// Gives the waiting request up without an answer: the port will not complete its
     /// operation (it was lost with its link, or the port's I/O failed). What the request
-    /// changed before it waited stays changed; the device takes requests again.
+    /// changed before it waited stays changed; the device takes requests again. The port
+    /// wipes the request's output buffer (it may hold a single packet's decrypted
+    /// commands, or values read), as the device loop of `transport-traits` does.
     pub fn cancel(&mut self) {
         if self.waiting.take().is_some() {
             warn!("waiting request cancelled");

@@ -893,6 +893,11 @@ impl Context<'_> {
     ) -> Result<crate::packets::Opened, ResultCode> {
         use crate::crypto::chunk::{ExecuteCrc, StoreState};
         use crate::packets::PacketSource;
+        // A packet inside a multi-request or a packet would never run: refused first,
+        // the store left as it is.
+        if self.in_item {
+            return Err(ResultCode::BadRequest);
+        }
         // Run again once the packet was opened: the store was emptied the first time.
         if self.inline.is_none() && self.io.next_is_done() {
             return self.open_packet(PacketSource::Store { len: 0 }, body);
@@ -919,6 +924,9 @@ impl Context<'_> {
         packet: &[u8],
         body: &mut Body<'_>,
     ) -> Result<crate::packets::Opened, ResultCode> {
+        if self.in_item {
+            return Err(ResultCode::BadRequest);
+        }
         let at = io::offset_in(self.request, packet).ok_or(ResultCode::InternalServerError)?;
         let len = u16::try_from(packet.len()).map_err(|_| ResultCode::NotAcceptable)?;
         self.open_packet(crate::packets::PacketSource::Request { at, len }, body)

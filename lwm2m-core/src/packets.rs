@@ -28,10 +28,15 @@
 //!
 //! # At most once
 //!
-//! A packet runs only once its packetId is recorded as the newest of its sender
-//! ([`PacketStorage::accept`]; plain packets count against the anonymous record, see
-//! [`crate::crypto::packet::Packet::replay_sender`]); the record is written after the
-//! packet checked and before it runs, so a power cut never lets it run twice.
+//! A packet runs only once its packetId is recorded as the newest of its sender under
+//! its key ([`PacketStorage::accept`], [`ReplayGuard`]: ids only grow, and a record is
+//! tagged with the key it was made under; plain packets count against the anonymous
+//! record, see [`crate::crypto::packet::Packet::replay_sender`]). A COMMAND packet is
+//! recorded once it decrypted, checked and its requests frame, before any of them runs,
+//! so a power cut never lets it run twice; one refused after that (its answers do not
+//! fit the device's response, `A0`) has used its id. A firmware image is recorded once it
+//! is marked bootable: a slot that fails leaves the file acceptable again, and writing
+//! the same image twice is harmless.
 //!
 //! The engine never blocks on the store: writing a chunk and opening a packet are
 //! operations ([`crate::io::Operation::WritePacket`], [`crate::io::Operation::OpenPacket`])
@@ -84,9 +89,13 @@ pub trait PacketStorage {
     /// Reads `buf.len()` bytes of the store at `offset` (both multiples of 16).
     fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), StoreError>;
 
-    /// Whether `packet_id` is newer than every packetId accepted from `sender`; if so it
-    /// is recorded before this returns `Ok(true)` ([`ReplayGuard::accept`]).
-    fn accept(&mut self, sender: u8, packet_id: u16) -> Result<bool, StoreError>;
+    /// Whether `packet_id` is newer than every packetId accepted from `sender` under the
+    /// key of `tag` ([`ReplayGuard::is_new`]); nothing is recorded.
+    fn is_new(&mut self, sender: u8, packet_id: u16, tag: u16) -> Result<bool, StoreError>;
+
+    /// [`is_new`](PacketStorage::is_new), and if so the packet is recorded before this
+    /// returns `Ok(true)` ([`ReplayGuard::accept`]).
+    fn accept(&mut self, sender: u8, packet_id: u16, tag: u16) -> Result<bool, StoreError>;
 
     /// The slot a firmware image goes to, if the board takes firmware updates.
     fn firmware(&mut self) -> Option<&mut dyn FirmwareSink<Error = firmware::ErrorKind>>;
@@ -105,8 +114,12 @@ impl<T: PacketStorage + ?Sized> PacketStorage for &mut T {
         T::read(self, offset, buf)
     }
 
-    fn accept(&mut self, sender: u8, packet_id: u16) -> Result<bool, StoreError> {
-        T::accept(self, sender, packet_id)
+    fn is_new(&mut self, sender: u8, packet_id: u16, tag: u16) -> Result<bool, StoreError> {
+        T::is_new(self, sender, packet_id, tag)
+    }
+
+    fn accept(&mut self, sender: u8, packet_id: u16, tag: u16) -> Result<bool, StoreError> {
+        T::accept(self, sender, packet_id, tag)
     }
 
     fn firmware(&mut self) -> Option<&mut dyn FirmwareSink<Error = firmware::ErrorKind>> {
@@ -275,8 +288,12 @@ impl<P: NorFlash, G: NorFlash, W: FirmwareSink> PacketStorage for FlashPackets<P
             .map_err(|_| StoreError::new(StoreErrorKind::Flash))
     }
 
-    fn accept(&mut self, sender: u8, packet_id: u16) -> Result<bool, StoreError> {
-        self.guard.accept(sender, packet_id)
+    fn is_new(&mut self, sender: u8, packet_id: u16, tag: u16) -> Result<bool, StoreError> {
+        self.guard.is_new(sender, packet_id, tag)
+    }
+
+    fn accept(&mut self, sender: u8, packet_id: u16, tag: u16) -> Result<bool, StoreError> {
+        self.guard.accept(sender, packet_id, tag)
     }
 
     fn firmware(&mut self) -> Option<&mut dyn FirmwareSink<Error = firmware::ErrorKind>> {
@@ -373,16 +390,24 @@ pub struct Opened {
     pub profile: u16,
     /// Bytes of commands just before the trailer (0 for a firmware image).
     pub len: usize,
+    /// A firmware image was written and marked bootable: the device restarts to boot
+    /// it (§11.5).
+    pub firmware: bool,
 }
+
+/// The bit of the trailer's length that says [`Opened::firmware`].
+const FIRMWARE_BIT: u16 = 0x8000;
 
 impl Opened {
     /// The trailer at the end of `area`, as [`open`] wrote it.
     pub fn read(area: &[u8]) -> Option<Opened> {
         let (_, trailer) = area.split_last_chunk::<TRAILER_LEN>()?;
         let [p0, p1, l0, l1] = *trailer;
+        let len = u16::from_be_bytes([l0, l1]);
         Some(Opened {
             profile: u16::from_be_bytes([p0, p1]),
-            len: usize::from(u16::from_be_bytes([l0, l1])),
+            len: usize::from(len & !FIRMWARE_BIT),
+            firmware: len & FIRMWARE_BIT != 0,
         })
     }
 }
@@ -416,29 +441,49 @@ fn read_at(
     }
 }
 
-/// The key of an encrypted packet and the profile it runs as; `(ANONYMOUS, None)` for a
-/// plain one.
+/// Who sent a packet: the profile it runs as, its key (`None` for a plain packet), and
+/// the tag of the key its replay record is kept under ([`ReplayGuard`]).
+struct Sender {
+    profile: u16,
+    key: Option<Secret16>,
+    tag: u16,
+}
+
+/// The input of a key's replay tag.
+const TAG_LABEL: &[u8] = b"lwm2m replay tag";
+
+/// The sender of `header`: anonymous for a plain packet and for the blank key.
 fn sender_key<C: Crypto + ?Sized>(
     crypto: &mut C,
     config: &Config,
     header: &Header,
     key_bytes: &[u8; packet::HEADER_LEN],
-) -> Result<(u16, Option<Secret16>), PacketError> {
+) -> Result<Sender, PacketError> {
     if !header.encrypted {
-        return Ok((ANONYMOUS, None));
+        return Ok(Sender {
+            profile: ANONYMOUS,
+            key: None,
+            tag: 0,
+        });
     }
-    if header.sender == SENDER_IOTIZE {
-        let key = packet::packet_key(&mut &mut *crypto, &HashKey::BLANK.0, BLANK_USER, key_bytes);
-        return Ok((ANONYMOUS, Some(key)));
-    }
-    let id = packet::profile_of_sender(header.sender);
-    let profile = config.profile(id).ok_or(PacketError::Decrypt)?;
-    let Credential::Scram(record) = &profile.credential else {
-        return Err(PacketError::Decrypt);
+    let (profile, hash, name) = if header.sender == SENDER_IOTIZE {
+        (ANONYMOUS, HashKey::BLANK, BLANK_USER)
+    } else {
+        let id = packet::profile_of_sender(header.sender);
+        let profile = config.profile(id).ok_or(PacketError::Decrypt)?;
+        let Credential::Scram(record) = &profile.credential else {
+            return Err(PacketError::Decrypt);
+        };
+        (id, HashKey::of(record), profile.name.as_slice())
     };
-    let hash = HashKey::of(record);
-    let key = packet::packet_key(&mut &mut *crypto, &hash.0, &profile.name, key_bytes);
-    Ok((id, Some(key)))
+    let key = packet::packet_key(&mut &mut *crypto, &hash.0, name, key_bytes);
+    // A tag derived from the key, not its bytes: the replay record is not secret.
+    let [t0, t1, ..] = crypto.hmac_sha256(&hash.0, &[TAG_LABEL]);
+    Ok(Sender {
+        profile,
+        key: Some(key),
+        tag: u16::from_be_bytes([t0, t1]),
+    })
 }
 
 /// The sender whose replay record a packet counts against
@@ -451,11 +496,22 @@ const fn replay_sender(header: &Header) -> u8 {
     }
 }
 
-/// Records the packet's id; [`PacketError::Replayed`] if it is not newer.
-fn accept(storage: &mut Option<&mut dyn PacketStorage>, header: &Header) -> IoResult {
+/// Records the packet's id (`record`), or only checks that it is new;
+/// [`PacketError::Replayed`] if it is not newer.
+fn accept(
+    storage: &mut Option<&mut dyn PacketStorage>,
+    header: &Header,
+    tag: u16,
+    record: bool,
+) -> IoResult {
     // No replay record: no room to keep the packet's id, so it cannot run.
     let storage = storage.as_mut().ok_or(ResultCode::NvmFull)?;
-    match storage.accept(replay_sender(header), header.packet_id) {
+    let sender = replay_sender(header);
+    let new = match record {
+        true => storage.accept(sender, header.packet_id, tag),
+        false => storage.is_new(sender, header.packet_id, tag),
+    };
+    match new {
         Ok(true) => Ok(()),
         Ok(false) => Err(PacketError::Replayed.result_code()),
         Err(err) => Err(err.result_code()),
@@ -498,21 +554,14 @@ pub fn open<C: Crypto + ?Sized>(
         return Err(PacketError::Length.result_code());
     }
     let key_bytes = key_input(&head).ok_or(PacketError::Length)?;
-    let (profile, key) = sender_key(crypto, config, &header, key_bytes)?;
+    let sender = sender_key(crypto, config, &header, key_bytes)?;
     match header.kind() {
-        Some(MessageType::Command) => command(
-            crypto,
-            source,
-            request,
-            area,
-            &mut storage,
-            total,
-            key.as_ref().map(|k| &k.0),
-            profile,
-        ),
+        Some(MessageType::Command) => {
+            command(crypto, source, request, area, &mut storage, total, &sender)
+        }
         Some(MessageType::TargetFwUpdate) => {
-            let key = key.ok_or(ResultCode::Unauthorized)?;
-            if !Subject::new(config, profile).is_admin() {
+            let key = sender.key.as_ref().ok_or(ResultCode::Unauthorized)?;
+            if !Subject::new(config, sender.profile).is_admin() {
                 return Err(ResultCode::Unauthorized);
             }
             let sink = Firmware {
@@ -520,17 +569,22 @@ pub fn open<C: Crypto + ?Sized>(
                 header: &header,
                 key_bytes,
                 total,
+                tag: sender.tag,
             };
             sink.load(crypto, source, request, &mut storage)?;
-            write_trailer(area, profile, 0)
+            write_trailer(area, sender.profile, 0, true)
         }
         // A type this device does not run: not an acceptable packet.
         _ => Err(ResultCode::NotAcceptable),
     }
 }
 
-fn write_trailer(area: &mut [u8], profile: u16, len: usize) -> IoResult {
-    let len = u16::try_from(len).map_err(|_| ResultCode::InternalServerError)?;
+fn write_trailer(area: &mut [u8], profile: u16, len: usize, firmware: bool) -> IoResult {
+    let len = u16::try_from(len)
+        .ok()
+        .filter(|&len| len & FIRMWARE_BIT == 0)
+        .ok_or(ResultCode::InternalServerError)?;
+    let len = if firmware { len | FIRMWARE_BIT } else { len };
     let (_, trailer) = area
         .split_last_chunk_mut::<TRAILER_LEN>()
         .ok_or(ResultCode::InternalServerError)?;
@@ -541,8 +595,7 @@ fn write_trailer(area: &mut [u8], profile: u16, len: usize) -> IoResult {
 }
 
 /// A COMMAND packet: read whole into the end of `area`, decrypted or checked in place,
-/// recorded, its data moved up against the trailer.
-#[allow(clippy::too_many_arguments)]
+/// its requests checked for framing, recorded, its data moved up against the trailer.
 fn command<C: Crypto + ?Sized>(
     crypto: &mut C,
     source: PacketSource,
@@ -550,48 +603,60 @@ fn command<C: Crypto + ?Sized>(
     area: &mut [u8],
     storage: &mut Option<&mut dyn PacketStorage>,
     total: usize,
-    key: Option<&[u8; BLOCK]>,
-    profile: u16,
+    sender: &Sender,
 ) -> IoResult {
     let room = area
         .len()
         .checked_sub(TRAILER_LEN)
         .ok_or(ResultCode::InternalServerError)?;
+    // Read in whole units of the store (it holds the packet padded to 16 bytes).
+    let read = match source {
+        PacketSource::Store { .. } => total.checked_next_multiple_of(UNIT as usize),
+        PacketSource::Request { .. } => Some(total),
+    }
+    .ok_or(ResultCode::NotAcceptable)?;
     // Larger than the device can run at once: refused before anything is recorded.
-    let start = room.checked_sub(total).ok_or(ResultCode::NotAcceptable)?;
-    let place = area.get_mut(start..room).ok_or(ResultCode::NotAcceptable)?;
-    read_at(source, request, storage, 0, place)?;
-    let checked = match key {
-        Some(key) => packet::decrypt(&mut &mut *crypto, key, place),
+    let start = room.checked_sub(read).ok_or(ResultCode::NotAcceptable)?;
+    let whole = area.get_mut(start..room).ok_or(ResultCode::NotAcceptable)?;
+    if let Err(code) = read_at(source, request, storage, 0, whole) {
+        whole.zeroize();
+        return Err(code);
+    }
+    let (place, padding) = whole.split_at_mut(total.min(read));
+    padding.zeroize();
+    let checked = match &sender.key {
+        Some(key) => packet::decrypt(&mut &mut *crypto, &key.0, place),
         None => Packet::parse_plain(place),
     };
     let (header, data) = match checked {
-        Ok(packet) => (packet.header, packet.data.len()),
+        // Requests that do not frame would run nothing: refused before the record.
+        Ok(packet) if packet.commands().is_err() => (packet.header, None),
+        Ok(packet) => (packet.header, Some(packet.data.len())),
         Err(err) => {
             place.zeroize();
             return Err(err.result_code());
         }
     };
-    if let Err(code) = accept(storage, &header) {
-        place.zeroize();
+    let data_at = packet::DATA_AT;
+    let layout = data.and_then(|data| {
+        let end = data_at.checked_add(data)?;
+        // Against the trailer: after the packet, past the store's padding.
+        let keep_from = read.checked_sub(data)?;
+        (end <= total).then_some((data, end, keep_from))
+    });
+    let Some((data, data_end, keep_from)) = layout else {
+        whole.zeroize();
+        return Err(ResultCode::BadRequest);
+    };
+    if let Err(code) = accept(storage, &header, sender.tag, true) {
+        whole.zeroize();
         return Err(code);
     }
-    // The data is at DATA_AT of the packet: moved up against the trailer, the rest wiped.
-    let data_at = packet::DATA_AT;
-    let data_end = data_at
-        .checked_add(data)
-        .ok_or(ResultCode::InternalServerError)?;
-    let keep_from = total
-        .checked_sub(data)
-        .ok_or(ResultCode::InternalServerError)?;
-    if data_end > total {
-        return Err(ResultCode::InternalServerError);
-    }
-    place.copy_within(data_at..data_end, keep_from);
-    if let Some(rest) = place.get_mut(..keep_from) {
+    whole.copy_within(data_at..data_end, keep_from);
+    if let Some(rest) = whole.get_mut(..keep_from) {
         rest.zeroize();
     }
-    write_trailer(area, profile, data)
+    write_trailer(area, sender.profile, data, false)
 }
 
 /// A firmware packet being streamed from where it is.
@@ -600,6 +665,8 @@ struct Firmware<'a> {
     header: &'a Header,
     key_bytes: &'a [u8; packet::HEADER_LEN],
     total: usize,
+    /// The tag of the sender's key ([`ReplayGuard`]).
+    tag: u16,
 }
 
 /// Bytes of a firmware packet's data before its image: the image's length.
@@ -608,8 +675,8 @@ const IMAGE_LEN_BYTES: usize = 4;
 const IMAGE_AT: usize = packet::DATA_AT + IMAGE_LEN_BYTES;
 
 impl Firmware<'_> {
-    /// Checks the packet, records it, then writes its image into the firmware slot,
-    /// verified and marked bootable.
+    /// Checks the packet and that it is new, then writes its image into the firmware
+    /// slot, verified and marked bootable, and only then records it.
     fn load<C: Crypto + ?Sized>(
         &self,
         crypto: &mut C,
@@ -634,7 +701,9 @@ impl Firmware<'_> {
         if image.len > capacity {
             return Err(firmware::ErrorKind::TooLarge.result_code());
         }
-        accept(storage, self.header)?;
+        // New, not recorded yet: a failure of the slot leaves the file acceptable again
+        // (the same image written twice is harmless; an older file is still refused).
+        accept(storage, self.header, self.tag, false)?;
         // Second pass: into the slot (the stream checks the same CRC again).
         let image = self.stream(crypto, source, request, storage, Some(image))?;
         let sink = storage
@@ -645,7 +714,7 @@ impl Firmware<'_> {
         sink.verify(image.len, image.crc).map_err(kind)?;
         sink.mark_bootable().map_err(kind)?;
         info!("firmware image of {} bytes marked bootable", image.len);
-        Ok(())
+        accept(storage, self.header, self.tag, true)
     }
 
     /// Decrypts the packet's payload piece by piece, checking its CRC; with `write`, the
@@ -746,14 +815,25 @@ impl Firmware<'_> {
             .total
             .checked_sub(packet::DATA_AT + packet::CRC_LEN)
             .ok_or(PacketError::DataSize)?;
-        // dataSize 0: more than 65 535 bytes, the padding counted in.
-        let data = if size == 0 { room } else { size };
-        if data > room {
-            return Err(PacketError::DataSize.result_code());
-        }
         let len = usize::try_from(u32::from_be_bytes([l0, l1, l2, l3]))
             .map_err(|_| PacketError::DataSize)?;
-        if len > data.saturating_sub(IMAGE_LEN_BYTES) {
+        let data = len
+            .checked_add(IMAGE_LEN_BYTES)
+            .ok_or(PacketError::DataSize)?;
+        // The data is the length and the image, nothing else: dataSize says so, or, for
+        // more than 65 535 bytes (dataSize 0), only the padding follows the image. An
+        // image without its length (a raw binary whose first word reads as one) or an
+        // empty one is refused.
+        let framed = match size {
+            0 => {
+                data > usize::from(u16::MAX)
+                    && room
+                        .checked_sub(data)
+                        .is_some_and(|p| p < self.header.alignment())
+            }
+            size => size == data && size <= room,
+        };
+        if len == 0 || !framed {
             return Err(PacketError::DataSize.result_code());
         }
         Ok((len, IMAGE_AT.saturating_add(len)))

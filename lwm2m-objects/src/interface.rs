@@ -506,11 +506,18 @@ impl Object for InterfaceObject {
             (Method::Post, 83) => {
                 let crc = codec::uint(req.payload, Widths::WORD)?;
                 let opened = ctx.execute_stored_packet(crc, body)?;
+                // A firmware image marked bootable: the device restarts into it (§11.5).
+                if opened.firmware {
+                    ctx.request_effect(lwm2m_core::Effect::Reboot);
+                }
                 ctx.run_packet(opened);
             }
             #[cfg(feature = "packets")]
             (Method::Post, 80) => {
                 let opened = ctx.execute_packet(req.payload, body)?;
+                if opened.firmware {
+                    ctx.request_effect(lwm2m_core::Effect::Reboot);
+                }
                 ctx.run_packet(opened);
             }
             // A tunnel frame that reached an object did not open (no encrypted session,

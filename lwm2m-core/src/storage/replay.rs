@@ -12,14 +12,16 @@
 //!
 //! # Order of packetIds
 //!
-//! "Newer" is serial-number arithmetic modulo 2^16 (RFC 1982), as the tunnel's frame ids
-//! ([`crate::crypto::tunnel::is_newer`], decision 6): after `last`, the next 32 767 ids are
-//! newer, `last` itself and the 32 768 before it are replays; the first packet of a sender
-//! is newer whatever its id. So a sender's counter may wrap past `FFFF` without locking
-//! it out for good (which a plain `>` would do); the price is that a packet recorded
-//! long ago becomes acceptable again once its sender has moved more than 32 768 ids past
-//! it, which an attacker who kept it can use only then — a sender that wraps should
-//! change its key (its password) once per wrap.
+//! A sender's packetIds only grow: a packet is accepted if its id is greater than the
+//! last one accepted from its sender under the same key, or if the sender has no record
+//! under its key yet (its first packet, or its first since its key — its password —
+//! changed: each record carries a 16-bit tag of the key it was made under, and packets
+//! under an older key no longer decrypt). Ids do not wrap: serial-number arithmetic
+//! would let an attacker who kept three packets a third of the circle apart replay them
+//! in a loop, each accepted replay making the next one newer. A sender that reaches
+//! `FFFF` sends again once its key changes; a key used again later (a password set back
+//! to an earlier one) makes the packets kept from that key's last use acceptable again:
+//! never reuse a password.
 //!
 //! # Guarantees (and the tests that back them)
 //!
@@ -56,11 +58,13 @@ use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
 use sequential_storage::cache::NoCache;
 use sequential_storage::map::{MapConfig, MapStorage};
 
-use crate::crypto::tunnel::is_newer;
 use crate::storage::{StoreError, StoreErrorKind};
 
 /// Bytes of the staging buffer an operation uses: a key and a value rounded up to the
 /// widest write unit `sequential-storage` supports (32 bytes).
+///
+/// A record is the sender's last packetId and the tag of its key, one `u32`:
+/// `id << 16 | tag`.
 const BUFFER_LEN: usize = 32;
 
 /// A blocking flash seen through the async traits `sequential-storage` wants; its
@@ -126,22 +130,40 @@ impl<F: NorFlash> ReplayGuard<F> {
         })
     }
 
-    /// The newest packetId accepted from `sender`, `None` if none yet.
-    pub fn last(&mut self, sender: u8) -> Result<Option<u16>, StoreError> {
+    /// The newest packetId accepted from `sender` and the tag of the key it was under,
+    /// `None` if none yet.
+    pub fn last(&mut self, sender: u8) -> Result<Option<(u16, u16)>, StoreError> {
         let mut buffer = [0u8; BUFFER_LEN];
-        embassy_futures::block_on(self.map.fetch_item::<u16>(&mut buffer, &sender))
-            .map_err(map_error)
+        let record = embassy_futures::block_on(self.map.fetch_item::<u32>(&mut buffer, &sender))
+            .map_err(map_error)?;
+        Ok(record.map(|word| {
+            let [i0, i1, t0, t1] = word.to_be_bytes();
+            (u16::from_be_bytes([i0, i1]), u16::from_be_bytes([t0, t1]))
+        }))
     }
 
-    /// Whether packet `packet_id` of `sender` is newer than every one accepted from it
-    /// (see the module's order); if so it is recorded before this returns `Ok(true)`.
-    /// `Ok(false)` is a replay: nothing is written. On `Err` the packet must not run.
-    pub fn accept(&mut self, sender: u8, packet_id: u16) -> Result<bool, StoreError> {
-        if !is_newer(packet_id, self.last(sender)?) {
+    /// Whether packet `packet_id` of `sender`, under the key of `tag`, is newer than
+    /// every one accepted from it (see the module's order). Nothing is written.
+    pub fn is_new(&mut self, sender: u8, packet_id: u16, tag: u16) -> Result<bool, StoreError> {
+        Ok(match self.last(sender)? {
+            Some((last, last_tag)) if last_tag == tag => packet_id > last,
+            // The first packet of the sender, or its first under a new key.
+            _ => true,
+        })
+    }
+
+    /// [`is_new`](ReplayGuard::is_new), and if so the packet is recorded before this
+    /// returns `Ok(true)`. `Ok(false)` is a replay: nothing is written. On `Err` the
+    /// packet must not run.
+    pub fn accept(&mut self, sender: u8, packet_id: u16, tag: u16) -> Result<bool, StoreError> {
+        if !self.is_new(sender, packet_id, tag)? {
             return Ok(false);
         }
+        let [i0, i1] = packet_id.to_be_bytes();
+        let [t0, t1] = tag.to_be_bytes();
+        let record = u32::from_be_bytes([i0, i1, t0, t1]);
         let mut buffer = [0u8; BUFFER_LEN];
-        embassy_futures::block_on(self.map.store_item(&mut buffer, &sender, &packet_id))
+        embassy_futures::block_on(self.map.store_item(&mut buffer, &sender, &record))
             .map_err(map_error)?;
         Ok(true)
     }
@@ -172,38 +194,52 @@ mod tests {
     fn only_newer_ids_are_accepted_per_sender() {
         let mut guard = ReplayGuard::new(Small::new(), REGION).unwrap();
         assert_eq!(guard.last(0xFF), Ok(None));
-        assert_eq!(guard.accept(0xFF, 7), Ok(true));
-        assert_eq!(guard.accept(0xFF, 7), Ok(false), "equal");
-        assert_eq!(guard.accept(0xFF, 6), Ok(false), "older");
-        assert_eq!(guard.accept(0xFE, 3), Ok(true), "another sender");
-        assert_eq!(guard.accept(0xFF, 8), Ok(true));
-        assert_eq!(guard.last(0xFF), Ok(Some(8)));
-        assert_eq!(guard.last(0xFE), Ok(Some(3)));
-        assert_eq!(
-            guard.accept(0xFF, 8 + 0x8000),
-            Ok(false),
-            "half the circle ahead"
-        );
-        assert_eq!(guard.accept(0xFF, 8 + 0x7FFF), Ok(true));
-        assert_eq!(guard.accept(0xFF, 0xFFFF), Ok(true));
-        assert_eq!(guard.accept(0xFF, 0), Ok(true), "the counter wraps");
-        assert_eq!(guard.accept(0xFF, 0xFFFF), Ok(false));
+        assert_eq!(guard.accept(0xFF, 7, 1), Ok(true));
+        assert_eq!(guard.accept(0xFF, 7, 1), Ok(false), "equal");
+        assert_eq!(guard.accept(0xFF, 6, 1), Ok(false), "older");
+        assert_eq!(guard.accept(0xFE, 3, 1), Ok(true), "another sender");
+        assert_eq!(guard.accept(0xFF, 8, 1), Ok(true));
+        assert_eq!(guard.last(0xFF), Ok(Some((8, 1))));
+        assert_eq!(guard.last(0xFE), Ok(Some((3, 1))));
+        assert_eq!(guard.accept(0xFF, 8 + 0x8000, 1), Ok(true), "far ahead");
+        assert_eq!(guard.accept(0xFF, 0xFFFF, 1), Ok(true));
+        assert_eq!(guard.accept(0xFF, 0, 1), Ok(false), "ids do not wrap");
+        assert_eq!(guard.is_new(0xFF, 0xFFFF, 1), Ok(false));
+        // A new key: its first packet is new whatever its id.
+        assert_eq!(guard.is_new(0xFF, 0, 2), Ok(true));
+        assert_eq!(guard.accept(0xFF, 0, 2), Ok(true));
+        assert_eq!(guard.accept(0xFF, 0, 2), Ok(false));
+        assert_eq!(guard.last(0xFF), Ok(Some((0, 2))));
+    }
+
+    #[test]
+    fn kept_packets_cannot_be_replayed_in_a_loop() {
+        let mut guard = ReplayGuard::new(Small::new(), REGION).unwrap();
+        let kept = [1u16, 21846, 43691];
+        for id in kept {
+            assert_eq!(guard.accept(0xFF, id, 9), Ok(true));
+        }
+        for _ in 0..3 {
+            for id in kept {
+                assert_eq!(guard.accept(0xFF, id, 9), Ok(false), "{id} replayed");
+            }
+        }
     }
 
     #[test]
     fn the_record_survives_a_restart() {
         let mut guard = ReplayGuard::new(Small::new(), REGION).unwrap();
         for id in 1..=300u16 {
-            assert_eq!(guard.accept((id % 3) as u8, id), Ok(true), "id {id}");
+            assert_eq!(guard.accept((id % 3) as u8, id, 0), Ok(true), "id {id}");
         }
         let flash = guard.into_inner();
         let mut guard = ReplayGuard::new(flash, REGION).unwrap();
-        assert_eq!(guard.last(0), Ok(Some(300)));
-        assert_eq!(guard.last(1), Ok(Some(298)));
-        assert_eq!(guard.last(2), Ok(Some(299)));
+        assert_eq!(guard.last(0), Ok(Some((300, 0))));
+        assert_eq!(guard.last(1), Ok(Some((298, 0))));
+        assert_eq!(guard.last(2), Ok(Some((299, 0))));
         assert_eq!(guard.last(3), Ok(None));
-        assert_eq!(guard.accept(0, 300), Ok(false));
-        assert_eq!(guard.accept(1, 299), Ok(true));
+        assert_eq!(guard.accept(0, 300, 0), Ok(false));
+        assert_eq!(guard.accept(1, 299, 0), Ok(true));
     }
 
     #[test]
@@ -231,7 +267,7 @@ mod tests {
     fn records<M: NorFlash>(guard: &mut ReplayGuard<M>) -> Result<[Option<u16>; 4], StoreError> {
         let mut last = [None; 4];
         for (s, slot) in last.iter_mut().enumerate() {
-            *slot = guard.last(s as u8)?;
+            *slot = guard.last(s as u8)?.map(|(id, _)| id);
         }
         Ok(last)
     }
@@ -311,7 +347,7 @@ mod tests {
                 for cut in 0.. {
                     let faulty = FaultyFlash::new(flash.clone(), Some(cut), tear);
                     let mut guard = ReplayGuard::new(faulty, REGION).unwrap();
-                    let answer = guard.accept(sender, id);
+                    let answer = guard.accept(sender, id, 0);
                     let faulty = guard.into_inner();
                     let done = faulty.ops <= cut;
                     ops_seen = ops_seen.max(faulty.ops);
@@ -339,7 +375,7 @@ mod tests {
                         break;
                     }
                     assert!(answer.is_err(), "a cut is never a success");
-                    let next = guard.accept(sender, id.wrapping_add(1000));
+                    let next = guard.accept(sender, id.wrapping_add(1000), 0);
                     if goes_on {
                         // The guard goes on after the reboot.
                         assert_eq!(next, Ok(true), "step {step} cut {cut} {tear:?}");
@@ -350,7 +386,7 @@ mod tests {
                 }
             }
             let mut guard = ReplayGuard::new(flash, REGION).unwrap();
-            assert_eq!(guard.accept(sender, id), Ok(true));
+            assert_eq!(guard.accept(sender, id, 0), Ok(true));
             flash = guard.into_inner();
         }
         assert!(ops_seen >= 3, "some step turned a page");
@@ -380,7 +416,7 @@ mod tests {
             flash.bytes_mut().copy_from_slice(&bytes);
             let mut guard = ReplayGuard::new(flash, 0..2048).unwrap();
             let _ = guard.last(sender);
-            let _ = guard.accept(sender, id);
+            let _ = guard.accept(sender, id, 0);
         }
     }
 }

@@ -68,13 +68,9 @@ impl DesktopIo {
             .spawn(move || {
                 for mut job in inbox {
                     let out = &mut job.out;
-                    let result = job.op.perform(
-                        &NO_CONFIG,
-                        &job.request,
-                        out,
-                        &mut target,
-                        &mut NoStore,
-                    );
+                    let result =
+                        job.op
+                            .perform(&NO_CONFIG, &job.request, out, &mut target, &mut NoStore);
                     if results.send((job.id, result, job.out)).is_err()
                         || events.send(Event::Wake).is_err()
                     {
