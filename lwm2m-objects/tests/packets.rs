@@ -486,3 +486,46 @@ fn a_command_waiting_on_an_operation_resumes_with_the_packet_s_rights() {
     assert_eq!(to_hex(&out[..outcome.len]), "000001000001000001009000");
     assert_eq!(app_name(&mut h), "after");
 }
+
+#[test]
+fn an_interrupted_or_refused_update_leaves_the_running_image_bootable() {
+    let running = Image {
+        len: 1234,
+        crc: 0xDEAD_BEEF,
+    };
+    let mut h = device(cells(), Some(running));
+    let img = image(5000);
+    let file = firmware_file(&img, 1, packet::SENDER_ADMIN, &admin_key(), b"admin");
+    // Half the chunks, then the power goes.
+    let mut padded = file.clone();
+    padded.resize(file.len().div_ceil(16) * 16, 0);
+    for (i, part) in padded.chunks(192).take(padded.len() / 192 / 2).enumerate() {
+        let mut body = [0u8; 200];
+        let n = encode_chunk((i * 192) as u32, part, &mut body).unwrap();
+        let answer = h.send_on(WS1, &request_apdu(2, 1024, 0xFFFF, 82, &body[..n]));
+        assert_eq!(to_hex(&answer), "009000", "chunk {i}");
+    }
+    assert_eq!(store_info(&mut h), "00000000029000", "USED");
+    let (cells, bootable) = cells_of(h);
+    assert_eq!(bootable, Some(running));
+    // After the restart the store is empty again and executing it runs nothing.
+    let mut h = device(cells, bootable);
+    assert_eq!(
+        store_info(&mut h),
+        "00000000019000",
+        "EMPTY after a restart"
+    );
+    let answer = h.send_on(
+        WS1,
+        &request_apdu(2, 1024, 0xFFFF, 83, &crc32(&padded, None).to_be_bytes()),
+    );
+    assert_eq!(to_hex(&answer), "869000");
+    // The whole file with a wrong execute CRC: refused, the running image still marked.
+    assert_eq!(through_store(&mut h, &file, Some(0x0BAD_0BAD)), "869000");
+    let (cells, bootable) = cells_of(h);
+    assert_eq!(bootable, Some(running));
+    assert!(
+        cells.slot.iter().all(|&b| b == 0xFF),
+        "the slot was never written"
+    );
+}
