@@ -233,6 +233,22 @@ impl<P: NorFlash, G: NorFlash, W: FirmwareSink> FlashPackets<P, G, W> {
     fn len(&self) -> u32 {
         self.region.end.saturating_sub(self.region.start)
     }
+
+    /// Where `len` bytes at `offset` of the store are in the flash, and where they end
+    /// in the store: [`StoreErrorKind::TooLarge`] past its end.
+    fn place(&self, offset: u32, len: usize) -> Result<(u32, u32), StoreError> {
+        let len = u32::try_from(len).map_err(|_| StoreErrorKind::TooLarge)?;
+        let end = offset.checked_add(len).ok_or(StoreErrorKind::TooLarge)?;
+        if end > self.len() {
+            return Err(StoreErrorKind::TooLarge.into());
+        }
+        let at = self
+            .region
+            .start
+            .checked_add(offset)
+            .ok_or(StoreErrorKind::Flash)?;
+        Ok((at, end))
+    }
 }
 
 impl<P: NorFlash, G: NorFlash, W: FirmwareSink> PacketStorage for FlashPackets<P, G, W> {
@@ -241,11 +257,7 @@ impl<P: NorFlash, G: NorFlash, W: FirmwareSink> PacketStorage for FlashPackets<P
     }
 
     fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), StoreError> {
-        let len = u32::try_from(data.len()).map_err(|_| StoreErrorKind::TooLarge)?;
-        let end = offset.checked_add(len).ok_or(StoreErrorKind::TooLarge)?;
-        if end > self.len() {
-            return Err(StoreErrorKind::TooLarge.into());
-        }
+        let (at, end) = self.place(offset, data.len())?;
         if offset == 0 {
             self.erased = 0;
         }
@@ -262,27 +274,13 @@ impl<P: NorFlash, G: NorFlash, W: FirmwareSink> PacketStorage for FlashPackets<P
                 .map_err(|_| StoreError::new(StoreErrorKind::Flash))?;
             self.erased = self.erased.saturating_add(erase);
         }
-        let at = self
-            .region
-            .start
-            .checked_add(offset)
-            .ok_or(StoreErrorKind::Flash)?;
         self.area
             .write(at, data)
             .map_err(|_| StoreError::new(StoreErrorKind::Flash))
     }
 
     fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), StoreError> {
-        let len = u32::try_from(buf.len()).map_err(|_| StoreErrorKind::TooLarge)?;
-        let end = offset.checked_add(len).ok_or(StoreErrorKind::TooLarge)?;
-        if end > self.len() {
-            return Err(StoreErrorKind::TooLarge.into());
-        }
-        let at = self
-            .region
-            .start
-            .checked_add(offset)
-            .ok_or(StoreErrorKind::Flash)?;
+        let (at, _) = self.place(offset, buf.len())?;
         self.area
             .read(at, buf)
             .map_err(|_| StoreError::new(StoreErrorKind::Flash))

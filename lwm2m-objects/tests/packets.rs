@@ -8,19 +8,17 @@
 #![cfg(feature = "packets")]
 
 mod common;
+use common::packets::*;
 use common::*;
 use lwm2m_core::auth::ScramRecord;
 use lwm2m_core::crypto::chunk::encode_chunk;
-use lwm2m_core::crypto::packet::{self, HashKey, Header, MessageType};
-use lwm2m_core::crypto::{crc32, Software};
+use lwm2m_core::crypto::crc32;
+use lwm2m_core::crypto::packet::{self, HashKey, MessageType};
 use lwm2m_core::firmware::{Image, RamFirmware};
 use lwm2m_core::packets::{FlashPackets, WithPackets};
 use lwm2m_core::storage::replay::ReplayGuard;
 use lwm2m_core::storage::{NoStore, RamFlash};
 use lwm2m_core::{Instant, Step};
-
-/// admin/admin, salt a1b2c3d4, 1000 iterations (vectors.txt §B.7).
-const RECORD: &str = "76f1fcd0e4af69633612304ff45d2ad34cdd977c33381fc808277ca2b45e22fea1b2c3d4";
 
 type Packets = FlashPackets<RamFlash<'static, 4096>, RamFlash<'static, 4096>, RamFirmware<'static>>;
 type Store = WithPackets<NoStore, Packets>;
@@ -83,40 +81,12 @@ fn device(cells: Cells, bootable: Option<Image>) -> Harness<lwm2m_core::target::
     h.device.seed(&[42; 32]);
     assert_eq!(h.tx(LOGIN_ADMIN), "009000");
     assert_eq!(h.tx("a2da000009030400ffff00060010"), "009000");
-    assert_eq!(h.tx(&format!("a2da00002b020401ffff0002{RECORD}")), "009000");
+    assert_eq!(
+        h.tx(&format!("a2da00002b020401ffff0002{ADMIN_RECORD}")),
+        "009000"
+    );
     assert_eq!(h.tx(LOGOUT), "009000");
     h
-}
-
-fn admin_key() -> HashKey {
-    HashKey::of(&ScramRecord::from_bytes(&hex(RECORD)).unwrap())
-}
-
-/// The multi-request list of `frames` (bare request frames), every one run.
-fn commands(frames: &[Vec<u8>]) -> Vec<u8> {
-    let mut data = Vec::new();
-    for frame in frames {
-        data.extend_from_slice(&(frame.len() as u16).to_be_bytes());
-        data.extend_from_slice(frame);
-        data.push(0xFF);
-    }
-    data
-}
-
-/// `PUT /1024//9` (the application name, the administrator's to write) of `name`.
-fn put_app_name(name: &str) -> Vec<u8> {
-    let mut frame = vec![3, 4, 0, 0xff, 0xff, 0, 9];
-    frame.extend_from_slice(name.as_bytes());
-    frame
-}
-
-fn header(kind: MessageType, id: u16, sender: u8) -> Header {
-    let mut header = Header::new(kind);
-    header.send_time = 0x6000_0000;
-    header.packet_id = id;
-    header.sender = sender;
-    header.salt = 0x1234;
-    header
 }
 
 /// A packet of `data` signed (encrypted) with `key` as `user`.
@@ -128,39 +98,12 @@ fn signed(
     user: &[u8],
     data: &[u8],
 ) -> Vec<u8> {
-    let header = header(kind, id, sender);
-    let mut out = vec![
-        0u8;
-        packet::encoded_len(
-            &Header {
-                encrypted: true,
-                ..header
-            },
-            data.len()
-        )
-        .unwrap()
-    ];
-    let n = packet::seal(
-        &mut Software,
-        key,
-        user,
-        &header,
-        0x5fff_ff00,
-        data,
-        &mut out,
-    )
-    .unwrap();
-    out.truncate(n);
-    out
+    signed_as(kind, id, sender, key, user, data)
 }
 
-/// A plain packet of `data` claiming `sender`.
+/// A plain COMMAND packet of `data` claiming `sender`.
 fn plain(id: u16, sender: u8, data: &[u8]) -> Vec<u8> {
-    let header = header(MessageType::Command, id, sender);
-    let mut out = vec![0u8; packet::encoded_len(&header, data.len()).unwrap()];
-    let (n, _) = packet::encode(&header, 0x5fff_ff00, data, &mut out).unwrap();
-    out.truncate(n);
-    out
+    plain_as(MessageType::Command, id, sender, data)
 }
 
 /// The application name, read by a side handler with the administrator's rights (the
@@ -384,9 +327,14 @@ fn image(len: usize) -> Vec<u8> {
 }
 
 fn firmware_file(image: &[u8], id: u16, sender: u8, key: &HashKey, user: &[u8]) -> Vec<u8> {
-    let mut data = (image.len() as u32).to_be_bytes().to_vec();
-    data.extend_from_slice(image);
-    signed(MessageType::TargetFwUpdate, id, sender, key, user, &data)
+    signed(
+        MessageType::TargetFwUpdate,
+        id,
+        sender,
+        key,
+        user,
+        &firmware_data(image),
+    )
 }
 
 #[test]

@@ -4,10 +4,11 @@
 #![cfg(feature = "packets")]
 
 mod common;
+use common::packets::*;
 use common::*;
 use lwm2m_core::auth::ScramRecord;
 use lwm2m_core::crypto::chunk::encode_chunk;
-use lwm2m_core::crypto::packet::{self, HashKey, Header, MessageType};
+use lwm2m_core::crypto::packet::{self, MessageType};
 use lwm2m_core::crypto::{crc32, Software};
 use lwm2m_core::firmware::{self, FirmwareSink, Image, RamFirmware};
 use lwm2m_core::packets::{FlashPackets, WithPackets};
@@ -17,7 +18,6 @@ use lwm2m_core::target::{MemoryTarget, TargetIo};
 use lwm2m_core::{Instant, Step};
 use target_traits::{MemoryAccess, RamTarget};
 
-const RECORD: &str = "76f1fcd0e4af69633612304ff45d2ad34cdd977c33381fc808277ca2b45e22fea1b2c3d4";
 const BASE: u32 = 0x2000_0000;
 
 type Ram = RamTarget<256>;
@@ -64,78 +64,23 @@ fn setup<T: TargetIo, S: ConfigStore>(h: &mut Harness<T, S>, with_variable: bool
         }
     }
     assert_eq!(h.tx("a2da000009030400ffff00060010"), "009000");
-    assert_eq!(h.tx(&format!("a2da00002b020401ffff0002{RECORD}")), "009000");
+    assert_eq!(
+        h.tx(&format!("a2da00002b020401ffff0002{ADMIN_RECORD}")),
+        "009000"
+    );
     assert_eq!(h.tx(LOGOUT), "009000");
 }
 
-fn admin_key() -> HashKey {
-    HashKey::of(&ScramRecord::from_bytes(&hex(RECORD)).unwrap())
-}
-
-fn commands(frames: &[Vec<u8>]) -> Vec<u8> {
-    let mut data = Vec::new();
-    for frame in frames {
-        data.extend_from_slice(&(frame.len() as u16).to_be_bytes());
-        data.extend_from_slice(frame);
-        data.push(0xFF);
-    }
-    data
-}
-
-fn frame(method: u8, object: u16, instance: u16, resource: u16, payload: &[u8]) -> Vec<u8> {
-    request_apdu(method, object, instance, resource, payload)[5..].to_vec()
-}
-
-fn put_app_name(name: &str) -> Vec<u8> {
-    frame(3, 1024, 0xFFFF, 9, name.as_bytes())
-}
-
-fn header(kind: MessageType, id: u16, sender: u8) -> Header {
-    let mut header = Header::new(kind);
-    header.send_time = 0x6000_0000;
-    header.packet_id = id;
-    header.sender = sender;
-    header.salt = 0x1234;
-    header
-}
-
 fn signed(kind: MessageType, id: u16, data: &[u8]) -> Vec<u8> {
-    let header = header(kind, id, packet::SENDER_ADMIN);
-    let len = packet::encoded_len(
-        &Header {
-            encrypted: true,
-            ..header
-        },
-        data.len(),
-    )
-    .unwrap();
-    let mut out = vec![0u8; len];
-    let n = packet::seal(
-        &mut Software,
-        &admin_key(),
-        b"admin",
-        &header,
-        0x5fff_ff00,
-        data,
-        &mut out,
-    )
-    .unwrap();
-    out.truncate(n);
-    out
+    signed_as(kind, id, packet::SENDER_ADMIN, &admin_key(), b"admin", data)
 }
 
 fn plain(id: u16, data: &[u8]) -> Vec<u8> {
-    let header = header(MessageType::Command, id, 0);
-    let mut out = vec![0u8; packet::encoded_len(&header, data.len()).unwrap()];
-    let (n, _) = packet::encode(&header, 0x5fff_ff00, data, &mut out).unwrap();
-    out.truncate(n);
-    out
+    plain_as(MessageType::Command, id, 0, data)
 }
 
 fn firmware_file(image: &[u8], id: u16) -> Vec<u8> {
-    let mut data = (image.len() as u32).to_be_bytes().to_vec();
-    data.extend_from_slice(image);
-    signed(MessageType::TargetFwUpdate, id, &data)
+    signed(MessageType::TargetFwUpdate, id, &firmware_data(image))
 }
 
 fn direct<T: TargetIo, S: ConfigStore>(h: &mut Harness<T, S>, packet: &[u8]) -> String {
@@ -551,7 +496,7 @@ mod tunnelled {
     }
 
     pub fn login<T: TargetIo, S: ConfigStore>(h: &mut Harness<T, S>) -> Client {
-        let record = ScramRecord::from_bytes(&hex(RECORD)).unwrap();
+        let record = ScramRecord::from_bytes(&hex(ADMIN_RECORD)).unwrap();
         let first = h.tx("a2ca00001b010400ffff002861646d696e000000000000000000000001020304");
         let answer = hex(&first);
         assert_eq!(answer.len(), 15, "{first}");

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod configurator;
+pub mod packets;
 
 use lwm2m_core::object::ResourceDef;
 use lwm2m_core::storage::{ConfigStore, NoStore};
