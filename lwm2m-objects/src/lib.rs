@@ -4,9 +4,9 @@
 //! | object | module | this release |
 //! |---|---|---|
 //! | 3 Device | [`device`] | every resource of the client |
-//! | 1024 Interface | [`interface`] | login, session, options, frame sizes, keep-alive, multi-request; the rest answers `A1` |
+//! | 1024 Interface | [`interface`] | login (plain, hashed, SCRAM), session, options, frame sizes, keep-alive, multi-request, configuration version and save, about 50 configuration values in settings groups, the blobs (certificates, JVM code), the encrypted session (feature `crypto`), single packets (feature `packets`); the rest answers `A1` |
 //! | 1025 Profile | [`profile`] | name, password, session lifetime, alias, create, delete |
-//! | 1027 Target | [`target`] | target configuration values; access to the target answers `A1` |
+//! | 1027 Target | [`target`] | target configuration values; connect, disconnect, reset, Modbus and memory access, a raw serial line, Vcc, through the board's target multiplexer |
 //! | 1028 Bundle | [`bundle`] | ACL entries, values as TLV, data-log period, name, create, delete |
 //! | 1029 Variable | [`variable`] | description, rights, values (target or in-device), "read everything", create, delete |
 #![no_std]
