@@ -267,8 +267,11 @@ fn configure(
             (var.var_type, var.quantity) = layout;
             return Err(ResultCode::NotAcceptable);
         }
-        // A value kept in the device no longer matches the new layout.
-        var.value.clear();
+        // A value kept in the device no longer matches a new layout (the same layout
+        // written again, as a client writing back what it read, keeps it).
+        if (var.var_type, var.quantity) != layout {
+            var.value.clear();
+        }
         return Ok(());
     }
     match resource {

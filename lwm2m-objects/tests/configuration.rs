@@ -613,3 +613,17 @@ fn boot_from_loads_from_a_store_kept_beside_the_device() {
     );
     assert_eq!(device.config(), &saved);
 }
+
+#[test]
+fn writing_a_variable_s_layout_again_keeps_its_value() {
+    let mut c = Configured::new();
+    c.login("admin", "admin");
+    assert_eq!(c.tx("01 0405 0006 0004"), "00000100029000");
+    // The same type and the same count, as a client writing back what it read.
+    assert_eq!(c.tx("03 0405 0006 0001 e2"), "009000");
+    assert_eq!(c.tx("03 0405 0006 0002 02"), "009000");
+    assert_eq!(c.tx("01 0405 0006 0004"), "00000100029000", "value kept");
+    // Another count: the value no longer fits the layout and is dropped.
+    assert_eq!(c.tx("03 0405 0006 0002 01"), "009000");
+    assert_eq!(c.tx("01 0405 0006 0004"), "0000009000", "value dropped");
+}
