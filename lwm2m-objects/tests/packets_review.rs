@@ -6,7 +6,6 @@
 mod common;
 use common::packets::*;
 use common::*;
-use lwm2m_core::auth::ScramRecord;
 use lwm2m_core::crypto::chunk::encode_chunk;
 use lwm2m_core::crypto::packet::{self, MessageType};
 use lwm2m_core::crypto::{crc32, Software};
@@ -296,23 +295,6 @@ fn f3_a_firmware_file_refused_by_a_flash_error_can_be_sent_again() {
 }
 
 // ---------------------------------------------------------------------------------------
-// F4: the rights a packet's commands run with are read back from the port's output
-// buffer (the trailer `packets::open` wrote at the end of the OpenPacket area). Nothing
-// checks them on resume: a port that hands back an `out` whose last bytes changed (a
-// different slice of its TX buffer, a stale buffer, a DMA overrun) runs a plain packet's
-// commands with admin's rights. `item_at` documents the opposite ("whatever bytes a
-// port hands back, they cannot make another method or resource run unchecked").
-// ---------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------
-// F5: a request given up while a packet's commands wait (Device::cancel, channel_closed)
-// leaves the decrypted commands in the port's output buffer: the engine wipes them only
-// once they ran (dispatch::run_packet), and `cancel` neither takes `out` nor tells the
-// port to wipe it (transport-traits' loop does; a port of its own, as examples/sans_io,
-// does not).
-// ---------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------
 // F6: `PacketStorage::read` promises offsets and lengths that are multiples of 16, but a
 // plain COMMAND packet (alignment 4) is read whole with its exact length: a store whose
 // flash reads 16-byte units (allowed by FlashPackets::new) cannot run it.
@@ -428,96 +410,14 @@ fn f7_kept_packets_cannot_be_replayed_in_a_loop() {
 }
 
 // ---------------------------------------------------------------------------------------
-// F8: a packet the dispatcher refuses before any of its commands ran (their answers
-// would not fit: `A0`) has its packetId recorded all the same (`open` records it, the
-// answer bound is checked later in `run_multi`): sent again where the answer fits (a
-// larger buffer, in clear rather than in the tunnel, whose seal takes
-// SEAL_OVERHEAD bytes of the response), it is refused `81` — a packet "counted, never
-// run".
-// ---------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------
 // Held: a packet inside the encrypted tunnel, its commands waiting on a save, is
 // answered sealed under the session's key.
 // ---------------------------------------------------------------------------------------
 
-mod tunnelled {
-    use super::*;
-    use lwm2m_core::crypto::scram::{self, Nonces};
-    use lwm2m_core::crypto::tunnel;
-
-    pub struct Client {
-        key: [u8; 16],
-        id: u16,
-    }
-
-    impl Client {
-        pub fn seal(&mut self, inner: &[u8]) -> Vec<u8> {
-            let mut frame = vec![0u8; tunnel::sealed_len(inner.len()).unwrap()];
-            frame[4..4 + inner.len()].copy_from_slice(inner);
-            tunnel::seal(
-                &mut Software,
-                &self.key,
-                &[0; 16],
-                self.id,
-                &mut frame,
-                inner.len(),
-            )
-            .unwrap();
-            self.id += 1;
-            let mut apdu = vec![
-                0xa2,
-                0xca,
-                0,
-                0,
-                (7 + frame.len()) as u8,
-                1,
-                4,
-                0,
-                0xff,
-                0xff,
-                0,
-                48,
-            ];
-            apdu.extend_from_slice(&frame);
-            apdu
-        }
-
-        pub fn open(&self, answer: &[u8]) -> Vec<u8> {
-            assert!(
-                answer.len() > 3 && answer[0] == 0,
-                "not sealed: {}",
-                to_hex(answer)
-            );
-            let mut frame = answer[1..answer.len() - 2].to_vec();
-            let opened = tunnel::open(&mut Software, &self.key, &[0; 16], &mut frame).unwrap();
-            frame[opened.inner].to_vec()
-        }
-    }
-
-    pub fn login<T: TargetIo, S: ConfigStore>(h: &mut Harness<T, S>) -> Client {
-        let record = ScramRecord::from_bytes(&hex(ADMIN_RECORD)).unwrap();
-        let first = h.tx("a2ca00001b010400ffff002861646d696e000000000000000000000001020304");
-        let answer = hex(&first);
-        assert_eq!(answer.len(), 15, "{first}");
-        let nonces = Nonces {
-            client: [1, 2, 3, 4],
-            server: answer[1..5].try_into().unwrap(),
-        };
-        let proof = scram::client_proof(&mut Software, &record, nonces);
-        let second = h.tx(&format!("a2ca000017010400ffff0029{}", to_hex(&proof.0)));
-        assert!(second.starts_with("00"), "{second}");
-        Client {
-            key: scram::session_key(&mut Software, &record, nonces).0,
-            id: 0,
-        }
-    }
-}
-
 #[test]
 fn held_a_packet_in_the_tunnel_that_waits_is_answered_sealed() {
     let mut h = firmware_device(ram_slot());
-    let mut client = tunnelled::login(&mut h);
+    let (mut client, _) = common::tunnel::scram_login(&mut h);
     let packet = signed(
         MessageType::Command,
         11,
@@ -601,7 +501,7 @@ fn held_envelopes_logins_and_logouts_inside_a_packet_are_refused() {
 #[test]
 fn held_a_plain_packet_in_an_admin_tunnel_runs_as_anonymous() {
     let mut h = firmware_device(ram_slot());
-    let mut client = tunnelled::login(&mut h);
+    let (mut client, _) = common::tunnel::scram_login(&mut h);
     let packet = plain(
         1,
         &commands(&[put_app_name("x"), frame(1, 1024, 0xFFFF, 7, &[])]),

@@ -6,104 +6,37 @@
 #![cfg(feature = "crypto")]
 
 mod common;
+use common::tunnel::{Client, ADMIN_RECORD};
 use common::*;
-use lwm2m_core::auth::ScramRecord;
-use lwm2m_core::crypto::scram::{self, Nonces};
-use lwm2m_core::crypto::{tunnel, Software};
+use lwm2m_core::crypto::Software;
 use lwm2m_core::io::Operation;
 use lwm2m_core::storage::NoStore;
 use lwm2m_core::target::MemoryTarget;
 use lwm2m_core::{Instant, Step};
 use target_traits::{MemoryAccess, RamTarget};
 
-/// admin/admin, salt a1b2c3d4, 1000 iterations (vectors.txt §B.7).
-const RECORD: &str = "76f1fcd0e4af69633612304ff45d2ad34cdd977c33381fc808277ca2b45e22fea1b2c3d4";
-
-/// The client's side of an encrypted session.
-struct Client {
-    key: [u8; 16],
-    id: u16,
-}
-
-impl Client {
-    /// The tunnel request (`GET /1024//48`) of `inner`, a bare request frame.
-    fn seal(&mut self, inner: &[u8]) -> Vec<u8> {
-        let mut frame = vec![0u8; tunnel::sealed_len(inner.len()).unwrap()];
-        frame[4..4 + inner.len()].copy_from_slice(inner);
-        tunnel::seal(
-            &mut Software,
-            &self.key,
-            &[0; 16],
-            self.id,
-            &mut frame,
-            inner.len(),
-        )
-        .unwrap();
-        self.id += 1;
-        let mut apdu = vec![
-            0xa2,
-            0xca,
-            0,
-            0,
-            (7 + frame.len()) as u8,
-            1,
-            4,
-            0,
-            0xff,
-            0xff,
-            0,
-            48,
-        ];
-        apdu.extend_from_slice(&frame);
-        apdu
-    }
-
-    /// The inner answer of a sealed answer.
-    fn open(&self, answer: &[u8]) -> Vec<u8> {
-        assert!(
-            answer.len() > 3 && answer[0] == 0,
-            "not sealed: {}",
-            to_hex(answer)
-        );
-        let mut frame = answer[1..answer.len() - 2].to_vec();
-        let opened = tunnel::open(&mut Software, &self.key, &[0; 16], &mut frame).unwrap();
-        frame[opened.inner].to_vec()
-    }
-}
-
 /// SCRAM on, the admin's record written (in clear, as admin), logged out; seeded.
 fn scram_device<T: lwm2m_core::target::TargetIo>(h: &mut Harness<T>) {
     h.device.seed(&[42; 32]);
     assert_eq!(h.tx(LOGIN_ADMIN), "009000");
     assert_eq!(h.tx("a2da000009030400ffff00060010"), "009000");
-    assert_eq!(h.tx(&format!("a2da00002b020401ffff0002{RECORD}")), "009000");
+    assert_eq!(
+        h.tx(&format!("a2da00002b020401ffff0002{ADMIN_RECORD}")),
+        "009000"
+    );
     assert_eq!(h.tx("a2da00000b030400ffff002a000003e8"), "009000");
     assert_eq!(h.tx(LOGOUT), "009000");
 }
 
-/// A SCRAM login as admin: the client of the session.
+/// A SCRAM login as admin: the client of the session, the salt and iterations checked.
 fn scram_login<T: lwm2m_core::target::TargetIo>(h: &mut Harness<T>) -> Client {
-    let record = ScramRecord::from_bytes(&hex(RECORD)).unwrap();
-    let first = h.tx("a2ca00001b010400ffff002861646d696e000000000000000000000001020304");
-    let answer = hex(&first);
-    assert_eq!(answer.len(), 15, "{first}");
+    let (client, first) = common::tunnel::scram_login(h);
     assert_eq!(
-        answer[5..13],
+        first[5..13],
         hex("a1b2c3d4000003e8")[..],
         "salt and iterations"
     );
-    let nonces = Nonces {
-        client: [1, 2, 3, 4],
-        server: answer[1..5].try_into().unwrap(),
-    };
-    let proof = scram::client_proof(&mut Software, &record, nonces);
-    let second = h.tx(&format!("a2ca000017010400ffff0029{}", to_hex(&proof.0)));
-    let server = scram::server_proof(&mut Software, &record, nonces);
-    assert_eq!(second, format!("00{}9000", to_hex(&server.0)));
-    Client {
-        key: scram::session_key(&mut Software, &record, nonces).0,
-        id: 0,
-    }
+    client
 }
 
 const INNER_GET_GROUP: [u8; 7] = [1, 4, 0, 0xff, 0xff, 0, 7];

@@ -3,6 +3,7 @@
 
 pub mod configurator;
 pub mod packets;
+pub mod tunnel;
 
 use lwm2m_core::object::ResourceDef;
 use lwm2m_core::storage::{ConfigStore, NoStore};

@@ -7,11 +7,8 @@ use lwm2m_core::auth::ScramRecord;
 use lwm2m_core::crypto::packet::{self, HashKey, Header, MessageType};
 use lwm2m_core::crypto::Software;
 
+pub use super::tunnel::ADMIN_RECORD;
 use super::{hex, request_apdu};
-
-/// admin/admin, salt a1b2c3d4, 1000 iterations (vectors.txt §B.7).
-pub const ADMIN_RECORD: &str =
-    "76f1fcd0e4af69633612304ff45d2ad34cdd977c33381fc808277ca2b45e22fea1b2c3d4";
 
 /// The admin's hash key (of [`ADMIN_RECORD`]).
 pub fn admin_key() -> HashKey {
