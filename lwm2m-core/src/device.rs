@@ -237,6 +237,29 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The state of a device just built: `config`, no session, no login failure, the
+    /// software primitives, no packet store (its storage is taken at boot).
+    const fn new(config: Config, factory: fn(&mut Config), limits: FrameLimits) -> State {
+        State {
+            config,
+            session: Session::new(),
+            guard: LoginGuard::new(),
+            limits,
+            factory,
+            nfc_override: None,
+            #[cfg(feature = "crypto")]
+            drbg: crate::secure::Drbg::new(),
+            #[cfg(feature = "crypto")]
+            sealing: None,
+            #[cfg(feature = "packets")]
+            packet_store: crate::crypto::chunk::PacketStore::new(0),
+            #[cfg(feature = "packets")]
+            packet_crc: crate::crypto::chunk::ExecuteCrc::new(),
+            #[cfg(feature = "crypto")]
+            crypto: crate::secure::Primitives::new(),
+        }
+    }
+
     /// Runs the timers once more after a request, which may have shortened them (a
     /// side handler's `PUT /1024//34` does not extend the idle session it shortens): the
     /// deadline returned is never in the past.
@@ -311,24 +334,7 @@ impl<O: ObjectSet> Device<O> {
         objects.config_loaded(&mut config);
         Device {
             objects,
-            state: State {
-                config,
-                session: Session::default(),
-                guard: LoginGuard::default(),
-                limits,
-                factory,
-                nfc_override: None,
-                #[cfg(feature = "crypto")]
-                drbg: crate::secure::Drbg::new(),
-                #[cfg(feature = "crypto")]
-                sealing: None,
-                #[cfg(feature = "packets")]
-                packet_store: crate::crypto::chunk::PacketStore::new(0),
-                #[cfg(feature = "packets")]
-                packet_crc: crate::crypto::chunk::ExecuteCrc::new(),
-                #[cfg(feature = "crypto")]
-                crypto: crate::secure::Primitives::new(),
-            },
+            state: State::new(config, factory, limits),
             parts: Parts {
                 target: NoTarget,
                 store: NoStore,
@@ -358,24 +364,7 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
     ) -> Self {
         Device {
             objects,
-            state: State {
-                config: Config::EMPTY,
-                session: Session::new(),
-                guard: LoginGuard::new(),
-                limits,
-                factory,
-                nfc_override: None,
-                #[cfg(feature = "crypto")]
-                drbg: crate::secure::Drbg::new(),
-                #[cfg(feature = "crypto")]
-                sealing: None,
-                #[cfg(feature = "packets")]
-                packet_store: crate::crypto::chunk::PacketStore::new(0),
-                #[cfg(feature = "packets")]
-                packet_crc: crate::crypto::chunk::ExecuteCrc::new(),
-                #[cfg(feature = "crypto")]
-                crypto: crate::secure::Primitives::new(),
-            },
+            state: State::new(Config::EMPTY, factory, limits),
             parts: Parts { target, store },
             waiting: None,
         }

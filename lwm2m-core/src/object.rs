@@ -932,17 +932,14 @@ impl Context<'_> {
         self.open_packet(crate::packets::PacketSource::Request { at, len }, body)
     }
 
-    /// Opens the packet at `source` into the spare room of `body` (not advanced).
+    /// Opens the packet at `source` into the spare room of `body` (not advanced). Its
+    /// callers have refused a packet inside an envelope.
     #[cfg(feature = "packets")]
     fn open_packet(
         &mut self,
         source: crate::packets::PacketSource,
         body: &mut Body<'_>,
     ) -> Result<crate::packets::Opened, ResultCode> {
-        // A packet inside a multi-request or a packet would never run: refused first.
-        if self.in_item {
-            return Err(ResultCode::BadRequest);
-        }
         let room = body.remaining().min(usize::from(u16::MAX));
         match self.inline.as_mut() {
             Some(io) => {
