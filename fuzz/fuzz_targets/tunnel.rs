@@ -2,8 +2,9 @@
 //! encrypted session started with the anonymous key of `GET /1024//47` (read in clear, as
 //! the client does), is sent records of the input either as arbitrary ciphertext in a
 //! `GET /1024//48` or `GET /1024//44`, or as arbitrary plaintext inner frames the harness
-//! seals as the client would (frame ids counting up, the IVs the harness tracks through
-//! `/1024//45` answers). Every answer must be a clear status (`80`, `81`, `A3`, ...) or a
+//! seals as the client would (frame ids counting up; the keys, IVs and logouts of the
+//! answered `/1024//47`, `/45` and `/1` followed as the client follows them, read with the
+//! device's own parser, so instance 0 and multi-request items count). Every answer must be a clear status (`80`, `81`, `A3`, ...) or a
 //! sealed answer that opens under the key and IV it must be under, with a well-formed
 //! inner answer; the standalone `crypto::tunnel::open` never panics on any ciphertext.
 //!
@@ -15,6 +16,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use lwm2m_core::crypto::{blocks_mut, tunnel, Crypto, Software};
+use lwm2m_core::wire::multi::MultiRequest;
+use lwm2m_core::wire::{Method, Request};
 use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant};
 use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
 
@@ -128,6 +131,99 @@ fn check(client: &Client, with_iv: bool, answer: &[u8]) -> Option<Vec<u8>> {
     Some(inner.to_vec())
 }
 
+/// What a request the device answered did to the session, as the client follows it.
+enum Followed {
+    /// The session goes on (under new keys or IVs, maybe).
+    Session,
+    /// A logout: the session ended.
+    Ended,
+}
+
+/// Follows the session changes of the inner request `frame` the device answered `inner`:
+/// a new key (`GET /1024//47`), an IV exchange (`GET /1024//45`, both IVs switch after
+/// the answer) or a logout (`POST /1024//1`), on their own or as items of a multi-request
+/// (`GET /1024//89`). The frames are read with the device's own parser, so an instance 0,
+/// which a single-instance object takes for an absent one, counts as well.
+fn follow(client: &mut Client, frame: &[u8], inner: &[u8]) -> Followed {
+    let Some((&status, data)) = inner[..inner.len() - 2].split_first() else {
+        return Followed::Session;
+    };
+    let mut ivs = None;
+    let mut followed = Followed::Session;
+    let Ok(request) = Request::parse_frame(frame) else {
+        return followed;
+    };
+    if is_interface(&request, Method::Get, 89) && status == 0 {
+        let Ok(multi) = MultiRequest::parse(request.payload) else {
+            return followed;
+        };
+        // Response items: `len u16 | status u8 | data`.
+        let mut answers = data;
+        for item in multi.items() {
+            let Some((len, rest)) = answers.split_first_chunk::<2>() else {
+                break;
+            };
+            let Some((answer, rest)) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len)))
+            else {
+                break;
+            };
+            answers = rest;
+            if let (Ok(request), Some((&status, data))) =
+                (Request::parse_frame(item.frame), answer.split_first())
+            {
+                followed = follow_one(client, &request, status, data, &mut ivs, followed);
+            }
+        }
+    } else {
+        followed = follow_one(client, &request, status, data, &mut ivs, followed);
+    }
+    if let Some((request, answer)) = ivs {
+        client.iv_request = request;
+        client.iv_answer = answer;
+    }
+    followed
+}
+
+/// One request of [`follow`]; an IV exchange is left in `ivs` for after the answer.
+fn follow_one(
+    client: &mut Client,
+    request: &Request<'_>,
+    status: u8,
+    data: &[u8],
+    ivs: &mut Option<([u8; 16], [u8; 16])>,
+    followed: Followed,
+) -> Followed {
+    if status != 0 {
+        return followed;
+    }
+    if is_interface(request, Method::Get, 45) {
+        if let (Ok(request), Some(Ok(answer))) = (
+            request.payload.try_into(),
+            data.get(..16).map(<[u8; 16]>::try_from),
+        ) {
+            *ivs = Some((request, answer));
+        }
+    } else if is_interface(request, Method::Get, 47) {
+        if let Some(Ok(key)) = data.get(..16).map(<[u8; 16]>::try_from) {
+            client.key = key;
+            client.iv_request = [0; 16];
+            client.iv_answer = [0; 16];
+            client.id = 0;
+        }
+    } else if is_interface(request, Method::Post, 1) {
+        return Followed::Ended;
+    }
+    followed
+}
+
+/// Whether `request` is `method` on `/1024//{resource}` (instance absent or 0).
+fn is_interface(request: &Request<'_>, method: Method, resource: u16) -> bool {
+    request.method == method
+        && request.path.object == 1024
+        && (request.path.instance == 0xffff || request.path.instance == 0)
+        && request.path.resource == resource
+}
+
 fuzz_target!(|data: &[u8]| {
     // Any ciphertext under a known key and IV: no panic, a sane opened frame.
     {
@@ -199,40 +295,14 @@ fuzz_target!(|data: &[u8]| {
         }
         pending_iv = None;
         match check(&client, with_iv, &answer) {
-            // An IV exchange the client asked for: both IVs switch, as the client does.
-            Some(inner)
-                if ctrl & 1 != 0
-                    && record.len() == 23
-                    && record[..7] == [1, 4, 0, 0xff, 0xff, 0, 45]
-                    && inner[0] == 0 =>
-            {
-                client.iv_request = record[7..23].try_into().unwrap();
-                client.iv_answer = inner[1..17].try_into().unwrap();
-            }
-            // A new key in the tunnel, or a logout: the harness starts again.
-            Some(inner)
-                if ctrl & 1 != 0
-                    && record.len() >= 7
-                    && record[1..7] == [4, 0, 0xff, 0xff, 0, 47]
-                    && inner[0] == 0 =>
-            {
-                client.key = inner[1..17].try_into().unwrap();
-                client.iv_request = [0; 16];
-                client.iv_answer = [0; 16];
-                client.id = 0;
-            }
-            // A logout: the session ended, the harness starts again.
-            Some(inner)
-                if ctrl & 1 != 0
-                    && record.len() == 7
-                    && record == [2, 4, 0, 0xff, 0xff, 0, 1]
-                    && inner[0] == 0 =>
-            {
-                match start(&mut device) {
+            Some(inner) if ctrl & 1 != 0 => match follow(&mut client, record, &inner) {
+                Followed::Session => {}
+                // A logout inside: the session ended, the harness starts again.
+                Followed::Ended => match start(&mut device) {
                     Some(fresh) => client = fresh,
                     None => return,
-                }
-            }
+                },
+            },
             Some(_) => {}
             None if answer.len() == 3 && answer[0] != 0x80 && answer[0] != 0x81 => {
                 // Not a tunnel refusal: the session ended (a logout inside): start again.
