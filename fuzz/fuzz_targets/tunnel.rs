@@ -4,8 +4,8 @@
 //! `GET /1024//48` or `GET /1024//44`, or as arbitrary plaintext inner frames the harness
 //! seals as the client would (frame ids counting up; the keys, IVs and logouts of the
 //! answered `/1024//47`, `/45` and `/1` followed as the client follows them, read with the
-//! device's own parser, so instance 0 and multi-request items count). Every answer must be a clear status (`80`, `81`, `A3`, ...) or a
-//! sealed answer that opens under the key and IV it must be under, with a well-formed
+//! device's own parser, so instance 0 and multi-request items count). Every answer must be
+//! a clear status (`80`, `81`, `A3`, ...) or a sealed answer that opens under the key and IV it must be under, with a well-formed
 //! inner answer; the standalone `crypto::tunnel::open` never panics on any ciphertext.
 //!
 //! Input layout: records `ctrl u8 | len u8 | len bytes (fewer at the end)`; `ctrl` bit 0:
@@ -16,10 +16,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use lwm2m_core::crypto::{blocks_mut, tunnel, Crypto, Software};
+use lwm2m_core::object::ResourceDef;
 use lwm2m_core::wire::multi::MultiRequest;
 use lwm2m_core::wire::{Method, Request};
 use lwm2m_core::{Channel, ChannelKind, Config, Device, FrameLimits, Instant};
-use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
+use lwm2m_objects::{interface, standard_objects, DeviceInfo, NoHooks, StandardObjects};
 
 const LIMITS: FrameLimits = FrameLimits {
     max_request: 512,
@@ -148,14 +149,14 @@ fn follow(client: &mut Client, frame: &[u8], inner: &[u8]) -> Followed {
     let Some((&status, data)) = inner[..inner.len() - 2].split_first() else {
         return Followed::Session;
     };
-    let mut ivs = None;
-    let mut followed = Followed::Session;
     let Ok(request) = Request::parse_frame(frame) else {
-        return followed;
+        return Followed::Session;
     };
+    let mut ivs = None;
+    let mut ended = false;
     if is_interface(&request, Method::Get, 89) && status == 0 {
         let Ok(multi) = MultiRequest::parse(request.payload) else {
-            return followed;
+            return Followed::Session;
         };
         // Response items: `len u16 | status u8 | data`.
         let mut answers = data;
@@ -171,30 +172,33 @@ fn follow(client: &mut Client, frame: &[u8], inner: &[u8]) -> Followed {
             if let (Ok(request), Some((&status, data))) =
                 (Request::parse_frame(item.frame), answer.split_first())
             {
-                followed = follow_one(client, &request, status, data, &mut ivs, followed);
+                ended |= follow_one(client, &request, status, data, &mut ivs);
             }
         }
     } else {
-        followed = follow_one(client, &request, status, data, &mut ivs, followed);
+        ended = follow_one(client, &request, status, data, &mut ivs);
     }
     if let Some((request, answer)) = ivs {
         client.iv_request = request;
         client.iv_answer = answer;
     }
-    followed
+    match ended {
+        true => Followed::Ended,
+        false => Followed::Session,
+    }
 }
 
 /// One request of [`follow`]; an IV exchange is left in `ivs` for after the answer.
+/// Whether it was a logout.
 fn follow_one(
     client: &mut Client,
     request: &Request<'_>,
     status: u8,
     data: &[u8],
     ivs: &mut Option<([u8; 16], [u8; 16])>,
-    followed: Followed,
-) -> Followed {
+) -> bool {
     if status != 0 {
-        return followed;
+        return false;
     }
     if is_interface(request, Method::Get, 45) {
         if let (Ok(request), Some(Ok(answer))) = (
@@ -211,17 +215,17 @@ fn follow_one(
             client.id = 0;
         }
     } else if is_interface(request, Method::Post, 1) {
-        return Followed::Ended;
+        return true;
     }
-    followed
+    false
 }
 
-/// Whether `request` is `method` on `/1024//{resource}` (instance absent or 0).
+/// Whether `request` is `method` on `/1024//{resource}`, by the instance rule of the
+/// object's own declaration (`ResourceDef::single`: instance absent or 0).
 fn is_interface(request: &Request<'_>, method: Method, resource: u16) -> bool {
     request.method == method
-        && request.path.object == 1024
-        && (request.path.instance == 0xffff || request.path.instance == 0)
-        && request.path.resource == resource
+        && request.path.object == interface::ID
+        && ResourceDef::single(resource).matches(request.path.resource, request.path.instance)
 }
 
 fuzz_target!(|data: &[u8]| {
