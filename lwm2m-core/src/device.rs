@@ -10,7 +10,7 @@ use crate::object::{Context, Effect, FrameLimits, InlineIo, ObjectSet};
 use crate::session::{Channel, ChannelId, LoginGuard, Session};
 use crate::storage::{ConfigStore, LoadState, NoStore, StoreError};
 use crate::target::{NoTarget, TargetIo};
-use crate::time::Instant;
+use crate::time::{Instant, WallClock};
 use crate::wire::multi::MultiRequest;
 use crate::wire::{
     is_nfc_select, Method, Path, Request, Response, ResultCode, APDU_HEADER_LEN, STATUS_WORD_OK,
@@ -219,6 +219,9 @@ pub(crate) struct State {
     pub(crate) limits: FrameLimits,
     pub(crate) factory: fn(&mut Config),
     pub(crate) nfc_override: Option<NfcPriority>,
+    /// The wall clock (`/3//13`, `/1024//79`); an in-place boot keeps it, as it keeps
+    /// the port's monotonic clock it counts on.
+    pub(crate) clock: WallClock,
     /// The device's random numbers (nonces, IVs, keys).
     #[cfg(feature = "crypto")]
     pub(crate) drbg: crate::secure::Drbg,
@@ -247,6 +250,7 @@ impl State {
             limits,
             factory,
             nfc_override: None,
+            clock: WallClock::new(),
             #[cfg(feature = "crypto")]
             drbg: crate::secure::Drbg::new(),
             #[cfg(feature = "crypto")]
@@ -419,6 +423,13 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         state.session.end();
         state.nfc_override = None;
         load(objects, state, store)
+    }
+
+    /// Sets the wall clock to `unix` seconds (since 1970-01-01 UTC) at `now`: what a
+    /// board with a real-time clock, or one that learnt the time, does at boot. The
+    /// interlocutor sets it too (`PUT /3//13`); a device never set counts from boot.
+    pub fn set_unix_time(&mut self, unix: u32, now: Instant) {
+        self.state.clock.set(unix, now);
     }
 
     /// The same device reaching variable values through `target`.

@@ -75,5 +75,5 @@ pub use config::Config;
 pub use device::{Device, Outcome, Step};
 pub use object::{Effect, FrameLimits, Object, ObjectSet};
 pub use session::{Channel, ChannelId, ChannelKind};
-pub use time::{Duration, Instant};
+pub use time::{CivilTime, Duration, Instant, WallClock};
 pub use wire::ResultCode;

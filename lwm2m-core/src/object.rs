@@ -402,6 +402,17 @@ impl Context<'_> {
         self.now
     }
 
+    /// The device's wall clock now, in Unix seconds ([`crate::WallClock`]): seconds
+    /// since boot if nobody set it.
+    pub fn unix_time(&self) -> u32 {
+        self.state.clock.unix_time(self.now)
+    }
+
+    /// Sets the device's wall clock to `unix` seconds now (`PUT /3//13`).
+    pub fn set_unix_time(&mut self, unix: u32) {
+        self.state.clock.set(unix, self.now);
+    }
+
     /// The channel the request came from.
     pub fn channel(&self) -> Channel {
         self.channel

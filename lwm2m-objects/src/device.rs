@@ -5,7 +5,7 @@ use lwm2m_core::acl::Access::{Admin, Anyone, User};
 use lwm2m_core::config::{Config, SecurityOptions};
 use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
-use lwm2m_core::{Duration, Effect, Instant};
+use lwm2m_core::Effect;
 
 use crate::codec::{self, Widths};
 
@@ -66,10 +66,6 @@ pub trait DeviceHooks {
     fn free_memory(&self) -> u32 {
         0
     }
-    /// Unix time in seconds from a real-time clock, if the board has one.
-    fn unix_time(&self) -> Option<u32> {
-        None
-    }
 }
 
 /// A board that measures nothing.
@@ -84,8 +80,6 @@ pub struct DeviceObject<H = NoHooks> {
     info: DeviceInfo,
     hooks: H,
     last_error: u32,
-    /// Unix time set by `PUT /3//13`, and when.
-    clock: Option<(u32, Instant)>,
 }
 
 impl<H: DeviceHooks> DeviceObject<H> {
@@ -97,7 +91,6 @@ impl<H: DeviceHooks> DeviceObject<H> {
             info,
             hooks,
             last_error: 0,
-            clock: None,
         }
     }
 
@@ -114,19 +107,6 @@ impl<H: DeviceHooks> DeviceObject<H> {
     /// The device identity, mutably (e.g. to set the serial number read at boot).
     pub fn info_mut(&mut self) -> &mut DeviceInfo {
         &mut self.info
-    }
-
-    /// Unix time at `now`: set by `PUT /3//13`, else the board's clock, else seconds
-    /// since boot.
-    pub fn unix_time(&self, now: Instant) -> u32 {
-        let (base, elapsed) = match self.clock {
-            Some((base, at)) => (base, now.saturating_since(at)),
-            None => match self.hooks.unix_time() {
-                Some(time) => return time,
-                None => (0, Duration::from_millis(now.as_millis())),
-            },
-        };
-        base.wrapping_add(elapsed.as_secs() as u32)
     }
 }
 
@@ -196,9 +176,10 @@ impl<H: DeviceHooks> Object for DeviceObject<H> {
                 self.last_error = 0;
             }
             (13, Method::Get) => {
-                // The client decodes the time as text (objects.md §7.3): decimal seconds.
+                // The client decodes the time as text (objects.md §7.3): decimal seconds
+                // of the device's wall clock (`lwm2m_core::WallClock`).
                 let mut digits = [0; 10];
-                body.push(codec::decimal(self.unix_time(ctx.now()), &mut digits))?;
+                body.push(codec::decimal(ctx.unix_time(), &mut digits))?;
             }
             (13, Method::Put) => {
                 // The client writes a u32; decimal text is accepted too (decision 12).
@@ -206,7 +187,7 @@ impl<H: DeviceHooks> Object for DeviceObject<H> {
                     Ok(secs) => secs,
                     Err(code) => parse_decimal(req.payload).ok_or(code)?,
                 };
-                self.clock = Some((secs, ctx.now()));
+                ctx.set_unix_time(secs);
             }
             _ => return Err(ResultCode::MethodNotAllowed),
         }
