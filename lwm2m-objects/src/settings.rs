@@ -50,9 +50,12 @@ pub enum Kind {
     /// A u16 (also accepted on one byte) naming an existing bundle, or 0: no bundle (the
     /// default).
     BundleId,
-    /// The target protocol configuration of `/1027//21` (`objects.md` §6.4): the 2-byte
-    /// S3P record, or the 8-byte serial/Modbus bit field followed by zero or more 5-byte
-    /// TapNPass USB aliases.
+    /// The target protocol configuration of `/1027//21` (`objects.md` §6.4): the 8-byte
+    /// serial/Modbus bit field followed by zero or more 5-byte TapNPass USB aliases.
+    /// The 2-byte S3P record (delay, mode) is its first two bytes: a write of two bytes
+    /// replaces those and keeps the rest, and a read answers the whole record, which
+    /// every one of the client's three decoders reads (the S3P one its first two
+    /// bytes). Before anything was written: 8 zero bytes (no USB alias).
     ProtocolConfiguration,
 }
 
@@ -134,7 +137,8 @@ impl Kind {
     /// The length of the value a resource has before anything was written.
     fn default_len(self) -> usize {
         match self {
-            Kind::Ascii(_) | Kind::Bytes(_) | Kind::ProtocolConfiguration => 0,
+            Kind::Ascii(_) | Kind::Bytes(_) => 0,
+            Kind::ProtocolConfiguration => SERIAL_RECORD_LEN,
             // Fixed-size values and integers: their size, in zeros.
             _ => self.max_len(),
         }
@@ -504,6 +508,15 @@ fn emit(kind: Kind, stored: Option<&[u8]>, body: &mut Body<'_>) -> Result<(), Re
     // answer never exceeds what the kind declares.
     let stored = stored.filter(|value| value.len() <= kind.max_len());
     let byte = match (kind, stored) {
+        // An S3P record alone (an image of an earlier release): the serial fields
+        // after it read as zeros.
+        (Kind::ProtocolConfiguration, Some(value)) if value.len() < SERIAL_RECORD_LEN => {
+            body.push(value)?;
+            for _ in value.len()..SERIAL_RECORD_LEN {
+                body.push_u8(0)?;
+            }
+            return Ok(());
+        }
         (Kind::MaskReadAsOne(bits), _) => {
             // Written masks are never empty; nothing written means every bit.
             let mask = stored.and_then(|v| v.first().copied()).unwrap_or(bits) & bits;
@@ -535,6 +548,23 @@ const S3P_RECORD_LEN: usize = 2;
 const SERIAL_RECORD_LEN: usize = 8;
 /// Length of one TapNPass USB alias: pid u16, vid u16, equ u8.
 const USB_ALIAS_LEN: usize = 5;
+
+/// Writes the S3P record `s3p` (checked) over the first two bytes of the protocol
+/// configuration of resource `id` of `object` ([`Kind::ProtocolConfiguration`]).
+fn s3p_overlay(ctx: &mut Context<'_>, object: u16, id: u16, s3p: &[u8]) -> HandlerResult {
+    let mut record = [0u8; lwm2m_core::config::SETTING_LEN];
+    let stored = ctx.config().setting(object, id).unwrap_or(&[]);
+    let len = stored.len().clamp(SERIAL_RECORD_LEN, record.len());
+    record[..stored.len().min(len)].copy_from_slice(&stored[..stored.len().min(len)]);
+    record[..S3P_RECORD_LEN].copy_from_slice(s3p);
+    // The S3P mode is the serial record's flow control and delimiter byte, whose
+    // fields it keeps within their enums (both 0 or 1).
+    if !protocol_configuration_is_valid(&record[..len]) {
+        return Err(ResultCode::NotAcceptable);
+    }
+    ctx.config_mut().set_setting(object, id, &record[..len])?;
+    Ok(ResultCode::Ok)
+}
 
 /// Whether `record` is one of the layouts of `/1027//21` (`objects.md` §6.4), with the
 /// enum fields the client encodes holding values of their enums (`enums.json`).
@@ -586,6 +616,9 @@ pub fn handle(
         Method::Put | Method::Post => {
             let mut scratch = [0u8; 4];
             let value = canonical(def.kind, ctx.config(), req.payload, &mut scratch)?;
+            if def.kind == Kind::ProtocolConfiguration && value.len() == S3P_RECORD_LEN {
+                return s3p_overlay(ctx, object, def.id, value);
+            }
             // Legal but longer than the image holds: A7.
             ctx.config_mut().set_setting(object, def.id, value)?;
         }
@@ -765,7 +798,9 @@ mod tests {
             let record = [0u8; 14];
             assert_eq!(check(kind, &record[..len]), REFUSED, "{len} bytes");
         }
-        assert_eq!(read(kind, None), vec![]);
+        assert_eq!(read(kind, None), vec![0; 8]);
+        assert_eq!(read(kind, Some(&[5, 1])), vec![5, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(read(kind, Some(&serial)), serial.to_vec());
     }
 
     #[test]

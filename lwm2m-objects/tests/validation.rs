@@ -231,9 +231,23 @@ fn target_protocol_configuration_takes_only_its_declared_layouts() {
     let serial = "0a 30 09 01 00 c2 11 01";
     // TapNPass: the same 8 bytes (9600 bd, USB, identification + LED) + one USB alias.
     let tapnpass = "05 00 01 a3 80 25 00 01 12 34 56 78 01";
+    // Never written: the serial record of zeros, which the three decoders of the
+    // client read (S3P its first two bytes).
+    assert_eq!(read(&mut h, 1027, 21), "0000000000000000009000");
+    // S3P (delay 5, INDEXED) is the record's first two bytes: the rest is kept.
+    assert_eq!(write(&mut h, PUT, 1027, 21, "05 01"), "009000");
+    assert_eq!(read(&mut h, 1027, 21), "0005010000000000009000");
+    assert_eq!(write(&mut h, PUT, 1027, 21, tapnpass), "009000");
+    assert_eq!(write(&mut h, POST, 1027, 21, "07 00"), "009000");
+    assert_eq!(
+        read(&mut h, 1027, 21),
+        format!(
+            "00{}9000",
+            tapnpass.replace(' ', "").replacen("0500", "0700", 1)
+        )
+    );
     for method in [PUT, POST] {
         for good in [
-            "05 01", // S3P: delay 5, INDEXED
             serial,
             "05 00 01 a3 80 25 00 01", // TapNPass without alias
             tapnpass,
