@@ -42,10 +42,12 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
         .put(Admin)
         .not_implemented_for(Method::Put), // getCurrentHostProtocol, putCurrentHostProtocol
     ResourceDef::single(4).get(Anyone).answers(4), // keepAlive
+    // The UID is no secret (an NFC reader sees it): it logs nobody in.
     ResourceDef::single(5)
         .get(Admin)
+        .answers(UID_LEN as u16)
         .post(Admin)
-        .not_implemented(), // getUID, loginWithUID
+        .not_implemented_for(Method::Post), // getUID, loginWithUID
     ResourceDef::single(6).get(Anyone).answers(2).put(Admin), // getSecurityOptions, putSecurityOptions
     ResourceDef::single(7).get(Anyone).answers(2),            // getCurrentGroupId
     ResourceDef::single(10)
@@ -53,17 +55,21 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
         .answers(4)
         .put(Admin)
         .post(Admin), // getConfigVersion, putConfigVersion, reloadConfig
-    ResourceDef::single(18).get(Admin).not_implemented(),     // getConfigFormatFirmwareVersion
-    ResourceDef::single(21).get(Admin).not_implemented(),     // getAvailableHostProtocols
-    ResourceDef::single(22).get(Admin).not_implemented(),     // getAddress
-    ResourceDef::single(23).get(Admin).not_implemented(),     // getMaxPacketCount
+    ResourceDef::single(18).get(Admin).answers(2),            // getConfigFormatFirmwareVersion
+    ResourceDef::single(21).get(Admin).answers(2),            // getAvailableHostProtocols
+    Group::Ble.gate(ResourceDef::single(22).get(Admin).answers(6)), // getAddress
+    ResourceDef::single(23).get(Admin).answers(2),            // getMaxPacketCount
     ResourceDef::single(24)
         .get(User)
         .answers(1)
         .put(Admin)
         .post(Admin), // getNfcConnectionPriority, putNfcConnectionPriority, postNfcConnectionPriority
     ResourceDef::single(34).get(Anyone).answers(2).put(Admin), // getHostInactivityPeriod, putHostInactivityPeriod
-    ResourceDef::single(35).get(Admin).not_implemented(),      // getHostname
+    Group::Wifi.gate(
+        ResourceDef::single(35)
+            .get(Admin)
+            .answers(HOSTNAME_LEN as u16),
+    ), // getHostname
     Group::Certificates.gate(ResourceDef::single(37).put(Admin)), // putCertificatePublicKey
     Group::Certificates.gate(ResourceDef::single(38).put(Admin)), // putCertificatePrivateKey
     // The encrypted session (feature `crypto`): the SCRAM login, the tunnel (opened
@@ -94,13 +100,11 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
     #[cfg(not(feature = "crypto"))]
     ResourceDef::single(48).get(Anyone).not_implemented(), // send
     Group::Mqtt.gate(ResourceDef::single(57).put(Admin)), // putBrokerCertificate
-    ResourceDef::single(60).get(Admin).not_implemented(), // getProductKey
-    Group::Jvm.gate(ResourceDef::single(74).put(Admin).post(Admin)), // appendCode, clearCode
-    ResourceDef::single(75)
+    ResourceDef::single(60)
         .get(Admin)
-        .post(Admin)
-        .not_implemented(), // getDisabledServices, postDisabledServices
-    ResourceDef::single(79).get(Admin).not_implemented(), // getLocalTime
+        .answers(PRODUCT_KEY_LEN as u16), // getProductKey
+    Group::Jvm.gate(ResourceDef::single(74).put(Admin).post(Admin)), // appendCode, clearCode
+    Group::Time.gate(ResourceDef::single(79).get(Admin).answers(LOCAL_TIME_LEN)), // getLocalTime
     // Single packets (feature `packets`): anyone may load and execute one, the rights
     // are the packet's sender's (decision 7).
     #[cfg(feature = "packets")]
@@ -309,6 +313,10 @@ pub const SETTINGS: &[SettingDef] = &[
     )
     .group(Group::Time), // getTimeZone, putTimeZone (getTimeZone, putTimeZone (schema max 64))
     SettingDef::new(
+        ResourceDef::single(75).get(Admin).post(Admin),
+        Kind::Flags8(SERVICE_CODES),
+    ), // getDisabledServices, postDisabledServices (ServiceCode: DATALOG, JVM; stored: neither service is in this release)
+    SettingDef::new(
         ResourceDef::single(84).get(User).put(Admin),
         Kind::Ascii(32),
     ), // getProductCode, putProductCode (getProductCode, putProductCode (schema max 32))
@@ -389,6 +397,8 @@ pub const SETTING_LINES: &[Setting] = &settings::lines::<{ settings::carried(SET
 /// WIFI, BLE, UART, MQTT, WEBSOCKET.
 const HOST_PROTOCOLS: u16 =
     0x0001 | 0x0002 | 0x0004 | 0x0008 | 0x0010 | 0x0020 | 0x0040 | 0x0100 | 0x0200 | 0x0400;
+/// `ServiceCode` bits (`enums.json`): DATALOG, JVM.
+const SERVICE_CODES: u8 = 0x01 | 0x02;
 /// `LoraConfig` bits (`objects.md` §3): classA, classB, classC, dataLoggingEnabled,
 /// singlePacketEnabled.
 const LORA_CONFIG: u8 = 0x80 | 0x40 | 0x20 | 0x10 | 0x08;
@@ -417,15 +427,153 @@ pub fn bundle_deleted(config: &mut Config, id: u16) {
     settings::drop_references(config, ID, SETTING_LINES, Kind::BundleId, id);
 }
 
+/// Longest UID (`/1024//5`).
+pub const UID_LEN: usize = 16;
+/// Longest network hostname (`/1024//35`).
+pub const HOSTNAME_LEN: usize = 32;
+/// Longest product key (`/1024//60`).
+pub const PRODUCT_KEY_LEN: usize = 32;
+/// `/1024//79`: nine big-endian u32s.
+const LOCAL_TIME_LEN: u16 = 36;
+
+/// What the board says about its interfaces: the read-only facts of object 1024, which
+/// are the hardware's or the factory's, not the configuration's (the configuration is
+/// what an interlocutor writes, and saves). The defaults ([`InterfaceInfo::EMPTY`]) are
+/// values the client decodes: no UID, no host protocol, no BLE, no data log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfaceInfo {
+    /// `/1024//5` getUID: the board's unique id, raw (a Tap's NFC tag UID).
+    pub uid: heapless::Vec<u8, UID_LEN>,
+    /// `/1024//21` getAvailableHostProtocols: the `HostProtocol` bits of the links the
+    /// board has (NFC 0x0001, BLE 0x0040, UART 0x0100, MQTT 0x0200, WEBSOCKET
+    /// 0x0400...).
+    pub host_protocols: u16,
+    /// `/1024//22` getAddress: the BLE radio's MAC address; `None` on a board without
+    /// one, which answers `A1`.
+    pub ble_address: Option<[u8; 6]>,
+    /// `/1024//23` getMaxPacketCount: the data-log packets the board keeps at most (0:
+    /// no data log).
+    pub max_packet_count: u16,
+    /// `/1024//35` getHostname: the network hostname.
+    pub hostname: heapless::String<HOSTNAME_LEN>,
+    /// `/1024//60` getProductKey: the product key given at manufacture.
+    pub product_key: heapless::String<PRODUCT_KEY_LEN>,
+}
+
+impl InterfaceInfo {
+    /// Nothing known (`const`).
+    pub const EMPTY: InterfaceInfo = InterfaceInfo {
+        uid: heapless::Vec::new(),
+        host_protocols: 0,
+        ble_address: None,
+        max_packet_count: 0,
+        hostname: heapless::String::new(),
+        product_key: heapless::String::new(),
+    };
+}
+
+impl Default for InterfaceInfo {
+    fn default() -> Self {
+        InterfaceInfo::EMPTY
+    }
+}
+
 /// Object 1024.
 #[derive(Debug, Default)]
-pub struct InterfaceObject;
+pub struct InterfaceObject {
+    info: InterfaceInfo,
+}
 
 impl InterfaceObject {
-    /// Object 1024.
+    /// Object 1024 of a board that says nothing of its interfaces
+    /// ([`InterfaceInfo::EMPTY`]; a port fills them in with
+    /// [`InterfaceObject::info_mut`]).
     pub const fn new() -> Self {
-        InterfaceObject
+        InterfaceObject::with_info(InterfaceInfo::EMPTY)
     }
+
+    /// Object 1024 of a board described by `info`.
+    pub const fn with_info(info: InterfaceInfo) -> Self {
+        InterfaceObject { info }
+    }
+
+    /// What the board says about its interfaces.
+    pub fn info(&self) -> &InterfaceInfo {
+        &self.info
+    }
+
+    /// The same, mutably (a UID or a hostname read at boot).
+    pub fn info_mut(&mut self) -> &mut InterfaceInfo {
+        &mut self.info
+    }
+}
+
+/// The offset east of UTC, in seconds, of a POSIX time zone (`/1024//78`, such as
+/// `CET-1CEST,M3.5.0,M10.5.0/3` or `<+0530>-5:30`): its standard time's, daylight
+/// saving rules left out; 0 for UTC, an empty zone, or one that is not POSIX (an IANA
+/// name such as `Europe/Paris`, which needs a database a device does not carry).
+fn zone_offset(zone: &[u8]) -> i32 {
+    // The name: `<...>` quoted, or letters.
+    let rest = match zone {
+        [b'<', quoted @ ..] => match quoted.iter().position(|&b| b == b'>') {
+            Some(end) => &quoted[end + 1..],
+            None => return 0,
+        },
+        _ => {
+            let letters = zone.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+            &zone[letters..]
+        }
+    };
+    let (sign, rest) = match rest {
+        [b'-', rest @ ..] => (1, rest),
+        [b'+', rest @ ..] => (-1, rest),
+        _ => (-1, rest),
+    };
+    // hh[:mm[:ss]], each field at most two digits; POSIX offsets are west of UTC.
+    let mut seconds = 0i32;
+    let mut fields = rest.split(|&b| b == b':');
+    for unit in [3600, 60, 1] {
+        let Some(field) = fields.next() else { break };
+        let digits = field
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+            .min(2);
+        if digits == 0 {
+            break;
+        }
+        let value = field[..digits]
+            .iter()
+            .fold(0i32, |acc, &d| acc * 10 + i32::from(d - b'0'));
+        seconds += value * unit;
+        if digits < field.len() {
+            break;
+        }
+    }
+    sign * seconds.min(25 * 3600)
+}
+
+/// `GET /1024//79`: the device's wall clock as local time of the configured zone, C's
+/// `struct tm` as nine big-endian u32s (seconds, minutes, hours, day of the month,
+/// month 0–11, years since 1900, day of the week 0–6 from Sunday, day of the year
+/// 0–365, daylight saving 0).
+fn local_time(ctx: &Context<'_>, body: &mut Body<'_>) -> Result<(), ResultCode> {
+    let zone = ctx.config().setting(ID, 78).unwrap_or(&[]);
+    let t = lwm2m_core::CivilTime::of(ctx.unix_time(), zone_offset(zone));
+    for field in [
+        t.seconds,
+        t.minutes,
+        t.hours,
+        t.day_of_month,
+        t.month,
+        t.year,
+        t.day_of_week,
+        t.day_of_year,
+        0,
+    ] {
+        body.push_u32(field)?;
+    }
+    Ok(())
 }
 
 impl Object for InterfaceObject {
@@ -469,6 +617,17 @@ impl Object for InterfaceObject {
                 let ms = ctx.idle_limit().map_or(0, |d| d.as_millis());
                 body.push_u32(u32::try_from(ms).map_or(u32::MAX, |ms| ms / 1000))?;
             }
+            (Method::Get, 5) => body.push(&self.info.uid)?,
+            // The configuration image's layout this firmware reads and writes.
+            (Method::Get, 18) => body.push_u16(lwm2m_core::config::image::FORMAT)?,
+            (Method::Get, 21) => body.push_u16(self.info.host_protocols)?,
+            (Method::Get, 22) => {
+                body.push(&self.info.ble_address.ok_or(ResultCode::NotImplemented)?)?
+            }
+            (Method::Get, 23) => body.push_u16(self.info.max_packet_count)?,
+            (Method::Get, 35) => body.push(self.info.hostname.as_bytes())?,
+            (Method::Get, 60) => body.push(self.info.product_key.as_bytes())?,
+            (Method::Get, 79) => local_time(ctx, body)?,
             (Method::Get, 6) => body.push_u16(ctx.config().security_options.0)?,
             (Method::Put, 6) => {
                 // The configurator writes one byte (0x10) before configuring.

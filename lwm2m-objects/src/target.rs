@@ -7,8 +7,9 @@
 //! (`/38`, `/37`, `ModbusOptions`), the raw serial exchange (`/34` send and receive or
 //! send only, `/35` the bytes received, `/43` their count; answers of at most
 //! [`RAW_ANSWER`] bytes, as many as the target gave), the communication statistics
-//! (`/11`). Debug and register access (`/31`, `/32`), the sub-protocol (`/40`) and the
-//! TapNPass resources answer `A1`.
+//! (`/11`), the sub-protocol (`/40`: NONE, no protocol of this release runs over
+//! another). Debug and register access of a debug probe (`/31`, `/32`) and the TapNPass
+//! adapter's resources (`/36`, `/39`, `/41`, `/42`) answer `A1`.
 
 use lwm2m_core::acl::Access::{self, Admin, User};
 use lwm2m_core::config::Config;
@@ -57,7 +58,7 @@ const OTHER_RESOURCES: &[ResourceDef] = &[
     // modbusRead: the answer's size is the request's (`answer_bound`).
     ResourceDef::single(38).get(Admin),
     ResourceDef::single(39).post(Admin).not_implemented(), // postAction
-    ResourceDef::single(40).get(Admin).not_implemented(),  // getSubProtocol
+    ResourceDef::single(40).get(Admin).answers(1),         // getSubProtocol
     ResourceDef::single(41)
         .get(Admin)
         .post(Admin)
@@ -105,6 +106,9 @@ pub const UNLISTED: &[Unprovided] =
 
 /// The run-time lines of the [`SETTINGS`] this build carries.
 pub const SETTING_LINES: &[Setting] = &settings::lines::<{ settings::carried(SETTINGS) }>(SETTINGS);
+
+/// `GET /1027//40`: TargetProtocol NONE, the sub-protocol of every protocol served.
+const SUB_PROTOCOL_NONE: u8 = 255;
 
 /// Bytes of a `ModbusOptions` or a `MemoryInfo`.
 const OPTIONS_LEN: usize = 9;
@@ -248,6 +252,12 @@ impl Object for TargetObject {
         let (command, input, answer) = match (req.path.resource, req.method) {
             (3, Method::Get) => {
                 body.push_u8(u8::from(self.connected))?;
+                return Ok(ResultCode::Ok);
+            }
+            // No protocol of this release runs over another: the sub-protocol is
+            // TargetProtocol NONE.
+            (40, Method::Get) => {
+                body.push_u8(SUB_PROTOCOL_NONE)?;
                 return Ok(ResultCode::Ok);
             }
             (3, Method::Post) => command(TargetCommand::Connect),

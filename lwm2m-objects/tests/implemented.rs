@@ -97,15 +97,14 @@ fn payloads(object: u16, resource: u16) -> Vec<Vec<u8>> {
     list
 }
 
-/// A device with `config`, the administrator logged in.
+/// A device with `config`, the administrator logged in, on a board with every radio a
+/// group of this build serves (a board without BLE answers `A1` for its address: the
+/// `interface_facts` tests).
 fn admin_device(config: &Config) -> Harness<MemoryTarget<RamTarget<256>>> {
-    let device = Device::new(
-        standard_objects(device_info(), NoHooks),
-        config.clone(),
-        Config::reset,
-        LIMITS,
-    )
-    .with_target(MemoryTarget(RamTarget::<256>::new(0x2000_0000)));
+    let mut objects = standard_objects(device_info(), NoHooks);
+    objects.1.info_mut().ble_address = Some([0xc0, 1, 2, 3, 4, 5]);
+    let device = Device::new(objects, config.clone(), Config::reset, LIMITS)
+        .with_target(MemoryTarget(RamTarget::<256>::new(0x2000_0000)));
     let mut h = Harness::from_device(device);
     assert_eq!(h.tx(LOGIN_ADMIN), "009000");
     h
@@ -114,9 +113,11 @@ fn admin_device(config: &Config) -> Harness<MemoryTarget<RamTarget<256>>> {
 #[test]
 fn a_method_answers_a1_exactly_when_it_is_declared_not_implemented() {
     let config = configured();
-    let (device, interface, profile, target, bundle, variable) =
+    let (device, interface, profile, target, bundle, variable, firmware) =
         standard_objects(device_info(), NoHooks);
-    let objects: [&dyn Object; 6] = [&device, &interface, &profile, &target, &bundle, &variable];
+    let objects: [&dyn Object; 7] = [
+        &device, &interface, &profile, &target, &bundle, &variable, &firmware,
+    ];
     let a1 = ResultCode::NotImplemented.as_u8();
     let mut mismatches = Vec::new();
     let (mut implemented, mut not_implemented) = (0, 0);
@@ -171,7 +172,7 @@ fn a_method_answers_a1_exactly_when_it_is_declared_not_implemented() {
         mismatches.join("\n")
     );
     assert!(
-        implemented > 1000 && not_implemented > 300,
+        implemented > 1000 && not_implemented > 150,
         "only {implemented} implemented and {not_implemented} not implemented requests sent"
     );
 }
