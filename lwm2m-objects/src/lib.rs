@@ -4,7 +4,8 @@
 //! | object | module | this release |
 //! |---|---|---|
 //! | 3 Device | [`device`] | every resource of the client |
-//! | 1024 Interface | [`interface`] | login (plain, hashed, SCRAM), session, options, frame sizes, keep-alive, multi-request, configuration version and save, about 50 configuration values in settings groups, the blobs (certificates, JVM code), the encrypted session (feature `crypto`), single packets (feature `packets`); the rest answers `A1` |
+//! | 5 Firmware | [`firmware`] | update state, the CRC check of the running image (the update itself: single packets of 1024) |
+//! | 1024 Interface | [`interface`] | login (plain, hashed, SCRAM), session, options, frame sizes, keep-alive, multi-request, configuration version and save, about 50 configuration values in settings groups, the blobs (certificates, JVM code), the encrypted session (feature `crypto`), single packets (feature `packets`), the board's facts (UID, host protocols, BLE address, hostname, product key), the local time; the rest answers `A1` |
 //! | 1025 Profile | [`profile`] | name, password, session lifetime, alias, create, delete |
 //! | 1027 Target | [`target`] | target configuration values; connect, disconnect, reset, Modbus and memory access, a raw serial line, Vcc, through the board's target multiplexer |
 //! | 1028 Bundle | [`bundle`] | ACL entries, values as TLV, data-log period, name, create, delete |
@@ -16,6 +17,7 @@
 pub mod bundle;
 pub mod codec;
 pub mod device;
+pub mod firmware;
 pub mod interface;
 pub mod profile;
 pub mod settings;
@@ -25,6 +27,7 @@ pub mod variable;
 
 pub use bundle::BundleObject;
 pub use device::{DeviceHooks, DeviceInfo, DeviceObject, NoHooks};
+pub use firmware::FirmwareObject;
 pub use interface::InterfaceObject;
 pub use profile::ProfileObject;
 pub use target::TargetObject;
@@ -52,6 +55,7 @@ pub type StandardObjects<H> = (
     TargetObject,
     BundleObject,
     VariableObject,
+    FirmwareObject,
 );
 
 /// The objects of this release for a device described by `info` (`const`: see
@@ -64,6 +68,7 @@ pub const fn standard_objects<H: DeviceHooks>(info: DeviceInfo, hooks: H) -> Sta
         TargetObject::new(),
         BundleObject::new(),
         VariableObject::new(),
+        FirmwareObject::new(),
     )
 }
 

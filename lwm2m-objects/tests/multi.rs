@@ -73,9 +73,11 @@ fn configured() -> Harness<lwm2m_core::target::MemoryTarget<RamTarget<256>>> {
 fn every_get_answers_at_most_its_declared_bound() {
     let mut h = configured();
     let config: Config = h.device.config().clone();
-    let (device, interface, profile, target, bundle, variable) =
+    let (device, interface, profile, target, bundle, variable, firmware) =
         standard_objects(device_info(), NoHooks);
-    let objects: [&dyn Object; 6] = [&device, &interface, &profile, &target, &bundle, &variable];
+    let objects: [&dyn Object; 7] = [
+        &device, &interface, &profile, &target, &bundle, &variable, &firmware,
+    ];
     let profiles: Vec<u16> = config.profiles.iter().map(|p| p.id).collect();
     let bundles: Vec<u16> = config.bundles.iter().map(|b| b.id).collect();
     let variables: Vec<u16> = config.variables.iter().map(|v| v.id).collect();

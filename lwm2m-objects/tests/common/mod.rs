@@ -19,6 +19,7 @@ use lwm2m_objects::{standard_objects, DeviceInfo, NoHooks, StandardObjects};
 pub fn declared(object: u16) -> &'static [ResourceDef] {
     match object {
         3 => lwm2m_objects::device::RESOURCES,
+        5 => lwm2m_objects::firmware::RESOURCES,
         1024 => lwm2m_objects::interface::RESOURCES,
         1025 => lwm2m_objects::profile::RESOURCES,
         1027 => lwm2m_objects::target::RESOURCES,
