@@ -80,7 +80,7 @@ pub fn modbus_bench(args: &[String]) -> Result {
         "port-linux",
         Command::new(root().join("target/release/port-linux"))
             .args(["--modbus", &format!("127.0.0.1:{server_port}")])
-            .args(["--ws", "127.0.0.1:0"]),
+            .args(["--ws", "127.0.0.1:0", "--no-demo"]),
     )?;
     let ws_addr = device.ready("listening on ws://")?;
 

@@ -14,6 +14,7 @@
 //! one still open or of the session's owner.
 
 mod bridge;
+mod demo;
 mod flash;
 mod modbus;
 mod modbus_slave;
@@ -39,8 +40,9 @@ use lwm2m_core::wire::APDU_HEADER_LEN;
 use lwm2m_core::{
     Channel, ChannelId, ChannelKind, Config, Device, Effect, FrameLimits, Instant, ResultCode,
 };
+use lwm2m_objects::firmware::FirmwareInfo;
+use lwm2m_objects::interface::InterfaceInfo;
 use lwm2m_objects::{standard_objects, DeviceHooks, DeviceInfo, StandardObjects};
-use target_traits::RamTarget;
 use transport_traits::channels::ChannelIds;
 use transport_traits::run::{self, Clock, HostEvent, Stopped};
 use transport_traits::ErrorType;
@@ -77,6 +79,13 @@ struct Args {
     /// Serial number reported by /3//2.
     #[arg(long, default_value = BUILD_SERIAL)]
     serial: String,
+    /// Start without the demo: a blank `--state` (or a factory reset) gives the empty
+    /// factory configuration, and the simulated target is plain memory. With the demo
+    /// (the default) they give bundle 1 `demo`, readable by anonymous, with variables
+    /// on the simulated target that a simulated process moves (a counter, a waveform
+    /// around a set-point) and in the device.
+    #[arg(long)]
+    no_demo: bool,
     /// Most WebSocket connections open at a time; more are refused at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     max_connections: u16,
@@ -190,13 +199,15 @@ impl DeviceHooks for DesktopHooks {
             })
             .unwrap_or(0)
     }
+}
 
-    fn unix_time(&self) -> Option<u32> {
-        let since_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?;
-        u32::try_from(since_epoch.as_secs()).ok()
-    }
+/// The system's clock, in Unix seconds: the device's wall clock at start and after a
+/// reboot (`Device::set_unix_time`).
+fn system_unix_time() -> Option<u32> {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    u32::try_from(since_epoch.as_secs()).ok()
 }
 
 enum Event {
@@ -224,11 +235,12 @@ struct Reply {
 
 /// The target: for the memory protocols (SWD, the default), a simulated memory, 64 KiB
 /// of RAM at 0x2000_0000 like a Cortex-M SRAM (the monitored system, so it survives a
-/// reboot of the device); for MODBUS, the Modbus TCP server of `--modbus`; for SERIAL,
-/// the serial port over TCP of `--target-serial`. The desktop cannot measure a target's
-/// supply (`/1027//7` answers A1).
+/// reboot of the device), with the demo's process behind it ([`demo`]); for MODBUS, the
+/// Modbus TCP server of `--modbus`; for SERIAL, the serial port over TCP of
+/// `--target-serial`. The desktop cannot measure a target's supply (`/1027//7` answers
+/// A1).
 type DesktopTarget =
-    TargetMux<RamTarget<{ 64 * 1024 }>, modbus::TcpMaster, serial_target::SerialTarget>;
+    TargetMux<demo::SimulatedTarget, modbus::TcpMaster, serial_target::SerialTarget>;
 const TARGET_RAM_BASE: u32 = 0x2000_0000;
 
 /// The engine: its target and store are the worker's ([`worker::DesktopIo`]).
@@ -272,6 +284,16 @@ fn boot(args: &Args, store: &mut flash::DesktopStore) -> Result<DesktopDevice, B
         serial: serial_number,
         firmware_version: lwm2m_objects::device::TAP_FIRMWARE_LEVEL,
     };
+    let factory: fn(&mut Config) = if args.no_demo {
+        Config::reset
+    } else {
+        demo::factory
+    };
+    let factory_config = || {
+        let mut config = Config::default();
+        factory(&mut config);
+        config
+    };
     let mut lost = false;
     let config = match store.load().map_err(io::Error::other)? {
         Loaded::Config(config) => {
@@ -279,8 +301,11 @@ fn boot(args: &Args, store: &mut flash::DesktopStore) -> Result<DesktopDevice, B
             config
         }
         Loaded::Blank => {
-            log::info!("no configuration saved yet: factory configuration");
-            Config::default()
+            log::info!(
+                "no configuration saved yet: factory configuration{}",
+                if args.no_demo { "" } else { " with the demo" }
+            );
+            factory_config()
         }
         Loaded::Previous(config) if previous_config => {
             log::warn!(
@@ -297,7 +322,7 @@ fn boot(args: &Args, store: &mut flash::DesktopStore) -> Result<DesktopDevice, B
                 "the saved configuration is damaged: replaced by the factory configuration \
                  (admin/admin), as --factory-reset asks"
             );
-            let config = Config::default();
+            let config = factory_config();
             store.save(&config).map_err(io::Error::other)?;
             lost = true;
             config
@@ -309,11 +334,49 @@ fn boot(args: &Args, store: &mut flash::DesktopStore) -> Result<DesktopDevice, B
     if lost {
         objects.0.set_last_error(LAST_ERROR_CONFIG_LOST);
     }
-    let mut device = Device::new(objects, config, Config::reset, LIMITS);
+    *objects.1.info_mut() = interface_info(serial);
+    objects.6.set_image(running_image());
+    let mut device = Device::new(objects, config, factory, LIMITS);
     device.take_packets_of(store);
     // The SCRAM nonces, the device's IVs and the key of `/1024//47`.
     device.seed(&entropy()?);
     Ok(device)
+}
+
+/// What the desktop says of its interfaces (`/1024//5`, `/21`, `/22`, `/23`, `/35`,
+/// `/60`): the serial number as UID, WebSocket its only host protocol, no BLE radio, no
+/// data log, the system's hostname, no product key.
+fn interface_info(serial: &str) -> InterfaceInfo {
+    let mut info = InterfaceInfo::EMPTY;
+    let uid = &serial.as_bytes()[..serial.len().min(lwm2m_objects::interface::UID_LEN)];
+    info.uid = heapless::Vec::from_slice(uid).unwrap_or_default();
+    info.host_protocols = ChannelKind::WebSocket.host_protocol();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    for c in hostname.trim().chars().filter(char::is_ascii_graphic) {
+        if info.hostname.push(c).is_err() {
+            break;
+        }
+    }
+    info
+}
+
+/// The running image for `/5//6`: this executable, at address 0, with its
+/// CRC-32/MPEG-2; `None` (the check answers A1) if it cannot be read.
+fn running_image() -> Option<FirmwareInfo> {
+    let path = std::env::current_exe().ok()?;
+    let bytes = std::fs::read(&path).ok()?;
+    let image = FirmwareInfo {
+        address: 0,
+        size: u32::try_from(bytes.len()).ok()?,
+        crc: lwm2m_core::crypto::crc32(&bytes, None),
+    };
+    log::info!(
+        "firmware image {}: {} bytes, CRC {:08x}",
+        path.display(),
+        image.size,
+        image.crc
+    );
+    Some(image)
 }
 
 /// 32 bytes of the system's entropy.
@@ -442,7 +505,7 @@ fn start(args: &Args) -> Result<(), BootError> {
         log::info!("target: serial line over TCP {}", line.port().peer());
     }
     let target: DesktopTarget =
-        TargetMux::new(Some(RamTarget::new(TARGET_RAM_BASE)), modbus).with_serial(serial);
+        TargetMux::new(Some(demo::SimulatedTarget::new(!args.no_demo)), modbus).with_serial(serial);
     let mut device = boot(args, &mut store)?;
     if replaced {
         device
@@ -616,6 +679,7 @@ fn run_device(
     io: &mut worker::DesktopIo,
 ) -> Result<(), BootError> {
     let mut clock = SinceStart(host.started);
+    set_wall_clock(&mut device, &mut clock);
     let mut rx = vec![0u8; MAX_MESSAGE];
     let mut tx = vec![0u8; usize::from(LIMITS.max_response)];
     loop {
@@ -631,6 +695,7 @@ fn run_device(
             Ok(Stopped::Effect(Effect::Reboot)) => {
                 log::info!("reboot");
                 reboot(&mut device, &mut io.store)?;
+                set_wall_clock(&mut device, &mut clock);
             }
             Ok(Stopped::Effect(Effect::FactoryReset)) => {
                 log::info!("factory reset: default configuration saved");
@@ -638,6 +703,16 @@ fn run_device(
             Ok(Stopped::Effect(_)) => {}
             Ok(Stopped::Asked) | Err(_) => return Ok(()),
         }
+    }
+}
+
+/// The device's wall clock from the system's.
+fn set_wall_clock(device: &mut DesktopDevice, clock: &mut SinceStart) {
+    match system_unix_time() {
+        Some(unix) => device.set_unix_time(unix, clock.now()),
+        None => log::warn!(
+            "the system clock is before 1970 or after 2106: the device counts from its start"
+        ),
     }
 }
 

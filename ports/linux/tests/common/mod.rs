@@ -90,9 +90,11 @@ impl Drop for Port {
     }
 }
 
+/// Starts `port-linux` on a free port with `args`, without the demo: these tests start
+/// from the empty factory configuration.
 pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_port-linux"));
-    cmd.args(["--ws", "127.0.0.1:0"])
+    cmd.args(["--ws", "127.0.0.1:0", "--no-demo"])
         .args(args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
