@@ -1,6 +1,7 @@
-// Coverage report (not a test: `node --test` does not pick this file up, and it always exits 0 once it has
-// printed its report): how many of the real client's service calls (`tap.service.<service>.<method>` of
-// `@iotize/tap` 2.7.0) the `port-linux` device answers the way the client expects.
+// Coverage of the real client's service calls (`tap.service.<service>.<method>` of `@iotize/tap` 2.7.0): how
+// many the `port-linux` device answers the way the client expects. A module: `runCoverage()` runs it and returns
+// the results and the report, which coverage.test.mjs asserts on; run directly, it prints the report (and
+// exits 0 once it has printed it, whatever the figures: `node --test` does not pick this file up).
 //
 //   cd interop && LWM2M_DEVICE_BIN=../target/release/port-linux node coverage.mjs
 //
@@ -15,16 +16,24 @@
 //    read, write back what was read, read again, and the two reads must be equal.
 // 3. One connection, logged in as admin/admin (plain login); reads first, then the round trips. A call that
 //    times out (2 s) or makes the connection drop is marked, and the connection is reopened (and logged in).
-// 4. The report goes to stdout: totals, percentage of safe calls answered as expected, every call not covered
-//    with its reason, the calls skipped as unsafe, and the client quirks seen (an encoder writing other bytes
-//    than the matching decoder read).
+//    A call of the DOCUMENTED_REFUSALS table must be refused with exactly its status (at whichever step of a
+//    round trip refuses): it then counts as answered as the client expects; any other answer, a success
+//    included, means the table is out of date.
+// 4. The report: totals, percentage of safe calls answered as expected, every call not covered with its
+//    reason, the documented refusals, the calls skipped as unsafe, and the client quirks seen (an encoder
+//    writing other bytes than the matching decoder read).
 //
-// Environment (besides harness.mjs's LWM2M_DEVICE_BIN, LWM2M_SEND_TIMEOUT_MS, LWM2M_INTEROP_VERBOSE):
+// The device starts with its demo configuration (bundle 1 "demo" and its variables), which gives the bundle and
+// variable calls instances to run on; `fixture` starts it empty (`--no-demo`) and creates a bundle and a
+// variable with the client's configurator instead.
+//
+// Environment of the report (besides harness.mjs's LWM2M_DEVICE_BIN, LWM2M_SEND_TIMEOUT_MS, LWM2M_INTEROP_VERBOSE):
 //   LWM2M_SPEC_DIR          directory of objects.json (default ../../shared/spec relative to this folder)
 //   LWM2M_COVERAGE_FORCE    comma-separated calls (service.method, no body) run anyway as plain calls, last:
 //                           to see how the report handles a drop or a session change (device.reboot, interface.logout)
-//   LWM2M_COVERAGE_FIXTURE  if set, first create bundle 1 with variable 1 through the client's configurator,
-//                           so that the bundle/variable calls run on instances that exist (a fresh device has none)
+//   LWM2M_COVERAGE_FIXTURE  if set, start the device empty (--no-demo) and first create bundle 1 with variable 1
+//                           through the client's configurator
+//   LWM2M_COVERAGE_NO_DEMO  if set, start the device empty (--no-demo), without a fixture: no bundle, no variable
 
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import os from 'node:os';
@@ -48,10 +57,10 @@ require('@iotize/tap/service/impl/gpio'); // registers tap.service.gpio (not par
 const { ServiceCallRunner, SpecialFeature } = require('@iotize/tap');
 const { TapRequestFrame, ResultCode } = require('@iotize/tap/client/api');
 const { MultiRequestFrame } = require('@iotize/tap/service/impl/interface');
+const { VariableType } = require('@iotize/tap/service/impl/variable');
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SPEC_DIR = path.resolve(process.env.LWM2M_SPEC_DIR || path.resolve(HERE, '../../shared/spec'));
-const FIXTURE = !!process.env.LWM2M_COVERAGE_FIXTURE;
 /** Our own guard above the client's per-request timeout (SEND_TIMEOUT_MS, 2 s by default). */
 const GUARD_MS = SEND_TIMEOUT_MS + 1000;
 
@@ -61,6 +70,54 @@ const statusText = (s) =>
   typeof s === 'number' ? `0x${s.toString(16).padStart(2, '0')} ${RESULT_NAME[s] ?? 'unknown status'}` : String(s);
 const METHOD = (code) => TapRequestFrame.MethodType[code] ?? `method ${code}`;
 const ABSENT = new Set([ResultCode.NOT_FOUND, ResultCode.NOT_IMPLEMENTED]);
+
+// ---------------------------------------------------------------------------------------------------------------
+// documented refusals
+
+const DATA_LOG_ABSENT = 'object 1031 (data log) is not in this release';
+
+/**
+ * Safe calls the device refuses on purpose, each with the exact status it must answer and why. Such a call counts
+ * as answered as the client expects; answered any other way (another status, or a success) it is a failure: the
+ * refusal no longer holds and the table is out of date, so an entry cannot hide a call that now misbehaves. For a
+ * round trip the status is that of the step that refused (dataLog.putOptions is refused at its read,
+ * dataLog.getOptions).
+ */
+export const DOCUMENTED_REFUSALS = {
+  'interface.putCurrentHostProtocol': {
+    status: ResultCode.NOT_IMPLEMENTED,
+    reason: 'the current host protocol is the link the request came on',
+  },
+  'ble.getAddress': { status: ResultCode.NOT_IMPLEMENTED, reason: 'the desktop device has no BLE radio' },
+  'dataLog.isRunning': { status: ResultCode.NOT_FOUND, reason: DATA_LOG_ABSENT },
+  'dataLog.getOptions': { status: ResultCode.NOT_FOUND, reason: DATA_LOG_ABSENT },
+  'dataLog.putOptions': { status: ResultCode.NOT_FOUND, reason: DATA_LOG_ABSENT },
+  'dataLog.getPacketCount': { status: ResultCode.NOT_FOUND, reason: DATA_LOG_ABSENT },
+  'target.readDebug': {
+    status: ResultCode.NOT_IMPLEMENTED,
+    reason: 'debug/register access of an SWD probe: the simulated target has none',
+  },
+  'target.getRegisterAccess': {
+    status: ResultCode.NOT_IMPLEMENTED,
+    reason: 'debug/register access of an SWD probe: the simulated target has none',
+  },
+  'target.readBytes': {
+    status: ResultCode.TARGET_PROTOCOL_NOT_IMPLEMENTED,
+    reason: 'raw serial line: the target protocol is SWD (simulated memory), not SERIAL',
+  },
+  'target.getReceivedCount': {
+    status: ResultCode.TARGET_PROTOCOL_NOT_IMPLEMENTED,
+    reason: 'raw serial line: the target protocol is SWD (simulated memory), not SERIAL',
+  },
+  'target.modbusRead': {
+    status: ResultCode.TARGET_PROTOCOL_NOT_IMPLEMENTED,
+    reason: 'the target protocol is SWD, not MODBUS',
+  },
+  'tapnpass.getStatus': { status: ResultCode.NOT_IMPLEMENTED, reason: 'no TapNPass adapter on this port' },
+  'tapnpass.getControlIn': { status: ResultCode.NOT_IMPLEMENTED, reason: 'no TapNPass adapter on this port' },
+  'tapnpass.getControlOut': { status: ResultCode.NOT_IMPLEMENTED, reason: 'no TapNPass adapter on this port' },
+  'target.getVcc': { status: ResultCode.NOT_IMPLEMENTED, reason: "the desktop cannot measure a target's supply" },
+};
 
 // ---------------------------------------------------------------------------------------------------------------
 // 1. enumerate the client's service calls
@@ -241,11 +298,9 @@ function findReadPartner(call, calls) {
   );
 }
 
-/** Debugging aid: calls to run anyway, as plain calls (e.g. LWM2M_COVERAGE_FORCE=device.reboot to see a drop). */
-const FORCE = new Set((process.env.LWM2M_COVERAGE_FORCE || '').split(',').map((x) => x.trim()).filter(Boolean));
-
-function classify(call, calls) {
-  if (FORCE.has(call.key) && (call.bodyParams.length === 0 || READ_ARGS[call.key])) return { safe: true, kind: 'read', forced: true };
+/** `force`: calls to run anyway, as plain calls (LWM2M_COVERAGE_FORCE=device.reboot to see a drop). */
+function classify(call, calls, force) {
+  if (force.has(call.key) && (call.bodyParams.length === 0 || READ_ARGS[call.key])) return { safe: true, kind: 'read', forced: true };
   if (UNSAFE[call.key]) return { safe: false, reason: UNSAFE[call.key] };
   if (call.resource === 65535) return { safe: false, reason: 'creates an instance' };
   if (call.httpMethod === 'GET') {
@@ -259,122 +314,6 @@ function classify(call, calls) {
   if (!partner) return { safe: false, reason: 'write-only: no read of the same value to write back' };
   return { safe: true, kind: 'roundtrip', partner };
 }
-
-// ---------------------------------------------------------------------------------------------------------------
-// device and connection (one interlocutor: a single connection, reopened after a drop or a timeout)
-
-let stateDir;
-let device;
-let conn;
-const events = []; // reconnections, device restarts
-
-async function openConnection(label) {
-  conn = await connectTap(device.port, { label });
-  conn.isClosed = false;
-  const c = conn;
-  c.closed.then(() => (c.isClosed = true));
-  await login(conn.tap, 'admin', 'admin');
-}
-
-let reconnects = 0;
-async function reopen(why) {
-  reconnects++;
-  events.push(why);
-  try {
-    await conn.close();
-  } catch {
-    // already gone
-  }
-  if (device.child.exitCode !== null || device.child.signalCode !== null) {
-    events.push(`device exited (code ${device.child.exitCode}, signal ${device.child.signalCode}): restarted on the same --state`);
-    device = await startDevice(['--state', stateDir]);
-  }
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await openConnection(`R${reconnects}`);
-      return;
-    } catch (err) {
-      if (attempt >= 5) throw new Error(`cannot reconnect after "${why}": ${err.message}`);
-      events.push(`  reconnection attempt ${attempt} failed: ${err.message.split('\n')[0]}`);
-      await new Promise((r) => setTimeout(r, 500 * attempt));
-    }
-  }
-}
-
-const isTimeout = (err) => /timeout/i.test(`${err?.message} ${err?.cause?.message ?? ''} ${err?.code ?? ''}`);
-
-/**
- * Run one service call through the client's own method. Returns an outcome:
- * { status, value, raw, decodeError, error, timeout, dropped }.
- */
-async function invoke(call, args, { checkSession = false } = {}) {
-  const s = conn.tap.service[call.service];
-  let timer;
-  const out = {};
-  const frames = conn.frames;
-  const sentBefore = frames.length;
-  try {
-    const response = await Promise.race([
-      s[call.method](...args),
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${GUARD_MS} ms (guard timeout)`)), GUARD_MS))),
-    ]);
-    out.status = response.status;
-    out.raw = response.rawBody();
-    if (response.isSuccessful()) {
-      try {
-        out.value = response.body();
-        out.decoded = true;
-      } catch (err) {
-        out.decodeError = err?.message || String(err);
-      }
-    }
-  } catch (err) {
-    const r = responseOfError(err);
-    if (r) {
-      out.status = r.status;
-      out.raw = r.rawBody();
-    } else if (isTimeout(err)) {
-      out.timeout = true;
-      out.error = err.message;
-    } else {
-      out.error = `${err?.code ?? err?.name}: ${err?.message}${err?.cause ? ` (cause: ${err.cause.message ?? err.cause})` : ''}`;
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  out.sent = frames.slice(sentBefore);
-  // let a close that the request caused arrive before deciding
-  await new Promise((r) => setTimeout(r, 0));
-  if (!conn.isClosed && (checkSession || out.status === ResultCode.UNAUTHORIZED) && call.key !== 'interface.getCurrentGroupId') {
-    // did the call end the admin session? (then log in again, and say so)
-    const g = await invoke({ service: 'interface', method: 'getCurrentGroupId', key: 'interface.getCurrentGroupId' }, []);
-    if (g.dropped) out.dropped = true;
-    else if (g.value !== ADMIN_ID) {
-      out.sessionLost = true;
-      events.push(`${call.key}: the admin session was lost (current group ${g.value ?? reasonOf(g)}): logged in again`);
-      await login(conn.tap, 'admin', 'admin');
-    }
-  }
-  if (conn.isClosed || device.child.exitCode !== null) {
-    out.dropped = true;
-    await reopen(`${call.key}(${args.map(short).join(', ')}): connection dropped`);
-  } else if (out.timeout) {
-    await reopen(`${call.key}(${args.map(short).join(', ')}): timeout, reconnected`);
-  }
-  return out;
-}
-
-const short = (v) => {
-  if (v instanceof Uint8Array) return `0x${hex(v)}`;
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'object' && v !== null) return JSON.stringify(v, (k, x) => (x instanceof Uint8Array ? `0x${hex(x)}` : x));
-  return String(v);
-};
-
-const equalValues = (a, b) => {
-  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.from(a).equals(Buffer.from(b));
-  return isDeepStrictEqual(a, b);
-};
 
 // ---------------------------------------------------------------------------------------------------------------
 // 3. run
@@ -401,6 +340,30 @@ function reasonOf(o) {
   return 'ok';
 }
 
+/** The categories that give no answer to judge: a documented refusal cannot be checked on them either. */
+const UNANSWERED = new Set(['timeout', 'dropped', 'session', 'client']);
+/** Answers the client does not expect: a documented refusal that no longer holds, or undocumented failures. */
+const WRONG = new Set(['stale', 'mismatch', 'decoder', 'other', 'nvmFull']);
+
+/**
+ * A variant of a documented call: refused with exactly the table's status (by the step that refused), it is a
+ * documented refusal; a success or another status means the table no longer says what the device does.
+ */
+function judgeDocumented(doc, r) {
+  if (UNANSWERED.has(r.category)) return r;
+  const at = r.step ? ` at ${r.step}` : '';
+  if (r.category !== 'expected' && r.status === doc.status) {
+    return { ...r, category: 'documented', reason: `${statusText(doc.status)}${at}: ${doc.reason}` };
+  }
+  const got = r.category === 'expected' ? 'answered as the client expects' : `answered ${r.reason}`;
+  return {
+    ...r,
+    category: 'stale',
+    reason: `documented refusal no longer holds (table out of date): the table says ${statusText(doc.status)} (${doc.reason}), the device ${got}`,
+    root: 'documented refusal no longer holds',
+  };
+}
+
 /** The path-parameter combinations a call runs with. */
 function variantsOf(call, ids) {
   let combos = [{}];
@@ -421,120 +384,299 @@ function expectedHeader(call, combo) {
   h.writeUInt16BE(resource, 5);
   return h;
 }
-const pathChecks = { checked: 0, mismatches: [] };
-/** The request the service method really sent (first frame) must be the one its resources entry describes. */
-function checkSentPath(call, combo, o) {
-  if (!o.sent?.length) return;
-  pathChecks.checked++;
-  const want = expectedHeader(call, combo);
-  const got = Buffer.from(o.sent[0]).subarray(0, 7);
-  if (!got.equals(want)) pathChecks.mismatches.push(`${call.key}: sent ${hex(got)}, its resources entry says ${hex(want)}`);
-}
 const argsFor = (call, combo, body) => call.params.map((p) => (p in combo ? combo[p] : body.shift()));
 const comboText = (combo) => Object.entries(combo).map(([k, v]) => `${k}=${v}`).join(',');
 
-async function runRead(call, combo) {
-  const extra = READ_ARGS[call.key] ? READ_ARGS[call.key](conn.tap) : [];
-  const o = await invoke(call, argsFor(call, combo, [...extra]), { checkSession: !!call.forced });
-  checkSentPath(call, combo, o);
-  return { category: categoryOf(o), reason: reasonOf(o), root: reasonOf(o), value: o.decoded ? short(o.value) : undefined };
-}
+const isTimeout = (err) => /timeout/i.test(`${err?.message} ${err?.cause?.message ?? ''} ${err?.code ?? ''}`);
 
-const quirks = new Map(); // key -> text
+const short = (v) => {
+  if (v instanceof Uint8Array) return `0x${hex(v)}`;
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'object' && v !== null) return JSON.stringify(v, (k, x) => (x instanceof Uint8Array ? `0x${hex(x)}` : x));
+  return String(v);
+};
 
-async function runRoundTrip(call, partner, combo) {
-  const readArgs = argsFor(partner, combo, []);
-  const first = await invoke(partner, readArgs);
-  checkSentPath(partner, combo, first);
-  const c1 = categoryOf(first);
-  if (c1 !== 'expected') return { category: c1, reason: `read before write-back (${partner.key}): ${reasonOf(first)}`, root: reasonOf(first) };
-  let value = first.value;
-  const isListEncoder = /List|Array/.test(call.def.bodyEncoder?.constructor?.name ?? '');
-  if (isListEncoder && !Array.isArray(value)) {
-    value = [value];
-    quirks.set(call.key, `${call.key} writes a list (${converterText(call.def.bodyEncoder)}) where ${partner.key} decodes one value (${converterText(partner.def.responseBodyDecoder)}): written back as [value]`);
+const equalValues = (a, b) => {
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.from(a).equals(Buffer.from(b));
+  return isDeepStrictEqual(a, b);
+};
+
+/**
+ * One run: the device, its single connection (one interlocutor: reopened after a drop or a timeout), and what was
+ * seen on the way.
+ */
+class Run {
+  constructor({ deviceArgs, demo, bin }) {
+    this.deviceArgs = deviceArgs;
+    this.demo = demo;
+    this.bin = bin;
+    this.stateDir = undefined;
+    this.device = undefined;
+    this.conn = undefined;
+    this.events = []; // reconnections, device restarts
+    this.reconnects = 0;
+    this.pathChecks = { checked: 0, mismatches: [] };
+    this.quirks = new Map(); // key -> text
   }
-  const write = await invoke(call, argsFor(call, combo, [value]), { checkSession: true });
-  checkSentPath(call, combo, write);
-  // The bytes the client really sent (a hand-written method may not use the table's encoder: variable.putMeta),
-  // against the bytes the read decoded.
-  const encoded = write.sent.length === 1 ? Buffer.from(write.sent[0]).subarray(7) : undefined;
-  if (encoded && first.raw && !encoded.equals(Buffer.from(first.raw)) && !quirks.has(call.key)) {
-    const enc = call.def.bodyEncoder, dec = partner.def.responseBodyDecoder;
-    quirks.set(
-      call.key,
-      `${call.key} sends ${short(value)} as 0x${hex(encoded)} (${encoded.length} B, ${converterText(enc)}); ` +
-        `${partner.key} read 0x${hex(first.raw)} (${first.raw.length} B, ${converterText(dec)})`,
-    );
+
+  async startDevice() {
+    this.device = await startDevice(['--state', this.stateDir, ...this.deviceArgs], { demo: this.demo, bin: this.bin });
   }
-  const c2 = categoryOf(write);
-  if (c2 !== 'expected') {
-    return { category: c2, reason: `write-back of ${short(value)}: ${reasonOf(write)}`, root: reasonOf(write) };
+
+  async openConnection(label) {
+    this.conn = await connectTap(this.device.port, { label });
+    const c = this.conn;
+    c.isClosed = false;
+    c.closed.then(() => (c.isClosed = true));
+    await login(c.tap, 'admin', 'admin');
   }
-  const second = await invoke(partner, readArgs);
-  const c3 = categoryOf(second);
-  if (c3 !== 'expected') return { category: c3, reason: `read after write-back: ${reasonOf(second)}`, root: reasonOf(second) };
-  if (!equalValues(first.value, second.value)) {
+
+  async reopen(why) {
+    this.reconnects++;
+    this.events.push(why);
+    try {
+      await this.conn.close();
+    } catch {
+      // already gone
+    }
+    const child = this.device.child;
+    if (child.exitCode !== null || child.signalCode !== null) {
+      this.events.push(`device exited (code ${child.exitCode}, signal ${child.signalCode}): restarted on the same --state`);
+      await this.startDevice();
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.openConnection(`R${this.reconnects}`);
+        return;
+      } catch (err) {
+        if (attempt >= 5) throw new Error(`cannot reconnect after "${why}": ${err.message}`);
+        this.events.push(`  reconnection attempt ${attempt} failed: ${err.message.split('\n')[0]}`);
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+  }
+
+  /**
+   * Run one service call through the client's own method. Returns an outcome:
+   * { status, value, raw, decodeError, error, timeout, dropped }.
+   */
+  async invoke(call, args, { checkSession = false } = {}) {
+    const s = this.conn.tap.service[call.service];
+    let timer;
+    const out = {};
+    const frames = this.conn.frames;
+    const sentBefore = frames.length;
+    try {
+      const response = await Promise.race([
+        s[call.method](...args),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${GUARD_MS} ms (guard timeout)`)), GUARD_MS))),
+      ]);
+      out.status = response.status;
+      out.raw = response.rawBody();
+      if (response.isSuccessful()) {
+        try {
+          out.value = response.body();
+          out.decoded = true;
+        } catch (err) {
+          out.decodeError = err?.message || String(err);
+        }
+      }
+    } catch (err) {
+      const r = responseOfError(err);
+      if (r) {
+        out.status = r.status;
+        out.raw = r.rawBody();
+      } else if (isTimeout(err)) {
+        out.timeout = true;
+        out.error = err.message;
+      } else {
+        out.error = `${err?.code ?? err?.name}: ${err?.message}${err?.cause ? ` (cause: ${err.cause.message ?? err.cause})` : ''}`;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    out.sent = frames.slice(sentBefore);
+    // let a close that the request caused arrive before deciding
+    await new Promise((r) => setTimeout(r, 0));
+    if (!this.conn.isClosed && (checkSession || out.status === ResultCode.UNAUTHORIZED) && call.key !== 'interface.getCurrentGroupId') {
+      // did the call end the admin session? (then log in again, and say so)
+      const g = await this.invoke({ service: 'interface', method: 'getCurrentGroupId', key: 'interface.getCurrentGroupId' }, []);
+      if (g.dropped) out.dropped = true;
+      else if (g.value !== ADMIN_ID) {
+        out.sessionLost = true;
+        this.events.push(`${call.key}: the admin session was lost (current group ${g.value ?? reasonOf(g)}): logged in again`);
+        await login(this.conn.tap, 'admin', 'admin');
+      }
+    }
+    if (this.conn.isClosed || this.device.child.exitCode !== null) {
+      out.dropped = true;
+      await this.reopen(`${call.key}(${args.map(short).join(', ')}): connection dropped`);
+    } else if (out.timeout) {
+      await this.reopen(`${call.key}(${args.map(short).join(', ')}): timeout, reconnected`);
+    }
+    return out;
+  }
+
+  /** The request the service method really sent (first frame) must be the one its resources entry describes. */
+  checkSentPath(call, combo, o) {
+    if (!o.sent?.length) return;
+    this.pathChecks.checked++;
+    const want = expectedHeader(call, combo);
+    const got = Buffer.from(o.sent[0]).subarray(0, 7);
+    if (!got.equals(want)) this.pathChecks.mismatches.push(`${call.key}: sent ${hex(got)}, its resources entry says ${hex(want)}`);
+  }
+
+  async runRead(call, combo) {
+    const extra = READ_ARGS[call.key] ? READ_ARGS[call.key](this.conn.tap) : [];
+    const o = await this.invoke(call, argsFor(call, combo, [...extra]), { checkSession: !!call.forced });
+    this.checkSentPath(call, combo, o);
     return {
-      category: 'mismatch',
-      reason: `round trip differs: read ${short(first.value)}, wrote ${short(value)}, read back ${short(second.value)}`,
-      root: 'round trip differs',
+      category: categoryOf(o),
+      reason: reasonOf(o),
+      root: reasonOf(o),
+      status: o.status,
+      value: o.decoded ? short(o.value) : undefined,
     };
   }
-  return { category: 'expected', reason: 'ok', value: short(value) };
-}
 
-/** Bundles and variables that exist: probed with the client's bundle.getName / variable.getType (not counted). */
-async function discoverInstances() {
-  const found = { bundleId: [], variableId: [] };
-  const probe = async (service, method, key) => {
-    for (let id = 0; id <= 16; id++) {
-      const o = await invoke({ service, method, key: `${service}.${method}` }, [id]);
-      if (o.status !== undefined && (o.status & 0x80) === 0) found[key].push(id);
+  async runRoundTrip(call, partner, combo) {
+    const readArgs = argsFor(partner, combo, []);
+    const first = await this.invoke(partner, readArgs);
+    this.checkSentPath(partner, combo, first);
+    const c1 = categoryOf(first);
+    if (c1 !== 'expected') {
+      return {
+        category: c1,
+        reason: `read before write-back (${partner.key}): ${reasonOf(first)}`,
+        root: reasonOf(first),
+        status: first.status,
+        step: partner.key,
+      };
     }
-  };
-  await probe('bundle', 'getName', 'bundleId');
-  await probe('variable', 'getType', 'variableId');
-  return found;
+    let value = first.value;
+    const isListEncoder = /List|Array/.test(call.def.bodyEncoder?.constructor?.name ?? '');
+    if (isListEncoder && !Array.isArray(value)) {
+      value = [value];
+      this.quirks.set(call.key, `${call.key} writes a list (${converterText(call.def.bodyEncoder)}) where ${partner.key} decodes one value (${converterText(partner.def.responseBodyDecoder)}): written back as [value]`);
+    }
+    const write = await this.invoke(call, argsFor(call, combo, [value]), { checkSession: true });
+    this.checkSentPath(call, combo, write);
+    // The bytes the client really sent (a hand-written method may not use the table's encoder: variable.putMeta),
+    // against the bytes the read decoded.
+    const encoded = write.sent.length === 1 ? Buffer.from(write.sent[0]).subarray(7) : undefined;
+    if (encoded && first.raw && !encoded.equals(Buffer.from(first.raw)) && !this.quirks.has(call.key)) {
+      const enc = call.def.bodyEncoder, dec = partner.def.responseBodyDecoder;
+      this.quirks.set(
+        call.key,
+        `${call.key} sends ${short(value)} as 0x${hex(encoded)} (${encoded.length} B, ${converterText(enc)}); ` +
+          `${partner.key} read 0x${hex(first.raw)} (${first.raw.length} B, ${converterText(dec)})`,
+      );
+    }
+    const c2 = categoryOf(write);
+    if (c2 !== 'expected') {
+      return {
+        category: c2,
+        reason: `write-back of ${short(value)}: ${reasonOf(write)}`,
+        root: reasonOf(write),
+        status: write.status,
+        step: `${call.key} (write-back)`,
+      };
+    }
+    const second = await this.invoke(partner, readArgs);
+    const c3 = categoryOf(second);
+    if (c3 !== 'expected') {
+      return {
+        category: c3,
+        reason: `read after write-back: ${reasonOf(second)}`,
+        root: reasonOf(second),
+        status: second.status,
+        step: `${partner.key} (after the write-back)`,
+      };
+    }
+    if (!equalValues(first.value, second.value)) {
+      return {
+        category: 'mismatch',
+        reason: `round trip differs: read ${short(first.value)}, wrote ${short(value)}, read back ${short(second.value)}`,
+        root: 'round trip differs',
+        status: second.status,
+      };
+    }
+    return { category: 'expected', reason: 'ok', status: second.status, value: short(value) };
+  }
+
+  /**
+   * Bundles and variables that exist: probed with the client's bundle.getName / variable.getType (not counted).
+   * `variableDomain` keeps where each variable lives (VariableType.Domain).
+   */
+  async discoverInstances() {
+    const found = { bundleId: [], variableId: [], variableDomain: {} };
+    const probe = async (service, method, key) => {
+      for (let id = 0; id <= 16; id++) {
+        const o = await this.invoke({ service, method, key: `${service}.${method}` }, [id]);
+        if (o.status !== undefined && (o.status & 0x80) === 0) {
+          found[key].push(id);
+          if (key === 'variableId' && o.decoded) found.variableDomain[id] = o.value?.domain;
+        }
+      }
+    };
+    await probe('bundle', 'getName', 'bundleId');
+    await probe('variable', 'getType', 'variableId');
+    return found;
+  }
+
+  async applyFixture() {
+    require('@iotize/tap/ext/configurator');
+    const runner = await this.conn.tap.configurator.setup({
+      // the configurator reads `meta.skipFactoryReset` (see configuration.test.mjs)
+      meta: { skipFactoryReset: true },
+      config: {
+        version: '1.0.0',
+        application: { name: 'coverage' },
+        target: { type: 'MCU', protocol: { type: 'SWD' } },
+        data: {
+          profiles: [{ username: 'admin', password: 'admin' }],
+          bundles: [
+            {
+              id: 1,
+              name: 'fixture',
+              dataLog: { period: 10 },
+              acls: { admin: { read: true, write: true } },
+              variables: [
+                { id: 1, domain: 'IN_TAP_VOLATIL', dataType: 'UINT32', value: 0x01020304, meta: { name: 'v1', unit: 'u' } },
+              ],
+            },
+          ],
+        },
+      },
+    });
+    const skipped = [];
+    await new Promise((resolve, reject) =>
+      runner.run().subscribe({
+        next: (event) => event.error && skipped.push(event.error.message),
+        error: reject,
+        complete: resolve,
+      }),
+    );
+    if (skipped.length) this.events.push(`fixture: the configurator skipped ${skipped.length} key(s): ${[...new Set(skipped)].join('; ')}`);
+    // still the admin session?
+    const g = await this.conn.tap.service.interface.getCurrentGroupId();
+    if (!g.isSuccessful() || g.body() !== ADMIN_ID) await login(this.conn.tap, 'admin', 'admin');
+  }
 }
 
-async function applyFixture() {
-  require('@iotize/tap/ext/configurator');
-  const runner = await conn.tap.configurator.setup({
-    // the configurator reads `meta.skipFactoryReset` (see configuration.test.mjs)
-    meta: { skipFactoryReset: true },
-    config: {
-      version: '1.0.0',
-      application: { name: 'coverage' },
-      target: { type: 'MCU', protocol: { type: 'SWD' } },
-      data: {
-        profiles: [{ username: 'admin', password: 'admin' }],
-        bundles: [
-          {
-            id: 1,
-            name: 'fixture',
-            dataLog: { period: 10 },
-            acls: { admin: { read: true, write: true } },
-            variables: [
-              { id: 1, domain: 'IN_TAP_VOLATIL', dataType: 'UINT32', value: 0x01020304, meta: { name: 'v1', unit: 'u' } },
-            ],
-          },
-        ],
-      },
-    },
-  });
-  const skipped = [];
-  await new Promise((resolve, reject) =>
-    runner.run().subscribe({
-      next: (event) => event.error && skipped.push(event.error.message),
-      error: reject,
-      complete: resolve,
-    }),
-  );
-  if (skipped.length) events.push(`fixture: the configurator skipped ${skipped.length} key(s): ${[...new Set(skipped)].join('; ')}`);
-  // still the admin session?
-  const g = await conn.tap.service.interface.getCurrentGroupId();
-  if (!g.isSuccessful() || g.body() !== ADMIN_ID) await login(conn.tap, 'admin', 'admin');
+/**
+ * The variable the variable calls run on. A variable in the device comes first: its value holds still between
+ * the two reads of a round trip, where one on the target may be moved by the simulation (the demo's counter and
+ * wave are), which would read as a round trip that differs. Volatile before static: a write-back of a static one
+ * writes the flash.
+ */
+function pickVariable(instances) {
+  const { IN_TAP_VOLATIL, IN_TAP_STATIC } = VariableType.Domain;
+  for (const domain of [IN_TAP_VOLATIL, IN_TAP_STATIC]) {
+    const id = instances.variableId.find((v) => instances.variableDomain[v] === domain);
+    if (id !== undefined) return id;
+  }
+  return instances.variableId[0];
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -542,7 +684,9 @@ async function applyFixture() {
 
 const LABELS = {
   expected: 'answered as the client expects',
-  absent: 'absent (0x84/0xA1)',
+  documented: 'documented refusal',
+  absent: 'absent, undocumented (0x84/0xA1)',
+  stale: 'documented refusal no longer holds (table out of date)',
   decoder: 'decoder rejected',
   nvmFull: 'NVM full (0xA7)',
   other: 'other error statuses',
@@ -553,60 +697,111 @@ const LABELS = {
   client: 'client-side errors (nothing sent)',
 };
 const ORDER = Object.keys(LABELS);
-const WORST = ['dropped', 'session', 'timeout', 'mismatch', 'decoder', 'client', 'other', 'nvmFull', 'absent', 'expected'];
+const WORST = ['dropped', 'session', 'timeout', 'stale', 'mismatch', 'decoder', 'client', 'other', 'nvmFull', 'absent', 'documented', 'expected'];
+/** What a safe call may end as and still count as answered the way the client expects. */
+const COVERED = new Set(['expected', 'documented']);
 
-async function main() {
+const where = (c) => `${c.httpMethod} ${c.template}`;
+const callLine = (c) => `${where(c).padEnd(26)} ${c.key.padEnd(40)} [${c.category}] ${c.reason}`;
+
+/**
+ * Run the coverage against a device started here (fresh temporary --state, removed at the end).
+ *   demo        start the device with its demo configuration (default: unless `fixture`)
+ *   fixture     start it empty and create bundle 1 + variable 1 with the client's configurator first
+ *   deviceArgs  more arguments of the device; bin: the device binary (harness default)
+ *   force       calls (service.method) run anyway as plain reads, last (see LWM2M_COVERAGE_FORCE)
+ *   verbose     also list every safe call's outcome in the report
+ * Returns the structured results and the report (`text`; `figureLines` and `notCoveredLines` are parts of it).
+ * Throws if the run itself fails (the device does not start, a reconnection is impossible).
+ */
+export async function runCoverage({ fixture = false, demo = !fixture, deviceArgs = [], bin = DEVICE_BIN, force = [], verbose = VERBOSE } = {}) {
+  if (fixture && demo) throw new Error('runCoverage: the fixture creates bundle 1 on an empty device: it cannot run on the demo');
   const started = Date.now();
-  stateDir = mkdtempSync(path.join(os.tmpdir(), 'lwm2m-coverage-state-'));
-  device = await startDevice(['--state', stateDir]);
-  await openConnection('A');
+  const forced = new Set(force);
+  const run = new Run({ deviceArgs, demo, bin });
+  let stopError;
+  let result;
+  try {
+    run.stateDir = mkdtempSync(path.join(os.tmpdir(), 'lwm2m-coverage-state-'));
+    await run.startDevice();
+    await run.openConnection('A');
+    result = await measure(run, { fixture, forced });
+  } finally {
+    try {
+      await run.conn?.close();
+    } catch {
+      // ignore
+    }
+    try {
+      await run.device?.stop();
+    } catch (err) {
+      stopError = err.message.split('\n')[0];
+    }
+    if (run.stateDir) rmSync(run.stateDir, { recursive: true, force: true });
+  }
+  return report(run, result, { fixture, demo, verbose, started, stopError });
+}
 
-  const { calls, helpers, notes } = enumerateCalls(conn.tap);
+async function measure(run, { fixture, forced }) {
+  const { calls, helpers, notes } = enumerateCalls(run.conn.tap);
   const check = crossCheck(calls);
   const featureIds =
     check.featureIds?.length ? check.featureIds : Object.values(SpecialFeature).filter((v) => typeof v === 'number');
 
-  if (FIXTURE) await applyFixture();
-  const instances = await discoverInstances();
+  if (fixture) await run.applyFixture();
+  const instances = await run.discoverInstances();
+  const variableId = pickVariable(instances);
   const ids = {
     groupId: [ADMIN_ID],
     featureId: featureIds,
     bundleId: instances.bundleId.length ? [instances.bundleId[0]] : [1],
-    variableId: instances.variableId.length ? [instances.variableId[0]] : [1],
+    variableId: variableId !== undefined ? [variableId] : [1],
   };
 
-  for (const call of calls) Object.assign(call, classify(call, calls));
+  for (const call of calls) Object.assign(call, classify(call, calls, forced));
   const safe = calls.filter((c) => c.safe);
   const reads = safe.filter((c) => c.kind === 'read');
   const trips = safe.filter((c) => c.kind === 'roundtrip');
 
   // reads first (they see the state as configured), then the write-backs
   for (const call of [...reads.filter((c) => !c.forced), ...trips, ...reads.filter((c) => c.forced)]) {
+    const doc = DOCUMENTED_REFUSALS[call.key];
     const results = [];
     for (const combo of variantsOf(call, ids)) {
-      const r = call.kind === 'read' ? await runRead(call, combo) : await runRoundTrip(call, call.partner, combo);
-      results.push({ combo, ...r });
+      const r = call.kind === 'read' ? await run.runRead(call, combo) : await run.runRoundTrip(call, call.partner, combo);
+      results.push({ combo, ...(doc ? judgeDocumented(doc, r) : r) });
     }
     const worst = WORST.find((cat) => results.some((r) => r.category === cat));
-    const bad = results.filter((r) => r.category !== 'expected');
+    const bad = results.filter((r) => !COVERED.has(r.category));
     call.category = worst;
     call.roots = [...new Set(bad.map((r) => r.root))];
     call.results = results;
+    const shown = bad.length ? bad : results.filter((r) => r.category === 'documented');
     call.reason =
-      bad.length === 0
+      shown.length === 0
         ? 'ok'
-        : bad.map((r) => (results.length > 1 ? `[${comboText(r.combo)}] ${r.reason}` : r.reason)).join('; ');
+        : shown.map((r) => (results.length > 1 ? `[${comboText(r.combo)}] ${r.reason}` : r.reason)).join('; ');
     if (results.length > 1 && bad.length) {
       call.reason += ` (${results.length - bad.length}/${results.length} variants ok)`;
     }
   }
 
+  // A table entry that names no safe call would be checked by nothing: the table is out of date.
+  const byKey = new Map(calls.map((c) => [c.key, c]));
+  const tableErrors = [];
+  for (const [key, doc] of Object.entries(DOCUMENTED_REFUSALS)) {
+    const c = byKey.get(key);
+    if (!c) tableErrors.push(`${key} (${statusText(doc.status)}): no such call in the client`);
+    else if (!c.safe) tableErrors.push(`${key} (${statusText(doc.status)}): not run, skipped as unsafe (${c.reason})`);
+    else if (c.forced) tableErrors.push(`${key} (${statusText(doc.status)}): forced, not judged against the table`);
+  }
+
   // Reads again after all the write-backs: a write-back of the value read must not change another value.
-  // Informational (not counted above): some values move by themselves (clock, keep-alive counters).
+  // Informational (not counted above): some values move by themselves (clock, keep-alive counters, the demo).
   const changed = [];
   for (const call of reads.filter((c) => !c.forced && c.category === 'expected')) {
     for (const r of call.results) {
-      const again = await runRead(call, r.combo);
+      const again = await run.runRead(call, r.combo);
       if (again.category === 'expected' && again.value !== r.value) {
         changed.push(`${call.key}${Object.keys(r.combo).length ? `(${comboText(r.combo)})` : ''}: ${r.value} -> ${again.value}`);
       } else if (again.category !== 'expected') {
@@ -614,13 +809,16 @@ async function main() {
       }
     }
   }
+  return { calls, helpers, notes, check, instances, ids, safe, reads, trips, tableErrors, changed };
+}
 
-  // ------------------------------------------------------------------------------------------------ print
+function report(run, m, { fixture, demo, verbose, started, stopError }) {
+  const { calls, helpers, notes, check, instances, ids, safe, reads, trips, tableErrors, changed } = m;
   const out = [];
   const p = (s = '') => out.push(s);
-  const where = (c) => `${c.httpMethod} ${c.template}`;
-  p(`Coverage of the @iotize/tap 2.7.0 service calls against ${DEVICE_BIN}`);
-  p(`(one connection, admin/admin; per-request timeout ${SEND_TIMEOUT_MS} ms; fixture: ${FIXTURE ? 'bundle 1 + variable 1 (configurator)' : 'none, fresh --state'})`);
+  const device = demo ? 'demo configuration' : fixture ? 'empty (--no-demo), fixture bundle 1 + variable 1 (configurator)' : 'empty (--no-demo), no fixture';
+  p(`Coverage of the @iotize/tap 2.7.0 service calls against ${run.bin}`);
+  p(`(one connection, admin/admin; per-request timeout ${SEND_TIMEOUT_MS} ms; device: ${device}, fresh --state)`);
   p();
   const services = new Set(calls.map((c) => c.service));
   p(`service calls enumerated from tap.service.*.resources: ${calls.length} in ${services.size} services`);
@@ -632,26 +830,43 @@ async function main() {
   } else {
     p(`  ${check.lines[0]}`);
   }
+  const { pathChecks } = run;
   p(`  requests checked against the resources entries (method, object, instance, resource of the frame sent): ${pathChecks.checked}, ${pathChecks.mismatches.length ? 'mismatches:' : 'all as described'}`);
-  for (const m of pathChecks.mismatches) p(`    ${m}`);
-  p(`  instance ids: groupId ${ids.groupId}; featureId ${ids.featureId.join(',')}; bundleId ${ids.bundleId}${instances.bundleId.length ? '' : ' (no bundle answered on ids 0-16)'}; variableId ${ids.variableId}${instances.variableId.length ? '' : ' (no variable answered on ids 0-16)'}`);
+  for (const x of pathChecks.mismatches) p(`    ${x}`);
+  p(`  instance ids: groupId ${ids.groupId}; featureId ${ids.featureId.join(',')}; bundleId ${ids.bundleId}${instances.bundleId.length ? '' : ' (no bundle answered on ids 0-16)'}; variableId ${ids.variableId}${instances.variableId.length ? ` (of ${instances.variableId.join(',')})` : ' (no variable answered on ids 0-16)'}`);
   p();
   const count = (cat) => safe.filter((c) => c.category === cat).length;
-  const expected = count('expected');
+  const decoded = reads.filter((c) => c.category === 'expected').length;
+  const equal = trips.filter((c) => c.category === 'expected').length;
+  const documented = count('documented');
+  const answered = decoded + equal + documented;
+  const percent = safe.length ? (100 * answered) / safe.length : 0;
+  const figure = out.length;
   p(`total calls:        ${calls.length}`);
   p(`safe calls:         ${safe.length}  (reads ${reads.length}, write-back round trips ${trips.length}); skipped as unsafe: ${calls.length - safe.length}`);
-  const pct = safe.length ? ((100 * expected) / safe.length).toFixed(1) : '0.0';
-  p(`answered as expected: ${expected} / ${safe.length} = ${pct} %`);
-  p(`  value decoded:        ${reads.filter((c) => c.category === 'expected').length}`);
-  p(`  round trip equal:     ${trips.filter((c) => c.category === 'expected').length}`);
-  p(`  documented refusal:   0 (none counted as such yet)`);
-  for (const cat of ORDER.slice(1)) p(`${(LABELS[cat] + ':').padEnd(40)}${count(cat)}`);
-  p(`reconnections: ${reconnects}${events.length ? '' : ''}`);
-  for (const e of events) p(`  ${e}`);
+  p(`answered as the client expects: ${answered} / ${safe.length} = ${percent.toFixed(1)} %`);
+  p(`  value decoded:        ${decoded}`);
+  p(`  round trip equal:     ${equal}`);
+  p(`  documented refusal:   ${documented}`);
+  for (const cat of ORDER.slice(2)) p(`${(LABELS[cat] + ':').padEnd(56)}${count(cat)}`);
+  p(`reconnections: ${run.reconnects}`);
+  for (const e of run.events) p(`  ${e}`);
+  if (stopError) p(`device stop: ${stopError}`);
+  const figureLines = out.slice(figure);
   p();
-  const notCovered = safe.filter((c) => c.category !== 'expected');
+  const notCovered = safe.filter((c) => !COVERED.has(c.category));
+  const notCoveredStart = out.length;
   p(`safe calls not covered (${notCovered.length}):`);
-  for (const c of notCovered) p(`  ${where(c).padEnd(26)} ${c.key.padEnd(40)} [${c.category}] ${c.reason}`);
+  for (const c of notCovered) p(`  ${callLine(c)}`);
+  if (tableErrors.length) {
+    p(`documented refusals that check nothing (table out of date) (${tableErrors.length}):`);
+    for (const e of tableErrors) p(`  ${e}`);
+  }
+  const notCoveredLines = out.slice(notCoveredStart);
+  p();
+  const refused = safe.filter((c) => c.category === 'documented');
+  p(`documented refusals (${refused.length} of ${Object.keys(DOCUMENTED_REFUSALS).length} in the table):`);
+  for (const c of refused) p(`  ${callLine(c)}`);
   p();
   // reasons: the status name or decoder message that stopped the call (at whichever step of a round trip)
   const tally = new Map();
@@ -671,8 +886,8 @@ async function main() {
   p(`skipped as unsafe (${unsafe.length}):`);
   for (const c of unsafe) p(`  ${where(c).padEnd(26)} ${c.key.padEnd(40)} ${c.reason}`);
   p();
-  if (VERBOSE) {
-    p(`every safe call (LWM2M_INTEROP_VERBOSE):`);
+  if (verbose) {
+    p(`every safe call (verbose):`);
     for (const c of safe) {
       for (const r of c.results) {
         const v = comboText(r.combo);
@@ -690,30 +905,48 @@ async function main() {
   p(`reads whose value changed between the read phase and the end of the write-backs (${changed.length}; informational):`);
   for (const c of changed) p(`  ${c}`);
   p();
-  p(`client quirks seen (the write's encoder does not reproduce the bytes the read decoded) (${quirks.size}):`);
-  for (const q of quirks.values()) p(`  ${q}`);
+  p(`client quirks seen (the write's encoder does not reproduce the bytes the read decoded) (${run.quirks.size}):`);
+  for (const q of run.quirks.values()) p(`  ${q}`);
   p();
   p(`run time: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  process.stdout.write(out.join('\n') + '\n');
+
+  const summary = (c) => ({ key: c.key, where: where(c), kind: c.kind, category: c.category, reason: c.reason, line: callLine(c) });
+  return {
+    text: out.join('\n') + '\n',
+    figureLines,
+    notCoveredLines,
+    figure: { safe: safe.length, answered, decoded, roundTrips: equal, documented, percent },
+    counts: Object.fromEntries(ORDER.map((cat) => [cat, count(cat)])),
+    calls: safe.map(summary),
+    notCovered: notCovered.map(summary),
+    documented: refused.map(summary),
+    wrong: safe.filter((c) => WRONG.has(c.category)).map(summary),
+    unanswered: safe.filter((c) => UNANSWERED.has(c.category)).map(summary),
+    tableErrors,
+    instances,
+    ids,
+    events: run.events,
+    pathMismatches: pathChecks.mismatches,
+    stopError,
+  };
 }
 
-let exitCode = 0;
-try {
-  await main();
-} catch (err) {
-  process.stdout.write(`coverage run failed: ${err?.stack || err}\n`);
-  exitCode = 1;
-} finally {
+// ---------------------------------------------------------------------------------------------------------------
+// the report, run by hand
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const fixture = !!process.env.LWM2M_COVERAGE_FIXTURE;
+  let exitCode = 0;
   try {
-    await conn?.close();
-  } catch {
-    // ignore
-  }
-  try {
-    await device?.stop();
+    const result = await runCoverage({
+      fixture,
+      demo: !fixture && !process.env.LWM2M_COVERAGE_NO_DEMO,
+      force: (process.env.LWM2M_COVERAGE_FORCE || '').split(',').map((x) => x.trim()).filter(Boolean),
+    });
+    process.stdout.write(result.text);
   } catch (err) {
-    process.stdout.write(`note: device stop: ${err.message.split('\n')[0]}\n`);
+    process.stdout.write(`coverage run failed: ${err?.stack || err}\n`);
+    exitCode = 1;
   }
-  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  process.exit(exitCode);
 }
-process.exit(exitCode);

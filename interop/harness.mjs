@@ -138,18 +138,33 @@ function waitForReadyLine(child) {
 }
 
 /**
- * Start `port-linux --ws 127.0.0.1:0 [extraArgs]` (or `bin [prefix...] --ws 127.0.0.1:0 [extraArgs]`, such as
- * `xtask qemu BOARD`), wait for its ready line.
- * Returns { child, port, exited: Promise<{code, signal}>, stop() }.
+ * The arguments that keep `port-linux` empty: it starts with its demo configuration (bundle 1 "demo" and its
+ * variables) unless told `--no-demo`, and a test that configures the device itself, or counts on a fresh one
+ * (no bundle, no variable, factory values), must not find the demo there. Nothing is added when the caller asked
+ * for the demo, named a demo flag itself, or runs something else than a device: a prefix (`xtask qemu BOARD`)
+ * starts a board, which has no demo, and `--bridge-serial` forwards to one.
  */
-export async function startDevice(extraArgs = [], { bin = DEVICE_BIN, prefix = [] } = {}) {
+export function demoArgs(extraArgs, { demo = false, prefix = [] } = {}) {
+  if (demo || prefix.length) return [];
+  if (extraArgs.some((a) => /^--(no-)?demo(=|$)/.test(a) || a === '--bridge-serial')) return [];
+  return ['--no-demo'];
+}
+
+/**
+ * Start `port-linux --ws 127.0.0.1:0 --no-demo [extraArgs]` (or `bin [prefix...] --ws 127.0.0.1:0 [extraArgs]`,
+ * such as `xtask qemu BOARD`), wait for its ready line. `demo: true` starts the device with its demo configuration
+ * (see demoArgs).
+ * Returns { child, port, args, exited: Promise<{code, signal}>, stop() }.
+ */
+export async function startDevice(extraArgs = [], { bin = DEVICE_BIN, prefix = [], demo = false } = {}) {
   if (!existsSync(bin)) {
     throw new Error(
       `device binary not found: ${bin}\n` +
         `  build it first (cargo build --release -p port-linux) or point LWM2M_DEVICE_BIN at it`,
     );
   }
-  const child = spawn(bin, [...prefix, '--ws', '127.0.0.1:0', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [...prefix, '--ws', '127.0.0.1:0', ...demoArgs(extraArgs, { demo, prefix }), ...extraArgs];
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   for (const stream of [child.stdout, child.stderr]) {
     stream.on('data', (chunk) => {
@@ -168,6 +183,7 @@ export async function startDevice(extraArgs = [], { bin = DEVICE_BIN, prefix = [
   return {
     child,
     port,
+    args,
     exited,
     /** SIGINT, then require exit code 0 within EXIT_TIMEOUT_MS (SIGKILL and fail otherwise). */
     async stop() {
