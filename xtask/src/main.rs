@@ -7,6 +7,7 @@ use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
+mod declarations;
 mod modbus_bench;
 
 /// Checks run so far that passed (printed as the closing summary line).
@@ -569,6 +570,21 @@ fn footprint() -> Result {
     let large = footprint_run("large")?;
     let with_crypto = footprint_crypto_flash("crypto")?;
     let with_packets = footprint_crypto_flash("packets")?;
+    // The declaration tables measured are the objects': the report's data (the firmware's
+    // `DECLARATIONS`, which points at them) adds nothing to the flash. (Up to 3 bytes:
+    // the read-only data may be laid out in another order, with other padding.)
+    let without_declarations = footprint_build(
+        "small-without-declarations",
+        "without its declarations",
+        &["--no-default-features"],
+    )?;
+    if small.sizes.flash.abs_diff(without_declarations.flash) > 3 {
+        return Err(format!(
+            "the footprint firmware has {} bytes of flash, {} without its declarations: \
+             a table it points at is in the firmware for the report only",
+            small.sizes.flash, without_declarations.flash
+        ));
+    }
     let figure = |run: &FirmwareRun, name: &str| -> Result<u64> {
         run.text
             .lines()
@@ -632,6 +648,16 @@ fn footprint() -> Result {
     for (part, bytes) in &small.sizes.parts {
         println!("| {part} | {bytes} |");
     }
+    // What counts and what does not: `declarations.rs`.
+    let (tables, tables_per_resource) = declarations::report(&small.tables);
+    println!();
+    println!(
+        "Declaration tables (small preset): the flash of each object's resource table \
+         (`Object::resources`), unlisted resources (`Object::unlisted`) and setting lines, \
+         read from the ELF, per declared resource (the handlers' code is not counted):"
+    );
+    println!();
+    print!("{tables}");
     println!();
     println!("Stack of single requests (small preset):");
     println!();
@@ -678,7 +704,7 @@ fn footprint() -> Result {
         );
     }
     println!(
-        "footprint: flash={} ram={} stack={} flash_with_crypto={with_crypto} flash_with_packets={with_packets}",
+        "footprint: flash={} ram={} stack={} flash_with_crypto={with_crypto} flash_with_packets={with_packets} tables_per_resource={tables_per_resource:.1}",
         small.sizes.flash, small.sizes.ram, stack
     );
     Ok(())
@@ -1110,32 +1136,41 @@ impl Drop for Child {
     }
 }
 
-/// What one build of the footprint firmware printed, and its sizes.
+/// What one build of the footprint firmware printed, its sizes and its objects'
+/// declaration tables.
 struct FirmwareRun {
     sizes: ElfSizes,
+    tables: Vec<declarations::ObjectTables>,
     text: String,
 }
 
-/// Builds the footprint firmware with capacity `preset` and runs it under QEMU.
 /// The flash of the footprint firmware of the small preset with `feature` (`crypto`: the
 /// encrypted session; `packets`: single packets too), built only.
 fn footprint_crypto_flash(feature: &str) -> Result<u64> {
+    let what = format!("with the feature `{feature}`");
+    Ok(footprint_build(&format!("small-{feature}"), &what, &["--features", feature])?.flash)
+}
+
+/// Builds the footprint firmware of the small preset with the cargo arguments `args`
+/// into `target/NAME` (`what` says how it differs), only; its sizes.
+fn footprint_build(name: &str, what: &str, args: &[&str]) -> Result<ElfSizes> {
     let dir = root().join("xtask/footprint-firmware");
-    let target_dir = dir.join("target").join(format!("small-{feature}"));
+    let target_dir = dir.join("target").join(name);
     run(
-        &format!("build the footprint firmware with the feature `{feature}`, small preset"),
+        &format!("build the footprint firmware {what}, small preset"),
         Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(&dir)
             .env("LWM2M_PRESET", "small")
             .arg("build")
             .arg("--target-dir")
             .arg(&target_dir)
-            .args(["--release", "--locked", "--features", feature]),
+            .args(["--release", "--locked"])
+            .args(args),
     )?;
-    let elf_path = target_dir.join("thumbv7em-none-eabihf/release/footprint-firmware");
-    Ok(elf_sizes(&elf_path)?.flash)
+    elf_sizes(&target_dir.join("thumbv7em-none-eabihf/release/footprint-firmware"))
 }
 
+/// Builds the footprint firmware with capacity `preset` and runs it under QEMU.
 fn footprint_run(preset: &str) -> Result<FirmwareRun> {
     let dir = root().join("xtask/footprint-firmware");
     let target_dir = dir.join("target").join(preset);
@@ -1151,6 +1186,7 @@ fn footprint_run(preset: &str) -> Result<FirmwareRun> {
     )?;
     let elf_path = target_dir.join("thumbv7em-none-eabihf/release/footprint-firmware");
     let sizes = elf_sizes(&elf_path)?;
+    let tables = declarations::read(&elf_path)?;
     let out = Command::new("timeout")
         .arg("120")
         .arg("qemu-system-arm")
@@ -1180,7 +1216,11 @@ fn footprint_run(preset: &str) -> Result<FirmwareRun> {
             "the firmware was not built with the {preset} preset: {text}"
         ));
     }
-    Ok(FirmwareRun { sizes, text })
+    Ok(FirmwareRun {
+        sizes,
+        tables,
+        text,
+    })
 }
 
 struct ElfSizes {
