@@ -116,7 +116,6 @@ export const DOCUMENTED_REFUSALS = {
   'tapnpass.getStatus': { status: ResultCode.NOT_IMPLEMENTED, reason: 'no TapNPass adapter on this port' },
   'tapnpass.getControlIn': { status: ResultCode.NOT_IMPLEMENTED, reason: 'no TapNPass adapter on this port' },
   'tapnpass.getControlOut': { status: ResultCode.NOT_IMPLEMENTED, reason: 'no TapNPass adapter on this port' },
-  'target.getVcc': { status: ResultCode.NOT_IMPLEMENTED, reason: "the desktop cannot measure a target's supply" },
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -865,8 +864,10 @@ function report(run, m, { fixture, demo, verbose, started, stopError }) {
   const notCoveredLines = out.slice(notCoveredStart);
   p();
   const refused = safe.filter((c) => c.category === 'documented');
+  const documentedStart = out.length;
   p(`documented refusals (${refused.length} of ${Object.keys(DOCUMENTED_REFUSALS).length} in the table):`);
   for (const c of refused) p(`  ${callLine(c)}`);
+  const documentedLines = out.slice(documentedStart);
   p();
   // reasons: the status name or decoder message that stopped the call (at whichever step of a round trip)
   const tally = new Map();
@@ -915,6 +916,7 @@ function report(run, m, { fixture, demo, verbose, started, stopError }) {
     text: out.join('\n') + '\n',
     figureLines,
     notCoveredLines,
+    documentedLines,
     figure: { safe: safe.length, answered, decoded, roundTrips: equal, documented, percent },
     counts: Object.fromEntries(ORDER.map((cat) => [cat, count(cat)])),
     calls: safe.map(summary),

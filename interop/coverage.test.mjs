@@ -8,7 +8,7 @@
 // runs), no call is answered wrongly (round trip differs, decoder rejected, an undocumented error status other
 // than not found / not implemented), none is left unanswered (timeout, dropped connection, lost session, client
 // error), and at least MIN_PERCENT % of them are answered as the client expects. The figure and every call not
-// covered, with its reason, are printed as diagnostics whatever the outcome (`node coverage.mjs` prints the
+// covered, with its reason, and every documented refusal with its reason, are printed as diagnostics whatever the outcome (`node coverage.mjs` prints the
 // whole report).
 
 import { test, before } from 'node:test';
@@ -26,7 +26,7 @@ before(async () => {
 const lines = (calls) => calls.map((c) => `\n  ${c.line}`).join('');
 
 test('the figure and the calls not covered', (t) => {
-  for (const line of [...result.figureLines, ...result.notCoveredLines]) t.diagnostic(line);
+  for (const line of [...result.figureLines, ...result.notCoveredLines, ...result.documentedLines]) t.diagnostic(line);
 });
 
 test('the demo gives the bundle and variable calls instances that exist', () => {

@@ -11,6 +11,8 @@
 //! | 4 | `limit` | UINT16 | in the device, saved | 100 until written |
 //! | 5 | `mode` | UINT8 | in the device, RAM only | 1 until written |
 //!
+//! The simulated target runs on 3.3 V (`GET /1027//7`, [`SimulatedSupply`]).
+//!
 //! Bundle 1 `demo` holds them all: anonymous reads, the administrator (who has every
 //! right) writes. Values in the target's memory are big-endian, as the client decodes
 //! them. The demo is the port's factory configuration: a blank `--state` starts with it,
@@ -21,7 +23,7 @@ use std::time::Instant as StdInstant;
 
 use lwm2m_core::config::{AclEntry, Bundle, CapacityError, Rights, Variable};
 use lwm2m_core::Config;
-use target_traits::{ErrorKind, ErrorType, MemoryAccess, RamTarget};
+use target_traits::{ErrorKind, ErrorType, MemoryAccess, RamTarget, Vcc};
 
 use crate::TARGET_RAM_BASE;
 
@@ -178,6 +180,24 @@ impl MemoryAccess for SimulatedTarget {
 
     fn write(&mut self, address: u32, data: &[u8]) -> Result<(), ErrorKind> {
         self.ram.write(address, data)
+    }
+}
+
+/// The simulated target's supply, with the demo (`GET /1027//7`): 3.3 V.
+pub struct SimulatedSupply;
+
+impl SimulatedSupply {
+    /// The supply the simulated target runs on, in millivolts.
+    pub const MILLIVOLTS: u16 = 3300;
+}
+
+impl ErrorType for SimulatedSupply {
+    type Error = ErrorKind;
+}
+
+impl Vcc for SimulatedSupply {
+    fn millivolts(&mut self) -> Result<u16, ErrorKind> {
+        Ok(SimulatedSupply::MILLIVOLTS)
     }
 }
 

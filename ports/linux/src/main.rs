@@ -237,10 +237,14 @@ struct Reply {
 /// of RAM at 0x2000_0000 like a Cortex-M SRAM (the monitored system, so it survives a
 /// reboot of the device), with the demo's process behind it ([`demo`]); for MODBUS, the
 /// Modbus TCP server of `--modbus`; for SERIAL, the serial port over TCP of
-/// `--target-serial`. The desktop cannot measure a target's supply (`/1027//7` answers
-/// A1).
-type DesktopTarget =
-    TargetMux<demo::SimulatedTarget, modbus::TcpMaster, serial_target::SerialTarget>;
+/// `--target-serial`. The demo's simulated target runs on 3.3 V; without the demo the
+/// desktop measures no target's supply (`/1027//7` answers A1).
+type DesktopTarget = TargetMux<
+    demo::SimulatedTarget,
+    modbus::TcpMaster,
+    serial_target::SerialTarget,
+    demo::SimulatedSupply,
+>;
 const TARGET_RAM_BASE: u32 = 0x2000_0000;
 
 /// The engine: its target and store are the worker's ([`worker::DesktopIo`]).
@@ -505,7 +509,9 @@ fn start(args: &Args) -> Result<(), BootError> {
         log::info!("target: serial line over TCP {}", line.port().peer());
     }
     let target: DesktopTarget =
-        TargetMux::new(Some(demo::SimulatedTarget::new(!args.no_demo)), modbus).with_serial(serial);
+        TargetMux::new(Some(demo::SimulatedTarget::new(!args.no_demo)), modbus)
+            .with_serial(serial)
+            .with_vcc((!args.no_demo).then_some(demo::SimulatedSupply));
     let mut device = boot(args, &mut store)?;
     if replaced {
         device

@@ -17,10 +17,10 @@ use core::mem::size_of_val;
 use lwm2m_core::object::ResourceDef;
 use lwm2m_objects::settings::Setting;
 use lwm2m_objects::unlisted::Unprovided;
-use lwm2m_objects::{bundle, device, interface, profile, target, variable};
+use lwm2m_objects::{bundle, device, firmware, interface, profile, target, variable};
 use lwm2m_objects::{
-    BundleObject, DeviceObject, InterfaceObject, NoHooks, ProfileObject, StandardObjects,
-    TargetObject, VariableObject,
+    BundleObject, DeviceObject, FirmwareObject, InterfaceObject, NoHooks, ProfileObject,
+    StandardObjects, TargetObject, VariableObject,
 };
 
 /// Where a table is: its first byte and its size (`size_of_val`), as xtask reads it.
@@ -144,6 +144,7 @@ type Objects = (
     TargetObject,
     BundleObject,
     VariableObject,
+    FirmwareObject,
 );
 
 /// The build fails when the firmware's objects ([`StandardObjects`]) are not [`Objects`]
@@ -154,7 +155,7 @@ const _: fn(StandardObjects<NoHooks>) -> Objects = |objects| objects;
 #[no_mangle]
 #[used]
 #[link_section = ".declarations"]
-pub static DECLARATIONS: Declarations<6> = Declarations([
+pub static DECLARATIONS: Declarations<7> = Declarations([
     declared(device::ID, device::RESOURCES, device::RESOURCES, &[], &[]),
     declared(
         interface::ID,
@@ -182,6 +183,13 @@ pub static DECLARATIONS: Declarations<6> = Declarations([
         variable::ID,
         variable::RESOURCES,
         variable::RESOURCES,
+        &[],
+        &[],
+    ),
+    declared(
+        firmware::ID,
+        firmware::RESOURCES,
+        firmware::RESOURCES,
         &[],
         &[],
     ),
