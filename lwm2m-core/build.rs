@@ -98,7 +98,7 @@ const CAPACITIES: &[Capacity] = &[
         doc: "Bytes of room for the configuration settings (`config::settings`): every \
               setting the objects of the build declare must fit, at its largest \
               (`lwm2m-objects` checks it when it is built).",
-        small: 672,
+        small: 680,
         large: 2048,
         min: 64,
         max: 65535,

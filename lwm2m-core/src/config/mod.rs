@@ -28,7 +28,7 @@ pub mod capacity {
     //! | [`META_LEN`] | 16 | 32 |
     //! | [`UNIT_LEN`] | 8 | 8 |
     //! | [`VALUE_LEN`] | 8 | 64 |
-    //! | [`SETTINGS_BYTES`] | 672 | 2048 |
+    //! | [`SETTINGS_BYTES`] | 680 | 2048 |
     //!
     //! The frame sizes are the firmware's buffers ([`crate::FrameLimits`]).
     include!(concat!(env!("OUT_DIR"), "/capacity.rs"));
