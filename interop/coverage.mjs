@@ -232,7 +232,6 @@ const UNSAFE = {
   'group.changePasswordKey': 'password change',
   'firmware.postPackage': 'firmware update',
   'firmware.postUpdate': 'firmware update',
-  'firmware.postCrcCheck': 'firmware update (CRC check of a loaded image)',
   'scram.login': 'SCRAM login: changes the session',
   'scram.loginProof': 'SCRAM login: changes the session',
   'scram.initialize': 'starts the encrypted session',
@@ -253,8 +252,26 @@ const UNSAFE = {
   'tapnpass.setAdpControlOut': 'control command to the TapNPass adapter',
 };
 
-/** Explicit arguments of the GET calls that carry a request body and are still reads. */
+/** CRC-32/MPEG-2 (the client's CRC, `objects.md` §7.1), bitwise: for the CRC check of the device's image. */
+function crc32Mpeg2(bytes) {
+  let crc = 0xffffffff;
+  for (const byte of bytes) {
+    crc ^= byte << 24;
+    for (let i = 0; i < 8; i++) crc = crc & 0x80000000 ? ((crc << 1) ^ 0x04c11db7) >>> 0 : (crc << 1) >>> 0;
+  }
+  return crc >>> 0;
+}
+
+/**
+ * Explicit arguments of the calls that carry a request body and are still reads (GETs, and the CRC check, a POST
+ * that writes nothing). READ_ARGS[key](tap, run).
+ */
 const READ_ARGS = {
+  // port-linux describes its own executable as the running image, at address 0 (`/5//6` answers its CRC).
+  'firmware.postCrcCheck': (tap, run) => {
+    const image = readFileSync(run.bin);
+    return [{ address: 0, size: image.length, crc: crc32Mpeg2(image) }];
+  },
   'target.readDebug': () => [0x20000000],
   'target.readAddress': () => [{ address: 0x20000000, length: 4, format: 3 }],
   'target.modbusRead': () => [{ objectType: 3, slave: 1, address: 0, length: 1, format: 2 }],
@@ -306,6 +323,7 @@ function classify(call, calls, force) {
     if (call.bodyParams.length && !READ_ARGS[call.key]) return { safe: false, reason: 'GET with a request body: not a plain read' };
     return { safe: true, kind: 'read' };
   }
+  if (call.httpMethod === 'POST' && READ_ARGS[call.key]) return { safe: true, kind: 'read' };
   if (!['PUT', 'POST'].includes(call.httpMethod)) return { safe: false, reason: `${call.httpMethod}: not a read nor a write-back` };
   if (call.bodyParams.length === 0) return { safe: false, reason: `execute-like ${call.httpMethod} (no body)` };
   if (call.bodyParams.length > 1) return { safe: false, reason: 'write of several values: no single read to write back' };
@@ -526,7 +544,7 @@ class Run {
   }
 
   async runRead(call, combo) {
-    const extra = READ_ARGS[call.key] ? READ_ARGS[call.key](this.conn.tap) : [];
+    const extra = READ_ARGS[call.key] ? READ_ARGS[call.key](this.conn.tap, this) : [];
     const o = await this.invoke(call, argsFor(call, combo, [...extra]), { checkSession: !!call.forced });
     this.checkSentPath(call, combo, o);
     return {

@@ -48,10 +48,7 @@ const int16 = (x) => {
   return b;
 };
 
-/**
- * Tenths the counter may be off what the wall clock says: the rounding, and a simulation that steps its target
- * on a timer rather than at each read.
- */
+/** Tenths the counter may be off what the test's clock says: the rounding of both clocks. */
 const SLACK = 3;
 
 let device;
@@ -129,6 +126,9 @@ test('the counter counts tenths of a second and the wave moves: two reads 1.1 s 
   assert.ok(c2 - c1 >= low && c2 - c1 <= high, `counter ${c1} then ${c2}: +${c2 - c1} tenths, expected ${low}..${high} for ${t2 - t1}..${t3 - t0} ms`);
   assert.ok(Number.isFinite(w1) && Number.isFinite(w2), `wave values ${w1}, ${w2}: not finite`);
   assert.notEqual(w2, w1, `wave ${w1} then ${w2}: a sine of period 10 s moves in 1.1 s`);
+  // 5 around the set-point, which nobody wrote yet
+  const { setpoint } = byName;
+  for (const w of [w1, w2]) assert.ok(Math.abs(w - setpoint.initial) <= 5 + 1e-3, `wave ${w}: not within 5 of the set-point ${setpoint.initial}`);
 });
 
 test('anonymous cannot write the set-point (0x81); admin writes it and reads it back', async () => {
@@ -144,4 +144,17 @@ test('anonymous cannot write the set-point (0x81); admin writes it and reads it 
   const target = before + 5;
   expectOkBody('admin PUT /1029/3/4', await call('PUT /1029/3/4', () => tap.service.variable.putValue(setpoint.id, int16(target))));
   assert.equal(await read(setpoint), target, `set-point read back after the admin's write${wireLog()}`);
+  // the wave follows the set-point
+  const wave = await read(byName.wave);
+  assert.ok(Math.abs(wave - target) <= 5 + 1e-3, `wave ${wave} after the set-point became ${target}`);
+});
+
+test('a factory reset gives the empty factory configuration, which the configurator starts from', async () => {
+  // still the admin of the test before
+  expectStatus('POST /3//5', await call('POST /3//5', () => tap.service.device.factoryReset()), ResultCode.OK);
+  await login(tap, 'admin', 'admin');
+  expectStatus('GET /1028/1/4', await call('GET /1028/1/4', () => tap.service.bundle.getName(BUNDLE.id)), ResultCode.NOT_FOUND);
+  for (const v of VARIABLES) {
+    expectStatus(`GET /1029/${v.id}/1`, await call(`GET /1029/${v.id}/1`, () => tap.service.variable.getType(v.id)), ResultCode.NOT_FOUND);
+  }
 });

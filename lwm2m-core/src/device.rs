@@ -432,6 +432,12 @@ impl<O: ObjectSet, T: TargetIo, S: ConfigStore> Device<O, T, S> {
         self.state.clock.set(unix, now);
     }
 
+    /// The wall clock at `now`, in Unix seconds (seconds since boot if never set): what a
+    /// board with a real-time clock copies into it after the interlocutor set the time.
+    pub fn unix_time(&self, now: Instant) -> u32 {
+        self.state.clock.unix_time(now)
+    }
+
     /// The same device reaching variable values through `target`.
     pub fn with_target<T2: TargetIo>(self, target: T2) -> Device<O, T2, S> {
         Device {

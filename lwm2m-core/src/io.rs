@@ -79,19 +79,21 @@ impl TargetSettings {
             .get(1027, 1)
             .and_then(|value| value.first().copied())
             .unwrap_or(0);
-        // The serial/Modbus record: a little-endian 64-bit field, its low byte first.
-        match config.settings.get(1027, 21) {
-            Some(&[timeout, b1, _, _, _, _, b6, unit, ..]) => TargetSettings {
-                protocol,
-                modbus_unit: unit,
-                offset_first_register: b6 & 0x10 != 0,
-                timeout,
-                delimiter: b1 >> 4,
-            },
-            _ => TargetSettings {
-                protocol,
-                ..TargetSettings::default()
-            },
+        // The serial/Modbus record: a little-endian 64-bit field, its low byte first; a
+        // shorter one (the S3P record alone, from an image of an earlier release) with
+        // zeros after it, as `/1027//21` reads it.
+        let mut record = [0u8; 8];
+        if let Some(value) = config.settings.get(1027, 21) {
+            let len = value.len().min(record.len());
+            record[..len].copy_from_slice(&value[..len]);
+        }
+        let [timeout, b1, _, _, _, _, b6, unit] = record;
+        TargetSettings {
+            protocol,
+            modbus_unit: unit,
+            offset_first_register: b6 & 0x10 != 0,
+            timeout,
+            delimiter: b1 >> 4,
         }
     }
 }
@@ -732,6 +734,19 @@ mod tests {
         assert_eq!(
             (settings.modbus_unit, settings.offset_first_register),
             (1, true)
+        );
+    }
+
+    #[test]
+    fn a_short_record_reads_as_zeros_after_it() {
+        let mut config = Config::default();
+        // The S3P record alone (delay 5, INDEXED), as `/1027//21` answers it: 05 01 00...
+        config.settings.set(1027, 21, &[0x05, 0x01]).unwrap();
+        let settings = TargetSettings::of(&config);
+        assert_eq!((settings.timeout, settings.delimiter), (5, 0));
+        assert_eq!(
+            (settings.modbus_unit, settings.offset_first_register),
+            (0, false)
         );
     }
 

@@ -12,7 +12,8 @@
 //!   updater sends one. The firmware version is `/3//3` (object 5 has none).
 
 use lwm2m_core::acl::Access::{Admin, Anyone};
-use lwm2m_core::object::{Context, HandlerResult, Object, ResourceDef};
+use lwm2m_core::config::Config;
+use lwm2m_core::object::{default_bound, Context, HandlerResult, Object, ResourceDef};
 use lwm2m_core::wire::{Body, Method, Request, ResultCode};
 
 /// Object id.
@@ -24,8 +25,11 @@ pub const RESOURCES: &[ResourceDef] = &[
     ResourceDef::single(0).post(Admin).not_implemented(), // postPackage
     ResourceDef::single(2).post(Admin).not_implemented(), // postUpdate
     ResourceDef::single(3).get(Anyone).answers(1),        // getState
-    ResourceDef::single(6).post(Admin).answers(4),        // postCrcCheck
+    ResourceDef::single(6).post(Admin),                   // postCrcCheck
 ];
+
+/// What `POST /5//6` answers: the CRC, a big-endian u32.
+const CRC_CHECK_ANSWER: usize = 4;
 
 /// `FirmwareState` (`enums.json`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -99,6 +103,14 @@ impl Object for FirmwareObject {
 
     fn resources(&self) -> &'static [ResourceDef] {
         RESOURCES
+    }
+
+    /// The CRC check is a POST that answers data (the CRC): a multi-request counts it.
+    fn answer_bound(&self, _config: &Config, req: &Request<'_>) -> usize {
+        match (req.method, req.path.resource) {
+            (Method::Post, 6) => CRC_CHECK_ANSWER,
+            _ => default_bound(RESOURCES, req),
+        }
     }
 
     fn handle(

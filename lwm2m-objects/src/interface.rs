@@ -3,10 +3,13 @@
 //! This stage provides login/logout, the session resources, security options, the
 //! inactivity period, frame sizes, keep-alive, multi-request (run by the core's
 //! dispatcher), the configuration version and save command, NFC priority, and the plain
-//! configuration values of [`SETTINGS`], and the append resources of [`BLOBS`]
-//! (certificates, the JVM code), streamed to the store. Every other resource the client knows is
-//! declared with its methods and answers `A1` (not implemented) once the access check
-//! passed, and so does `PUT /1024//3` (the host protocol is the link a request came on).
+//! configuration values of [`SETTINGS`], the append resources of [`BLOBS`]
+//! (certificates, the JVM code), streamed to the store, the board's facts
+//! ([`InterfaceInfo`]: UID, host protocols, BLE address, data-log limit, hostname, product
+//! key), the configuration format, and the local time. `PUT /1024//3` answers `A1` (the
+//! host protocol is the link a request came on), and so does `POST /1024//5` (a UID is no
+//! secret: it logs nobody in); so do the resources of a settings group the build leaves
+//! out, once the access check passed.
 
 use lwm2m_core::acl::Access::{self, Admin, Anyone, User};
 use lwm2m_core::blob::BlobId;
@@ -514,7 +517,7 @@ impl InterfaceObject {
 /// saving rules left out; 0 for UTC, an empty zone, or one that is not POSIX (an IANA
 /// name such as `Europe/Paris`, which needs a database a device does not carry).
 fn zone_offset(zone: &[u8]) -> i32 {
-    // The name: `<...>` quoted, or letters.
+    // The name: `<...>` quoted, or at least three letters.
     let rest = match zone {
         [b'<', quoted @ ..] => match quoted.iter().position(|&b| b == b'>') {
             Some(end) => &quoted[end + 1..],
@@ -522,36 +525,45 @@ fn zone_offset(zone: &[u8]) -> i32 {
         },
         _ => {
             let letters = zone.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+            if letters < 3 {
+                return 0;
+            }
             &zone[letters..]
         }
     };
+    // POSIX offsets are west of UTC.
     let (sign, rest) = match rest {
         [b'-', rest @ ..] => (1, rest),
         [b'+', rest @ ..] => (-1, rest),
         _ => (-1, rest),
     };
-    // hh[:mm[:ss]], each field at most two digits; POSIX offsets are west of UTC.
+    // hh[:mm[:ss]] up to the daylight saving part: at most two digits a field, hours up to
+    // 24, minutes and seconds up to 59; anything else is no POSIX zone.
+    let end = rest
+        .iter()
+        .position(|&b| !(b.is_ascii_digit() || b == b':'))
+        .unwrap_or(rest.len());
+    if end == 0 {
+        return 0;
+    }
     let mut seconds = 0i32;
-    let mut fields = rest.split(|&b| b == b':');
-    for unit in [3600, 60, 1] {
-        let Some(field) = fields.next() else { break };
-        let digits = field
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count()
-            .min(2);
-        if digits == 0 {
-            break;
+    let mut limits = [(3600, 24), (60, 59), (1, 59)].into_iter();
+    for field in rest[..end].split(|&b| b == b':') {
+        let Some((unit, most)) = limits.next() else {
+            return 0;
+        };
+        if field.is_empty() || field.len() > 2 {
+            return 0;
         }
-        let value = field[..digits]
+        let value = field
             .iter()
             .fold(0i32, |acc, &d| acc * 10 + i32::from(d - b'0'));
-        seconds += value * unit;
-        if digits < field.len() {
-            break;
+        if value > most {
+            return 0;
         }
+        seconds += value * unit;
     }
-    sign * seconds.min(25 * 3600)
+    sign * seconds
 }
 
 #[cfg(feature = "time")]
@@ -749,4 +761,61 @@ fn blob(ctx: &mut Context<'_>, req: &Request<'_>) -> Result<(), ResultCode> {
         return ctx.clear_blob(*blob);
     }
     ctx.append_blob(*blob, req.payload)
+}
+
+#[cfg(all(test, feature = "time"))]
+mod tests {
+    extern crate std;
+    use super::zone_offset;
+    use proptest::prelude::*;
+    use std::string::String;
+
+    #[test]
+    fn posix_zones_give_their_standard_offset() {
+        for (zone, offset) in [
+            (&b"CET-1CEST,M3.5.0,M10.5.0/3"[..], 3600),
+            (b"EST5EDT", -5 * 3600),
+            (b"<+0530>-5:30", 5 * 3600 + 30 * 60),
+            (b"NST+3:30:15", -(3 * 3600 + 30 * 60 + 15)),
+            (b"UTC0", 0),
+            (b"AAA24", -24 * 3600),
+        ] {
+            assert_eq!(
+                zone_offset(zone),
+                offset,
+                "{}",
+                String::from_utf8_lossy(zone)
+            );
+        }
+    }
+
+    #[test]
+    fn what_is_not_a_posix_zone_is_utc() {
+        for zone in [
+            &b""[..],
+            b"Europe/Paris",
+            b"UTC100",
+            b"UTC-25",
+            b"UTC-1:60",
+            b"UTC-1:00:60",
+            b"UTC-1:00:00:00",
+            b"UTC-1::00",
+            b"A-1",
+            b"5",
+            b"<",
+            b"<>",
+            b"<+05",
+            b"UTC+",
+            "CÉT-1".as_bytes(),
+        ] {
+            assert_eq!(zone_offset(zone), 0, "{}", String::from_utf8_lossy(zone));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_zone_is_within_a_day(zone in proptest::collection::vec(any::<u8>(), 0..40)) {
+            prop_assert!(zone_offset(&zone).abs() <= 24 * 3600 + 59 * 60 + 59);
+        }
+    }
 }

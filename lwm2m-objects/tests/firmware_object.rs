@@ -54,6 +54,12 @@ fn a_crc_check_compares_with_the_running_image() {
     // The update goes through single packets: package and update are not provided.
     assert_eq!(post(&mut h, 0, &[]), "a19000");
     assert_eq!(post(&mut h, 2, &[]), "a19000");
+    // A multi-request counts the CRC it answers before running anything.
+    let request = request_apdu(2, 5, 0xffff, 6, &body);
+    let parsed = lwm2m_core::wire::Request::parse_apdu(&request).unwrap();
+    let bound =
+        lwm2m_core::object::Object::answer_bound(&h.device.objects().6, h.device.config(), &parsed);
+    assert_eq!(bound, 4);
     // The administrator's only.
     assert_eq!(h.tx(LOGOUT), "009000");
     assert_eq!(post(&mut h, 6, &body), "819000");

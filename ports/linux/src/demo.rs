@@ -15,9 +15,11 @@
 //!
 //! Bundle 1 `demo` holds them all: anonymous reads, the administrator (who has every
 //! right) writes. Values in the target's memory are big-endian, as the client decodes
-//! them. The demo is the port's factory configuration: a blank `--state` starts with it,
-//! and a factory reset (`POST /3//5`) restores it; the library's own factory
-//! configuration (`Config::reset`) stays empty.
+//! them. A blank `--state` starts with the demo and saves it; a factory reset (`POST
+//! /3//5`) gives the library's empty factory configuration (`Config::reset`), which the
+//! client's configurator starts from, so that no demo bundle, ACL entry or variable is
+//! left beside what it writes. The process runs whatever configuration is loaded, unless
+//! `--no-demo`: the demo's addresses are the simulated target's, not the configuration's.
 
 use std::time::Instant as StdInstant;
 
@@ -57,11 +59,10 @@ const UINT16: u8 = 34;
 const UINT32: u8 = 35;
 const FLOAT32: u8 = 19;
 
-/// The factory configuration with the demo: the library's (`Config::reset`), then the
-/// demo's bundle and variables.
-pub fn factory(config: &mut Config) {
-    Config::reset(config);
-    if let Err(err) = add(config) {
+/// Adds the demo's bundle and variables to `config` (the factory configuration of a
+/// blank store).
+pub fn add(config: &mut Config) {
+    if let Err(err) = try_add(config) {
         // The capacities of the configuration are the build's: a demo that does not
         // fit is a bug of this file, not of the device.
         log::error!("the demo does not fit the configuration: {err:?}");
@@ -71,7 +72,7 @@ pub fn factory(config: &mut Config) {
 /// Id, meta (`name:unit`), type, target address, in-device value.
 type DemoVariable = (u16, &'static [u8], u8, [u8; 4], &'static [u8]);
 
-fn add(config: &mut Config) -> Result<(), CapacityError> {
+fn try_add(config: &mut Config) -> Result<(), CapacityError> {
     let mut bundle = Bundle::new(BUNDLE);
     bundle.name = heapless::Vec::from_slice(b"demo").map_err(full)?;
     bundle
@@ -208,7 +209,7 @@ mod tests {
     #[test]
     fn the_demo_fits_and_names_what_the_target_serves() {
         let mut config = Config::default();
-        factory(&mut config);
+        add(&mut config);
         assert_eq!(config.bundles.len(), 1);
         assert_eq!(config.variables.len(), 5);
         assert!(config.profile(0xFFFF).is_some(), "the factory admin stays");

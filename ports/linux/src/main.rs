@@ -79,11 +79,12 @@ struct Args {
     /// Serial number reported by /3//2.
     #[arg(long, default_value = BUILD_SERIAL)]
     serial: String,
-    /// Start without the demo: a blank `--state` (or a factory reset) gives the empty
-    /// factory configuration, and the simulated target is plain memory. With the demo
-    /// (the default) they give bundle 1 `demo`, readable by anonymous, with variables
-    /// on the simulated target that a simulated process moves (a counter, a waveform
-    /// around a set-point) and in the device.
+    /// Start without the demo: a blank `--state` gives the empty factory configuration,
+    /// and the simulated target is plain memory. With the demo (the default) a blank
+    /// `--state` starts with, and saves, bundle 1 `demo`, readable by anonymous, with
+    /// variables on the simulated target that a simulated process moves (a counter, a
+    /// waveform around a set-point) and in the device; a factory reset gives the empty
+    /// factory configuration either way.
     #[arg(long)]
     no_demo: bool,
     /// Most WebSocket connections open at a time; more are refused at once.
@@ -288,28 +289,25 @@ fn boot(args: &Args, store: &mut flash::DesktopStore) -> Result<DesktopDevice, B
         serial: serial_number,
         firmware_version: lwm2m_objects::device::TAP_FIRMWARE_LEVEL,
     };
-    let factory: fn(&mut Config) = if args.no_demo {
-        Config::reset
-    } else {
-        demo::factory
-    };
-    let factory_config = || {
-        let mut config = Config::default();
-        factory(&mut config);
-        config
-    };
     let mut lost = false;
     let config = match store.load().map_err(io::Error::other)? {
         Loaded::Config(config) => {
             log::info!("configuration loaded (version {:08x})", config.version);
             config
         }
+        Loaded::Blank if args.no_demo => {
+            log::info!("no configuration saved yet: factory configuration");
+            Config::default()
+        }
+        // The demo is the first configuration of a blank store, saved at once so that a
+        // reboot finds it; a factory reset gives the empty factory configuration, which
+        // the client's configurator starts from.
         Loaded::Blank => {
-            log::info!(
-                "no configuration saved yet: factory configuration{}",
-                if args.no_demo { "" } else { " with the demo" }
-            );
-            factory_config()
+            log::info!("no configuration saved yet: the demo, saved");
+            let mut config = Config::default();
+            demo::add(&mut config);
+            store.save(&config).map_err(io::Error::other)?;
+            config
         }
         Loaded::Previous(config) if previous_config => {
             log::warn!(
@@ -326,7 +324,7 @@ fn boot(args: &Args, store: &mut flash::DesktopStore) -> Result<DesktopDevice, B
                 "the saved configuration is damaged: replaced by the factory configuration \
                  (admin/admin), as --factory-reset asks"
             );
-            let config = factory_config();
+            let config = Config::default();
             store.save(&config).map_err(io::Error::other)?;
             lost = true;
             config
@@ -340,7 +338,7 @@ fn boot(args: &Args, store: &mut flash::DesktopStore) -> Result<DesktopDevice, B
     }
     *objects.1.info_mut() = interface_info(serial);
     objects.6.set_image(running_image());
-    let mut device = Device::new(objects, config, factory, LIMITS);
+    let mut device = Device::new(objects, config, Config::reset, LIMITS);
     device.take_packets_of(store);
     // The SCRAM nonces, the device's IVs and the key of `/1024//47`.
     device.seed(&entropy()?);
