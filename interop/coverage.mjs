@@ -56,6 +56,7 @@ import {
 require('@iotize/tap/service/impl/gpio'); // registers tap.service.gpio (not part of service/all)
 const { ServiceCallRunner, SpecialFeature } = require('@iotize/tap');
 const { TapRequestFrame, ResultCode } = require('@iotize/tap/client/api');
+const { CRC } = require('@iotize/tap/client/impl');
 const { MultiRequestFrame } = require('@iotize/tap/service/impl/interface');
 const { VariableType } = require('@iotize/tap/service/impl/variable');
 
@@ -252,16 +253,6 @@ const UNSAFE = {
   'tapnpass.setAdpControlOut': 'control command to the TapNPass adapter',
 };
 
-/** CRC-32/MPEG-2 (the client's CRC, `objects.md` §7.1), bitwise: for the CRC check of the device's image. */
-function crc32Mpeg2(bytes) {
-  let crc = 0xffffffff;
-  for (const byte of bytes) {
-    crc ^= byte << 24;
-    for (let i = 0; i < 8; i++) crc = crc & 0x80000000 ? ((crc << 1) ^ 0x04c11db7) >>> 0 : (crc << 1) >>> 0;
-  }
-  return crc >>> 0;
-}
-
 /**
  * Explicit arguments of the calls that carry a request body and are still reads (GETs, and the CRC check, a POST
  * that writes nothing). READ_ARGS[key](tap, run).
@@ -270,7 +261,8 @@ const READ_ARGS = {
   // port-linux describes its own executable as the running image, at address 0 (`/5//6` answers its CRC).
   'firmware.postCrcCheck': (tap, run) => {
     const image = readFileSync(run.bin);
-    return [{ address: 0, size: image.length, crc: crc32Mpeg2(image) }];
+    // the client's own CRC-32/MPEG-2 (`objects.md` §7.1)
+    return [{ address: 0, size: image.length, crc: CRC.mpeg2().compute(image) >>> 0 }];
   },
   'target.readDebug': () => [0x20000000],
   'target.readAddress': () => [{ address: 0x20000000, length: 4, format: 3 }],

@@ -554,8 +554,11 @@ const USB_ALIAS_LEN: usize = 5;
 fn s3p_overlay(ctx: &mut Context<'_>, object: u16, id: u16, s3p: &[u8]) -> HandlerResult {
     let mut record = [0u8; lwm2m_core::config::SETTING_LEN];
     let stored = ctx.config().setting(object, id).unwrap_or(&[]);
-    let len = stored.len().clamp(SERIAL_RECORD_LEN, record.len());
-    record[..stored.len().min(len)].copy_from_slice(&stored[..stored.len().min(len)]);
+    let kept = stored.len().min(record.len());
+    record[..kept].copy_from_slice(&stored[..kept]);
+    // The serial record at least: a shorter one (nothing, or an S3P record alone) reads
+    // with zeros after it.
+    let len = kept.max(SERIAL_RECORD_LEN);
     record[..S3P_RECORD_LEN].copy_from_slice(s3p);
     // The S3P mode is the serial record's flow control and delimiter byte, whose
     // fields it keeps within their enums (both 0 or 1).
